@@ -1,0 +1,9 @@
+"""Entry point of ``python -m datagen``."""
+
+from __future__ import annotations
+
+import sys
+
+from datagen.cli import main
+
+sys.exit(main())

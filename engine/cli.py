@@ -1,0 +1,435 @@
+"""Command line: parses arguments and hands over to the engine. Exit codes are the contract.
+
+  0 success or nothing to do   1 a step failed   2 usage, spec, config or infrastructure error
+  3 upstream job not successful for that date    4 the job is already running elsewhere
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from engine import errors
+from engine.config import Config, load_config
+from engine.dates import candidate_dates, parse_date, weekdays
+from engine.errors import EXIT_OK, EXIT_STEP_FAILED, EXIT_USAGE, SpecError, TickflowError
+from engine.registry import REGISTRY
+from engine.spec import PipelineSpec
+from engine.spec_loader import dag_of, load_spec, parse_var_overrides
+
+log = logging.getLogger("tickflow.cli")
+SUBCOMMANDS = ("run", "validate", "plan", "graph", "list-transforms", "status", "unlock")
+
+EPILOG = """\
+commands:
+  run_pipeline.py SPEC [--date D | --start D1 --end D2]   run a pipeline (the default command)
+  run_pipeline.py validate SPEC...                         check specs without running anything
+  run_pipeline.py plan SPEC --date D                       dry run: order, inputs, outputs, params, lock state
+  run_pipeline.py graph SPEC [--format mermaid|dot]        print the step graph
+  run_pipeline.py list-transforms                          registered transforms with their params
+  run_pipeline.py status [--pipeline P]                    job_tracker rows
+  run_pipeline.py unlock JOB_ID [--yes]                    clear a stale lock
+
+exit codes: 0 success or nothing to do, 1 a step failed, 2 usage/spec/config error,
+            3 upstream job not successful for the date, 4 the job is already running
+Use `run_pipeline.py COMMAND --help` for the options of each command.
+"""
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return parse_date(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _common(p: argparse.ArgumentParser, *, dates: bool = True) -> None:
+    p.add_argument("--config", metavar="FILE", help="INI config ([postgres], [azure], [spark], [storage], "
+                   "[tracker]); default $TICKFLOW_CONFIG or embedded defaults (local storage, SQLite tracker)")
+    p.add_argument("--var", action="append", metavar="KEY=VALUE", default=[],
+                   help="override a spec variable (repeatable); the value is read as a YAML scalar")
+    if dates:
+        p.add_argument("--date", type=_date, metavar="YYYY-MM-DD", help="processing date")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run_pipeline.py", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run declarative Spark pipelines for equity market data.", epilog=EPILOG)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a pipeline for a date, a date range, or catch up",
+                         formatter_class=argparse.RawDescriptionHelpFormatter, description=(
+                             "Run SPEC. With --date: that date. With --start/--end: a backfill over every "
+                             "date in the range that has input, oldest first. With neither: catch up on every "
+                             "date found in the input that has not yet succeeded."))
+    run.add_argument("spec", metavar="SPEC", help="pipeline YAML, e.g. pipelines/preprocess.yaml")
+    _common(run)
+    run.add_argument("--start", type=_date, metavar="YYYY-MM-DD", help="first date of a backfill")
+    run.add_argument("--end", type=_date, metavar="YYYY-MM-DD", help="last date of a backfill (inclusive)")
+    run.add_argument("--select", action="append", default=[], metavar="SEL",
+                     help="run only these steps: 'step' (its upstream steps feed it without writing), "
+                     "'+step' (with its upstream steps), 'step+' (with its downstream steps); repeatable")
+    run.add_argument("--force", action="store_true",
+                     help="run even if the job already succeeded, and recompute steps that succeeded before")
+    run.add_argument("--wait-for-upstream", type=float, default=0.0, metavar="SECONDS",
+                     help="wait up to SECONDS for required upstream jobs to succeed (default: fail at once)")
+    run.add_argument("--keep-going", action="store_true",
+                     help="in a backfill, go on with the next date after a failure (default: stop)")
+    run.add_argument("--dry-run", action="store_true", help="show the plan and exit; touches no data")
+    run.add_argument("--quiet", action="store_true", help="only warnings, errors and the final summary")
+    run.add_argument("--log-format", choices=("text", "json"), default="text",
+                     help="console log format (json: one object per line, for schedulers)")
+
+    val = sub.add_parser("validate", help="validate specs (YAML, templates, schema, transforms, graph)")
+    val.add_argument("specs", nargs="+", metavar="SPEC")
+    _common(val)
+
+    plan = sub.add_parser("plan", help="dry run: what would run, in which order, with what")
+    plan.add_argument("spec", metavar="SPEC")
+    _common(plan)
+    plan.add_argument("--select", action="append", default=[], metavar="SEL", help="as for run")
+    plan.add_argument("--force", action="store_true", help="plan as if --force were given")
+
+    graph = sub.add_parser("graph", help="print the step graph as Mermaid or Graphviz DOT")
+    graph.add_argument("spec", metavar="SPEC")
+    _common(graph)
+    graph.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
+
+    lt = sub.add_parser("list-transforms", help="list registered transforms, descriptions and params")
+    lt.add_argument("--config", metavar="FILE")
+    lt.add_argument("--module", action="append", default=[], metavar="MODULE",
+                    help="also import this Python module to register its transforms")
+    lt.add_argument("--json", action="store_true", help="machine-readable output")
+
+    try:
+        from engine.tracker.commands import add_status_arguments, add_unlock_arguments
+    except ImportError:  # pragma: no cover - the tracker package is part of the product
+        add_status_arguments = add_unlock_arguments = None
+    st = sub.add_parser("status", help="show job_tracker rows")
+    st.add_argument("--config", metavar="FILE")
+    if add_status_arguments:
+        add_status_arguments(st)
+    un = sub.add_parser("unlock", help="clear a job's lock (asks for confirmation unless --yes)")
+    un.add_argument("--config", metavar="FILE")
+    if add_unlock_arguments:
+        add_unlock_arguments(un)
+    return parser
+
+
+def normalise_argv(argv: Sequence[str]) -> list[str]:
+    """``run_pipeline.py SPEC ...`` means ``run_pipeline.py run SPEC ...``."""
+    argv = list(argv)
+    if argv and argv[0] not in SUBCOMMANDS and not argv[0].startswith("-"):
+        return ["run", *argv]
+    return argv
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    parser = build_parser()
+    raw = list(sys.argv[1:] if argv is None else argv)
+    if not raw:
+        parser.print_help(out)
+        return EXIT_USAGE
+    args = parser.parse_args(normalise_argv(raw))
+    try:
+        config = load_config(getattr(args, "config", None))
+        handler = {
+            "run": cmd_run, "validate": cmd_validate, "plan": cmd_plan, "graph": cmd_graph,
+            "list-transforms": cmd_list_transforms, "status": cmd_status, "unlock": cmd_unlock,
+        }[args.command]
+        return handler(args, config, out)
+    except SpecError as exc:
+        print(f"error: the spec is invalid ({len(exc.problems)} problem(s)):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    except TickflowError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", None)
+        print("terminated" if signum else "interrupted", file=sys.stderr)
+        return 128 + int(signum) if signum else 130
+
+
+# -- validate / plan / graph / list-transforms ----------------------------------------------------------
+def _load(path: str, args: argparse.Namespace, config: Config, date: dt.date | None) -> PipelineSpec:
+    return load_spec(path, date=date or dt.date.today(), var_overrides=parse_var_overrides(args.var),
+                     config=config)
+
+
+def cmd_validate(args: argparse.Namespace, config: Config, out: TextIO) -> int:
+    failed = 0
+    for path in args.specs:
+        try:
+            spec = _load(path, args, config, args.date)
+        except SpecError as exc:
+            failed += 1
+            print(f"{path}: INVALID ({len(exc.problems)} problem(s))", file=out)
+            for problem in exc.problems:
+                print(f"  {problem}", file=out)
+            continue
+        print(f"{path}: OK (pipeline '{spec.name}', {len(spec.steps)} steps)", file=out)
+    return EXIT_USAGE if failed else EXIT_OK
+
+
+def cmd_graph(args: argparse.Namespace, config: Config, out: TextIO) -> int:
+    spec = _load(args.spec, args, config, args.date)
+    dag = dag_of(spec.steps)
+    nodes, edges = list(dag.nodes), dag.edges()
+    try:
+        from engine import graph_render
+
+        text = (graph_render.to_mermaid(nodes, edges, None) if args.format == "mermaid"
+                else graph_render.to_dot(nodes, edges, None))
+    except ImportError:
+        text = "\n".join(["graph TD", *[f"  {a} --> {b}" for a, b in edges]])
+    print(text, file=out)
+    return EXIT_OK
+
+
+def cmd_list_transforms(args: argparse.Namespace, config: Config, out: TextIO) -> int:
+    REGISTRY.discover(config.modules, where=config.source)
+    for module in args.module:
+        REGISTRY.import_module(module, where="--module")
+    defs = REGISTRY.all()
+    if args.json:
+        json.dump([{"name": d.name, "description": d.description, "inputs": d.inputs, "outputs": d.outputs,
+                    "params": d.params_schema, "origin": d.origin} for d in defs], out, indent=2)
+        print(file=out)
+        return EXIT_OK
+    for d in defs:
+        print(f"{d.name}: {d.description}", file=out)
+        ins = ", ".join(d.inputs) if d.inputs is not None else "any"
+        print(f"  inputs: {ins or 'none'}   outputs: {', '.join(d.outputs)}", file=out)
+        props = d.params_schema.get("properties", {})
+        required = set(d.params_schema.get("required", []))
+        for pname, pschema in props.items():
+            ptype = pschema.get("type", "any") if isinstance(pschema, dict) else "any"
+            if isinstance(ptype, list):
+                ptype = "|".join(ptype)
+            flags = "required" if pname in required else (
+                f"default {json.dumps(pschema.get('default'))}" if "default" in pschema else "optional")
+            desc = pschema.get("description", "") if isinstance(pschema, dict) else ""
+            print(f"    {pname} ({ptype}, {flags}){': ' + desc if desc else ''}", file=out)
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace, config: Config, out: TextIO) -> int:
+    from engine.tracker.commands import cmd_status as run
+
+    return run(args, config, out=out)
+
+
+def cmd_unlock(args: argparse.Namespace, config: Config, out: TextIO) -> int:
+    from engine.tracker.commands import cmd_unlock as run
+
+    return run(args, config, out=out)
+
+
+def cmd_plan(args: argparse.Namespace, config: Config, out: TextIO) -> int:
+    from engine.plan import describe_plan
+
+    date = args.date or dt.date.today()
+    spec = _load(args.spec, args, config, date)
+    print(describe_plan(spec, config, date, selectors=tuple(args.select), force=args.force), file=out)
+    return EXIT_OK
+
+
+# -- run ---------------------------------------------------------------------------------------------------
+@dataclass
+class DateOutcome:
+    date: dt.date
+    status: str
+    exit_code: int
+    duration_s: float
+    rows: int = 0
+    message: str = ""
+    log_file: str | None = None
+    report: str | None = None
+
+
+@dataclass
+class Session:
+    """What stays alive across the dates of one invocation (the SparkSession, the tracker)."""
+
+    config: Config
+    spark: Any = None
+    outcomes: list[DateOutcome] = field(default_factory=list)
+
+    def spark_provider(self) -> Any:
+        if self.spark is None:
+            from engine.spark import build_session
+
+            log.info("starting Spark (%s)", self.config.spark.master)
+            self.spark = build_session(self.config.spark.master, self.config.spark.conf)
+        return self.spark
+
+
+def resolve_dates(args: argparse.Namespace, spec: PipelineSpec, raw_storage: Any, tracker: Any) -> list[dt.date]:
+    if args.date and (args.start or args.end):
+        raise TickflowError("give either --date or --start/--end, not both")
+    if args.date:
+        return [args.date]
+    rows = tracker.list_jobs() if tracker is not None else []
+    offered = candidate_dates(spec.catch_up, raw_storage, rows)
+    if args.start or args.end:
+        if not (args.start and args.end):
+            raise TickflowError("a backfill needs both --start and --end")
+        if args.start > args.end:
+            raise TickflowError(f"--start {args.start} is after --end {args.end}")
+        if offered is None:
+            return weekdays(args.start, args.end)
+        return [d for d in offered if args.start <= d <= args.end]
+    if offered is None:
+        raise TickflowError(f"{spec.file}: no --date given and the spec declares no catch_up source; "
+                            f"give --date YYYY-MM-DD or --start/--end")
+    return offered
+
+
+def cmd_run(args: argparse.Namespace, config: Config, out: TextIO) -> int:
+    from engine.storage.factory import open_storage
+    from engine.tracker.factory import open_tracker
+
+    if args.dry_run:
+        args.date = args.date or args.start or dt.date.today()
+        return cmd_plan(args, config, out)
+    probe = _load(args.spec, args, config, args.date or args.start)
+    raw_storage = open_storage(config.storage.raw_root, config)
+    storage = open_storage(config.storage.root, config)
+    storage.check()
+    tracker = open_tracker(config)
+    session = Session(config)
+    try:
+        dates = resolve_dates(args, probe, raw_storage, tracker)
+        if not args.date and not args.force:
+            done = {row.job_id for row in tracker.list_jobs() if row.status == "success"}
+            skipped = [d for d in dates if f"{probe.name}_{d.isoformat()}" in done]
+            if skipped and not (args.start or args.end):
+                dates = [d for d in dates if d not in skipped]
+            elif skipped:
+                for d in skipped:
+                    session.outcomes.append(DateOutcome(d, "skipped", EXIT_OK, 0.0,
+                                                        message="already succeeded"))
+                dates = [d for d in dates if d not in skipped]
+        if not dates and not session.outcomes:
+            print(f"{probe.name}: nothing to do (no new input dates)", file=out)
+            return EXIT_OK
+        for date in dates:
+            outcome = run_one_date(args, config, date, storage, raw_storage, tracker, session, out)
+            session.outcomes.append(outcome)
+            if outcome.exit_code != EXIT_OK and not args.keep_going:
+                break
+    finally:
+        tracker.close()
+        if session.spark is not None:
+            session.spark.stop()
+    outcomes = sorted(session.outcomes, key=lambda o: o.date)
+    if len(outcomes) > 1 or args.start:
+        print_backfill_table(outcomes, out)
+    return aggregate_exit(outcomes)
+
+
+def aggregate_exit(outcomes: list[DateOutcome]) -> int:
+    codes = {o.exit_code for o in outcomes}
+    for code in (EXIT_STEP_FAILED, errors.EXIT_RUNNING, errors.EXIT_UPSTREAM, EXIT_USAGE):
+        if code in codes:
+            return code
+    return EXIT_OK
+
+
+def print_backfill_table(outcomes: list[DateOutcome], out: TextIO) -> None:
+    print("\ndate        status    duration      rows  note", file=out)
+    for o in outcomes:
+        print(f"{o.date.isoformat()}  {o.status:<8} {o.duration_s:>8.1f}s {o.rows:>9,}  {o.message[:80]}", file=out)
+
+
+def run_one_date(args: argparse.Namespace, config: Config, date: dt.date, storage: Any, raw_storage: Any,
+                 tracker: Any, session: Session, out: TextIO) -> DateOutcome:
+    from engine.reporting import publish_report
+    from engine.run_logging import start_run_logging, stop_run_logging
+    from engine.runner import PipelineRunner, RunOptions
+    from engine.tracker.guard import JobGuard
+
+    t0 = time.monotonic()
+    spec = _load(args.spec, args, config, date)
+    options = RunOptions(selectors=tuple(args.select), force=args.force,
+                         wait_for_upstream=args.wait_for_upstream)
+    log_file = start_run_logging(config, spec.name, date, options.run_id, quiet=args.quiet, fmt=args.log_format)
+    guard = JobGuard(tracker, spec.name, date, spec.requires, force=args.force,
+                     wait_for_upstream=args.wait_for_upstream, lease_seconds=config.tracker.lease_seconds,
+                     log=logging.getLogger("tickflow.tracker"), run_id=options.run_id)
+    def progress_factory(total: int, spark_context: Any) -> Any:
+        from engine.progress import Progress
+
+        mode = "quiet" if args.quiet else ("json" if args.log_format == "json" else "bar")
+        return Progress(total, sys.stderr, mode, None, spark_context)
+
+    runner = PipelineRunner(spec, config, date=date, storage=storage, raw_storage=raw_storage,
+                            registry=REGISTRY, spark_provider=session.spark_provider, guard=guard,
+                            options=options, progress_factory=progress_factory)
+    record = runner.new_record()
+    record.log_file = str(log_file) if log_file else None
+    code = EXIT_OK
+    message = ""
+    try:
+        try:
+            record = runner.run()
+            record.log_file = str(log_file) if log_file else None
+            message = record.message
+        except TickflowError as exc:
+            code = exc.exit_code
+            message = str(exc)
+            if code == EXIT_STEP_FAILED:
+                record = _failed_record(runner, record, message)
+        except Exception as exc:  # infrastructure trouble outside a step: one line, trace in the log
+            from engine.runner import essential_line
+
+            code = EXIT_STEP_FAILED
+            message = essential_line(exc)
+            log.error("run failed: %s", message)
+            log.debug("detail", exc_info=True)
+        rows = sum(sum(s.rows_out.values()) for s in record.steps)
+        report = None
+        if code in (EXIT_OK, EXIT_STEP_FAILED) and record.status != "skipped":
+            report = publish_report(record, runner, storage, log_file)
+        if record.status == "skipped":
+            print(f"{spec.name} {date}: already succeeded; nothing to do (use --force to rerun)", file=out)
+            status = "skipped"
+        elif code == EXIT_OK:
+            print(PipelineRunner.summary(record), file=out)
+            status = "success"
+        else:
+            status = {errors.EXIT_UPSTREAM: "waiting", errors.EXIT_RUNNING: "running"}.get(code, "failed")
+            print(f"{spec.name} {date}: {status}: {message}", file=sys.stderr)
+        if report:
+            print(f"report: {report}", file=out)
+        if log_file:
+            print(f"log: {log_file}", file=out)
+        return DateOutcome(date, status, code, time.monotonic() - t0, rows, message,
+                           str(log_file) if log_file else None, report)
+    finally:
+        stop_run_logging()
+
+
+def _failed_record(runner: Any, record: Any, message: str) -> Any:
+    return runner.record if runner.record is not None else record
+
+
+def entry() -> None:
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

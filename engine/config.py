@@ -1,0 +1,223 @@
+"""INI configuration as operations write it, with environment overrides and embedded defaults.
+
+Sections: [postgres] host, port, database, user, password, job_tracker_table_name;
+[azure] storage_account, container, access_key, connection_string, endpoint;
+[spark] master, plus any ``spark.*`` key (or ``conf = k=v, k=v``);
+[storage] root, raw_root, mode (staged|direct), cache_dir;
+[tracker] sqlite_path, lease_seconds, table (SQLite table name);
+[pipeline] modules (extra transform modules, comma separated), log_dir.
+
+Environment: ``TICKFLOW_<SECTION>_<KEY>`` overrides any value (e.g. TICKFLOW_POSTGRES_PASSWORD) and
+``TICKFLOW_CONFIG`` names the file when ``--config`` is not given. Without any config, everything is local:
+./warehouse, ./raw, an SQLite tracker and ``local[*]`` Spark.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.errors import ConfigError
+
+ENV_PREFIX = "TICKFLOW_"
+SECRET_KEYS = frozenset({"password", "access_key", "connection_string", "account_key", "sas_token"})
+KNOWN_SECTIONS = ("postgres", "azure", "spark", "storage", "tracker", "pipeline")
+
+
+@dataclass(frozen=True)
+class PostgresConfig:
+    host: str = "127.0.0.1"
+    port: int = 5432
+    database: str = "postgres"
+    user: str = "postgres"
+    password: str = field(default="", repr=False)
+    job_tracker_table_name: str = "job_tracker"
+    connect_timeout: int = 5
+
+    def describe(self) -> str:
+        """Where we connect, never with the password."""
+        return f"host={self.host} port={self.port} database={self.database} user={self.user}"
+
+
+@dataclass(frozen=True)
+class AzureConfig:
+    storage_account: str = ""
+    container: str = ""
+    access_key: str = field(default="", repr=False)
+    connection_string: str = field(default="", repr=False)
+    endpoint: str = ""  # e.g. http://127.0.0.1:10000/devstoreaccount1 for Azurite
+
+    def describe(self) -> str:
+        return (f"account={self.storage_account or '?'} container={self.container or '?'} "
+                f"endpoint={self.endpoint or 'default'}")
+
+
+@dataclass(frozen=True)
+class SparkConfig:
+    master: str = "local[*]"
+    conf: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    root: str = "warehouse"
+    raw_root: str = "raw"
+    mode: str = "staged"  # for az:// roots: staged (download/upload) or direct (abfss:// to Spark)
+    cache_dir: str = ".tickflow/cache"
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    sqlite_path: str = ".tickflow/job_tracker.sqlite"
+    lease_seconds: int = 180
+    table: str = "job_tracker"
+
+
+@dataclass(frozen=True)
+class Config:
+    postgres: PostgresConfig | None = None
+    azure: AzureConfig | None = None
+    spark: SparkConfig = field(default_factory=SparkConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    modules: tuple[str, ...] = ()
+    log_dir: str = ".tickflow/logs"
+    source: str = "(embedded defaults)"
+    base_dir: Path = field(default_factory=Path.cwd)
+
+    def secrets(self) -> list[str]:
+        """Every secret value configured, so loggers and reports can mask them."""
+        out: list[str] = []
+        if self.postgres and self.postgres.password:
+            out.append(self.postgres.password)
+        if self.azure:
+            out += [v for v in (self.azure.access_key, self.azure.connection_string) if v]
+        return out
+
+    def template_values(self) -> dict[str, dict[str, str]]:
+        """Config values a spec may use as ``{{ config.storage.root }}``; secrets are left out."""
+        return {
+            "storage": {"root": self.storage.root, "raw_root": self.storage.raw_root, "mode": self.storage.mode},
+            "spark": {"master": self.spark.master},
+        }
+
+
+def _read_ini(path: Path) -> dict[str, dict[str, str]]:
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with path.open() as fh:
+            parser.read_file(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except configparser.Error as exc:
+        raise ConfigError(f"config file {path} is not valid INI: {exc}".replace("\n", " ")) from exc
+    return {section: dict(parser.items(section)) for section in parser.sections()}
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for key, value in env.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        rest = key[len(ENV_PREFIX):].lower()
+        for section in KNOWN_SECTIONS:
+            if rest.startswith(section + "_"):
+                out.setdefault(section, {})[rest[len(section) + 1:]] = value
+                break
+    return out
+
+
+def _int(section: str, key: str, value: str, where: str) -> int:
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: [{section}] {key} must be an integer, got '{value}'") from exc
+
+
+def _split_list(value: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in value.replace("\n", ",").split(",") if v.strip())
+
+
+def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> Config:
+    env = os.environ if env is None else env
+    path = path or env.get(ENV_PREFIX + "CONFIG") or None
+    sections: dict[str, dict[str, str]] = {}
+    source = "(embedded defaults)"
+    base_dir = Path.cwd()
+    if path:
+        p = Path(path)
+        sections = _read_ini(p)
+        source = str(p)
+        base_dir = p.resolve().parent  # relative paths in a config file are relative to the file
+    for section, values in _env_overrides(env).items():
+        sections.setdefault(section, {}).update(values)
+    unknown = sorted(set(sections) - set(KNOWN_SECTIONS))
+    if unknown:
+        raise ConfigError(f"{source}: unknown section(s) {', '.join('[' + u + ']' for u in unknown)}; "
+                          f"expected some of {', '.join('[' + s + ']' for s in KNOWN_SECTIONS)}")
+    where = source
+
+    pg = None
+    if "postgres" in sections:
+        s = sections["postgres"]
+        allowed = {"host", "port", "database", "dbname", "user", "password", "job_tracker_table_name",
+                   "connect_timeout"}
+        _reject_unknown("postgres", s, allowed, where)
+        pg = PostgresConfig(
+            host=s.get("host", "127.0.0.1"),
+            port=_int("postgres", "port", s.get("port", "5432"), where),
+            database=s.get("database", s.get("dbname", "postgres")),
+            user=s.get("user", "postgres"),
+            password=s.get("password", ""),
+            job_tracker_table_name=s.get("job_tracker_table_name", "job_tracker"),
+            connect_timeout=_int("postgres", "connect_timeout", s.get("connect_timeout", "5"), where),
+        )
+    az = None
+    if "azure" in sections:
+        s = sections["azure"]
+        _reject_unknown("azure", s, {"storage_account", "container", "access_key", "connection_string",
+                                     "endpoint"}, where)
+        az = AzureConfig(**{k: s[k] for k in s})
+    spark_sec = dict(sections.get("spark", {}))
+    master = spark_sec.pop("master", "local[*]")
+    conf: dict[str, str] = {}
+    for item in _split_list(spark_sec.pop("conf", "")):
+        if "=" not in item:
+            raise ConfigError(f"{where}: [spark] conf entries must be key=value, got '{item}'")
+        k, v = item.split("=", 1)
+        conf[k.strip()] = v.strip()
+    for k, v in spark_sec.items():
+        if not k.startswith("spark."):
+            raise ConfigError(f"{where}: [spark] unknown key '{k}'; expected master, conf or spark.* settings")
+        conf[k] = v
+    st = sections.get("storage", {})
+    _reject_unknown("storage", st, {"root", "raw_root", "mode", "cache_dir"}, where)
+    storage = StorageConfig(**st)
+    if storage.mode not in ("staged", "direct"):
+        raise ConfigError(f"{where}: [storage] mode must be 'staged' or 'direct', got '{storage.mode}'")
+    tr = sections.get("tracker", {})
+    _reject_unknown("tracker", tr, {"sqlite_path", "lease_seconds", "table"}, where)
+    tracker = TrackerConfig(
+        sqlite_path=tr.get("sqlite_path", TrackerConfig.sqlite_path),
+        lease_seconds=_int("tracker", "lease_seconds", tr.get("lease_seconds", "180"), where),
+        table=tr.get("table", "job_tracker"),
+    )
+    if tracker.lease_seconds < 2:
+        raise ConfigError(f"{where}: [tracker] lease_seconds must be at least 2")
+    pl = sections.get("pipeline", {})
+    _reject_unknown("pipeline", pl, {"modules", "log_dir"}, where)
+    return Config(
+        postgres=pg, azure=az, spark=SparkConfig(master=master, conf=conf), storage=storage,
+        tracker=tracker, modules=_split_list(pl.get("modules", "")),
+        log_dir=pl.get("log_dir", ".tickflow/logs"), source=source, base_dir=base_dir,
+    )
+
+
+def _reject_unknown(section: str, values: Mapping[str, str], allowed: set[str], where: str) -> None:
+    extra = sorted(set(values) - allowed)
+    if extra:
+        raise ConfigError(f"{where}: [{section}] unknown key(s) {', '.join(extra)}; "
+                          f"expected some of {', '.join(sorted(allowed))}")

@@ -1,0 +1,44 @@
+"""What a transform sees of the engine: a Spark session, the run's date and a few services.
+
+Transforms get this object instead of the spec, the tracker or the storage backend, so they stay plain
+functions of DataFrames and params.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class TransformContext:
+    spark: Any  # pyspark.sql.SparkSession
+    date: dt.date | None
+    step: str
+    log: logging.Logger
+    # (rel path under the storage root, partitions or None) -> URI Spark can read; stages blobs when needed
+    _dataset_reader: Callable[..., str | None]
+    # rel path (under the raw root) -> URI Spark can read, or None when nothing is there
+    _raw_reader: Callable[[str], str | None]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    extras: Mapping[str, Any] = field(default_factory=dict)
+
+    def dataset_uri(self, rel_path: str, partitions: list[str] | None = None) -> str | None:
+        """A readable URI of the committed dataset at ``rel_path`` under the storage root, or None.
+
+        ``partitions`` (e.g. ["trade_dt=2020-08-06"]) tells a remote backend which parts to stage.
+        """
+        if partitions is None:
+            return self._dataset_reader(rel_path)
+        return self._dataset_reader(rel_path, partitions)
+
+    def raw_uri(self, rel_path: str) -> str | None:
+        """A readable URI of the raw-input folder ``rel_path`` under the raw root, or None if absent."""
+        return self._raw_reader(rel_path)
+
+    def record(self, key: str, value: Any) -> None:
+        """Attach a JSON-serialisable fact (counts by reason...) to this step's run record."""
+        self.metrics[key] = value

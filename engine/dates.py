@@ -1,0 +1,56 @@
+"""Which processing dates a run covers: one date, a backfill range, or catch-up from the inputs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from engine.storage.base import Storage
+
+
+def parse_date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"'{text}' is not a date; expected YYYY-MM-DD") from None
+
+
+def weekdays(start: dt.date, end: dt.date) -> list[dt.date]:
+    days = (end - start).days
+    return [d for d in (start + dt.timedelta(n) for n in range(days + 1)) if d.weekday() < 5]
+
+
+def raw_dates(raw_storage: Storage, folders: Iterable[str]) -> list[dt.date]:
+    """Dates that have a folder ``<folder>/<YYYY-MM-DD>`` under the raw root."""
+    found: set[dt.date] = set()
+    for folder in folders:
+        for name in raw_storage.list_dirs(folder):
+            try:
+                found.add(dt.date.fromisoformat(name))
+            except ValueError:
+                continue
+    return sorted(found)
+
+
+def succeeded_dates(rows: Iterable[Any], pipeline: str) -> list[dt.date]:
+    """Dates whose ``<pipeline>_<date>`` job row is success."""
+    prefix = pipeline + "_"
+    out: set[dt.date] = set()
+    for row in rows:
+        job_id = row.job_id
+        if job_id.startswith(prefix) and row.status == "success":
+            try:
+                out.add(dt.date.fromisoformat(job_id[len(prefix):]))
+            except ValueError:
+                continue
+    return sorted(out)
+
+
+def candidate_dates(catch_up: Mapping[str, Any], raw_storage: Storage, tracker_rows: list[Any]) -> list[dt.date] | None:
+    """Dates the inputs offer, or None when the spec declares no catch-up source."""
+    if catch_up.get("raw_folders"):
+        return raw_dates(raw_storage, catch_up["raw_folders"])
+    if catch_up.get("upstream"):
+        return succeeded_dates(tracker_rows, catch_up["upstream"])
+    return None

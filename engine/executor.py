@@ -1,0 +1,44 @@
+"""Computes one step's DataFrames (lazily) from its inputs: a registered transform or inline SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from engine.context import TransformContext
+from engine.errors import TransformError
+from engine.registry import Registry
+from engine.spec import StepSpec
+
+
+class StepContractError(TransformError):
+    """The transform returned something other than what it declared."""
+
+
+def run_sql(spark: Any, step: StepSpec, inputs: Mapping[str, Any]) -> Any:
+    """Each input is a temp view named after the input; views are resolved when the plan is built."""
+    for name, df in inputs.items():
+        df.createOrReplaceTempView(name)
+    return spark.sql(step.sql)
+
+
+def compute_step(step: StepSpec, inputs: Mapping[str, Any], ctx: TransformContext,
+                 registry: Registry) -> dict[str, Any]:
+    """Returns {output name: DataFrame} covering every declared output of the step."""
+    if step.sql is not None:
+        return {step.default_output(): run_sql(ctx.spark, step, inputs)}
+    tdef = registry.get(step.transform or "")
+    if tdef is None:  # validated earlier; kept for safety when the registry changed
+        raise StepContractError(f"transform '{step.transform}' is not registered")
+    result = tdef.func(ctx, dict(inputs), dict(step.params))
+    if tdef.multi_output:
+        if not isinstance(result, Mapping):
+            raise StepContractError(f"transform '{tdef.name}' must return a dict with {', '.join(tdef.outputs)}, "
+                                    f"got {type(result).__name__}")
+        missing = [o for o in tdef.outputs if o not in result]
+        if missing:
+            raise StepContractError(f"transform '{tdef.name}' did not return output(s) {', '.join(missing)}")
+        return dict(result)
+    if isinstance(result, Mapping) or result is None or not hasattr(result, "schema"):
+        raise StepContractError(f"transform '{tdef.name}' must return one DataFrame, got {type(result).__name__}")
+    return {step.default_output(): result}

@@ -1,0 +1,366 @@
+"""Data-quality expectations on a step's output, declared in YAML (generic: any DataFrame, any columns).
+
+Row expectations are Spark SQL boolean expressions with an action: ``warn`` (keep and count), ``drop``
+(move violating rows to quarantine, reason = the expectation's name) or ``fail`` (fail the step). A NULL
+result counts as a violation. Dataset-level checks (row_count, unique, not_null) fail the step unless
+``action: warn``. Everything is evaluated with Spark built-ins, in as few actions as possible.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engine.errors import EXIT_STEP_FAILED, TickflowError
+from engine.run_record import ExpectationResult
+
+KINDS = ("expr", "row_count", "unique", "not_null")
+ACTIONS = ("warn", "drop", "fail")
+SAMPLE_ROWS = 5
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_KEYS = {"name", "expr", "action", "row_count", "unique", "not_null", "output", "description"}
+REASON_COL = "__tickflow_reason"  # internal column used while splitting
+
+
+class ExpectationSpecError(ValueError):
+    """An expectation item in the YAML is malformed; the message names the item and the key."""
+
+
+class ExpectationError(TickflowError):
+    """An expectation cannot be evaluated on the data (bad expression, unknown column, not boolean)."""
+
+
+class ExpectationFailed(Exception):
+    """A `fail` expectation or a dataset-level check was violated; the step must fail.
+
+    The message names every failed expectation and shows a few violating rows; ``results`` holds the
+    failed ExpectationResults.
+    """
+
+    exit_code = EXIT_STEP_FAILED
+
+    def __init__(self, message: str, results: Sequence[ExpectationResult]):
+        self.results = list(results)
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Expectation:
+    name: str
+    kind: str  # expr | row_count | unique | not_null
+    action: str  # warn | drop | fail
+    expr: str | None = None
+    columns: tuple[str, ...] = ()
+    min: int | None = None
+    max: int | None = None
+    output: str | None = None  # which output of a multi-output step (None: the default output)
+
+    @property
+    def is_dataset_check(self) -> bool:
+        return self.kind != "expr"
+
+    @property
+    def description(self) -> str:
+        """The check as a human reads it, shown in the report."""
+        if self.kind == "expr":
+            return str(self.expr)
+        if self.kind == "row_count":
+            lo = "" if self.min is None else f"{self.min} <= "
+            hi = "" if self.max is None else f" <= {self.max}"
+            return f"{lo}row_count{hi}"
+        return f"{self.kind}({', '.join(self.columns)})"
+
+    @property
+    def result_action(self) -> str:
+        """The action as recorded: dataset-level checks that fail the step are recorded as 'check'."""
+        return "check" if self.is_dataset_check and self.action == "fail" else self.action
+
+
+# ------------------------------------------------------------------------------------------------ parsing
+
+def _columns(where: str, key: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) and value:
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(c, str) and c for c in value):
+        raise ExpectationSpecError(f"{where}: '{key}' must be a column name or a non-empty list of column names")
+    if len(set(value)) != len(value):
+        raise ExpectationSpecError(f"{where}: '{key}' lists a column twice")
+    return tuple(value)
+
+
+def _bound(where: str, key: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ExpectationSpecError(f"{where}: row_count.{key} must be a non-negative integer, got {value!r}")
+    return value
+
+
+def parse_expectation(i: int, item: Any) -> Expectation:
+    """One YAML item -> Expectation; ``i`` is its index, used in error messages."""
+    if not isinstance(item, Mapping):
+        raise ExpectationSpecError(f"expectations[{i}]: expected a mapping with 'name' and one of "
+                                   "'expr', 'row_count', 'unique', 'not_null'")
+    name = item.get("name")
+    where = f"expectations[{i}]" + (f" ({name})" if isinstance(name, str) else "")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ExpectationSpecError(f"{where}: 'name' is required: letters, digits and _ (e.g. bid_le_ask)")
+    unknown = sorted(set(item) - _KEYS)
+    if unknown:
+        raise ExpectationSpecError(f"{where}: unknown key(s) {', '.join(unknown)}; expected name, expr, "
+                                   "row_count, unique, not_null, action, output")
+    kinds = [k for k in KINDS if k in item]
+    if len(kinds) != 1:
+        raise ExpectationSpecError(f"{where}: give exactly one of expr, row_count, unique, not_null "
+                                   f"(got {', '.join(kinds) or 'none'})")
+    kind = kinds[0]
+    action = item.get("action", "warn" if kind == "expr" else "fail")
+    if action not in ACTIONS:
+        raise ExpectationSpecError(f"{where}: action '{action}' is not one of warn, drop, fail")
+    if kind != "expr" and action == "drop":
+        raise ExpectationSpecError(f"{where}: a dataset-level check ({kind}) cannot drop rows; use warn or fail")
+    output = item.get("output")
+    if output is not None and (not isinstance(output, str) or not output):
+        raise ExpectationSpecError(f"{where}: 'output' must name one of the step's outputs")
+    if kind == "expr":
+        expr = item["expr"]
+        if not isinstance(expr, str) or not expr.strip():
+            raise ExpectationSpecError(f"{where}: 'expr' must be a Spark SQL boolean expression")
+        return Expectation(name=name, kind=kind, action=action, expr=expr.strip(), output=output)
+    if kind == "row_count":
+        bounds = item["row_count"]
+        if not isinstance(bounds, Mapping) or not set(bounds) <= {"min", "max"} or not bounds:
+            raise ExpectationSpecError(f"{where}: row_count must be a mapping with 'min' and/or 'max'")
+        lo, hi = _bound(where, "min", bounds.get("min")), _bound(where, "max", bounds.get("max"))
+        if lo is not None and hi is not None and lo > hi:
+            raise ExpectationSpecError(f"{where}: row_count.min ({lo}) is greater than row_count.max ({hi})")
+        return Expectation(name=name, kind=kind, action=action, min=lo, max=hi, output=output)
+    return Expectation(name=name, kind=kind, action=action, columns=_columns(where, kind, item[kind]),
+                       output=output)
+
+
+def parse_expectations(items: list[dict]) -> list[Expectation]:
+    """Validate a step's `expectations:` list; raises ExpectationSpecError naming the first bad item."""
+    if not isinstance(items, list):
+        raise ExpectationSpecError("expectations must be a list")
+    exps = [parse_expectation(i, item) for i, item in enumerate(items)]
+    names = [e.name for e in exps]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ExpectationSpecError(f"expectations: duplicate name(s) {', '.join(dup)}")
+    return exps
+
+
+def for_output(exps: Sequence[Expectation], output: str, default_output: str) -> list[Expectation]:
+    """The expectations that apply to ``output`` (those without `output:` apply to the default output)."""
+    return [e for e in exps if (e.output or default_output) == output]
+
+
+def unknown_outputs(exps: Sequence[Expectation], outputs: Sequence[str]) -> list[str]:
+    """Names of expectations whose `output:` is not one of the step's outputs (a spec error)."""
+    return [e.name for e in exps if e.output is not None and e.output not in outputs]
+
+
+# ------------------------------------------------------------------------------------------------ columns
+
+def _condition(df, exp: Expectation):
+    """The expectation as a boolean Column, checked against ``df``; errors name the expectation."""
+    from pyspark.errors import PySparkException
+    from pyspark.sql import functions as F
+    from pyspark.sql.types import BooleanType
+
+    try:
+        col = F.expr(exp.expr)
+        dtype = df.select(col.alias("c")).schema["c"].dataType  # analysis only, no job
+    except PySparkException as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ExpectationError(f"expectation '{exp.name}': cannot evaluate {exp.expr!r}: {first}") from None
+    if not isinstance(dtype, BooleanType):
+        raise ExpectationError(f"expectation '{exp.name}': {exp.expr!r} is {dtype.simpleString()}, "
+                               "not a boolean expression")
+    return col
+
+
+def _violated(df, exp: Expectation):
+    """True where the row violates the expectation (false or NULL)."""
+    from pyspark.sql import functions as F
+
+    return ~F.coalesce(_condition(df, exp), F.lit(False))
+
+
+def _check_columns(df, exp: Expectation) -> None:
+    missing = [c for c in exp.columns if c not in df.columns]
+    if missing:
+        raise ExpectationError(f"expectation '{exp.name}': column(s) {', '.join(missing)} not in the output "
+                               f"(it has: {', '.join(df.columns)})")
+
+
+def _any_null(exp: Expectation):
+    from pyspark.sql import functions as F
+
+    cond = None
+    for c in exp.columns:
+        piece = F.col(f"`{c}`").isNull()
+        cond = piece if cond is None else (cond | piece)
+    return cond
+
+
+# ------------------------------------------------------------------------------------------------ split
+
+def split_rows(df, exps: Sequence[Expectation]):
+    """Before writing: (kept, dropped) for the `drop` expectations, or (df, None) when there are none.
+
+    ``dropped`` has the quarantine columns: source_file (from the data when it has that column), line_no
+    (null), raw_line (every original column as JSON), reason (the first violated drop expectation's name),
+    detail, partition ('B'). The caller adds the quarantine partition column (e.g. trade_dt) and appends it.
+    Both frames are lazy; persisting ``df`` first avoids computing it twice.
+    """
+    from pyspark.sql import functions as F
+
+    drops = [e for e in exps if e.kind == "expr" and e.action == "drop"]
+    if not drops:
+        return df, None
+    reason = None
+    detail = None
+    for exp in drops:
+        bad = _violated(df, exp)
+        reason = (F.when(bad, F.lit(exp.name)) if reason is None else reason.when(bad, F.lit(exp.name)))
+        text = F.lit(f"expectation '{exp.name}' violated: {exp.expr}")
+        detail = F.when(bad, text) if detail is None else detail.when(bad, text)
+    marked = df.withColumn(REASON_COL, reason).withColumn(REASON_COL + "_detail", detail)
+    kept = marked.where(F.col(REASON_COL).isNull()).drop(REASON_COL, REASON_COL + "_detail")
+    originals = [F.col(f"`{c}`") for c in df.columns]
+    source = (F.col("source_file").cast("string") if "source_file" in df.columns
+              else F.lit(None).cast("string"))
+    dropped = marked.where(F.col(REASON_COL).isNotNull()).select(
+        source.alias("source_file"),
+        F.lit(None).cast("bigint").alias("line_no"),
+        F.to_json(F.struct(*originals), {"ignoreNullFields": "false"}).alias("raw_line"),
+        F.col(REASON_COL).alias("reason"),
+        F.col(REASON_COL + "_detail").alias("detail"),
+        F.lit("B").alias("partition"),
+    )
+    return kept, dropped
+
+
+def count_dropped(dropped) -> dict[str, int]:
+    """{reason: rows} of a `dropped` frame from split_rows, in one small aggregation."""
+    if dropped is None:
+        return {}
+    return {r["reason"]: int(r["n"]) for r in dropped.groupBy("reason").count().withColumnRenamed("count", "n")
+            .collect()}
+
+
+# ------------------------------------------------------------------------------------------------ evaluate
+
+def evaluate(df, exps: Sequence[Expectation], *, dropped_counts: dict[str, int] | None = None
+             ) -> list[ExpectationResult]:
+    """After writing, on the written (staged) data: passed/failed counts for every expectation.
+
+    One aggregation job covers every expr expectation, row_count and not_null; each unique check adds one.
+    For `drop` expectations the written data no longer holds the violators, so ``dropped_counts``
+    ({expectation name: rows dropped}) supplies the failed count.
+    """
+    from pyspark.sql import functions as F
+
+    if not exps:
+        return []
+    dropped_counts = dropped_counts or {}
+    aggs = [F.count(F.lit(1)).alias("__n")]
+    for i, exp in enumerate(exps):
+        if exp.kind == "expr":
+            aggs.append(F.sum(F.when(_violated(df, exp), 1).otherwise(0)).alias(f"__f{i}"))
+        elif exp.kind == "not_null":
+            _check_columns(df, exp)
+            aggs.append(F.sum(F.when(_any_null(exp), 1).otherwise(0)).alias(f"__f{i}"))
+            for j, c in enumerate(exp.columns):
+                aggs.append(F.sum(F.when(F.col(f"`{c}`").isNull(), 1).otherwise(0)).alias(f"__f{i}_{j}"))
+        elif exp.kind == "unique":
+            _check_columns(df, exp)
+    row = df.agg(*aggs).collect()[0].asDict()
+    n = int(row["__n"])
+    results: list[ExpectationResult] = []
+    for i, exp in enumerate(exps):
+        if exp.kind == "expr":
+            failed = int(row[f"__f{i}"] or 0)
+            detail = ""
+            if exp.action == "drop":
+                dropped = int(dropped_counts.get(exp.name, 0))
+                detail = f"{dropped:,} row(s) moved to quarantine" if dropped else ""
+                passed, failed = n - failed, failed + dropped
+            else:
+                passed = n - failed
+            results.append(ExpectationResult(exp.name, exp.action, exp.description, passed, failed,
+                                             failed == 0, detail))
+        elif exp.kind == "row_count":
+            ok = (exp.min is None or n >= exp.min) and (exp.max is None or n <= exp.max)
+            lo = "-" if exp.min is None else f"{exp.min:,}"
+            hi = "-" if exp.max is None else f"{exp.max:,}"
+            results.append(ExpectationResult(exp.name, exp.result_action, exp.description, int(ok), int(not ok),
+                                             ok, f"{n:,} rows; expected [{lo}, {hi}]"))
+        elif exp.kind == "not_null":
+            failed = int(row[f"__f{i}"] or 0)
+            per_col = {c: int(row[f"__f{i}_{j}"] or 0) for j, c in enumerate(exp.columns)}
+            detail = ", ".join(f"{c}: {v:,} null" for c, v in per_col.items() if v)
+            results.append(ExpectationResult(exp.name, exp.result_action, exp.description, n - failed, failed,
+                                             failed == 0, detail))
+        else:
+            cols = [F.col(f"`{c}`") for c in exp.columns]
+            dup = (df.groupBy(*cols).count().where(F.col("count") > 1)
+                   .agg(F.count(F.lit(1)).alias("keys"), F.sum("count").alias("rows")).collect()[0])
+            keys, rows = int(dup["keys"] or 0), int(dup["rows"] or 0)
+            extra = rows - keys  # rows beyond the first of each duplicated key
+            detail = f"{keys:,} duplicated key(s) covering {rows:,} rows" if keys else ""
+            results.append(ExpectationResult(exp.name, exp.result_action, exp.description, n - extra, extra,
+                                             keys == 0, detail))
+    return results
+
+
+# ------------------------------------------------------------------------------------------------ enforce
+
+def _fmt_row(row: Mapping[str, Any], width: int = 240) -> str:
+    text = json.dumps(row, default=str, ensure_ascii=False)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _samples(df, exp: Expectation) -> list[str]:
+    """A few rows (or keys) that show what is wrong, fetched only on the failure path."""
+    from pyspark.sql import functions as F
+
+    if exp.kind == "expr":
+        rows = df.where(_violated(df, exp)).limit(SAMPLE_ROWS).collect()
+    elif exp.kind == "not_null":
+        rows = df.where(_any_null(exp)).limit(SAMPLE_ROWS).collect()
+    elif exp.kind == "unique":
+        cols = [F.col(f"`{c}`") for c in exp.columns]
+        rows = (df.groupBy(*cols).count().where(F.col("count") > 1).orderBy(F.col("count").desc())
+                .limit(SAMPLE_ROWS).collect())
+    else:
+        return []
+    return [_fmt_row(r.asDict()) for r in rows]
+
+
+def enforce(df, exps: Sequence[Expectation], results: Sequence[ExpectationResult]) -> None:
+    """Raise ExpectationFailed when a `fail` expectation or a failing dataset check was violated."""
+    by_name = {e.name: e for e in exps}
+    failing = [(by_name[r.name], r) for r in results
+               if not r.ok and r.name in by_name and by_name[r.name].action == "fail"]
+    if not failing:
+        return
+    parts = []
+    for exp, res in failing:
+        if exp.kind == "row_count":
+            parts.append(f"expectation '{exp.name}' ({exp.description}) failed: {res.detail}")
+            continue
+        what = "rows" if exp.kind != "unique" else "duplicate rows"
+        head = (f"expectation '{exp.name}' ({exp.description}) failed for {res.failed:,} of "
+                f"{res.passed + res.failed:,} {what}")
+        samples = _samples(df, exp)
+        label = "duplicated keys" if exp.kind == "unique" else "violating rows"
+        parts.append(head + (f"; {label} (up to {SAMPLE_ROWS}):\n  " + "\n  ".join(samples) if samples else ""))
+    names = ", ".join(f"'{e.name}'" for e, _ in failing)
+    message = parts[0] if len(parts) == 1 else f"{len(parts)} expectations failed ({names}):\n" + "\n".join(parts)
+    raise ExpectationFailed(message, [r for _, r in failing])

@@ -1,0 +1,169 @@
+"""Logging for one run: a detailed log file, a terse console, and secrets masked everywhere.
+
+Every handler installed here carries a SecretFilter, so a password that reaches a log message or an
+exception's text (e.g. a connection string in a driver error) is replaced by ``***`` before it is written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import quote
+
+PRODUCT_LOGGER = "tickflow"
+MASK = "***"
+# our own code logs in full detail to the file
+DETAILED_LOGGERS = (PRODUCT_LOGGER, "engine", "transforms", "datagen")
+# libraries whose INFO/DEBUG chatter drowns a run's log
+NOISY_LOGGERS = ("py4j", "pyspark", "azure", "urllib3", "matplotlib", "PIL", "asyncio", "filelock")
+FILE_FORMAT = "%(asctime)s %(levelname)-7s %(name)s [%(threadName)s] %(message)s"
+CONSOLE_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
+
+_MARK = "_tickflow_handler"
+# set by a live progress bar so console log lines do not collide with the bar being redrawn
+_console_hooks: dict[str, Callable[[], None] | None] = {"before": None, "after": None}
+
+
+class SecretMasker:
+    """Replaces every configured secret (and its URL-encoded form) in a text."""
+
+    def __init__(self, secrets: Iterable[str] = ()):
+        variants: set[str] = set()
+        for secret in secrets:
+            if not isinstance(secret, str) or not secret.strip():
+                continue
+            variants.add(secret)
+            variants.add(quote(secret, safe=""))
+            variants.add(json.dumps(secret)[1:-1])  # as it appears inside a JSON string
+        ordered = sorted(variants, key=len, reverse=True)  # longest first: no partial leftovers
+        self._pattern = re.compile("|".join(re.escape(v) for v in ordered)) if ordered else None
+
+    def mask(self, text: str) -> str:
+        if self._pattern is None or not text:
+            return text
+        return self._pattern.sub(MASK, text)
+
+    def __bool__(self) -> bool:
+        return self._pattern is not None
+
+
+class SecretFilter(logging.Filter):
+    """Masks secrets in the formatted message, the exception text and the stack info of each record."""
+
+    def __init__(self, masker: SecretMasker):
+        super().__init__()
+        self.masker = masker
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self.masker:
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string must not lose the record
+            message = f"{record.msg!r} {record.args!r}"
+        record.msg, record.args = self.masker.mask(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.masker.mask(record.exc_text)
+            # formatters re-render exc_info only when exc_text is empty, so the masked text is what is written
+        if record.stack_info:
+            record.stack_info = self.masker.mask(record.stack_info)
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for schedulers and log shippers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            out["exception"] = record.exc_text
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+class ConsoleHandler(logging.StreamHandler):
+    """A stream handler that lets a live progress bar step aside while a line is written."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        before, after = _console_hooks["before"], _console_hooks["after"]
+        if before:
+            before()
+        try:
+            super().emit(record)
+        finally:
+            if after:
+                after()
+
+
+def set_console_hooks(before: Callable[[], None] | None, after: Callable[[], None] | None) -> None:
+    """Called by engine.progress: ``before`` clears the bar line, ``after`` redraws it."""
+    _console_hooks["before"], _console_hooks["after"] = before, after
+
+
+def _safe_name(run_name: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", run_name).strip("._")
+    return name or "run"
+
+
+def _remove_previous(root: logging.Logger) -> None:
+    for handler in list(root.handlers):
+        if getattr(handler, _MARK, False):
+            root.removeHandler(handler)
+            handler.close()
+
+
+def setup_logging(log_dir: Path, run_name: str, *, quiet: bool, fmt: str = "text", secrets: list[str],
+                  stream: IO[str] | None = None) -> Path:
+    """Install the run's handlers on the root logger and return the log file's path.
+
+    File: DEBUG and up from tickflow's own loggers, INFO from others, WARNING from Spark/py4j and other noisy
+    libraries. Console (stderr by default): INFO, or WARNING when ``quiet``; JSON lines when ``fmt == 'json'``.
+    Calling it again (next date of a backfill) replaces the previous run's handlers.
+    """
+    if fmt not in ("text", "json"):
+        raise ValueError(f"log format must be 'text' or 'json', got {fmt!r}")
+    log_dir = Path(log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_file = log_dir / f"{_safe_name(run_name)}.log"
+    masker = SecretMasker(secrets)
+
+    root = logging.getLogger()
+    _remove_previous(root)
+    root.setLevel(logging.INFO)
+    for name in DETAILED_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+    file_handler = logging.FileHandler(log_file, encoding="utf-8")
+    file_handler.setLevel(logging.DEBUG)
+    file_handler.setFormatter(logging.Formatter(FILE_FORMAT))
+    console = ConsoleHandler(stream if stream is not None else sys.stderr)
+    console.setLevel(logging.WARNING if quiet else logging.INFO)
+    console.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(CONSOLE_FORMAT, "%H:%M:%S"))
+    for handler in (file_handler, console):
+        handler.addFilter(SecretFilter(masker))
+        setattr(handler, _MARK, True)
+        root.addHandler(handler)
+    logging.captureWarnings(True)
+    logging.getLogger(PRODUCT_LOGGER).debug("logging to %s", log_file)
+    return log_file
+
+
+def close_logging() -> None:
+    """Flush and remove the handlers installed by setup_logging (end of a run, tests)."""
+    _remove_previous(logging.getLogger())

@@ -1,0 +1,101 @@
+"""Dry run: what a run would do, in which order, with which inputs and outputs, without touching data."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from engine.config import Config
+from engine.errors import TickflowError
+from engine.runner import PipelineRunner, RunOptions
+from engine.spec import PipelineSpec
+
+
+class _ReadOnlyGuard:
+    """Answers ``step_succeeded`` from the tracker without locking anything."""
+
+    already_succeeded = False
+    took_over = None
+
+    def __init__(self, tracker: Any, pipeline: str, date: dt.date):
+        self.tracker, self.pipeline, self.date = tracker, pipeline, date
+
+    def step_succeeded(self, step: str) -> bool:
+        if self.tracker is None:
+            return False
+        from engine.tracker.base import step_job_id
+
+        row = self.tracker.get(step_job_id(self.pipeline, step, self.date))
+        return row is not None and row.status == "success"
+
+
+def _job_line(tracker: Any, job_id: str) -> str:
+    row = tracker.get(job_id) if tracker is not None else None
+    if row is None:
+        return f"{job_id}: no record"
+    text = f"{job_id}: {row.status or 'unknown'}"
+    if row.lock_id:
+        text += f", locked by {row.holder} (lease until {row.lease_expires})"
+    return text
+
+
+def describe_plan(spec: PipelineSpec, config: Config, date: dt.date, *, selectors: tuple[str, ...] = (),
+                  force: bool = False) -> str:
+    from engine.storage.factory import open_storage
+
+    storage = open_storage(config.storage.root, config)
+    raw = open_storage(config.storage.raw_root, config)
+    tracker = None
+    tracker_note = ""
+    try:
+        from engine.tracker.factory import open_tracker
+
+        tracker = open_tracker(config)
+    except TickflowError as exc:
+        tracker_note = f"(tracker unavailable: {exc})"
+    try:
+        guard = _ReadOnlyGuard(tracker, spec.name, date)
+        runner = PipelineRunner(spec, config, date=date, storage=storage, raw_storage=raw, registry=None,  # type: ignore[arg-type]
+                                spark_provider=lambda: None, guard=guard,
+                                options=RunOptions(selectors=selectors, force=force))
+        lines = [f"plan for pipeline '{spec.name}' ({spec.file}), date {date.isoformat()}",
+                 f"storage: {storage.describe()}   raw: {raw.describe()}"]
+        if tracker is not None:
+            lines.append("job:      " + _job_line(tracker, f"{spec.name}_{date.isoformat()}"))
+            for up in spec.requires:
+                lines.append("upstream: " + _job_line(tracker, f"{up}_{date.isoformat()}"))
+        elif tracker_note:
+            lines.append(tracker_note)
+        skip, reload = runner.resumable()
+        resumable = skip | set(reload)
+        lines.append("steps (in order):")
+        for i, name in enumerate(runner.order, start=1):
+            step = spec.steps[name]
+            if not runner.selection.runs(name):
+                state = "not selected"
+            elif name in resumable:
+                state = "skip (succeeded earlier; outputs exist)"
+            elif name in runner.selection.feeders:
+                state = "run as feeder (outputs not written)"
+            else:
+                state = "run"
+            lines.append(f"  {i}. {name} [{step.kind}] -> {state}")
+            for iname, ref in step.inputs.items():
+                lines.append(f"       input  {iname} <- {ref}")
+            for oname, out in step.outputs.items():
+                part = f" partition_by {list(out.partition_by)}" if out.partition_by else ""
+                lines.append(f"       output {oname} -> {out.path} ({out.mode}{part})")
+            if step.depends_on:
+                lines.append(f"       after  {', '.join(step.depends_on)}")
+            if step.params:
+                lines.append(f"       params {json.dumps(step.params, default=str, sort_keys=True)}")
+            if step.sql:
+                sql = " ".join(step.sql.split())
+                lines.append(f"       sql    {sql[:160]}{'...' if len(sql) > 160 else ''}")
+            if step.expectations:
+                lines.append(f"       expect {', '.join(str(e.get('name')) for e in step.expectations)}")
+        return "\n".join(lines)
+    finally:
+        if tracker is not None:
+            tracker.close()

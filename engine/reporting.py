@@ -1,0 +1,65 @@
+"""Builds the run report (HTML + JSON) from a run record and publishes it next to the outputs."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from engine.run_record import RunRecord
+from engine.storage.base import Storage
+from engine.storage.local import LocalStorage
+
+log = logging.getLogger("tickflow.report")
+REPORTS = "_reports"
+
+
+def report_prefix(record: RunRecord) -> str:
+    return f"{REPORTS}/{record.pipeline}/{record.date or 'nodate'}/{record.run_id}"
+
+
+def build_charts(runner: Any, record: RunRecord) -> list[Any]:
+    """Charts declared under ``report.charts``; a chart that cannot be drawn shows why instead."""
+    from engine.charts import fetch_frame, parse_charts, render_all
+
+    def fetch(spec: Any) -> Any:
+        if spec.source_kind == "metrics":
+            try:
+                return record.step(spec.step).metrics.get(spec.metric_key)
+            except KeyError:
+                return None
+        if spec.source_kind == "dataset":
+            spark = getattr(runner, "spark", None)
+            uri = runner.storage.read_uri(spec.dataset)
+            if spark is None or uri is None:
+                return None
+            return fetch_frame(spark.read.parquet(uri), spec)
+        return runner.chart_frames.get(spec.source)
+
+    return render_all(parse_charts(list(runner.spec.charts)), fetch, log)
+
+
+def publish_report(record: RunRecord, runner: Any, storage: Storage, log_file: Path | None) -> str | None:
+    """Write report.html/report.json; returns where a person can open it (a path or URI)."""
+    try:
+        from engine.report import write_report
+    except ImportError:
+        return None
+    try:
+        charts = build_charts(runner, record)
+        prefix = report_prefix(record)
+        if isinstance(storage, LocalStorage):
+            out_dir = storage.path / prefix
+            out_dir.mkdir(parents=True, exist_ok=True)
+            html, _ = write_report(record, charts, out_dir, str(log_file) if log_file else None)
+            return str(html)
+        with tempfile.TemporaryDirectory() as tmp:
+            html, js = write_report(record, charts, Path(tmp), str(log_file) if log_file else None)
+            storage.put_file(f"{prefix}/{Path(html).name}", str(html))
+            storage.put_file(f"{prefix}/{Path(js).name}", str(js))
+        return f"{storage.root.rstrip('/')}/{prefix}/{Path(html).name}"
+    except Exception as exc:
+        log.warning("the run report could not be written: %s", exc)
+        log.debug("report failure", exc_info=True)
+        return None

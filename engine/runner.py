@@ -1,0 +1,394 @@
+"""Runs one pipeline spec for one processing date: tracker guard, steps in order, atomic outputs.
+
+The runner is thin: the spec is already valid, the tracker guard decides whether we may run, the executor
+computes DataFrames, the writer publishes them. Refusals (lock, upstream) happen before Spark starts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.config import Config
+from engine.context import TransformContext
+from engine.errors import StepFailed
+from engine.executor import compute_step
+from engine.registry import Registry
+from engine.run_record import RunRecord, StepRecord
+from engine.selection import Selection, parse_selectors, select, select_all
+from engine.spec import InputRef, PipelineSpec, StepSpec
+from engine.spec_loader import dag_of
+from engine.storage.base import Storage
+from engine.writer import write_output
+
+log = logging.getLogger("tickflow.runner")
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    selectors: tuple[str, ...] = ()
+    force: bool = False
+    wait_for_upstream: float = 0.0
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+
+def essential_line(exc: BaseException) -> str:
+    """The one line of an error worth showing: class and first message line (no JVM stack)."""
+    text = str(exc).strip()
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    if first.startswith(("JVM stacktrace", "at ")):
+        first = ""
+    name = type(exc).__name__
+    line = f"{name}: {first}" if first else name
+    return line if len(line) <= 400 else line[:397] + "..."
+
+
+class NullGuard:
+    """Stands in for the tracker guard in dry runs and tests that need no tracking."""
+
+    already_succeeded = False
+    took_over = None
+
+    def __enter__(self) -> NullGuard:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def step_succeeded(self, step: str) -> bool:
+        return False
+
+    def mark_step(self, step: str, status: str, message: str = "") -> None:
+        return None
+
+    def finish(self, status: str, message: str = "") -> None:
+        return None
+
+
+class PipelineRunner:
+    def __init__(self, spec: PipelineSpec, config: Config, *, date: dt.date | None, storage: Storage,
+                 raw_storage: Storage, registry: Registry, spark_provider: Callable[[], Any],
+                 guard: Any = None, options: RunOptions | None = None,
+                 progress_factory: Callable[[int, Any], Any] | None = None):
+        self.spec = spec
+        self.config = config
+        self.date = date
+        self.storage = storage
+        self.raw_storage = raw_storage
+        self.registry = registry
+        self.spark_provider = spark_provider
+        self.guard = guard if guard is not None else NullGuard()
+        self.options = options or RunOptions()
+        self.progress_factory = progress_factory  # (steps to run, SparkContext) -> Progress
+        self.progress: Any = None
+        self.dag = dag_of(spec.steps)
+        self.order = self.dag.order()
+        self.selection: Selection = (select(self.dag, parse_selectors(self.options.selectors))
+                                     if self.options.selectors else select_all(self.dag))
+        self.chart_frames: dict[str, Any] = {}
+        self.record: RunRecord | None = None
+        self.spark: Any = None
+
+    # -- planning -----------------------------------------------------------------------------------------
+    def new_record(self) -> RunRecord:
+        record = RunRecord(run_id=self.options.run_id, pipeline=self.spec.name,
+                           date=self.date.isoformat() if self.date else None, spec_file=self.spec.file,
+                           storage_root=self.storage.describe())
+        for name in self.order:
+            step = self.spec.steps[name]
+            srec = StepRecord(name=name, transform=step.kind, depends_on=sorted(self.dag.parents[name]))
+            srec.outputs = {o: out.path for o, out in step.outputs.items()}
+            if not self.selection.runs(name):
+                srec.status, srec.skip_reason = "skipped", "not selected"
+            record.steps.append(srec)
+        return record
+
+    def consumers(self) -> dict[tuple[str, str], int]:
+        """How many times each (step, output) DataFrame will be used: reads by running steps + its write."""
+        counts: dict[tuple[str, str], int] = {}
+        for name in self.order:
+            if not self.selection.runs(name):
+                continue
+            step = self.spec.steps[name]
+            for ref in step.inputs.values():
+                if ref.step is not None:
+                    key = (ref.step, self._output_key(ref))
+                    counts[key] = counts.get(key, 0) + 1
+            if name in self.selection.selected:
+                for oname in step.outputs:
+                    key = (name, self._canonical(step, oname))
+                    counts[key] = counts.get(key, 0) + 1
+        for chart in self.spec.charts:
+            src = str(chart.get("source", ""))
+            if src and not src.startswith(("metrics:", "dataset:")):
+                ref = InputRef.parse(src)
+                key = (ref.step or "", self._output_key(ref))
+                counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def _canonical(self, step: StepSpec, output: str) -> str:
+        """Single-output steps answer to any of their names with their one DataFrame."""
+        return output if len(step.declared_outputs) > 1 else "__single__"
+
+    def _output_key(self, ref: InputRef) -> str:
+        step = self.spec.steps[ref.step or ""]
+        return self._canonical(step, ref.output or step.default_output())
+
+    def resumable(self) -> tuple[set[str], dict[str, dict[str, list[str]]]]:
+        """Steps a rerun need not compute: (skipped, reloaded).
+
+        A step that succeeded for this date and whose outputs exist is skipped when no running step needs
+        its result, and *reloaded* from its committed outputs (the partitions it wrote) when running steps
+        read only outputs it wrote. Append-mode outputs cannot be isolated, so such steps always rerun.
+        """
+        if self.options.force:
+            return set(), {}
+        skip: set[str] = set()
+        reload: dict[str, dict[str, list[str]]] = {}
+        for name in reversed(self.order):
+            if name not in self.selection.selected:
+                continue
+            step = self.spec.steps[name]
+            consumers = [c for c in self.dag.children(name) if self.selection.runs(c)]
+            running = [c for c in consumers if c not in skip and c not in reload]
+            if not step.outputs:
+                if consumers and not running:
+                    skip.add(name)  # a pure read needed by nobody that runs
+                continue
+            if any(o.mode == "append" for o in step.outputs.values()):
+                continue
+            if not (self.guard.step_succeeded(name) and all(self.storage.exists(o.path)
+                                                            for o in step.outputs.values())):
+                continue
+            if not running:
+                skip.add(name)
+                continue
+            partitions = self._written_partitions(name)
+            needed = {self._needed_output(step, ref) for c in running
+                      for ref in self.spec.steps[c].inputs.values() if ref.step == name}
+            if partitions is not None and all(o in step.outputs and (o in partitions or
+                                                                      not step.outputs[o].partition_by)
+                                              for o in needed):
+                reload[name] = partitions
+        return skip, reload
+
+    def _needed_output(self, step: StepSpec, ref: InputRef) -> str:
+        """The spec output name a reference reads (single-output steps have one)."""
+        if len(step.declared_outputs) == 1 and len(step.outputs) == 1:
+            return next(iter(step.outputs))
+        return ref.output or step.default_output()
+
+    def _written_partitions(self, name: str) -> dict[str, list[str]] | None:
+        tracker = getattr(self.guard, "tracker", None)
+        if tracker is None or self.date is None:
+            return None
+        from engine.tracker.base import step_job_id
+
+        row = tracker.get(step_job_id(self.spec.name, name, self.date))
+        try:
+            data = json.loads(row.message or "") if row is not None else None
+        except ValueError:
+            return None
+        return data.get("partitions", {}) if isinstance(data, dict) else None
+
+    # -- execution ------------------------------------------------------------------------------------------
+    def run(self) -> RunRecord:
+        record = self.record = self.new_record()
+        record.started = dt.datetime.now()
+        with self.guard as guard:
+            if guard.already_succeeded:
+                record.status = "skipped"
+                record.message = f"{self.spec.name} for {record.date} already succeeded (use --force to rerun)"
+                for srec in record.steps:
+                    srec.status = "skipped"
+                record.ended = dt.datetime.now()
+                return record
+            try:
+                self._execute(record)
+            except BaseException as exc:
+                record.status = "failed"
+                record.ended = dt.datetime.now()
+                record.message = str(exc) if isinstance(exc, StepFailed) else essential_line(exc)
+                guard.finish("failed", record.message)
+                raise
+            record.status = "success"
+            record.ended = dt.datetime.now()
+            guard.finish("success", self.summary(record))
+        return record
+
+    def _execute(self, record: RunRecord) -> None:
+        skip, reload = self.resumable()
+        for name in [*skip, *reload]:
+            srec = record.step(name)
+            srec.status, srec.skip_reason = "skipped", "succeeded earlier for this date; outputs exist"
+            log.info("step %s: skipped (succeeded earlier for %s; --force recomputes)%s", name, record.date,
+                     "; its committed outputs feed the steps that run" if name in reload else "")
+        to_run = [n for n in self.order if self.selection.runs(n) and n not in skip and n not in reload]
+        if not to_run:
+            return
+        spark = self.spark = self.spark_provider()
+        self.storage.cleanup("")
+        remaining = self.consumers()
+        results: dict[tuple[str, str], Any] = {}
+        persisted: dict[tuple[str, str], Any] = {}
+        for name, partitions in reload.items():
+            step = self.spec.steps[name]
+            for oname, out in step.outputs.items():
+                results[(name, self._canonical(step, oname))] = self._read_committed(spark, out,
+                                                                                    partitions.get(oname))
+        total = len(to_run)
+        if self.progress_factory is not None:
+            self.progress = self.progress_factory(total, spark.sparkContext)
+            self.progress.start()
+        try:
+            for index, name in enumerate(to_run, start=1):
+                self._run_step(spark, self.spec.steps[name], record, index, total, results,
+                               persisted, remaining)
+        finally:
+            if self.progress is not None:
+                self.progress.stop()
+            for df in persisted.values():
+                df.unpersist()
+
+    def _read_committed(self, spark: Any, out: Any, partitions: list[str] | None) -> Any:
+        uri = self.storage.read_uri(out.path, partitions)
+        if not partitions:
+            return spark.read.parquet(uri)
+        return spark.read.option("basePath", uri).parquet(*[f"{uri}/{p}" for p in partitions])
+
+    def _resolve_input(self, spark: Any, ref: InputRef, results: dict[tuple[str, str], Any]) -> Any:
+        if ref.dataset is not None:
+            uri = self.storage.read_uri(ref.dataset)
+            if uri is None:
+                raise FileNotFoundError(f"dataset '{ref.dataset}' does not exist under {self.storage.describe()}")
+            return spark.read.parquet(uri)
+        return results[(ref.step or "", self._output_key(ref))]
+
+    def _run_step(self, spark: Any, step: StepSpec, record: RunRecord, index: int, total: int,
+                  results: dict[tuple[str, str], Any], persisted: dict[tuple[str, str], Any],
+                  remaining: dict[tuple[str, str], int]) -> None:
+        name = step.name
+        srec = record.step(name)
+        writes = name in self.selection.selected
+        srec.status = "running"
+        srec.started = dt.datetime.now()
+        t0 = time.monotonic()
+        log.info("step %s (%s) [%d/%d]: started%s", name, step.kind, index, total,
+                 "" if writes else " (feeding a selected step; outputs not written)")
+        if self.progress is not None:
+            self.progress.step_started(name, index)
+        self.guard.mark_step(name, "running")
+        spark.sparkContext.setJobGroup(f"{self.spec.name}.{name}", f"{self.spec.name}.{name}", True)
+        try:
+            inputs = {iname: self._resolve_input(spark, ref, results) for iname, ref in step.inputs.items()}
+            for iname, ref in step.inputs.items():
+                if ref.step is not None:
+                    upstream = record.step(ref.step).rows_out
+                    srec.rows_in[iname] = upstream.get(ref.output or self.spec.steps[ref.step].default_output())
+            ctx = TransformContext(
+                spark=spark, date=self.date, step=name, log=logging.getLogger(f"tickflow.step.{name}"),
+                _dataset_reader=self.storage.read_uri, _raw_reader=self._raw_reader,
+            )
+            outs = compute_step(step, inputs, ctx, self.registry)
+            for oname, df in outs.items():
+                key = (name, self._canonical(step, oname))
+                results[key] = df
+                if step.cache is True or (step.cache == "auto" and remaining.get(key, 0) >= 2):
+                    from pyspark import StorageLevel
+
+                    persisted[key] = df.persist(StorageLevel.MEMORY_AND_DISK)
+                    results[key] = persisted[key]
+            if writes:
+                for oname, out in step.outputs.items():
+                    key = (name, self._canonical(step, oname))
+                    exps = self._expectations_for(step, oname)
+                    wr = write_output(spark, results[key], out, self.storage, self.options.run_id,
+                                      expectations=exps, quarantine_date=srec_date(self.date))
+                    srec.rows_out[oname] = wr.rows
+                    srec.expectations.extend(wr.expectations)
+                    if wr.partitions:
+                        srec.metrics.setdefault("partitions_written", {})[oname] = wr.partitions
+                    if wr.dropped:
+                        srec.metrics.setdefault("dropped_by_expectations", {})[oname] = wr.dropped
+                    self._release(key, remaining, persisted)
+            self._collect_charts(name, results, remaining, persisted)
+            srec.metrics.update(ctx.metrics)
+        except BaseException as exc:
+            srec.status = "failed"
+            srec.error = essential_line(exc)
+            srec.ended = dt.datetime.now()
+            srec.duration_s = time.monotonic() - t0
+            log.error("step %s (%s) failed after %.1fs: %s", name, step.kind, srec.duration_s, srec.error)
+            log.debug("step %s failure detail", name, exc_info=True)
+            if self.progress is not None:
+                self.progress.step_finished(name, "failed", {})
+            self.guard.mark_step(name, "failed", srec.error)
+            if isinstance(exc, Exception):
+                raise StepFailed(name, step.kind, srec.error) from exc
+            raise
+        finally:
+            for ref in step.inputs.values():
+                if ref.step is not None:
+                    self._release((ref.step, self._output_key(ref)), remaining, persisted)
+        srec.status = "success"
+        srec.ended = dt.datetime.now()
+        srec.duration_s = time.monotonic() - t0
+        rows = ", ".join(f"{o}={n:,} rows" for o, n in srec.rows_out.items()) or "no outputs written"
+        log.info("step %s: done in %.1fs (%s)", name, srec.duration_s, rows)
+        if self.progress is not None:
+            self.progress.step_finished(name, "success", dict(srec.rows_out))
+        # what it wrote, so a rerun can feed later steps from the committed outputs instead of recomputing
+        written = {"partitions": srec.metrics.get("partitions_written", {}), "rows": srec.rows_out}
+        self.guard.mark_step(name, "success", json.dumps(written, separators=(",", ":")))
+
+    def _expectations_for(self, step: StepSpec, output: str) -> list[Any]:
+        if not step.expectations:
+            return []
+        from engine.expectations import parse_expectations
+
+        exps = parse_expectations(list(step.expectations))
+        default = next(iter(step.outputs))
+        return [e for e in exps if (getattr(e, "output", None) or default) == output]
+
+    def _release(self, key: tuple[str, str], remaining: dict[tuple[str, str], int],
+                 persisted: dict[tuple[str, str], Any]) -> None:
+        remaining[key] = remaining.get(key, 0) - 1
+        if remaining[key] <= 0 and key in persisted:
+            persisted.pop(key).unpersist()
+
+    def _collect_charts(self, name: str, results: dict[tuple[str, str], Any],
+                        remaining: dict[tuple[str, str], int], persisted: dict[tuple[str, str], Any]) -> None:
+        for chart in self.spec.charts:
+            src = str(chart.get("source", ""))
+            if not src or src.startswith(("metrics:", "dataset:")):
+                continue
+            ref = InputRef.parse(src)
+            if ref.step != name or src in self.chart_frames:
+                continue
+            key = (name, self._output_key(ref))
+            from engine.charts import fetch_frame, parse_chart
+
+            self.chart_frames[src] = fetch_frame(results[key], parse_chart(0, chart))
+            self._release(key, remaining, persisted)
+
+    def _raw_reader(self, rel: str) -> str | None:
+        return self.raw_storage.read_uri(rel)
+
+    @staticmethod
+    def summary(record: RunRecord) -> str:
+        ran = [s for s in record.steps if s.status == "success"]
+        skipped = [s for s in record.steps if s.status == "skipped"]
+        rows = sum(sum(s.rows_out.values()) for s in record.steps)
+        dur = f"{record.duration_s:.1f}s" if record.duration_s is not None else "?"
+        return (f"{record.pipeline} {record.date or ''}: {record.status} in {dur}; {len(ran)} step(s) ran, "
+                f"{len(skipped)} skipped; {rows:,} rows written").replace("  ", " ")
+
+
+def srec_date(date: dt.date | None) -> str | None:
+    return date.isoformat() if date else None

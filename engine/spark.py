@@ -1,0 +1,49 @@
+"""Builds the SparkSession with the settings every pipeline relies on."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+LOG4J_CONF = Path(__file__).resolve().parent / "log4j2.properties"
+
+# Timestamps in the raw files are exchange wall-clock without a zone: keep them zone-less everywhere.
+BASE_CONF: Mapping[str, str] = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.timestampType": "TIMESTAMP_NTZ",
+    "spark.sql.sources.partitionOverwriteMode": "dynamic",
+    "spark.sql.adaptive.enabled": "true",
+    "spark.sql.shuffle.partitions": "8",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.parquet.compression.codec": "snappy",
+    "spark.driver.memory": "2g",
+    "spark.sql.legacy.timeParserPolicy": "CORRECTED",
+}
+
+
+def build_session(master: str = "local[*]", conf: Mapping[str, str] | None = None, app_name: str = "tickflow"):
+    """Create (or reuse) the process's SparkSession; ``conf`` overrides the base settings."""
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYSPARK_PYTHON", os.environ.get("PYSPARK_PYTHON", "python3"))
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.master(master).appName(app_name)
+    merged = dict(BASE_CONF)
+    if master.startswith("local"):
+        merged.setdefault("spark.driver.host", "127.0.0.1")
+        merged.setdefault("spark.driver.bindAddress", "127.0.0.1")
+    merged["spark.driver.extraJavaOptions"] = f"-Dlog4j.configurationFile=file:{LOG4J_CONF}"
+    merged.update(conf or {})
+    for key, value in merged.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    # PySpark logs every analysis error as JSON on its own handler; the runner reports errors itself.
+    from pyspark.logger import PySparkLogger
+
+    noisy = PySparkLogger.getLogger("SQLQueryContextLogger")
+    noisy.handlers.clear()
+    noisy.disabled = True
+    return spark

@@ -1,0 +1,324 @@
+"""Spec loading: YAML (safe) -> Jinja2 (sandboxed) -> JSON Schema -> semantic checks -> PipelineSpec.
+
+Every problem is collected with ``file:line: key.path: what was expected`` and reported together; nothing
+runs until the whole spec is valid.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from engine.config import Config
+from engine.dag import CycleError, Dag
+from engine.errors import RegistryError, SpecError
+from engine.params import params_problems, with_defaults
+from engine.registry import REGISTRY, Registry
+from engine.spec import InputRef, OutputSpec, PipelineSpec, StepSpec
+from engine.templating import TemplateProblem, build_context, make_environment, render_tree
+from engine.yaml_lines import KeyPath, LineMap, YamlSyntaxError, format_path, load_with_lines
+
+SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "pipeline.schema.json"
+
+
+@dataclass
+class Problems:
+    file: str
+    lines: LineMap = field(default_factory=LineMap)
+    items: list[tuple[int, str]] = field(default_factory=list)
+
+    def add(self, path: KeyPath, message: str, line: int | None = None) -> None:
+        line = line if line is not None else self.lines.line_of(path)
+        where = f"{self.file}:{line}" if line else self.file
+        self.items.append((line or 0, f"{where}: {format_path(path)}: {message}"))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            ordered = [m for _, m in sorted(self.items, key=lambda item: item[0])]
+            raise SpecError(ordered)
+
+
+def _pipeline_schema() -> Mapping[str, Any]:
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+def parse_var_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``--var key=value`` -> {key: value}; values are read as YAML scalars (30 -> int, a b -> str)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise SpecError([f"--var expects key=value, got '{item}'"])
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            parsed = value
+        out[key.strip()] = value if parsed is None or isinstance(parsed, dict | list) else parsed
+    return out
+
+
+def _schema_error_path(err: jsonschema.ValidationError) -> tuple[KeyPath, str]:
+    path: KeyPath = tuple(err.absolute_path)
+    if err.validator == "additionalProperties" and isinstance(err.instance, Mapping):
+        allowed = set(err.schema.get("properties", {}))
+        extra = [k for k in err.instance if k not in allowed]
+        if extra and isinstance(err.schema.get("additionalProperties"), bool):
+            expected = ", ".join(sorted(allowed)) or "nothing"
+            return (*path, extra[0]), f"unknown key '{extra[0]}'; expected one of: {expected}"
+    if err.validator == "required":
+        return path, err.message.replace("is a required property", "is required but missing")
+    if err.validator == "pattern" and "propertyNames" in err.relative_schema_path:
+        return (*path, err.instance), f"invalid name {err.instance!r}: names must match {err.validator_value}"
+    if err.validator == "pattern":
+        return path, f"{err.instance!r} does not match the pattern {err.validator_value}"
+    if err.validator == "propertyNames":
+        return path, f"invalid name: {err.message}"
+    if err.validator == "enum":
+        return path, f"{err.instance!r} is not one of {err.validator_value}"
+    if err.validator == "type":
+        return path, f"expected {err.validator_value}, got {type(err.instance).__name__} {err.instance!r}"
+    return path, err.message
+
+
+def load_spec(
+    path: str | os.PathLike[str],
+    *,
+    date: dt.date | None = None,
+    var_overrides: Mapping[str, Any] | None = None,
+    config: Config | None = None,
+    env: Mapping[str, str] | None = None,
+    registry: Registry | None = None,
+) -> PipelineSpec:
+    file = str(path)
+    config = config or Config()
+    registry = registry or REGISTRY
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise SpecError([f"{file}: spec file not found"]) from None
+    except OSError as exc:
+        raise SpecError([f"{file}: cannot read spec: {exc.strerror}"]) from None
+    try:
+        data, lines = load_with_lines(text)
+    except YamlSyntaxError as exc:
+        where = f"{file}:{exc.line}" if exc.line else file
+        raise SpecError([f"{where}: {exc}"]) from None
+    problems = Problems(file, lines)
+    for dup_path, line in lines.duplicates:
+        problems.add(dup_path, "key appears twice in the same mapping", line)
+    if not isinstance(data, Mapping):
+        problems.add((), "a spec must be a mapping with 'pipeline' and 'steps'", 1)
+        problems.raise_if_any()
+
+    # -- templating: vars first (they may use date/config/env), then everything else ------------------
+    jenv = make_environment()
+    base_ctx = build_context(date, {}, config.template_values(), os.environ if env is None else env)
+    tproblems: list[TemplateProblem] = []
+    raw_vars = data.get("vars") or {}
+    variables: dict[str, Any] = {}
+    if isinstance(raw_vars, Mapping):
+        for key, value in raw_vars.items():
+            ctx = {**base_ctx, "vars": dict(variables)}
+            variables[key] = render_tree(jenv, value, ctx, ("vars", key), tproblems)
+    variables.update(var_overrides or {})
+    ctx = {**base_ctx, "vars": variables}
+    rendered = render_tree(jenv, {k: v for k, v in data.items() if k != "vars"}, ctx, (), tproblems)
+    if "vars" in data:
+        rendered["vars"] = variables if isinstance(raw_vars, Mapping) else raw_vars
+    for tp in tproblems:
+        problems.add(tp.path, str(tp))
+
+    # -- JSON Schema ---------------------------------------------------------------------------------
+    validator = jsonschema.Draft202012Validator(_pipeline_schema())
+    for err in sorted(validator.iter_errors(rendered), key=lambda e: list(map(str, e.absolute_path))):
+        epath, message = _schema_error_path(err)
+        problems.add(epath, message)
+    structurally_ok = not problems.items
+
+    # -- discovery of transforms ----------------------------------------------------------------------
+    modules = tuple(m for m in rendered.get("modules") or [] if isinstance(m, str))
+    try:
+        registry.discover(config.modules, where=config.source)
+    except RegistryError as exc:
+        problems.add((), str(exc), 0)
+    for i, module in enumerate(modules):
+        try:
+            registry.import_module(module, where=file)
+        except RegistryError as exc:
+            problems.add(("modules", i), str(exc))
+
+    steps_raw = rendered.get("steps")
+    steps: dict[str, StepSpec] = {}
+    if isinstance(steps_raw, Mapping):
+        steps = _check_steps(steps_raw, registry, problems)
+    if structurally_ok:
+        _check_graph(steps, problems)
+        _check_extras(rendered, steps, problems)
+    problems.raise_if_any()
+    return PipelineSpec(
+        name=rendered["pipeline"],
+        file=file,
+        steps=steps,
+        requires=tuple(rendered.get("requires") or ()),
+        variables=variables,
+        modules=modules,
+        catch_up=dict(rendered.get("catch_up") or {}),
+        charts=tuple((rendered.get("report") or {}).get("charts") or ()),
+        description=rendered.get("description", ""),
+    )
+
+
+def _suggest(name: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(name, options, n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _check_steps(steps_raw: Mapping[str, Any], registry: Registry, problems: Problems) -> dict[str, StepSpec]:
+    steps: dict[str, StepSpec] = {}
+    for name, raw in steps_raw.items():
+        base: KeyPath = ("steps", name)
+        if not isinstance(raw, Mapping):
+            continue  # the schema already said so
+        has_t, has_s = "transform" in raw, "sql" in raw
+        if has_t == has_s:
+            problems.add(base, "a step needs exactly one of 'transform' (a registered transform) or 'sql'")
+            continue
+        tdef = None
+        params = dict(raw.get("params") or {})
+        if has_t:
+            tname = raw["transform"]
+            tdef = registry.get(tname) if isinstance(tname, str) else None
+            if tdef is None:
+                problems.add((*base, "transform"), f"unknown transform '{tname}'"
+                             f"{_suggest(str(tname), registry.names())} (see `run_pipeline.py list-transforms`)")
+            else:
+                for ppath, message in params_problems(tdef.params_schema, params):
+                    problems.add((*base, "params", *ppath), message)
+                params = with_defaults(tdef.params_schema, params)
+        elif raw.get("params"):
+            problems.add((*base, "params"), "SQL steps take no params; use vars and {{ }} templates instead")
+        inputs: dict[str, InputRef] = {}
+        for iname, ref in (raw.get("inputs") or {}).items():
+            if isinstance(ref, str):
+                inputs[iname] = InputRef.parse(ref)
+        if tdef is not None and tdef.inputs is not None:
+            missing = [i for i in tdef.inputs if i not in inputs]
+            extra = [i for i in inputs if i not in tdef.inputs]
+            if missing:
+                problems.add((*base, "inputs"), f"transform '{tdef.name}' needs input(s) {', '.join(missing)}; "
+                             f"expected inputs: {', '.join(tdef.inputs) or 'none'}")
+            for i in extra:
+                problems.add((*base, "inputs", i), f"transform '{tdef.name}' takes no input '{i}'; "
+                             f"expected inputs: {', '.join(tdef.inputs) or 'none'}")
+        outputs: dict[str, OutputSpec] = {}
+        for oname, out in (raw.get("outputs") or {}).items():
+            if not isinstance(out, Mapping) or "path" not in out:
+                continue
+            part = tuple(out.get("partition_by") or ())
+            mode = out.get("mode") or ("overwrite_partitions" if part else "overwrite")
+            if mode == "overwrite_partitions" and not part:
+                problems.add((*base, "outputs", oname, "mode"), "overwrite_partitions needs partition_by")
+            outputs[oname] = OutputSpec(oname, str(out["path"]).strip("/"), part, mode)
+        declared = tdef.outputs if tdef is not None else ("out",)
+        if tdef is not None and tdef.multi_output:
+            for oname in outputs:
+                if oname not in declared:
+                    problems.add((*base, "outputs", oname), f"transform '{tdef.name}' has no output '{oname}'; "
+                                 f"its outputs are: {', '.join(declared)}")
+        elif len(outputs) > 1:
+            problems.add((*base, "outputs"), f"this step produces one DataFrame; declare at most one output "
+                         f"(got {', '.join(outputs)})")
+        deps = tuple(d for d in raw.get("depends_on") or () if isinstance(d, str))
+        steps[name] = StepSpec(
+            name=name, transform=raw.get("transform"), sql=raw.get("sql"), inputs=inputs, params=params,
+            outputs=outputs, depends_on=deps, cache=raw.get("cache", "auto"),
+            expectations=tuple(raw.get("expectations") or ()), description=raw.get("description", ""),
+            line=problems.lines.line_of(base), declared_outputs=tuple(declared),
+        )
+    return steps
+
+
+def _check_graph(steps: Mapping[str, StepSpec], problems: Problems) -> None:
+    before = len(problems.items)
+    writers: dict[str, tuple[str, str]] = {}
+    for step in steps.values():
+        base: KeyPath = ("steps", step.name)
+        for iname, ref in step.inputs.items():
+            if ref.dataset is not None:
+                if not ref.dataset:
+                    problems.add((*base, "inputs", iname), "empty dataset reference; expected dataset:<path>")
+                continue
+            if ref.step not in steps:
+                problems.add((*base, "inputs", iname), f"input refers to '{ref}', which names no step"
+                             f"{_suggest(str(ref.step), list(steps))}; expected a step name, step.output, "
+                             f"or dataset:<path>")
+            elif ref.step == step.name:
+                problems.add((*base, "inputs", iname), "a step cannot read its own output")
+            elif ref.output is not None and ref.output not in steps[ref.step].output_names():
+                problems.add((*base, "inputs", iname), f"step '{ref.step}' has no output '{ref.output}'; "
+                             f"its outputs are: {', '.join(steps[ref.step].output_names())}")
+        for i, dep in enumerate(step.depends_on):
+            if dep not in steps:
+                problems.add((*base, "depends_on", i), f"depends on '{dep}', which names no step"
+                             f"{_suggest(dep, list(steps))}")
+        for oname, out in step.outputs.items():
+            prior = writers.get(out.path)
+            if prior is not None:
+                problems.add((*base, "outputs", oname, "path"), f"output path '{out.path}' is also written by "
+                             f"steps.{prior[0]}.outputs.{prior[1]}; two steps cannot write one dataset")
+            else:
+                writers[out.path] = (step.name, oname)
+    if len(problems.items) > before:
+        return
+    try:
+        dag_of(steps).order()
+    except CycleError as exc:
+        first = exc.cycle[0]
+        problems.add(("steps", first), str(exc))
+
+
+def _check_extras(rendered: Mapping[str, Any], steps: Mapping[str, StepSpec], problems: Problems) -> None:
+    """Expectations and charts are validated by their own modules, when present."""
+    try:
+        from engine.expectations import parse_expectations
+    except ImportError:
+        parse_expectations = None
+    if parse_expectations is not None:
+        for step in steps.values():
+            if step.expectations:
+                try:
+                    parse_expectations(list(step.expectations))
+                except Exception as exc:  # the module raises its own error class with the item
+                    problems.add(("steps", step.name, "expectations"), str(exc))
+    charts = (rendered.get("report") or {}).get("charts") or []
+    if charts:
+        try:
+            from engine.charts import parse_charts
+        except ImportError:
+            parse_charts = None
+        if parse_charts is not None:
+            try:
+                parse_charts(list(charts))
+            except Exception as exc:
+                problems.add(("report", "charts"), str(exc))
+        for i, chart in enumerate(charts):
+            src = str(chart.get("source", "")) if isinstance(chart, Mapping) else ""
+            if src.startswith("dataset:"):
+                continue
+            if src.startswith("metrics:"):
+                src = src[len("metrics:"):]
+            if src and src.split(".")[0] not in steps:
+                problems.add(("report", "charts", i, "source"), f"chart source '{src}' names no step")
+
+
+def dag_of(steps: Mapping[str, StepSpec]) -> Dag:
+    return Dag.build({name: sorted(step.upstream_steps() & set(steps)) for name, step in steps.items()})

@@ -1,0 +1,1 @@
+"""Storage backends: a local folder, Azure Blob (staged) and abfss:// (direct)."""

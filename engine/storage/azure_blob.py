@@ -1,0 +1,733 @@
+"""Azure Blob Storage backend, staged mode: Spark works on local copies, the container holds the truth.
+
+Spark here has no hadoop-azure jars, so inputs are downloaded to a local cache (in parallel, skipping blobs
+whose ETag did not change) and outputs are written locally, then uploaded. Container layout of a dataset:
+
+    <prefix>/<dataset>/_manifest.json                the commit point, written last
+    <prefix>/<dataset>/_runs/<write_id>/<files>      the files of each write (partition sub-folders kept)
+
+A write uploads all its files under a fresh ``_runs/<write_id>/`` and then replaces ``_manifest.json``
+(conditional on the ETag it read, so concurrent committers cannot silently lose each other's data). A
+manifest lists, per partition, which blobs make up the committed dataset; readers only ever look at blobs a
+manifest names, so a killed upload is invisible, and the next commit deletes unreferenced blobs.
+Raw folders (exchange files) have no manifest: every blob under the prefix is the data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.storage.blob import BlobPrefix, ContainerClient, ContentSettings, ExponentialRetry
+
+from engine.config import AzureConfig, Config
+from engine.errors import ConfigError, StorageError
+from engine.storage.azure_errors import AzureWhere, azure_secrets, scrub, translate_errors
+from engine.storage.azure_uri import AzureLocation, clean_rel_path, parse_azure_uri, parse_connection_string
+from engine.storage.base import WRITE_MODES, PendingWrite, Storage
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "_manifest.json"
+RUNS_DIR = "_runs"
+MANIFEST_FORMAT = 1
+_SAFE_ID_RE = re.compile(r"[^A-Za-z0-9._-]+")
+_COMMIT_ATTEMPTS = 5
+
+
+# ---------------------------------------------------------------------------------------------- connection
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """The SDK's ExponentialRetry (5xx, timeouts, connection resets) and the transport timeouts."""
+
+    total: int = 4
+    initial_backoff: float = 1.0
+    increment_base: float = 2.0
+    jitter: float = 0.5
+    connection_timeout: float = 10.0
+    read_timeout: float = 120.0
+
+
+@dataclass(frozen=True)
+class AzureTarget:
+    """A resolved root: which account/container/prefix, the blob endpoint, and how to authenticate."""
+
+    account: str
+    container: str
+    prefix: str
+    endpoint: str
+    credential: Any = field(default=None, repr=False)
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+    location: AzureLocation | None = None
+
+    @property
+    def where(self) -> AzureWhere:
+        return AzureWhere(self.account, self.container, self.endpoint)
+
+    def blob_path(self, rel_path: str) -> str:
+        rel = clean_rel_path(rel_path)
+        return "/".join(p for p in (self.prefix, rel) if p)
+
+
+def resolve_target(root_uri: str, az: AzureConfig | None) -> AzureTarget:
+    """Combine the root URI with ``[azure]``: account, key or connection string, endpoint."""
+    if az is None:
+        raise ConfigError(f"storage root '{root_uri}' is in Azure but the config has no [azure] section "
+                          f"(storage_account and access_key, or connection_string)")
+    loc = parse_azure_uri(root_uri, default_container=az.container)
+    secrets = tuple(azure_secrets(az))
+    credential: Any = None
+    if az.connection_string:
+        parts = parse_connection_string(az.connection_string)
+        account = parts.account or az.storage_account or (loc.account or "")
+        suffix = parts.endpoint_suffix or "core.windows.net"
+        endpoint = az.endpoint or parts.blob_endpoint or f"{parts.protocol}://{account}.blob.{suffix}"
+        if parts.account_key:
+            credential = {"account_name": account, "account_key": parts.account_key}
+        elif parts.sas_token:
+            credential = parts.sas_token
+    else:
+        account = az.storage_account or (loc.account or "")
+        if not account:
+            raise ConfigError(f"storage root '{root_uri}': [azure] storage_account is not set")
+        endpoint = az.endpoint or f"https://{account}.blob.core.windows.net"
+        if az.access_key:
+            credential = {"account_name": account, "account_key": az.access_key}
+    if loc.account and account and loc.account != account:
+        raise ConfigError(f"storage root '{root_uri}' names account '{loc.account}' but [azure] configures "
+                          f"account '{account}'")
+    if not endpoint.startswith(("http://", "https://")):
+        raise ConfigError(f"[azure] endpoint '{endpoint}' must start with http:// or https://")
+    return AzureTarget(account=account, container=loc.container, prefix=loc.prefix,
+                       endpoint=endpoint.rstrip("/"), credential=credential, secrets=secrets, location=loc)
+
+
+def build_container_client(target: AzureTarget, retry: RetrySettings, api_version: str | None = None
+                           ) -> ContainerClient:
+    """A ContainerClient whose retries and timeouts are the SDK's policy, configured here."""
+    http_log = logging.getLogger("azure.core.pipeline.policies.http_logging_policy")
+    if http_log.level == logging.NOTSET:  # one INFO line per request otherwise; headers are redacted anyway
+        http_log.setLevel(logging.WARNING)
+    policy = ExponentialRetry(initial_backoff=retry.initial_backoff, increment_base=retry.increment_base,
+                              retry_total=retry.total, random_jitter_range=retry.jitter)
+    kwargs: dict[str, Any] = {"retry_policy": policy, "connection_timeout": retry.connection_timeout,
+                              "read_timeout": retry.read_timeout}
+    if api_version:
+        kwargs["api_version"] = api_version
+    with translate_errors("create the client", target.where, target.secrets):
+        return ContainerClient(target.endpoint, target.container, credential=target.credential, **kwargs)
+
+
+class BlobAccess:
+    """Thin, error-translating access to one container, shared by the staged and direct backends."""
+
+    def __init__(self, target: AzureTarget, retry: RetrySettings | None = None, api_version: str | None = None):
+        self.target = target
+        self.client = build_container_client(target, retry or RetrySettings(), api_version)
+
+    def errors(self, action: str):
+        return translate_errors(action, self.target.where, self.target.secrets)
+
+    def check(self) -> None:
+        with self.errors("check the container"):
+            self.client.get_container_properties()
+
+    def get_bytes(self, name: str) -> tuple[bytes, str] | None:
+        """Content and ETag of a blob, or None when it does not exist."""
+        with self.errors(f"read '{name}'"):
+            try:
+                downloader = self.client.download_blob(name)
+                return downloader.readall(), downloader.properties.etag
+            except ResourceNotFoundError:
+                return None
+
+    def blob_exists(self, name: str) -> bool:
+        with self.errors(f"look up '{name}'"):
+            return self.client.get_blob_client(name).exists()
+
+    def upload_file(self, name: str, local_file: str | os.PathLike[str]) -> tuple[str, int]:
+        """Upload (replacing) one blob; returns its ETag and size."""
+        size = os.path.getsize(local_file)
+        with self.errors(f"upload '{name}'"), open(local_file, "rb") as fh:
+            result = self.client.get_blob_client(name).upload_blob(fh, overwrite=True, length=size,
+                                                                   max_concurrency=2)
+        return result["etag"], size
+
+    def list_blobs(self, prefix: str, metadata: bool = False) -> list[Any]:
+        with self.errors(f"list '{prefix}'"):
+            return list(self.client.list_blobs(name_starts_with=prefix,
+                                               include=["metadata"] if metadata else None))
+
+    def list_dirs(self, prefix: str, include_hidden: bool = False) -> list[str]:
+        """Virtual sub-folders right under ``prefix``; hidden ones ('_', '.') only when asked."""
+        start = prefix + "/" if prefix else ""
+        with self.errors(f"list '{prefix or '/'}'"):
+            names = {item.name[len(start):].strip("/") for item in self.client.walk_blobs(start, delimiter="/")
+                     if isinstance(item, BlobPrefix)}
+        return sorted(n for n in names if n and (include_hidden or not _hidden(n)))
+
+    def walk_names(self, start: str) -> list[str]:
+        """Names of the blobs and virtual folders right under ``start`` (which ends with '/')."""
+        with self.errors(f"list '{start or '/'}'"):
+            return [item.name for item in self.client.walk_blobs(start, delimiter="/")]
+
+    def has_visible_data(self, prefix: str) -> bool:
+        """True when a blob or folder not hidden ('_', '.') sits right under ``prefix``."""
+        start = prefix + "/" if prefix else ""
+        with self.errors(f"list '{prefix or '/'}'"):
+            for item in self.client.walk_blobs(start, delimiter="/"):
+                if not _hidden(item.name[len(start):].strip("/")):
+                    return True
+        return False
+
+    def delete(self, names: Iterable[str], workers: int) -> int:
+        names = list(names)
+
+        def one(name: str) -> int:
+            with self.errors(f"delete '{name}'"):
+                try:
+                    self.client.delete_blob(name)
+                    return 1
+                except ResourceNotFoundError:
+                    return 0
+
+        return sum(_parallel(one, names, workers))
+
+
+def _hidden(rel: str) -> bool:
+    """Hadoop's convention: path components starting with '_' or '.' are not data."""
+    return any(part.startswith(("_", ".")) for part in rel.split("/") if part)
+
+
+def _parallel(fn: Callable[[Any], Any], items: Sequence[Any], workers: int) -> list[Any]:
+    if not items:
+        return []
+    if workers <= 1 or len(items) == 1:
+        return [fn(i) for i in items]
+    with ThreadPoolExecutor(max_workers=min(workers, len(items)), thread_name_prefix="azure-xfer") as pool:
+        return list(pool.map(fn, items))
+
+
+# ------------------------------------------------------------------------------------------------ manifest
+
+@dataclass(frozen=True)
+class ManifestFile:
+    """One committed file: its path inside the dataset folder Spark sees, and the blob that holds it."""
+
+    name: str   # e.g. "trade_dt=2020-08-05/part-00000-....parquet"
+    blob: str   # relative to the dataset prefix, e.g. "_runs/<write_id>/trade_dt=2020-08-05/part-..."
+    size: int
+    etag: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The committed state of a dataset: files per partition ("" when unpartitioned)."""
+
+    version: int
+    write_id: str
+    mode: str
+    partition_by: tuple[str, ...]
+    partitions: Mapping[str, tuple[ManifestFile, ...]]
+    committed_at: str = ""
+
+    def files(self, partitions: Sequence[str] | None = None) -> list[ManifestFile]:
+        keys = sorted(self.partitions) if partitions is None or not self.partition_by else sorted(
+            k for k in self.partitions if any(k == p.strip("/") or k.startswith(p.strip("/") + "/")
+                                              for p in partitions))
+        return [f for k in keys for f in self.partitions[k]]
+
+    def referenced_blobs(self) -> set[str]:
+        return {f.blob for files in self.partitions.values() for f in files}
+
+    def top_dirs(self) -> list[str]:
+        return sorted({k.split("/", 1)[0] for k in self.partitions if k})
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "format": MANIFEST_FORMAT, "version": self.version, "write_id": self.write_id, "mode": self.mode,
+            "partition_by": list(self.partition_by), "committed_at": self.committed_at,
+            "partitions": {k: [vars(f) for f in v] for k, v in sorted(self.partitions.items())},
+        }, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str | bytes, where: str) -> Manifest:
+        try:
+            doc = json.loads(text)
+            if doc.get("format") != MANIFEST_FORMAT:
+                raise ValueError(f"unknown manifest format {doc.get('format')!r}")
+            return cls(version=int(doc["version"]), write_id=str(doc["write_id"]), mode=str(doc["mode"]),
+                       partition_by=tuple(doc["partition_by"]), committed_at=str(doc.get("committed_at", "")),
+                       partitions={k: tuple(ManifestFile(**f) for f in v) for k, v in doc["partitions"].items()})
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StorageError(f"Azure storage: manifest {where} is unreadable: {exc}") from None
+
+
+def next_manifest(old: Manifest | None, new_files: Mapping[str, Sequence[ManifestFile]], mode: str,
+                  write_id: str, partition_by: Sequence[str], dataset: str) -> Manifest:
+    """The manifest after a write: overwrite replaces all, overwrite_partitions the partitions written,
+    append adds (renaming a file whose name is taken)."""
+    partition_by = tuple(partition_by)
+    if mode not in WRITE_MODES:
+        raise StorageError(f"unknown write mode '{mode}' for '{dataset}'; expected one of {', '.join(WRITE_MODES)}")
+    merged: dict[str, tuple[ManifestFile, ...]] = {}
+    if old is not None and mode != "overwrite":
+        if old.partition_by != partition_by and old.partitions:
+            raise StorageError(f"dataset '{dataset}' is partitioned by {list(old.partition_by)} but this write "
+                               f"uses {list(partition_by)}; write it with mode overwrite to change that")
+        merged = dict(old.partitions)
+    for key, files in new_files.items():
+        if mode == "append" and key in merged:
+            taken = {f.name for f in merged[key]}
+            renamed = []
+            for f in files:
+                if f.name in taken:
+                    head, _, base = f.name.rpartition("/")
+                    f = replace(f, name=f"{head}/{write_id}-{base}" if head else f"{write_id}-{base}")
+                renamed.append(f)
+            merged[key] = merged[key] + tuple(renamed)
+        elif mode == "overwrite_partitions" and not partition_by and old is not None:
+            merged = {key: tuple(files)}  # unpartitioned: the whole dataset is the one partition
+        else:
+            merged[key] = tuple(files)
+    return Manifest(version=(old.version + 1) if old else 1, write_id=write_id, mode=mode,
+                    partition_by=partition_by, partitions=merged,
+                    committed_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+
+
+def partition_key(rel_file: str, partition_by: Sequence[str], dataset: str) -> str:
+    """'trade_dt=2020-08-05/part-0.parquet' -> 'trade_dt=2020-08-05' (checked against partition_by)."""
+    if not partition_by:
+        return ""
+    parts = rel_file.split("/")
+    if len(parts) <= len(partition_by):
+        raise StorageError(f"write to '{dataset}': file '{rel_file}' is not inside partition folders "
+                           f"{'/'.join(c + '=...' for c in partition_by)}")
+    for col, part in zip(partition_by, parts, strict=False):
+        if not part.startswith(col + "="):
+            raise StorageError(f"write to '{dataset}': folder '{part}' of '{rel_file}' is not partition "
+                               f"column '{col}'")
+    return "/".join(parts[:len(partition_by)])
+
+
+# --------------------------------------------------------------------------------------------------- cache
+
+@dataclass
+class TransferStats:
+    """Counters of what was transferred, for logs and tests (thread-safe increments)."""
+
+    downloaded: int = 0
+    download_bytes: int = 0
+    unchanged: int = 0
+    uploaded: int = 0
+    upload_bytes: int = 0
+    deleted: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **counts: int) -> None:
+        with self._lock:
+            for key, value in counts.items():
+                setattr(self, key, getattr(self, key) + value)
+
+
+class BlobVanished(StorageError):
+    """A blob a manifest named was deleted while we read it (a concurrent commit cleaned it)."""
+
+
+@dataclass(frozen=True)
+class BlobRef:
+    name: str            # full blob name in the container
+    etag: str | None     # None: unknown, download
+    size: int | None
+
+
+class BlobCache:
+    """Local copies of blobs keyed by blob name, with an ETag index so unchanged blobs are not fetched."""
+
+    def __init__(self, root: Path, access: BlobAccess, stats: TransferStats, workers: int):
+        self.root = root
+        self.blobs = root / "blobs"
+        self.access = access
+        self.stats = stats
+        self.workers = workers
+        self._index_path = root / "index.json"
+        self._lock = threading.Lock()
+        self._index: dict[str, list[Any]] = self._read_index()
+
+    def _read_index(self) -> dict[str, list[Any]]:
+        try:
+            return json.loads(self._index_path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    @contextlib.contextmanager
+    def _file_lock(self, name: str) -> Iterator[None]:
+        locks = self.root / "locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with open(locks / name, "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def local_path(self, blob_name: str) -> Path:
+        return self.blobs / blob_name
+
+    def _fresh(self, ref: BlobRef) -> bool:
+        entry = self._index.get(ref.name)
+        if entry is None or ref.etag is None or entry[0] != _etag(ref.etag):
+            return False
+        try:
+            return self.local_path(ref.name).stat().st_size == entry[1]
+        except OSError:
+            return False
+
+    def fetch(self, refs: Sequence[BlobRef]) -> None:
+        """Make local copies of ``refs`` current; raises BlobVanished if a blob was deleted meanwhile."""
+        with self._lock:
+            todo = [r for r in refs if not self._fresh(r)]
+        self.stats.add(unchanged=len(refs) - len(todo))
+        updates: dict[str, list[Any]] = {}
+
+        def one(ref: BlobRef) -> None:
+            target = self.local_path(ref.name)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+            try:
+                with self.access.errors(f"download '{ref.name}'"), open(tmp, "wb") as fh:
+                    try:
+                        downloader = self.access.client.download_blob(ref.name, max_concurrency=2)
+                        size = downloader.readinto(fh)
+                    except ResourceNotFoundError:
+                        raise BlobVanished(f"Azure storage: blob '{ref.name}' vanished while reading "
+                                           f"({self.access.target.where})") from None
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
+            with self._lock:
+                updates[ref.name] = [_etag(downloader.properties.etag), size]
+            self.stats.add(downloaded=1, download_bytes=size)
+
+        try:
+            _parallel(one, todo, self.workers)
+        finally:
+            if updates:
+                self._save(updates)
+
+    def _save(self, updates: Mapping[str, list[Any]]) -> None:
+        with self._file_lock("index.lock"):
+            on_disk = self._read_index()
+            on_disk.update(updates)
+            tmp = self._index_path.with_suffix(f".{uuid.uuid4().hex[:8]}.tmp")
+            tmp.write_text(json.dumps(on_disk))
+            os.replace(tmp, self._index_path)
+            with self._lock:
+                self._index = on_disk
+
+    def build_view(self, view_dir: Path, files: Mapping[str, str]) -> None:
+        """Make ``view_dir`` hold exactly ``files`` (local name -> blob name), hard-linked from the store."""
+        lock_name = "view-" + hashlib.sha1(str(view_dir).encode()).hexdigest()[:16] + ".lock"
+        with self._file_lock(lock_name):
+            view_dir.mkdir(parents=True, exist_ok=True)
+            for path in sorted(view_dir.rglob("*"), reverse=True):
+                rel = path.relative_to(view_dir).as_posix()
+                if path.is_dir():
+                    with contextlib.suppress(OSError):
+                        path.rmdir()  # only succeeds when empty
+                elif rel not in files or not _same_file(path, self.local_path(files[rel])):
+                    path.unlink()
+            for rel, blob in files.items():
+                dest = view_dir / rel
+                if dest.exists():
+                    continue
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(self.local_path(blob), dest)
+                except OSError:
+                    shutil.copy2(self.local_path(blob), dest)
+
+
+def _etag(value: str) -> str:
+    """Listings give ETags bare, downloads quoted: compare them bare."""
+    return value.strip('"')
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        sa, sb = a.stat(), b.stat()
+    except OSError:
+        return False
+    return (sa.st_ino, sa.st_dev) == (sb.st_ino, sb.st_dev) or (
+        sa.st_size == sb.st_size and sa.st_mtime_ns >= sb.st_mtime_ns)
+
+
+# ------------------------------------------------------------------------------------------------- backend
+
+class AzureBlobStorage(Storage):
+    """Staged Azure backend: read_uri downloads, begin_write hands out a local folder, commit publishes."""
+
+    def __init__(self, root_uri: str, target: AzureTarget, cache_root: Path, *, retry: RetrySettings | None = None,
+                 workers: int = 8, cleanup_grace_seconds: float = 600.0, api_version: str | None = None):
+        self.root = root_uri
+        self.target = target
+        self.access = BlobAccess(target, retry, api_version)
+        self.stats = TransferStats()
+        self.workers = workers
+        self.cleanup_grace_seconds = cleanup_grace_seconds
+        self.cache_root = cache_root
+        self.cache = BlobCache(cache_root, self.access, self.stats, workers)
+        self._active_writes: set[str] = set()
+
+    @classmethod
+    def from_config(cls, root_uri: str, config: Config, **options: Any) -> AzureBlobStorage:
+        """Build from a root URI and ``[azure]``; ``options`` tune retries, workers and cleanup grace."""
+        target = resolve_target(root_uri, config.azure)
+        cache_dir = Path(config.storage.cache_dir)
+        if not cache_dir.is_absolute():
+            cache_dir = Path(config.base_dir) / cache_dir
+        return cls(root_uri, target, cache_dir / "azure" / (target.account or "_") / target.container,
+                   **options)
+
+    # -- helpers
+
+    def describe(self) -> str:
+        return f"{self.root} ({self.target.where})"
+
+    def _dataset(self, rel_path: str) -> str:
+        return self.target.blob_path(rel_path)
+
+    def _read_manifest(self, rel_path: str) -> tuple[Manifest, str] | None:
+        name = f"{self._dataset(rel_path)}/{MANIFEST_NAME}"
+        got = self.access.get_bytes(name)
+        if got is None:
+            return None
+        return Manifest.from_json(got[0], f"'{name}' ({self.target.where})"), got[1]
+
+    def manifest(self, rel_path: str) -> Manifest | None:
+        """The committed manifest of a dataset (None: not a committed dataset)."""
+        got = self._read_manifest(rel_path)
+        return got[0] if got else None
+
+    def _view_dir(self, rel_path: str, partitions: Sequence[str] | None) -> Path:
+        key = "all" if partitions is None else "p-" + hashlib.sha1(
+            "\n".join(sorted(partitions)).encode()).hexdigest()[:12]
+        # the view ends with the dataset's own path, as a local root would (transforms may rely on it)
+        return self.cache_root / "views" / key / (self._dataset(rel_path) or "_root")
+
+    # -- Storage API
+
+    def check(self) -> None:
+        self.access.check()
+
+    def exists(self, rel_path: str) -> bool:
+        if self._read_manifest(rel_path) is not None:
+            return True
+        return self.access.has_visible_data(self._dataset(rel_path))
+
+    def list_dirs(self, rel_path: str) -> list[str]:
+        got = self._read_manifest(rel_path)
+        if got is not None:
+            return got[0].top_dirs()
+        return self.access.list_dirs(self._dataset(rel_path))
+
+    def read_uri(self, rel_path: str, partitions: Sequence[str] | None = None) -> str | None:
+        started = time.monotonic()
+        before = (self.stats.downloaded, self.stats.unchanged)
+        for attempt in (1, 2):
+            try:
+                files = self._stage(rel_path, partitions)
+                break
+            except BlobVanished:
+                # a concurrent commit replaced the version we were reading and cleaned it: read the new one
+                if attempt == 2:
+                    raise StorageError(f"Azure storage: '{self._dataset(rel_path)}' changed twice while being "
+                                       f"downloaded ({self.target.where})") from None
+        if files is None:
+            return None
+        view = self._view_dir(rel_path, partitions)
+        self.cache.build_view(view, files)
+        log.info("staged %s: %d downloaded, %d unchanged, %.1fs", self._dataset(rel_path) or "/",
+                 self.stats.downloaded - before[0], self.stats.unchanged - before[1],
+                 time.monotonic() - started)
+        return str(view)
+
+    def _stage(self, rel_path: str, partitions: Sequence[str] | None) -> dict[str, str] | None:
+        """Download what read_uri needs; returns local name -> blob name (None when nothing is there)."""
+        dataset = self._dataset(rel_path)
+        got = self._read_manifest(rel_path)
+        if got is not None:
+            chosen = got[0].files(partitions)
+            refs = [BlobRef(f"{dataset}/{f.blob}", f.etag, f.size) for f in chosen]
+            files = {f.name: f"{dataset}/{f.blob}" for f in chosen}
+        else:
+            start = dataset + "/" if dataset else ""
+            blobs = [b for b in self.access.list_blobs(start, metadata=True) if not _is_folder_marker(b)]
+            wanted = [p.strip("/") for p in partitions] if partitions else None
+            refs, files = [], {}
+            for b in blobs:
+                rel = b.name[len(start):]
+                if _hidden(rel):  # uncommitted _runs/ of a dataset, markers: never data
+                    continue
+                if wanted is not None and not any(rel.startswith(p + "/") for p in wanted):
+                    continue
+                refs.append(BlobRef(b.name, b.etag, b.size))
+                files[rel] = b.name
+        if not files:
+            return None
+        with self.access.errors(f"download '{dataset}'"):
+            self.cache.fetch(refs)
+        return files
+
+    def begin_write(self, rel_path: str, run_id: str, mode: str, partition_by: Sequence[str]) -> PendingWrite:
+        if mode not in WRITE_MODES:
+            raise StorageError(f"unknown write mode '{mode}'; expected one of {', '.join(WRITE_MODES)}")
+        write_id = f"{_SAFE_ID_RE.sub('-', run_id).strip('-') or 'run'}-{uuid.uuid4().hex[:8]}"
+        local = self.cache_root / "writes" / write_id
+        local.parent.mkdir(parents=True, exist_ok=True)
+        self._active_writes.add(write_id)
+        return PendingWrite(rel_path=clean_rel_path(rel_path), uri=str(local), run_id=run_id, mode=mode,
+                            partition_by=tuple(partition_by))
+
+    def commit(self, pending: PendingWrite) -> None:
+        write_id = Path(pending.uri).name
+        dataset = self._dataset(pending.rel_path)
+        started = time.monotonic()
+        new_files = self._upload(pending, write_id)
+        self._publish(pending, write_id, new_files)
+        shutil.rmtree(pending.uri, ignore_errors=True)
+        self._active_writes.discard(write_id)
+        count = sum(len(v) for v in new_files.values())
+        log.info("committed %s: %d file(s) in %d partition(s), %.1fs", dataset, count, len(new_files),
+                 time.monotonic() - started)
+        try:
+            self._cleanup_dataset(pending.rel_path)
+        except StorageError as exc:  # the commit stands; leftovers wait for the next run
+            log.warning("cleanup after commit of %s failed: %s", dataset, exc)
+
+    def _upload(self, pending: PendingWrite, write_id: str) -> dict[str, list[ManifestFile]]:
+        root = Path(pending.uri)
+        if not root.is_dir():
+            raise StorageError(f"nothing to commit for '{pending.rel_path}': {root} does not exist")
+        locals_ = sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                         if p.is_file() and not _hidden(p.relative_to(root).as_posix()))
+        dataset = self._dataset(pending.rel_path)
+
+        def one(rel: str) -> ManifestFile:
+            blob = f"{RUNS_DIR}/{write_id}/{rel}"
+            etag, size = self.access.upload_file(f"{dataset}/{blob}", root / rel)
+            self.stats.add(uploaded=1, upload_bytes=size)
+            return ManifestFile(name=rel, blob=blob, size=size, etag=etag)
+
+        keys = {rel: partition_key(rel, pending.partition_by, pending.rel_path) for rel in locals_}
+        out: dict[str, list[ManifestFile]] = {}
+        for f in _parallel(one, locals_, self.workers):
+            out.setdefault(keys[f.name], []).append(f)
+        return out
+
+    def _publish(self, pending: PendingWrite, write_id: str, new_files: Mapping[str, Sequence[ManifestFile]]
+                 ) -> None:
+        name = f"{self._dataset(pending.rel_path)}/{MANIFEST_NAME}"
+        for _ in range(_COMMIT_ATTEMPTS):
+            got = self._read_manifest(pending.rel_path)
+            manifest = next_manifest(got[0] if got else None, new_files, pending.mode, write_id,
+                                     pending.partition_by, pending.rel_path)
+            blob = self.access.client.get_blob_client(name)
+            conditions: dict[str, Any] = (
+                {"etag": got[1], "match_condition": MatchConditions.IfNotModified, "overwrite": True}
+                if got else {"overwrite": False})
+            try:
+                with self.access.errors(f"commit '{name}'"):
+                    blob.upload_blob(manifest.to_json().encode(), content_settings=ContentSettings(
+                        content_type="application/json"), **conditions)
+                return
+            except (ResourceModifiedError, ResourceExistsError):
+                log.info("manifest %s changed during commit; merging again", name)
+        raise StorageError(f"Azure storage: commit of '{name}' lost {_COMMIT_ATTEMPTS} races with other "
+                           f"writers ({self.target.where})")
+
+    def abort(self, pending: PendingWrite) -> None:
+        write_id = Path(pending.uri).name
+        shutil.rmtree(pending.uri, ignore_errors=True)
+        self._active_writes.discard(write_id)
+        start = f"{self._dataset(pending.rel_path)}/{RUNS_DIR}/{write_id}/"
+        try:
+            names = [b.name for b in self.access.list_blobs(start)]
+            self.stats.add(deleted=self.access.delete(names, self.workers))
+        except StorageError as exc:
+            log.warning("abort of %s left blobs under %s: %s", pending.rel_path, start, exc)
+
+    def put_file(self, rel_path: str, local_file: str) -> None:
+        self.access.upload_file(self._dataset(rel_path), local_file)
+
+    def cleanup(self, rel_path: str) -> None:
+        """Delete blobs under ``_runs/`` that no manifest references (killed uploads, replaced versions),
+        once older than the grace period, in ``rel_path`` and the datasets below it ("" = the whole root)."""
+        for dataset in self._datasets_with_runs(clean_rel_path(rel_path), depth=6):
+            self._cleanup_dataset(dataset)
+        self._cleanup_local_writes()
+
+    def _datasets_with_runs(self, rel_path: str, depth: int) -> list[str]:
+        subdirs = self.access.list_dirs(self._dataset(rel_path), include_hidden=True)
+        found = [rel_path] if RUNS_DIR in subdirs else []
+        if depth > 0:
+            for sub in subdirs:
+                if not _hidden(sub) and "=" not in sub:  # partition folders hold no datasets
+                    found += self._datasets_with_runs(f"{rel_path}/{sub}" if rel_path else sub, depth - 1)
+        return found
+
+    def _cleanup_dataset(self, rel_path: str) -> None:
+        dataset = self._dataset(rel_path)
+        got = self._read_manifest(rel_path)
+        referenced = got[0].referenced_blobs() if got else set()
+        start = f"{dataset}/{RUNS_DIR}/"
+        now = datetime.now(UTC)
+        doomed = []
+        for b in self.access.list_blobs(start):
+            rel = b.name[len(dataset) + 1:]
+            write_id = rel.split("/", 2)[1] if rel.count("/") >= 2 else ""
+            age = (now - b.last_modified).total_seconds() if b.last_modified else 0.0
+            if rel not in referenced and write_id not in self._active_writes and \
+                    age >= self.cleanup_grace_seconds:
+                doomed.append(b.name)
+        if doomed:
+            deleted = self.access.delete(doomed, self.workers)
+            self.stats.add(deleted=deleted)
+            log.info("cleaned %d unreferenced blob(s) under %s", deleted, start)
+
+    def _cleanup_local_writes(self) -> None:
+        writes = self.cache_root / "writes"
+        if not writes.is_dir():
+            return
+        cutoff = time.time() - max(self.cleanup_grace_seconds, 3600.0)
+        for path in writes.iterdir():
+            with contextlib.suppress(OSError):
+                if path.name not in self._active_writes and path.stat().st_mtime < cutoff:
+                    shutil.rmtree(path, ignore_errors=True)
+
+    def __repr__(self) -> str:
+        return f"AzureBlobStorage({scrub(self.describe(), self.target.secrets)})"
+
+
+def _is_folder_marker(blob: Any) -> bool:
+    """Empty blobs standing for folders (ADLS Gen2, some tools) are not data."""
+    meta = getattr(blob, "metadata", None) or {}
+    return blob.name.endswith("/") or (blob.size == 0 and str(meta.get("hdi_isfolder", "")).lower() == "true")

@@ -1,0 +1,135 @@
+"""Local-folder storage: Spark writes aside under ``.tickflow/staging``, commit renames into place."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Sequence
+from pathlib import Path
+
+from engine.errors import StorageError
+from engine.storage.base import WRITE_MODES, PendingWrite, Storage
+
+STAGING = ".tickflow_staging"
+TRASH = ".tickflow_trash"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _leaf_partitions(folder: Path, depth: int) -> list[Path]:
+    """Partition folders ``col=value`` exactly ``depth`` levels below ``folder``."""
+    level = [folder]
+    for _ in range(depth):
+        level = [c for p in level for c in sorted(p.iterdir()) if c.is_dir() and "=" in c.name]
+    return level
+
+
+class LocalStorage(Storage):
+    def __init__(self, root: str | os.PathLike[str]):
+        self.path = Path(root).expanduser().resolve()
+        self.root = str(self.path)
+
+    def describe(self) -> str:
+        return f"local folder {self.path}"
+
+    def check(self) -> None:
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot use storage root {self.path}: {exc.strerror}") from None
+        if not os.access(self.path, os.W_OK):
+            raise StorageError(f"storage root {self.path} is not writable")
+
+    def _abs(self, rel_path: str) -> Path:
+        rel = rel_path.strip("/")
+        target = (self.path / rel).resolve()
+        if target != self.path and self.path not in target.parents:
+            raise StorageError(f"path '{rel_path}' escapes the storage root {self.path}")
+        return target
+
+    def exists(self, rel_path: str) -> bool:
+        return self._abs(rel_path).exists()
+
+    def list_dirs(self, rel_path: str) -> list[str]:
+        folder = self._abs(rel_path)
+        if not folder.is_dir():
+            return []
+        return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def read_uri(self, rel_path: str, partitions: Sequence[str] | None = None) -> str | None:
+        target = self._abs(rel_path)
+        return str(target) if target.exists() else None
+
+    def begin_write(self, rel_path: str, run_id: str, mode: str, partition_by: Sequence[str]) -> PendingWrite:
+        if mode not in WRITE_MODES:
+            raise StorageError(f"unknown write mode '{mode}'; expected one of {', '.join(WRITE_MODES)}")
+        tag = f"{socket.gethostname()}-{os.getpid()}-{run_id}"
+        staged = self.path / STAGING / tag / rel_path.strip("/")
+        if staged.exists():
+            shutil.rmtree(staged)
+        staged.parent.mkdir(parents=True, exist_ok=True)
+        return PendingWrite(rel_path.strip("/"), str(staged), run_id, mode, tuple(partition_by))
+
+    def commit(self, pending: PendingWrite) -> None:
+        staged = Path(pending.uri)
+        target = self._abs(pending.rel_path)
+        trash = self.path / TRASH / staged.relative_to(self.path / STAGING)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if pending.mode == "append":
+            for src in sorted(staged.rglob("*")):
+                if src.is_file() and not src.name.startswith(("_", ".")):
+                    dest = target / src.relative_to(staged)
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(src, dest)
+        elif pending.mode == "overwrite_partitions" and pending.partition_by:
+            for part in _leaf_partitions(staged, len(pending.partition_by)):
+                rel = part.relative_to(staged)
+                self._swap(part, target / rel, trash / rel)
+        else:
+            self._swap(staged, target, trash)
+        shutil.rmtree(staged, ignore_errors=True)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    @staticmethod
+    def _swap(new: Path, dest: Path, trash: Path) -> None:
+        """Move ``new`` to ``dest``; the old ``dest`` goes to ``trash`` first (two renames)."""
+        for junk in list(new.rglob(".*.crc")):
+            junk.unlink(missing_ok=True)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.exists():
+            trash.parent.mkdir(parents=True, exist_ok=True)
+            if trash.exists():
+                shutil.rmtree(trash)
+            os.replace(dest, trash)
+        os.replace(new, dest)
+
+    def abort(self, pending: PendingWrite) -> None:
+        shutil.rmtree(pending.uri, ignore_errors=True)
+
+    def put_file(self, rel_path: str, local_file: str) -> None:
+        dest = self._abs(rel_path)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+        shutil.copyfile(local_file, tmp)
+        os.replace(tmp, dest)
+
+    def cleanup(self, rel_path: str = "") -> None:
+        """Remove staging/trash folders left by processes of this host that no longer exist."""
+        host = socket.gethostname()
+        for base in (self.path / STAGING, self.path / TRASH):
+            if not base.is_dir():
+                continue
+            for entry in base.iterdir():
+                parts = entry.name.rsplit("-", 2)
+                if len(parts) == 3 and parts[0] == host and parts[1].isdigit() and _pid_alive(int(parts[1])):
+                    continue
+                shutil.rmtree(entry, ignore_errors=True)

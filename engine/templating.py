@@ -1,0 +1,103 @@
+"""Jinja2 rendering of spec values in a sandbox with StrictUndefined.
+
+Each string value is rendered on its own (after YAML parsing), so line numbers stay exact. A value that is
+one single expression (``"{{ vars.n }}"``) keeps the type its result has in YAML (a number stays a number).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jinja2
+import yaml
+from jinja2.sandbox import SandboxedEnvironment
+
+from engine.yaml_lines import KeyPath
+
+_SINGLE_EXPR = re.compile(r"^\s*\{\{.*\}\}\s*$", re.S)
+
+
+class TemplateProblem(Exception):
+    def __init__(self, path: KeyPath, message: str):
+        self.path = path
+        super().__init__(message)
+
+
+def previous_weekday(day: dt.date) -> dt.date:
+    """The previous Monday-to-Friday date (exchange holidays are not modelled here)."""
+    day -= dt.timedelta(days=1)
+    while day.weekday() >= 5:
+        day -= dt.timedelta(days=1)
+    return day
+
+
+def _shift(day: Any, days: int) -> str:
+    return (dt.date.fromisoformat(str(day)) + dt.timedelta(days=int(days))).isoformat()
+
+
+def _previous_days(day: Any, count: int) -> list[str]:
+    """The ``count`` calendar days before ``day``, newest first (for reading a look-back of partitions)."""
+    start = dt.date.fromisoformat(str(day))
+    return [(start - dt.timedelta(days=n)).isoformat() for n in range(1, int(count) + 1)]
+
+
+def make_environment() -> SandboxedEnvironment:
+    """Filters: ``date | days_before(n)``, ``date | days_after(n)``, ``date | previous_days(n)`` (a list)."""
+    env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    env.filters["days_before"] = lambda d, n: _shift(d, -int(n))
+    env.filters["days_after"] = _shift
+    env.filters["previous_days"] = _previous_days
+    return env
+
+
+def build_context(date: dt.date | None, variables: Mapping[str, Any], config_values: Mapping[str, Any],
+                  env: Mapping[str, str]) -> dict[str, Any]:
+    ctx: dict[str, Any] = {"vars": dict(variables), "config": dict(config_values), "env": dict(env)}
+    if date is not None:
+        ctx["date"] = date.isoformat()
+        ctx["prev_date"] = previous_weekday(date).isoformat()
+    return ctx
+
+
+def render_value(env: SandboxedEnvironment, value: str, context: Mapping[str, Any], path: KeyPath) -> Any:
+    if "{{" not in value and "{%" not in value:
+        return value
+    try:
+        rendered = env.from_string(value).render(context)
+    except jinja2.UndefinedError as exc:
+        raise TemplateProblem(path, f"template refers to something undefined: {exc.message}") from exc
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateProblem(path, f"template syntax error: {exc.message}") from exc
+    except jinja2.exceptions.SecurityError as exc:
+        raise TemplateProblem(path, f"template not allowed in the sandbox: {exc}") from exc
+    except Exception as exc:  # a filter raising on bad input, division by zero...
+        raise TemplateProblem(path, f"template failed: {exc}") from exc
+    if _SINGLE_EXPR.match(value):
+        try:
+            parsed = yaml.safe_load(rendered)
+        except yaml.YAMLError:
+            return rendered
+        if isinstance(parsed, bool | int | float | list) and not isinstance(parsed, dt.date):
+            return parsed
+    return rendered
+
+
+def render_tree(env: SandboxedEnvironment, data: Any, context: Mapping[str, Any], path: KeyPath,
+                problems: list[TemplateProblem], skip: Callable[[KeyPath], bool] = lambda p: False) -> Any:
+    """Render every string below ``data``; collect problems instead of stopping at the first."""
+    if skip(path):
+        return data
+    if isinstance(data, str):
+        try:
+            return render_value(env, data, context, path)
+        except TemplateProblem as exc:
+            problems.append(exc)
+            return data
+    if isinstance(data, Mapping):
+        return {k: render_tree(env, v, context, (*path, k), problems, skip) for k, v in data.items()}
+    if isinstance(data, list):
+        return [render_tree(env, v, context, (*path, i), problems, skip) for i, v in enumerate(data)]
+    return data

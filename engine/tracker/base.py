@@ -1,0 +1,219 @@
+"""The job tracker interface shared by the PostgreSQL and SQLite backends.
+
+Why one interface: operations trust the ``job_tracker`` table, and the embedded default must behave exactly
+like production. Times are the database's clock, as naive UTC timestamps (``now() AT TIME ZONE 'UTC'`` on
+PostgreSQL, ``strftime(..., 'now')`` on SQLite), so holders on several machines compare leases against one
+clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from engine.errors import TrackerError
+
+STATUSES = ("running", "success", "failed")
+SEED_COLUMNS = ("job_id", "status", "updated_time", "lock_id")
+# Columns this version adds to the seed table (same type names work on both databases).
+EXTRA_COLUMNS = (
+    ("lease_expires", "TIMESTAMP"), ("holder_host", "VARCHAR"), ("holder_pid", "INTEGER"),
+    ("run_id", "VARCHAR"), ("message", "TEXT"), ("started_time", "TIMESTAMP"),
+    ("prev_lock_id", "UUID"), ("prev_holder_host", "VARCHAR"), ("prev_holder_pid", "INTEGER"),
+    ("prev_lease_expires", "TIMESTAMP"),
+)
+ROW_COLUMNS = ("job_id", "status", "updated_time", "lock_id", "lease_expires", "holder_host", "holder_pid",
+               "run_id", "message", "started_time")
+LEASE_COLUMNS = ("lock_id", "lease_expires", "updated_time", "prev_lock_id", "prev_holder_host",
+                 "prev_holder_pid", "prev_lease_expires")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_JOB_ID = re.compile(r"^(?P<pipeline>[A-Za-z0-9_\-]+?)(?:\.(?P<step>[A-Za-z0-9_\-]+))?_(?P<date>\d{4}-\d{2}-\d{2})$")
+MESSAGE_MAX = 2000
+
+
+class LeaseLost(TrackerError):
+    """Our lock was cleared or taken over (operator unlock, or our lease expired) while we ran."""
+
+
+class InvalidTableName(TrackerError):
+    """A configured table name is not a plain SQL identifier."""
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised in the main thread on SIGTERM so finally-paths (release, cleanup) run.
+
+    A KeyboardInterrupt subclass so ``except Exception`` blocks in steps do not swallow it.
+    """
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(f"terminated by signal {signum}")
+
+
+def pipeline_job_id(pipeline: str, date: dt.date) -> str:
+    """``preprocess_2020-08-06``: the job of one pipeline run for one processing date."""
+    return f"{pipeline}_{date.isoformat()}"
+
+
+def step_job_id(pipeline: str, step: str, date: dt.date) -> str:
+    """``preprocess.load_trades_2020-08-06``: one step of that run, so a rerun can resume."""
+    return f"{pipeline}.{step}_{date.isoformat()}"
+
+
+@dataclass(frozen=True)
+class JobKey:
+    """The parts of a job id."""
+
+    pipeline: str
+    step: str | None
+    date: dt.date
+
+
+def parse_job_id(job_id: str) -> JobKey | None:
+    """Split a job id into pipeline, step and date; None when it does not follow the convention."""
+    m = _JOB_ID.match(job_id)
+    if not m:
+        return None
+    try:
+        date = dt.date.fromisoformat(m.group("date"))
+    except ValueError:
+        return None
+    return JobKey(m.group("pipeline"), m.group("step"), date)
+
+
+def validate_table_name(name: str) -> str:
+    """Table names come from config: accept plain identifiers only, folded to lower case like PostgreSQL."""
+    if not isinstance(name, str) or not _IDENT.match(name):
+        raise InvalidTableName(
+            f"job tracker table name {name!r} is not a valid SQL identifier "
+            "(letters, digits and _, not starting with a digit, at most 63 characters)")
+    return name.lower()
+
+
+def validate_status(status: str) -> str:
+    if status not in STATUSES:
+        raise ValueError(f"job status must be one of {', '.join(STATUSES)}, got {status!r}")
+    return status
+
+
+def clip_message(message: str) -> str:
+    return message if len(message) <= MESSAGE_MAX else message[:MESSAGE_MAX - 3] + "..."
+
+
+def fmt_time(value: dt.datetime | None) -> str:
+    return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%S") + " UTC"
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """One row of the tracker table (times are naive UTC from the database clock)."""
+
+    job_id: str
+    status: str | None
+    updated_time: dt.datetime | None
+    lock_id: str | None
+    lease_expires: dt.datetime | None = None
+    holder_host: str | None = None
+    holder_pid: int | None = None
+    run_id: str | None = None
+    message: str | None = None
+    started_time: dt.datetime | None = None
+
+    @property
+    def locked(self) -> bool:
+        return self.lock_id is not None
+
+    def lease_expired(self, now: dt.datetime) -> bool:
+        """A lock without a lease (set by an older version) never expires by itself: use unlock."""
+        return self.lock_id is not None and self.lease_expires is not None and self.lease_expires < now
+
+    def holder(self) -> str:
+        host = self.holder_host or "unknown host"
+        pid = f"pid {self.holder_pid}" if self.holder_pid is not None else "unknown pid"
+        return f"{host} ({pid})"
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Proof that we hold a job's lock; ``prev_*`` describe an expired holder we took over from."""
+
+    job_id: str
+    lock_id: str
+    expires: dt.datetime
+    acquired_at: dt.datetime
+    prev_lock_id: str | None = None
+    prev_holder_host: str | None = None
+    prev_holder_pid: int | None = None
+    prev_lease_expires: dt.datetime | None = None
+
+    @property
+    def took_over(self) -> bool:
+        return self.prev_lock_id is not None
+
+    def takeover_description(self) -> str:
+        host = self.prev_holder_host or "unknown host"
+        pid = self.prev_holder_pid if self.prev_holder_pid is not None else "?"
+        return (f"took over job {self.job_id} from {host} (pid {pid}) whose lease expired at "
+                f"{fmt_time(self.prev_lease_expires)}")
+
+
+class Tracker(ABC):
+    """A job tracker table: atomic locks with leases, statuses, and what operators need to see."""
+
+    table: str
+
+    @abstractmethod
+    def describe(self) -> str:
+        """Where the table lives, for messages (never a password)."""
+
+    @abstractmethod
+    def now(self) -> dt.datetime:
+        """The database clock, naive UTC."""
+
+    @abstractmethod
+    def get(self, job_id: str) -> JobRow | None: ...
+
+    @abstractmethod
+    def list_jobs(self) -> list[JobRow]:
+        """Every row, ordered by job id."""
+
+    @abstractmethod
+    def acquire(self, job_id: str, *, lease_seconds: float, holder_host: str, holder_pid: int,
+                run_id: str | None = None, force: bool = False) -> Lease | None:
+        """One atomic statement: create the row if missing and lock it where it is unlocked or its lease
+        expired (and, unless ``force``, not already 'success'). None when someone else holds it or it is done.
+        """
+
+    @abstractmethod
+    def renew(self, lease: Lease, lease_seconds: float) -> dt.datetime | None:
+        """Extend our lease; the new expiry, or None when the lock is no longer ours."""
+
+    @abstractmethod
+    def release(self, lease: Lease, status: str, message: str = "") -> bool:
+        """Record the final status and clear our own lock_id only; False when it was no longer ours."""
+
+    @abstractmethod
+    def set_status(self, job_id: str, status: str, message: str = "", *, run_id: str | None = None,
+                   fence: Lease | None = None) -> None:
+        """Upsert a (step) row's status without locking it; with ``fence`` only while that lease is ours
+        (else LeaseLost)."""
+
+    @abstractmethod
+    def unlock(self, job_id: str, message: str, *, lock_id: str | None = None) -> bool:
+        """Operator override: clear the lock (only ``lock_id`` when given); a running job becomes 'failed'.
+        False when there was nothing to clear."""
+
+    @abstractmethod
+    def reopen(self) -> Tracker:
+        """A new connection to the same table, e.g. for the heartbeat thread."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Tracker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,149 @@
+"""Operator commands: ``status`` (what ran, what is locked) and ``unlock JOB_ID`` (clear a stuck lock)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import getpass
+import json
+import socket
+import sys
+from collections.abc import Sequence
+from typing import IO
+
+from engine.config import Config
+from engine.tracker.base import JobRow, fmt_time, parse_job_id
+from engine.tracker.factory import open_tracker
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def add_status_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pipeline", action="append", default=None,
+                        help="only jobs of this pipeline (repeatable)")
+    parser.add_argument("--start", type=_date, default=None, help="first processing date (YYYY-MM-DD)")
+    parser.add_argument("--end", type=_date, default=None, help="last processing date (YYYY-MM-DD)")
+    parser.add_argument("--steps", action="store_true", help="also show the rows of individual steps")
+    parser.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
+
+
+def select_rows(rows: Sequence[JobRow], pipelines: Sequence[str] | None, start: dt.date | None,
+                end: dt.date | None, steps: bool) -> list[JobRow]:
+    """Filter by pipeline and date range; rows whose id does not follow the convention show unless filtered."""
+    out = []
+    for row in rows:
+        key = parse_job_id(row.job_id)
+        if key is None:
+            if not pipelines and start is None and end is None:
+                out.append(row)
+            continue
+        if key.step is not None and not steps:
+            continue
+        if pipelines and key.pipeline not in pipelines:
+            continue
+        if (start is not None and key.date < start) or (end is not None and key.date > end):
+            continue
+        out.append(row)
+    return out
+
+
+def _lock_state(row: JobRow, now: dt.datetime) -> str:
+    if not row.locked:
+        return "-"
+    if row.lease_expires is None:
+        return "held (no lease)"
+    return "expired" if row.lease_expired(now) else "held"
+
+
+def _as_json(row: JobRow, now: dt.datetime) -> dict[str, object]:
+    def iso(v: dt.datetime | None) -> str | None:
+        return None if v is None else v.isoformat()
+
+    return {"job_id": row.job_id, "status": row.status, "updated_time": iso(row.updated_time),
+            "lock_id": row.lock_id, "lock": _lock_state(row, now), "lease_expires": iso(row.lease_expires),
+            "holder_host": row.holder_host, "holder_pid": row.holder_pid, "run_id": row.run_id,
+            "started_time": iso(row.started_time), "message": row.message}
+
+
+def _table(rows: Sequence[JobRow], now: dt.datetime) -> str:
+    header = ("JOB_ID", "STATUS", "UPDATED (UTC)", "LOCK", "HOLDER", "LEASE EXPIRES (UTC)", "MESSAGE")
+    body = []
+    for r in rows:
+        held = r.locked
+        body.append((r.job_id, r.status or "-", fmt_time(r.updated_time).removesuffix(" UTC"),
+                     _lock_state(r, now), r.holder() if held else "-",
+                     fmt_time(r.lease_expires).removesuffix(" UTC") if held else "-",
+                     (r.message or "").splitlines()[0][:80] if r.message else ""))
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *body, strict=True)]
+    lines = ["  ".join(str(v).ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
+             for line in (header, *body)]
+    return "\n".join(lines)
+
+
+def cmd_status(args: argparse.Namespace, config: Config, out: IO[str] = sys.stdout) -> int:
+    """Print the job rows (a table, or JSON with --json); TrackerError propagates (exit 2)."""
+    with open_tracker(config) as tracker:
+        rows = select_rows(tracker.list_jobs(), args.pipeline, args.start, args.end, args.steps)
+        now = tracker.now()
+        where = tracker.describe()
+    if args.json:
+        json.dump([_as_json(r, now) for r in rows], out, indent=2)
+        out.write("\n")
+    elif not rows:
+        out.write(f"no jobs in {where}\n")
+    else:
+        out.write(_table(rows, now) + "\n")
+    return 0
+
+
+def add_unlock_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("job_id", metavar="JOB_ID", help="e.g. preprocess_2020-08-06")
+    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+
+def operator() -> str:
+    """Who runs the command, recorded with the unlock."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def cmd_unlock(args: argparse.Namespace, config: Config, out: IO[str] = sys.stdout,
+               inp: IO[str] = sys.stdin) -> int:
+    """Clear a job's lock after confirmation; 0 done or nothing to do, 1 declined, 2 unknown job."""
+    with open_tracker(config) as tracker:
+        row = tracker.get(args.job_id)
+        if row is None:
+            out.write(f"no job {args.job_id} in {tracker.describe()}\n")
+            return 2
+        if not row.locked:
+            out.write(f"job {args.job_id} is not locked (status {row.status or '-'}); nothing to do\n")
+            return 0
+        now = tracker.now()
+        state = "EXPIRED" if row.lease_expired(now) else "still valid"
+        out.write(f"job {row.job_id} is locked by {row.holder()} since "
+                  f"{fmt_time(row.started_time or row.updated_time)}; lease {state} "
+                  f"(expires {fmt_time(row.lease_expires)})\n")
+        if not args.yes:
+            out.write("Clear this lock? A run still alive would lose it. [y/N] ")
+            out.flush()
+            answer = inp.readline().strip().lower()
+            if answer not in ("y", "yes"):
+                out.write("not unlocked\n")
+                return 1
+        who = operator()
+        message = (f"unlocked by {who} at {fmt_time(now)}; was held by {row.holder()} "
+                   f"(run {row.run_id or '?'})")
+        if tracker.unlock(row.job_id, message, lock_id=row.lock_id):
+            out.write(f"unlocked {row.job_id}"
+                      f"{' (status running -> failed)' if row.status == 'running' else ''}; recorded: {message}\n")
+            return 0
+        out.write(f"job {row.job_id}: the lock changed meanwhile (released or taken over); run status again\n")
+        return 1

@@ -1,0 +1,32 @@
+"""Pick the tracker backend from config: PostgreSQL when [postgres] is configured, else embedded SQLite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.config import Config
+from engine.errors import TrackerError
+from engine.tracker.base import Tracker
+
+
+def sqlite_path(config: Config) -> Path:
+    """The SQLite file; a relative path is taken from the directory the config was loaded in."""
+    path = Path(config.tracker.sqlite_path).expanduser()
+    return path if path.is_absolute() else Path(config.base_dir) / path
+
+
+def open_tracker(config: Config) -> Tracker:
+    """Open (and create or upgrade) the job tracker table; TrackerError on any connection problem."""
+    if config.postgres is not None:
+        from engine.tracker.postgres_backend import PostgresTracker  # psycopg2 only when needed
+
+        return PostgresTracker(config.postgres)
+    from engine.tracker.sqlite_backend import SqliteTracker
+
+    path = sqlite_path(config)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TrackerError(f"cannot create the folder of the job tracker SQLite file {path}: "
+                           f"{exc.strerror or exc}") from None
+    return SqliteTracker(path, config.tracker.table)

@@ -1,0 +1,308 @@
+"""JobGuard: everything the runner needs around one pipeline run, decided before Spark starts.
+
+On enter: upstream check (UpstreamNotReady, exit 3), already done (``already_succeeded``), atomic acquire
+(AlreadyRunning, exit 4), a heartbeat thread renewing the lease, and SIGTERM/SIGINT turned into exceptions
+so the release in ``__exit__`` runs. Refusals cost a few queries, never a JVM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from types import FrameType, TracebackType
+from typing import Any
+
+from engine.errors import AlreadyRunning, TrackerError, UpstreamNotReady
+from engine.tracker.base import (
+    JobRow,
+    Lease,
+    LeaseLost,
+    Terminated,
+    Tracker,
+    fmt_time,
+    pipeline_job_id,
+    step_job_id,
+    validate_status,
+)
+
+_ACQUIRE_ATTEMPTS = 3
+_BACKOFF_START_S = 0.5
+_BACKOFF_MAX_S = 10.0
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+class _Heartbeat(threading.Thread):
+    """Renews the lease every lease/3 seconds on its own connection, also while Spark blocks the main thread."""
+
+    def __init__(self, reopen: Callable[[], Tracker], lease: Lease, lease_seconds: float,
+                 log: logging.Logger):
+        super().__init__(name=f"tickflow-heartbeat-{lease.job_id}", daemon=True)
+        self._reopen = reopen
+        self._tracker: Tracker | None = reopen()  # opened now so a failure shows before the run starts
+        self._lease = lease
+        self._lease_seconds = lease_seconds
+        self._log = log
+        self._stop_event = threading.Event()
+        self.lost = threading.Event()
+        self.renewals = 0
+
+    def run(self) -> None:
+        interval = self._lease_seconds / 3.0
+        while not self._stop_event.wait(interval):
+            try:
+                if self._tracker is None:
+                    self._tracker = self._reopen()
+                expires = self._tracker.renew(self._lease, self._lease_seconds)
+            except TrackerError as exc:
+                self._log.warning("heartbeat: could not renew the lease of job %s: %s", self._lease.job_id, exc)
+                self._drop()
+                continue
+            if expires is None:
+                self._log.error("heartbeat: the lock of job %s is no longer ours (unlocked by an operator or "
+                                "taken over after our lease expired)", self._lease.job_id)
+                self.lost.set()
+                break
+            self.renewals += 1
+        self._drop()
+
+    def _drop(self) -> None:
+        if self._tracker is not None:
+            with contextlib.suppress(Exception):  # a broken connection cannot be closed cleanly
+                self._tracker.close()
+            self._tracker = None
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout=10)
+
+
+class JobGuard:
+    """Context manager around one run of ``pipeline`` for ``date`` (see module docstring)."""
+
+    def __init__(self, tracker: Tracker, pipeline: str, date: dt.date, requires: Sequence[str] = (), *,
+                 force: bool = False, wait_for_upstream: float = 0.0, lease_seconds: int = 180,
+                 log: logging.Logger | None = None, run_id: str | None = None):
+        if lease_seconds <= 0:
+            raise ValueError("lease_seconds must be positive")
+        self.tracker = tracker
+        self.pipeline = pipeline
+        self.date = date
+        self.requires = tuple(requires)
+        self.force = force
+        self.wait_for_upstream = max(0.0, float(wait_for_upstream))
+        self.lease_seconds = lease_seconds
+        self.log = log or logging.getLogger("tickflow.tracker")
+        self.run_id = run_id or uuid.uuid4().hex
+        self.job_id = pipeline_job_id(pipeline, date)
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.already_succeeded = False
+        self.took_over: str | None = None
+        self.lease: Lease | None = None
+        self._finished = False
+        self._releasing = False
+        self._heartbeat: _Heartbeat | None = None
+        self._handlers: dict[int, Any] = {}
+
+    # -- enter ---------------------------------------------------------------------------------------------
+    def __enter__(self) -> JobGuard:
+        self._check_upstream()
+        lease = self._acquire()
+        if lease is None:
+            return self  # already_succeeded
+        self.lease = lease
+        if lease.took_over:
+            self.took_over = lease.takeover_description()
+            self.log.warning("%s", self.took_over)
+        self.log.info("locked job %s (lease %s s, run %s)", self.job_id, self.lease_seconds, self.run_id)
+        try:
+            self._start_heartbeat()
+            self._install_signals()
+        except BaseException:
+            self._release("failed", "could not start the heartbeat")
+            raise
+        return self
+
+    def _upstream_status(self) -> list[tuple[str, str]]:
+        """(job id, status) of every required job that is not 'success'."""
+        missing = []
+        for upstream in self.requires:
+            jid = pipeline_job_id(upstream, self.date)
+            row = self.tracker.get(jid)
+            status = (row.status or "unknown") if row is not None else "missing"
+            if status != "success":
+                missing.append((jid, status))
+        return missing
+
+    def _check_upstream(self) -> None:
+        if not self.requires:
+            return
+        deadline = time.monotonic() + self.wait_for_upstream
+        delay = _BACKOFF_START_S
+        announced = False
+        while True:
+            missing = self._upstream_status()
+            if not missing:
+                if announced:
+                    self.log.info("upstream jobs of %s are now successful", self.job_id)
+                return
+            what = ", ".join(f"{jid} (status: {status})" for jid, status in missing)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                waited = f" after waiting {self.wait_for_upstream:g} s" if self.wait_for_upstream else ""
+                hint = "" if self.wait_for_upstream else " (or use --wait-for-upstream SECONDS)"
+                raise UpstreamNotReady(
+                    f"cannot run {self.job_id}: upstream job {what} is not successful{waited}; "
+                    f"run it first{hint}")
+            if not announced:
+                self.log.info("waiting up to %g s for upstream job %s", self.wait_for_upstream, what)
+                announced = True
+            time.sleep(min(delay, remaining))
+            delay = min(delay * 1.5, _BACKOFF_MAX_S)
+
+    def _acquire(self) -> Lease | None:
+        row: JobRow | None = None
+        for _ in range(_ACQUIRE_ATTEMPTS):
+            lease = self.tracker.acquire(self.job_id, lease_seconds=self.lease_seconds, holder_host=self.host,
+                                         holder_pid=self.pid, run_id=self.run_id, force=self.force)
+            if lease is not None:
+                return lease
+            row = self.tracker.get(self.job_id)
+            if row is None:
+                continue  # deleted between the two statements: try again
+            if not row.locked and row.status == "success" and not self.force:
+                self.already_succeeded = True
+                self.log.info("job %s already succeeded (at %s); nothing to do, use --force to run it again",
+                              self.job_id, fmt_time(row.updated_time))
+                return None
+            if row.locked and not row.lease_expired(self.tracker.now()):
+                break
+            # unlocked (holder just released) or the lease just expired: try again
+        raise AlreadyRunning(self._running_message(row))
+
+    def _running_message(self, row: JobRow | None) -> str:
+        if row is None or not row.locked:
+            return f"job {self.job_id} is being changed by another run; try again"
+        since = fmt_time(row.started_time or row.updated_time)
+        if row.lease_expires is None:
+            lease = ("its lock has no lease (set by an older version): clear it with "
+                     f"'run_pipeline.py unlock {self.job_id}'")
+        else:
+            left = (row.lease_expires - self.tracker.now()).total_seconds()
+            lease = f"its lease expires at {fmt_time(row.lease_expires)} (in {max(left, 0):.0f} s)"
+        return f"job {self.job_id} is already running on {row.holder()} since {since}; {lease}"
+
+    def _start_heartbeat(self) -> None:
+        assert self.lease is not None
+        hb = _Heartbeat(self.tracker.reopen, self.lease, self.lease_seconds, self.log)
+        hb.start()
+        self._heartbeat = hb
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers can only be set from the main thread
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self._handlers[signum] = signal.getsignal(signum)
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._releasing:
+            self.log.warning("signal %s received while releasing job %s; finishing the release", signum,
+                             self.job_id)
+            return
+        self.log.warning("signal %s received: stopping job %s", signal.Signals(signum).name, self.job_id)
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Terminated(signum)
+
+    def _restore_signals(self) -> None:
+        for signum, previous in self._handlers.items():
+            if signal.getsignal(signum) == self._on_signal:
+                signal.signal(signum, previous)
+        self._handlers.clear()
+
+    # -- during the run ------------------------------------------------------------------------------------
+    @property
+    def lease_lost(self) -> bool:
+        return self._heartbeat is not None and self._heartbeat.lost.is_set()
+
+    def step_succeeded(self, step: str) -> bool:
+        """The step's row for this date is 'success' (the runner still checks its outputs exist)."""
+        row = self.tracker.get(step_job_id(self.pipeline, step, self.date))
+        return row is not None and row.status == "success"
+
+    def mark_step(self, step: str, status: str, message: str = "") -> None:
+        """Record a step's status, only while our lock is still ours (else LeaseLost)."""
+        validate_status(status)
+        if self.lease is None:
+            raise TrackerError(f"job {self.job_id} is not locked by this run; cannot record step {step}")
+        if self.lease_lost:
+            raise LeaseLost(f"lost the lock of job {self.job_id}; stopping before step {step}")
+        self.tracker.set_status(step_job_id(self.pipeline, step, self.date), status, message,
+                                run_id=self.run_id, fence=self.lease)
+
+    # -- end -----------------------------------------------------------------------------------------------
+    def finish(self, status: str, message: str = "") -> None:
+        """Record the final status ('success' or 'failed') and release our lock."""
+        validate_status(status)
+        if status == "running":
+            raise ValueError("finish() needs a final status: success or failed")
+        if self.lease is None or self._finished:
+            return
+        self._finished = True
+        if not self._release(status, message):
+            raise LeaseLost(f"job {self.job_id}: our lock was cleared or taken over before the end; "
+                            f"status {status} was not recorded")
+
+    def _release(self, status: str, message: str) -> bool:
+        assert self.lease is not None
+        self._releasing = True
+        try:
+            if self._heartbeat is not None:
+                self._heartbeat.stop()
+            ok = self.tracker.release(self.lease, status, message)
+        finally:
+            self._releasing = False
+        if ok:
+            self.log.info("released job %s with status %s", self.job_id, status)
+        else:
+            self.log.error("job %s: the lock was no longer ours at release; status %s not recorded",
+                           self.job_id, status)
+        return ok
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        try:
+            if self.lease is not None and not self._finished:
+                self._finished = True
+                if exc is None:
+                    status, message = "success", ""
+                elif isinstance(exc, Terminated):
+                    status, message = "failed", f"terminated by {signal.Signals(exc.signum).name}"
+                elif isinstance(exc, KeyboardInterrupt):
+                    status, message = "failed", "interrupted (Ctrl-C)"
+                else:
+                    status, message = "failed", _one_line(exc)
+                try:
+                    self._release(status, message)
+                except TrackerError as err:
+                    if exc is None:
+                        raise
+                    self.log.error("could not release job %s: %s", self.job_id, err)
+        finally:
+            if self._heartbeat is not None:
+                self._heartbeat.stop()
+            self._restore_signals()

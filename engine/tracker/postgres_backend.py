@@ -1,0 +1,198 @@
+"""Production job tracker in PostgreSQL through psycopg2.
+
+The table name is composed with ``psycopg2.sql.Identifier``; every value is a bound parameter. The clock is
+the server's (``now() AT TIME ZONE 'UTC'``), so leases of holders on several machines share one clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg2
+from psycopg2 import sql
+
+from engine.config import PostgresConfig
+from engine.errors import TrackerError
+from engine.tracker.base import (
+    EXTRA_COLUMNS,
+    LEASE_COLUMNS,
+    ROW_COLUMNS,
+    JobRow,
+    Lease,
+    LeaseLost,
+    Tracker,
+    clip_message,
+    validate_status,
+    validate_table_name,
+)
+
+_NOW = "(now() AT TIME ZONE 'UTC')"
+_LEASE = f"({_NOW} + %(lease)s * interval '1 second')"
+_COLS = ", ".join(ROW_COLUMNS)
+
+
+def _first_line(exc: BaseException, secret: str) -> str:
+    """psycopg2 messages span lines; keep the first meaningful one and never echo a password."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    return text.replace(secret, "***") if secret else text
+
+
+class PostgresTracker(Tracker):
+    """The ``job_tracker`` table in PostgreSQL (autocommit: every statement is its own transaction)."""
+
+    def __init__(self, config: PostgresConfig):
+        self.config = config
+        self.table = validate_table_name(config.job_tracker_table_name)
+        self._t = sql.Identifier(self.table)
+        try:
+            self._conn = psycopg2.connect(
+                host=config.host, port=config.port, dbname=config.database, user=config.user,
+                password=config.password or None, connect_timeout=config.connect_timeout,
+                application_name="tickflow-tracker")
+        except psycopg2.Error as exc:
+            raise TrackerError(f"cannot connect to the PostgreSQL job tracker at {config.describe()}: "
+                               f"{_first_line(exc, config.password)}") from None
+        self._conn.autocommit = True
+        self._ensure_schema()
+
+    def describe(self) -> str:
+        return f"PostgreSQL {self.config.describe()} table {self.table}"
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except psycopg2.Error as exc:
+            raise TrackerError(f"job tracker {self.describe()}: "
+                               f"{_first_line(exc, self.config.password)}") from None
+
+    def _exec(self, query: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        composed = sql.SQL(query).format(t=self._t)
+        with self._errors(), self._conn.cursor() as cur:
+            cur.execute(composed, params)
+            return cur.fetchall() if cur.description is not None else []
+
+    def _ensure_schema(self) -> None:
+        """Create the seed table if missing and add missing columns in place (serialised by an advisory
+        lock so racing first runs do not collide), never dropping anything."""
+        needed = {name for name, _ in EXTRA_COLUMNS}
+        have_q = ("SELECT column_name FROM information_schema.columns "
+                  "WHERE table_schema = current_schema() AND table_name = %(name)s")
+        if needed <= {r[0] for r in self._exec(have_q, {"name": self.table})}:
+            return
+        with self._errors(), self._conn.cursor() as cur:
+            cur.execute("BEGIN")
+            try:
+                cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("tickflow.tracker." + self.table,))
+                cur.execute(sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {t} (job_id VARCHAR PRIMARY KEY, status VARCHAR(10), "
+                    "updated_time TIMESTAMP, lock_id UUID DEFAULT NULL)").format(t=self._t))
+                for name, sql_type in EXTRA_COLUMNS:
+                    cur.execute(sql.SQL("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {c} " + sql_type).format(
+                        t=self._t, c=sql.Identifier(name)))
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+
+    @staticmethod
+    def _row(values: tuple[Any, ...]) -> JobRow:
+        d = dict(zip(ROW_COLUMNS, values, strict=True))
+        d["lock_id"] = None if d["lock_id"] is None else str(d["lock_id"])
+        return JobRow(**d)
+
+    def now(self) -> dt.datetime:
+        return self._exec(f"SELECT {_NOW}")[0][0]
+
+    def get(self, job_id: str) -> JobRow | None:
+        rows = self._exec(f"SELECT {_COLS} FROM {{t}} WHERE job_id = %(job)s", {"job": job_id})
+        return self._row(rows[0]) if rows else None
+
+    def list_jobs(self) -> list[JobRow]:
+        return [self._row(r) for r in self._exec(f"SELECT {_COLS} FROM {{t}} ORDER BY job_id")]
+
+    def acquire(self, job_id: str, *, lease_seconds: float, holder_host: str, holder_pid: int,
+                run_id: str | None = None, force: bool = False) -> Lease | None:
+        lock_id = str(uuid.uuid4())
+        query = (
+            "INSERT INTO {t} AS t (job_id, status, updated_time, lock_id, lease_expires, holder_host, "
+            "holder_pid, run_id, message, started_time, prev_lock_id, prev_holder_host, prev_holder_pid, "
+            "prev_lease_expires) "
+            f"VALUES (%(job)s, 'running', {_NOW}, %(lock)s, {_LEASE}, %(host)s, %(pid)s, %(run)s, '', {_NOW}, "
+            "NULL, NULL, NULL, NULL) "
+            "ON CONFLICT (job_id) DO UPDATE SET status = 'running', updated_time = EXCLUDED.updated_time, "
+            "lock_id = EXCLUDED.lock_id, lease_expires = EXCLUDED.lease_expires, "
+            "holder_host = EXCLUDED.holder_host, holder_pid = EXCLUDED.holder_pid, run_id = EXCLUDED.run_id, "
+            "message = '', started_time = EXCLUDED.started_time, prev_lock_id = t.lock_id, "
+            "prev_holder_host = CASE WHEN t.lock_id IS NULL THEN NULL ELSE t.holder_host END, "
+            "prev_holder_pid = CASE WHEN t.lock_id IS NULL THEN NULL ELSE t.holder_pid END, "
+            "prev_lease_expires = CASE WHEN t.lock_id IS NULL THEN NULL ELSE t.lease_expires END "
+            "WHERE (t.lock_id IS NULL OR t.lease_expires < EXCLUDED.updated_time) "
+            "AND (%(force)s OR t.status IS DISTINCT FROM 'success') "
+            f"RETURNING {', '.join(LEASE_COLUMNS)}"
+        )
+        rows = self._exec(query, {"job": job_id, "lock": lock_id, "lease": float(lease_seconds),
+                                  "host": holder_host, "pid": holder_pid, "run": run_id, "force": bool(force)})
+        if not rows or str(rows[0][0]) != lock_id:
+            return None
+        got = dict(zip(LEASE_COLUMNS, rows[0], strict=True))
+        prev = got["prev_lock_id"]
+        return Lease(job_id=job_id, lock_id=lock_id, expires=got["lease_expires"], acquired_at=got["updated_time"],
+                     prev_lock_id=None if prev is None else str(prev), prev_holder_host=got["prev_holder_host"],
+                     prev_holder_pid=got["prev_holder_pid"], prev_lease_expires=got["prev_lease_expires"])
+
+    def renew(self, lease: Lease, lease_seconds: float) -> dt.datetime | None:
+        rows = self._exec(f"UPDATE {{t}} SET lease_expires = {_LEASE} WHERE job_id = %(job)s "
+                          "AND lock_id = %(lock)s RETURNING lease_expires",
+                          {"lease": float(lease_seconds), "job": lease.job_id, "lock": lease.lock_id})
+        return rows[0][0] if rows else None
+
+    def release(self, lease: Lease, status: str, message: str = "") -> bool:
+        validate_status(status)
+        rows = self._exec(f"UPDATE {{t}} SET status = %(status)s, updated_time = {_NOW}, lock_id = NULL, "
+                          "lease_expires = NULL, message = %(msg)s WHERE job_id = %(job)s AND lock_id = %(lock)s "
+                          "RETURNING job_id",
+                          {"status": status, "msg": clip_message(message), "job": lease.job_id,
+                           "lock": lease.lock_id})
+        return bool(rows)
+
+    def set_status(self, job_id: str, status: str, message: str = "", *, run_id: str | None = None,
+                   fence: Lease | None = None) -> None:
+        validate_status(status)
+        query = (
+            "INSERT INTO {t} AS t (job_id, status, updated_time, run_id, message, started_time) "
+            f"SELECT %(job)s, %(status)s, {_NOW}, %(run)s, %(msg)s, {_NOW} "
+            "WHERE %(fjob)s IS NULL OR EXISTS (SELECT 1 FROM {t} AS f "
+            "WHERE f.job_id = %(fjob)s AND f.lock_id = %(flock)s) "
+            "ON CONFLICT (job_id) DO UPDATE SET status = EXCLUDED.status, updated_time = EXCLUDED.updated_time, "
+            "run_id = EXCLUDED.run_id, message = EXCLUDED.message, started_time = CASE "
+            "WHEN EXCLUDED.status = 'running' THEN EXCLUDED.started_time ELSE t.started_time END "
+            "RETURNING job_id"
+        )
+        rows = self._exec(query, {"job": job_id, "status": status, "run": run_id, "msg": clip_message(message),
+                                  "fjob": fence.job_id if fence else None,
+                                  "flock": fence.lock_id if fence else None})
+        if not rows:
+            assert fence is not None
+            raise LeaseLost(f"lost the lock of job {fence.job_id} (lease expired and taken over, or unlocked "
+                            f"by an operator); not recording {job_id} as {status}")
+
+    def unlock(self, job_id: str, message: str, *, lock_id: str | None = None) -> bool:
+        rows = self._exec(
+            f"UPDATE {{t}} SET lock_id = NULL, lease_expires = NULL, updated_time = {_NOW}, "
+            "status = CASE WHEN status = 'running' THEN 'failed' ELSE status END, message = %(msg)s "
+            "WHERE job_id = %(job)s AND lock_id IS NOT NULL AND (%(lock)s IS NULL OR lock_id = %(lock)s) "
+            "RETURNING job_id",
+            {"msg": clip_message(message), "job": job_id, "lock": lock_id})
+        return bool(rows)
+
+    def reopen(self) -> PostgresTracker:
+        return PostgresTracker(self.config)
+
+    def close(self) -> None:
+        self._conn.close()

@@ -1,0 +1,207 @@
+"""Embedded job tracker in an SQLite file: the default when no [postgres] section is configured.
+
+Same statements as PostgreSQL (upsert + RETURNING needs SQLite >= 3.35). The clock is SQLite's
+``'now'`` (UTC, millisecond text 'YYYY-MM-DD HH:MM:SS.SSS', which compares correctly as text).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from engine.errors import TrackerError
+from engine.tracker.base import (
+    EXTRA_COLUMNS,
+    LEASE_COLUMNS,
+    ROW_COLUMNS,
+    JobRow,
+    Lease,
+    LeaseLost,
+    Tracker,
+    clip_message,
+    validate_status,
+    validate_table_name,
+)
+
+MIN_SQLITE = (3, 35, 0)
+_NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
+_LEASE = "strftime('%Y-%m-%d %H:%M:%f', 'now', :lease)"
+BUSY_TIMEOUT_S = 30.0
+
+
+def _ts(value: Any) -> dt.datetime | None:
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    try:
+        return dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def _lease_modifier(seconds: float) -> str:
+    return f"+{float(seconds):.3f} seconds"
+
+
+class SqliteTracker(Tracker):
+    """A tracker table in a local SQLite file; safe for many processes on one machine."""
+
+    def __init__(self, path: str | Path, table: str = "job_tracker"):
+        if sqlite3.sqlite_version_info < MIN_SQLITE:
+            raise TrackerError(f"SQLite {sqlite3.sqlite_version} is too old for the job tracker "
+                               f"(needs {'.'.join(map(str, MIN_SQLITE))} for upsert with RETURNING)")
+        self.path = Path(path)
+        self.table = validate_table_name(table)
+        self._q = f'"{self.table}"'
+        try:
+            self._conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                         check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise TrackerError(f"cannot open the job tracker SQLite file {self.path}: {exc}") from exc
+        self._ensure_schema()
+
+    def describe(self) -> str:
+        return f"SQLite {self.path} table {self.table}"
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise TrackerError(f"job tracker {self.describe()}: {exc}".replace("\n", " ")) from exc
+
+    def _columns(self) -> set[str]:
+        return {r[1] for r in self._conn.execute(f"PRAGMA table_info({self._q})").fetchall()}
+
+    def _ensure_schema(self) -> None:
+        """Create the seed table if missing and add the columns this version needs, never dropping."""
+        needed = {name for name, _ in EXTRA_COLUMNS}
+        with self._errors():
+            if needed <= self._columns():
+                return
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {self._q} (job_id VARCHAR PRIMARY KEY, status VARCHAR(10), "
+                    "updated_time TIMESTAMP, lock_id UUID DEFAULT NULL)")
+                have = self._columns()
+                for name, sql_type in EXTRA_COLUMNS:
+                    if name not in have:
+                        self._conn.execute(f'ALTER TABLE {self._q} ADD COLUMN "{name}" {sql_type}')
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def _one(self, sql: str, params: dict[str, Any] | Sequence[Any]) -> tuple[Any, ...] | None:
+        with self._errors():
+            return self._conn.execute(sql, params).fetchone()
+
+    @staticmethod
+    def _row(values: Sequence[Any]) -> JobRow:
+        d = dict(zip(ROW_COLUMNS, values, strict=True))
+        for key in ("updated_time", "lease_expires", "started_time"):
+            d[key] = _ts(d[key])
+        return JobRow(**d)
+
+    def now(self) -> dt.datetime:
+        value = self._one(f"SELECT {_NOW}", ())
+        assert value is not None
+        ts = _ts(value[0])
+        assert ts is not None
+        return ts
+
+    def get(self, job_id: str) -> JobRow | None:
+        r = self._one(f"SELECT {', '.join(ROW_COLUMNS)} FROM {self._q} WHERE job_id = ?", (job_id,))
+        return None if r is None else self._row(r)
+
+    def list_jobs(self) -> list[JobRow]:
+        with self._errors():
+            rows = self._conn.execute(
+                f"SELECT {', '.join(ROW_COLUMNS)} FROM {self._q} ORDER BY job_id").fetchall()
+        return [self._row(r) for r in rows]
+
+    def acquire(self, job_id: str, *, lease_seconds: float, holder_host: str, holder_pid: int,
+                run_id: str | None = None, force: bool = False) -> Lease | None:
+        lock_id = str(uuid.uuid4())
+        sql = (
+            f"INSERT INTO {self._q} AS t (job_id, status, updated_time, lock_id, lease_expires, holder_host, "
+            "holder_pid, run_id, message, started_time, prev_lock_id, prev_holder_host, prev_holder_pid, "
+            "prev_lease_expires) "
+            f"VALUES (:job, 'running', {_NOW}, :lock, {_LEASE}, :host, :pid, :run, '', {_NOW}, "
+            "NULL, NULL, NULL, NULL) "
+            "ON CONFLICT (job_id) DO UPDATE SET status = 'running', updated_time = excluded.updated_time, "
+            "lock_id = excluded.lock_id, lease_expires = excluded.lease_expires, "
+            "holder_host = excluded.holder_host, holder_pid = excluded.holder_pid, run_id = excluded.run_id, "
+            "message = '', started_time = excluded.started_time, prev_lock_id = t.lock_id, "
+            "prev_holder_host = CASE WHEN t.lock_id IS NULL THEN NULL ELSE t.holder_host END, "
+            "prev_holder_pid = CASE WHEN t.lock_id IS NULL THEN NULL ELSE t.holder_pid END, "
+            "prev_lease_expires = CASE WHEN t.lock_id IS NULL THEN NULL ELSE t.lease_expires END "
+            "WHERE (t.lock_id IS NULL OR t.lease_expires < excluded.updated_time) "
+            "AND (:force OR t.status IS NOT 'success') "
+            f"RETURNING {', '.join(LEASE_COLUMNS)}"
+        )
+        params = {"job": job_id, "lock": lock_id, "lease": _lease_modifier(lease_seconds), "host": holder_host,
+                  "pid": holder_pid, "run": run_id, "force": 1 if force else 0}
+        r = self._one(sql, params)
+        if r is None or r[0] != lock_id:
+            return None
+        got = dict(zip(LEASE_COLUMNS, r, strict=True))
+        return Lease(job_id=job_id, lock_id=lock_id, expires=_ts(got["lease_expires"]),  # type: ignore[arg-type]
+                     acquired_at=_ts(got["updated_time"]),  # type: ignore[arg-type]
+                     prev_lock_id=got["prev_lock_id"], prev_holder_host=got["prev_holder_host"],
+                     prev_holder_pid=got["prev_holder_pid"], prev_lease_expires=_ts(got["prev_lease_expires"]))
+
+    def renew(self, lease: Lease, lease_seconds: float) -> dt.datetime | None:
+        r = self._one(f"UPDATE {self._q} SET lease_expires = {_LEASE} WHERE job_id = :job AND lock_id = :lock "
+                      "RETURNING lease_expires",
+                      {"lease": _lease_modifier(lease_seconds), "job": lease.job_id, "lock": lease.lock_id})
+        return None if r is None else _ts(r[0])
+
+    def release(self, lease: Lease, status: str, message: str = "") -> bool:
+        validate_status(status)
+        r = self._one(f"UPDATE {self._q} SET status = :status, updated_time = {_NOW}, lock_id = NULL, "
+                      "lease_expires = NULL, message = :msg WHERE job_id = :job AND lock_id = :lock "
+                      "RETURNING job_id",
+                      {"status": status, "msg": clip_message(message), "job": lease.job_id,
+                       "lock": lease.lock_id})
+        return r is not None
+
+    def set_status(self, job_id: str, status: str, message: str = "", *, run_id: str | None = None,
+                   fence: Lease | None = None) -> None:
+        validate_status(status)
+        sql = (
+            f"INSERT INTO {self._q} AS t (job_id, status, updated_time, run_id, message, started_time) "
+            f"SELECT :job, :status, {_NOW}, :run, :msg, {_NOW} "
+            f"WHERE :fjob IS NULL OR EXISTS (SELECT 1 FROM {self._q} AS f "
+            "WHERE f.job_id = :fjob AND f.lock_id = :flock) "
+            "ON CONFLICT (job_id) DO UPDATE SET status = excluded.status, updated_time = excluded.updated_time, "
+            "run_id = excluded.run_id, message = excluded.message, started_time = CASE "
+            "WHEN excluded.status = 'running' THEN excluded.started_time ELSE t.started_time END "
+            "RETURNING job_id"
+        )
+        r = self._one(sql, {"job": job_id, "status": status, "run": run_id, "msg": clip_message(message),
+                            "fjob": fence.job_id if fence else None, "flock": fence.lock_id if fence else None})
+        if r is None:
+            assert fence is not None
+            raise LeaseLost(f"lost the lock of job {fence.job_id} (lease expired and taken over, or unlocked "
+                            f"by an operator); not recording {job_id} as {status}")
+
+    def unlock(self, job_id: str, message: str, *, lock_id: str | None = None) -> bool:
+        r = self._one(
+            f"UPDATE {self._q} SET lock_id = NULL, lease_expires = NULL, updated_time = {_NOW}, "
+            "status = CASE WHEN status = 'running' THEN 'failed' ELSE status END, message = :msg "
+            "WHERE job_id = :job AND lock_id IS NOT NULL AND (:lock IS NULL OR lock_id = :lock) "
+            "RETURNING job_id",
+            {"msg": clip_message(message), "job": job_id, "lock": lock_id})
+        return r is not None
+
+    def reopen(self) -> SqliteTracker:
+        return SqliteTracker(self.path, self.table)
+
+    def close(self) -> None:
+        self._conn.close()

@@ -1,0 +1,97 @@
+"""Writes a step output aside, checks it, then commits: a failed step never leaves half a dataset."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.run_record import ExpectationResult
+from engine.spec import OutputSpec
+from engine.storage.base import PendingWrite, Storage
+
+log = logging.getLogger("tickflow.writer")
+QUARANTINE_PATH = "quarantine"
+
+
+@dataclass
+class WriteResult:
+    rows: int
+    partitions: list[str] = field(default_factory=list)
+    expectations: list[ExpectationResult] = field(default_factory=list)
+    dropped: int = 0
+
+
+def _written_partitions(pending: PendingWrite) -> list[str]:
+    if not pending.partition_by or "://" in pending.uri:
+        return []
+    level = [Path(pending.uri)]
+    for _ in pending.partition_by:
+        level = [c for p in level if p.is_dir() for c in sorted(p.iterdir()) if c.is_dir() and "=" in c.name]
+    return [str(p.relative_to(pending.uri)) for p in level]
+
+
+def _has_data_files(uri: str) -> bool:
+    if "://" in uri:
+        return True
+    return any(Path(uri).rglob("*.parquet"))
+
+
+def read_written(spark: Any, uri: str) -> Any | None:
+    """The data just written, or None when Spark wrote no file (an empty partitioned output)."""
+    return spark.read.parquet(uri) if _has_data_files(uri) else None
+
+
+def write_spark(df: Any, pending: PendingWrite) -> None:
+    writer = df.write.mode("overwrite" if pending.mode != "append" else "append")
+    if pending.partition_by:
+        writer = writer.partitionBy(*pending.partition_by)
+    writer.parquet(pending.uri)
+
+
+def write_output(spark: Any, df: Any, out: OutputSpec, storage: Storage, run_id: str, *,
+                 expectations: list[Any] | None = None, quarantine_date: str | None = None) -> WriteResult:
+    """Write ``df`` to ``out.path``; drop/warn/fail expectations are applied on the way."""
+    exps = list(expectations or [])
+    dropped_df = None
+    if exps:
+        from engine.expectations import split_rows
+
+        df, dropped_df = split_rows(df, exps)
+    pending = storage.begin_write(out.path, run_id, out.mode, out.partition_by)
+    q_pending = None
+    try:
+        write_spark(df, pending)
+        written = read_written(spark, pending.uri)
+        rows = written.count() if written is not None else 0
+        result = WriteResult(rows=rows, partitions=_written_partitions(pending))
+        dropped_counts: dict[str, int] = {}
+        if dropped_df is not None:
+            q_pending = storage.begin_write(QUARANTINE_PATH, f"{run_id}-{out.name}", "append", ("trade_dt",))
+            from pyspark.sql import functions as F
+
+            q = dropped_df
+            if quarantine_date is not None and "trade_dt" not in q.columns:
+                q = q.withColumn("trade_dt", F.lit(quarantine_date).cast("date"))
+            write_spark(q, q_pending)
+            qrows = read_written(spark, q_pending.uri)
+            for row in qrows.groupBy("reason").count().collect() if qrows is not None else []:
+                dropped_counts[row["reason"]] = row["count"]
+            result.dropped = sum(dropped_counts.values())
+        if exps and written is None:
+            written = spark.createDataFrame([], df.schema)
+        if exps:
+            from engine.expectations import enforce, evaluate
+
+            result.expectations = evaluate(written, exps, dropped_counts=dropped_counts)
+            enforce(written, exps, result.expectations)
+    except BaseException:
+        storage.abort(pending)
+        if q_pending is not None:
+            storage.abort(q_pending)
+        raise
+    storage.commit(pending)
+    if q_pending is not None:
+        storage.commit(q_pending)
+    return result

@@ -1,0 +1,86 @@
+"""Safe YAML loading that remembers the line of every key, so errors can point at ``file:line``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+KeyPath = tuple[str | int, ...]
+
+
+def format_path(path: KeyPath) -> str:
+    """('steps', 'ma', 'depends_on', 0) -> 'steps.ma.depends_on[0]'."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+@dataclass
+class LineMap:
+    """Key path -> 1-based line number in the source file."""
+
+    lines: dict[KeyPath, int] = field(default_factory=dict)
+    duplicates: list[tuple[KeyPath, int]] = field(default_factory=list)
+
+    def line_of(self, path: KeyPath) -> int | None:
+        """The line of ``path`` or of its nearest ancestor that has one."""
+        p = tuple(path)
+        while True:
+            if p in self.lines:
+                return self.lines[p]
+            if not p:
+                return None
+            p = p[:-1]
+
+
+class YamlSyntaxError(Exception):
+    def __init__(self, message: str, line: int | None):
+        self.line = line
+        super().__init__(message)
+
+
+def _walk(node: yaml.Node, path: KeyPath, lm: LineMap) -> None:
+    lm.lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else str(key_node.value)
+            child = (*path, key)
+            if key in seen:
+                lm.duplicates.append((child, key_node.start_mark.line + 1))
+            seen.add(key)
+            lm.lines[child] = key_node.start_mark.line + 1
+            _walk(value_node, child, lm)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _walk(item, (*path, i), lm)
+
+
+def load_with_lines(text: str) -> tuple[Any, LineMap]:
+    """Parse with the safe loader; raise YamlSyntaxError carrying the line of the problem."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.load(text, Loader=yaml.SafeLoader)  # noqa: S506 - SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        problem = exc.problem or str(exc)
+        context = f" ({exc.context})" if exc.context else ""
+        raise YamlSyntaxError(f"invalid YAML: {problem}{context}", line) from exc
+    except yaml.YAMLError as exc:
+        raise YamlSyntaxError(f"invalid YAML: {exc}", None) from exc
+    lm = LineMap()
+    if node is not None:
+        _walk(node, (), lm)
+    return data, lm
+
+
+def is_mapping(value: Any) -> bool:
+    return isinstance(value, Mapping)

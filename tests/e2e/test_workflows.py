@@ -1,0 +1,84 @@
+"""Both workflows end to end as a user runs them: generator, backfill with a weekend, catch-up, status."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+WEEK = [dt.date(2024, 1, 4) + dt.timedelta(days=n) for n in range(7)]  # Thu .. Wed, with a weekend
+TRADING = [d for d in WEEK if d.weekday() < 5]
+
+
+def run(args, cwd, timeout=900):
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(ROOT)}
+    return subprocess.run(args, capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    work = tmp_path_factory.mktemp("workflows")
+    out = run([sys.executable, "-m", "datagen", "--out", "raw", "--start", "2024-01-04", "--days", "5",
+               "--events", "3000", "--symbols", "4", "--parts", "2", "--seed", "11"], work)
+    assert out.returncode == 0, out.stderr
+    (work / "tickflow.ini").write_text("[spark]\nmaster = local[2]\nspark.sql.shuffle.partitions = 4\n")
+    return work
+
+
+def test_generator_skips_the_weekend(workdir):
+    dates = sorted(p.name for p in (workdir / "raw" / "csv").iterdir())
+    assert dates == [d.isoformat() for d in TRADING]
+
+
+def test_backfill_runs_each_trading_day_then_skips_them(workdir):
+    args = [str(ROOT / "preprocess.sh"), "--start", WEEK[0].isoformat(), "--end", WEEK[-1].isoformat(),
+            "--config", "tickflow.ini"]
+    first = run(args, workdir)
+    assert first.returncode == 0, first.stderr[-3000:]
+    table = first.stdout[first.stdout.index("date        status"):]
+    for d in TRADING:
+        assert f"{d.isoformat()}  success" in table, table
+    for d in WEEK:
+        if d.weekday() >= 5:
+            assert d.isoformat() not in table
+    assert "report: " in first.stdout and "log: " in first.stdout
+    for d in TRADING:
+        assert (workdir / "warehouse" / "trade" / f"trade_dt={d.isoformat()}").is_dir()
+
+    again = run(args, workdir, timeout=120)
+    assert again.returncode == 0, again.stderr
+    for d in TRADING:
+        assert f"{d.isoformat()}  skipped" in again.stdout, again.stdout
+    assert "starting Spark" not in again.stderr  # nothing to do: no JVM
+
+
+def test_analyze_catches_up_and_status_shows_both(workdir):
+    first = run([str(ROOT / "analyze.sh"), "--config", "tickflow.ini"], workdir)
+    assert first.returncode == 0, first.stderr[-3000:]
+    status = run([sys.executable, str(ROOT / "run_pipeline.py"), "status", "--config", "tickflow.ini"], workdir)
+    assert status.returncode == 0
+    for d in TRADING:
+        for pipeline in ("preprocess", "analyze"):
+            line = next(ln for ln in status.stdout.splitlines() if ln.startswith(f"{pipeline}_{d.isoformat()} "))
+            assert " success " in line, line
+    again = run([str(ROOT / "analyze.sh"), "--date", TRADING[-1].isoformat(), "--config", "tickflow.ini"],
+                workdir, timeout=120)
+    assert again.returncode == 0 and "already succeeded" in again.stdout
+    nothing = run([str(ROOT / "analyze.sh"), "--config", "tickflow.ini"], workdir, timeout=120)
+    assert nothing.returncode == 0 and "nothing to do" in nothing.stdout
+
+
+def test_report_json_matches_datasets(workdir, spark):
+    reports = sorted((workdir / "warehouse" / "_reports" / "analyze" / TRADING[-1].isoformat()).glob("*/report.json"))
+    assert reports
+    data = json.loads(reports[-1].read_text())
+    assert data["status"] == "success"
+    steps = {s["name"]: s for s in data["steps"]}
+    bars = spark.read.parquet(str(workdir / "warehouse" / "analytics" / "bars_1m"))
+    assert steps["bars_1m"]["rows_out"]["bars_1m"] == bars.where(f"trade_dt = '{TRADING[-1]}'").count()

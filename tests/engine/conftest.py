@@ -1,0 +1,71 @@
+"""Fixtures for engine tests: writing specs and test transform modules into temp folders."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+TEST_TRANSFORMS = '''
+from engine.registry import transform
+from engine.errors import TransformError
+
+NUMBERS_SCHEMA = {"type": "object", "additionalProperties": False,
+                  "properties": {"n": {"type": "integer", "minimum": 0, "default": 10,
+                                       "description": "how many rows"},
+                                 "day": {"type": "string"}}}
+
+
+@transform("t_numbers", description="Rows 0..n-1 with a day column.", params_schema=NUMBERS_SCHEMA, inputs=[])
+def t_numbers(ctx, inputs, params):
+    from pyspark.sql import functions as F
+    day = params.get("day") or ctx.date.isoformat()
+    return ctx.spark.range(params["n"]).withColumn("day", F.lit(day).cast("date"))
+
+
+@transform("t_split", description="Even and odd rows.", inputs=["df"], outputs=["even", "odd"])
+def t_split(ctx, inputs, params):
+    df = inputs["df"]
+    return {"even": df.where("id % 2 = 0"), "odd": df.where("id % 2 = 1")}
+
+
+@transform("t_counted", description="Rows 0..n-1; appends a line to `log` each time it is computed.",
+           params_schema={"type": "object", "required": ["log"], "properties": {"log": {"type": "string"},
+                          "n": {"type": "integer", "default": 6}}}, inputs=[])
+def t_counted(ctx, inputs, params):
+    from pyspark.sql import functions as F
+    with open(params["log"], "a") as fh:
+        fh.write(ctx.step + "\\n")
+    return ctx.spark.range(params["n"]).withColumn("day", F.lit(ctx.date.isoformat()).cast("date"))
+
+
+@transform("t_fail", description="Always fails.", inputs=["df"])
+def t_fail(ctx, inputs, params):
+    raise TransformError("deliberate failure for the test")
+
+
+@transform("t_spark_fail", description="Fails inside Spark.", inputs=["df"])
+def t_spark_fail(ctx, inputs, params):
+    return inputs["df"].selectExpr("no_such_column + 1 AS x")
+'''
+
+
+@pytest.fixture(scope="session")
+def test_transforms_module(tmp_path_factory) -> str:
+    """A module of test transforms importable by name (as a spec's `modules:` would name it)."""
+    folder = tmp_path_factory.mktemp("plugins")
+    (folder / "tf_test_transforms.py").write_text(TEST_TRANSFORMS)
+    sys.path.insert(0, str(folder))
+    return "tf_test_transforms"
+
+
+@pytest.fixture
+def write_spec(tmp_path):
+    def write(text: str, name: str = "spec.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+        return path
+
+    return write

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import pytest
+
+from engine.config import load_config
+from engine.errors import ConfigError
+
+
+def test_defaults_are_local(tmp_path):
+    cfg = load_config(None, env={})
+    assert cfg.postgres is None and cfg.azure is None
+    assert cfg.spark.master == "local[*]" and cfg.storage.root == "warehouse"
+
+
+def test_ini_sections_and_env_override(tmp_path):
+    ini = tmp_path / "c.ini"
+    ini.write_text("[postgres]\nhost = db.example\nport = 6543\ndatabase = md\nuser = ops\npassword = s3cret\n"
+                   "job_tracker_table_name = jobs\n[spark]\nmaster = local[2]\nspark.sql.shuffle.partitions = 3\n"
+                   "[storage]\nroot = /data/wh\n")
+    cfg = load_config(ini, env={"TICKFLOW_POSTGRES_PASSWORD": "fromenv", "TICKFLOW_STORAGE_RAW_ROOT": "/in"})
+    assert cfg.postgres.host == "db.example" and cfg.postgres.port == 6543
+    assert cfg.postgres.password == "fromenv" and cfg.storage.raw_root == "/in"
+    assert cfg.spark.conf == {"spark.sql.shuffle.partitions": "3"}
+    assert "fromenv" not in repr(cfg) and "fromenv" not in cfg.postgres.describe()
+    assert cfg.secrets() == ["fromenv"]
+    assert cfg.base_dir == tmp_path
+
+
+@pytest.mark.parametrize("text,words", [
+    ("[postgres]\nport = abc\n", "port must be an integer"),
+    ("[nonsense]\na = 1\n", "unknown section"),
+    ("[storage]\nmode = weird\n", "mode must be"),
+    ("[postgres]\nhostname = x\n", "unknown key(s) hostname"),
+    ("not an ini", "not valid INI"),
+])
+def test_bad_config_names_what_and_where(tmp_path, text, words):
+    ini = tmp_path / "bad.ini"
+    ini.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(ini, env={})
+    assert words in str(info.value) and str(ini) in str(info.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "none.ini", env={})

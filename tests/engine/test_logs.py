@@ -1,0 +1,93 @@
+"""Run logging: file detail levels, console levels and formats, secrets masked everywhere."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from engine.logs import MASK, SecretMasker, close_logging, setup_logging
+
+SECRET = "s3cr3t+Key/with=chars"
+
+
+@pytest.fixture
+def console():
+    stream = io.StringIO()
+    yield stream
+    close_logging()
+
+
+def test_masker_covers_plain_url_and_json_forms():
+    m = SecretMasker([SECRET, "", "  "])
+    text = f"a {SECRET} b s3cr3t%2BKey%2Fwith%3Dchars c"
+    assert m.mask(text) == f"a {MASK} b {MASK} c"
+    assert not SecretMasker([])
+    assert SecretMasker([]).mask("x") == "x"
+
+
+def test_file_gets_detail_console_gets_info(tmp_path, console):
+    path = setup_logging(tmp_path / "logs", "analyze 2020-08-06/run:1", quiet=False, fmt="text", secrets=[],
+                         stream=console)
+    assert path.parent == tmp_path / "logs" and path.name == "analyze_2020-08-06_run_1.log"
+    logging.getLogger("tickflow.runner").debug("debug detail")
+    logging.getLogger("tickflow.runner").info("step started")
+    logging.getLogger("py4j.clientserver").info("py4j chatter")
+    logging.getLogger("py4j.clientserver").warning("py4j trouble")
+    for h in logging.getLogger().handlers:
+        h.flush()
+    text = path.read_text()
+    assert "debug detail" in text and "step started" in text and "py4j trouble" in text
+    assert "py4j chatter" not in text
+    assert "step started" in console.getvalue() and "debug detail" not in console.getvalue()
+
+
+def test_quiet_console_shows_warnings_only(tmp_path, console):
+    setup_logging(tmp_path, "r", quiet=True, fmt="text", secrets=[], stream=console)
+    logging.getLogger("tickflow").info("hello")
+    logging.getLogger("tickflow").warning("careful")
+    assert "hello" not in console.getvalue() and "careful" in console.getvalue()
+
+
+def test_json_console_lines(tmp_path, console):
+    setup_logging(tmp_path, "r", quiet=False, fmt="json", secrets=[SECRET], stream=console)
+    logging.getLogger("tickflow.x").info("rows=%d key=%s", 5, SECRET)
+    [line] = console.getvalue().splitlines()
+    obj = json.loads(line)
+    assert obj["level"] == "INFO" and obj["logger"] == "tickflow.x" and obj["message"] == f"rows=5 key={MASK}"
+
+
+def test_secrets_masked_in_messages_args_and_exception_text(tmp_path, console):
+    path = setup_logging(tmp_path, "r", quiet=False, fmt="text", secrets=[SECRET, "pgpass"], stream=console)
+    log = logging.getLogger("tickflow.tracker")
+    log.info("connecting with password=%s", "pgpass")
+    log.error("connection string AccountKey=" + SECRET)
+    try:
+        raise RuntimeError(f"auth failed for key {SECRET} (password pgpass)")
+    except RuntimeError:
+        log.exception("could not open the tracker")
+    # a library logger outside tickflow is masked too
+    logging.getLogger("azure.core").error("url ...?sig=%s", "s3cr3t%2BKey%2Fwith%3Dchars")
+    for h in logging.getLogger().handlers:
+        h.flush()
+    for text in (path.read_text(), console.getvalue()):
+        assert SECRET not in text and "pgpass" not in text and "s3cr3t%2B" not in text
+        assert "RuntimeError: auth failed for key ***" in text  # the traceback is still there, masked
+        assert text.count(MASK) >= 5
+
+
+def test_second_setup_replaces_handlers(tmp_path, console):
+    first = setup_logging(tmp_path, "one", quiet=False, fmt="text", secrets=[], stream=console)
+    second = setup_logging(tmp_path, "two", quiet=False, fmt="text", secrets=[], stream=console)
+    logging.getLogger("tickflow").info("only in two")
+    for h in logging.getLogger().handlers:
+        h.flush()
+    assert "only in two" in second.read_text() and "only in two" not in first.read_text()
+    assert console.getvalue().count("only in two") == 1
+
+
+def test_bad_format_rejected(tmp_path):
+    with pytest.raises(ValueError, match="log format"):
+        setup_logging(tmp_path, "r", quiet=False, fmt="xml", secrets=[])

@@ -1,0 +1,106 @@
+"""The runner on real Spark: multi-step pipelines, SQL steps, multi-output transforms, atomic outputs."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from engine.config import Config, StorageConfig
+from engine.errors import StepFailed
+from engine.registry import REGISTRY
+from engine.runner import PipelineRunner, RunOptions
+from engine.spec_loader import load_spec
+from engine.storage.local import LocalStorage
+
+D1, D2 = dt.date(2024, 1, 4), dt.date(2024, 1, 5)
+
+SPEC = """
+pipeline: demo
+modules: [{mod}]
+vars: {{n: 10}}
+steps:
+  nums:
+    transform: t_numbers
+    params: {{n: "{{{{ vars.n }}}}"}}
+    outputs: {{nums: {{path: demo/nums, partition_by: [day]}}}}
+  split:
+    transform: t_split
+    inputs: {{df: nums}}
+    outputs:
+      even: {{path: demo/even, partition_by: [day]}}
+  odd_total:
+    sql: SELECT day, count(*) AS n, sum(id) AS s FROM odd GROUP BY day
+    inputs: {{odd: split.odd}}
+    outputs: {{odd_total: {{path: demo/odd_total, partition_by: [day]}}}}
+"""
+
+
+@pytest.fixture
+def env(tmp_path, write_spec, test_transforms_module, spark):
+    config = Config(storage=StorageConfig(root=str(tmp_path / "wh"), raw_root=str(tmp_path / "raw")),
+                    base_dir=tmp_path)
+    storage = LocalStorage(tmp_path / "wh")
+    path = write_spec(SPEC.format(mod=test_transforms_module))
+
+    def run(date, n=10, select=(), spec_path=path):
+        spec = load_spec(spec_path, date=date, var_overrides={"n": n}, config=config)
+        runner = PipelineRunner(spec, config, date=date, storage=storage, raw_storage=LocalStorage(tmp_path / "raw"),
+                                registry=REGISTRY, spark_provider=lambda: spark,
+                                options=RunOptions(selectors=tuple(select)))
+        return runner.run()
+
+    return run, storage, spark
+
+
+def read(spark, storage, rel):
+    return sorted(tuple(r) for r in spark.read.parquet(storage.read_uri(rel)).collect())
+
+
+def test_multi_step_pipeline_outputs(env):
+    run, storage, spark = env
+    record = run(D1, n=10)
+    assert record.status == "success"
+    assert [s.name for s in record.steps] == ["nums", "split", "odd_total"]
+    assert record.step("nums").rows_out == {"nums": 10}
+    assert record.step("split").rows_out == {"even": 5}
+    even = spark.read.parquet(storage.read_uri("demo/even")).collect()
+    assert sorted(r["id"] for r in even) == [0, 2, 4, 6, 8]
+    total = spark.read.parquet(storage.read_uri("demo/odd_total")).collect()
+    assert [(str(r["day"]), r["n"], r["s"]) for r in total] == [("2024-01-04", 5, 1 + 3 + 5 + 7 + 9)]
+    assert record.step("odd_total").metrics["partitions_written"] == {"odd_total": ["day=2024-01-04"]}
+
+
+def test_rerun_replaces_only_that_dates_partition(env):
+    run, storage, spark = env
+    run(D1, n=10)
+    run(D2, n=4)
+    run(D1, n=6)  # rerun of D1 with other data
+    rows = spark.read.parquet(storage.read_uri("demo/nums")).groupBy("day").count().collect()
+    assert {str(r["day"]): r["count"] for r in rows} == {"2024-01-04": 6, "2024-01-05": 4}
+
+
+def test_failed_step_leaves_previous_output_intact(env, write_spec, test_transforms_module):
+    run, storage, spark = env
+    run(D1, n=10)
+    before = read(spark, storage, "demo/even")
+    broken = SPEC.format(mod=test_transforms_module).replace("transform: t_split", "transform: t_spark_fail")
+    broken = broken.replace("outputs:\n      even: {path: demo/even", "outputs:\n      out: {path: demo/even")
+    broken = broken.replace("split.odd", "split")
+    path = write_spec(broken, "broken.yaml")
+    with pytest.raises(StepFailed) as info:
+        run(D1, n=8, spec_path=path)
+    msg = str(info.value)
+    assert "step 'split' (t_spark_fail) failed" in msg and "no_such_column" in msg
+    assert "\n" not in msg and len(msg) < 500
+    assert read(spark, storage, "demo/even") == before
+    assert not list((storage.path / ".tickflow_staging").rglob("*.parquet"))
+
+
+def test_selection_runs_feeders_without_writing(env):
+    run, storage, spark = env
+    record = run(D1, n=10, select=["split"])
+    assert record.step("nums").rows_out == {}  # fed split in memory, not written
+    assert record.step("split").rows_out == {"even": 5}
+    assert record.step("odd_total").status == "skipped"
+    assert not storage.exists("demo/nums") and not storage.exists("demo/odd_total")

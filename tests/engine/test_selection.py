@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import pytest
+
+from engine.dag import Dag
+from engine.selection import SelectionError, parse_selectors, select
+
+DAG = Dag.build({"read": [], "clean": ["read"], "agg": ["clean"], "report": ["agg"], "other": ["read"]})
+
+
+def sel(*texts):
+    return select(DAG, parse_selectors(texts))
+
+
+def test_plain_step_runs_upstream_as_feeders():
+    s = sel("agg")
+    assert s.selected == {"agg"} and s.feeders == {"read", "clean"}
+
+
+def test_plus_prefix_selects_upstream_for_writing():
+    s = sel("+agg")
+    assert s.selected == {"read", "clean", "agg"} and not s.feeders
+
+
+def test_plus_suffix_adds_downstream():
+    s = sel("clean+")
+    assert s.selected == {"clean", "agg", "report"} and s.feeders == {"read"}
+
+
+def test_both_and_union():
+    assert sel("+clean+").selected == {"read", "clean", "agg", "report"}
+    assert sel("agg,other").selected == {"agg", "other"}
+
+
+def test_unknown_step_is_an_error_listing_steps():
+    with pytest.raises(SelectionError, match="unknown step.*nope.*read, clean"):
+        sel("nope")

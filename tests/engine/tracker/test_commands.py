@@ -1,0 +1,88 @@
+"""Operator commands `status` and `unlock` on both backends."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+
+from engine.tracker.commands import add_status_arguments, add_unlock_arguments, cmd_status, cmd_unlock, operator
+from tests.engine.tracker.conftest import Backend
+
+
+def status(backend: Backend, *argv: str) -> str:
+    p = argparse.ArgumentParser()
+    add_status_arguments(p)
+    out = io.StringIO()
+    assert cmd_status(p.parse_args(list(argv)), backend.config(), out=out) == 0
+    return out.getvalue()
+
+
+def unlock(backend: Backend, answer: str, *argv: str) -> tuple[int, str]:
+    p = argparse.ArgumentParser()
+    add_unlock_arguments(p)
+    out = io.StringIO()
+    code = cmd_unlock(p.parse_args(list(argv)), backend.config(), out=out, inp=io.StringIO(answer))
+    return code, out.getvalue()
+
+
+def seed(backend: Backend) -> None:
+    t = backend.tracker()
+    for job in ("preprocess_2020-08-05", "preprocess_2020-08-06", "analyze_2020-08-06",
+                "preprocess.load_2020-08-06"):
+        t.set_status(job, "success", f"ok {job}")
+    assert t.acquire("analyze_2020-08-07", lease_seconds=60, holder_host="worker-3", holder_pid=77)
+
+
+def first_column(table: str) -> list[str]:
+    return [line.split()[0] for line in table.strip().splitlines()[1:]]
+
+
+def test_status_table_filters(backend: Backend) -> None:
+    seed(backend)
+    table = status(backend)
+    assert table.splitlines()[0].split()[:2] == ["JOB_ID", "STATUS"]
+    assert first_column(table) == ["analyze_2020-08-06", "analyze_2020-08-07", "preprocess_2020-08-05",
+                                   "preprocess_2020-08-06"]
+    held = next(line for line in table.splitlines() if line.startswith("analyze_2020-08-07"))
+    assert "running" in held and "held" in held and "worker-3 (pid 77)" in held
+    assert first_column(status(backend, "--pipeline", "preprocess", "--start", "2020-08-06")) == [
+        "preprocess_2020-08-06"]
+    assert first_column(status(backend, "--end", "2020-08-06", "--steps", "--pipeline", "preprocess")) == [
+        "preprocess.load_2020-08-06", "preprocess_2020-08-05", "preprocess_2020-08-06"]
+    assert "no jobs" in status(backend, "--pipeline", "nothing")
+
+
+def test_status_json(backend: Backend) -> None:
+    seed(backend)
+    rows = json.loads(status(backend, "--json", "--pipeline", "analyze"))
+    assert [(r["job_id"], r["status"], r["lock"]) for r in rows] == [
+        ("analyze_2020-08-06", "success", "-"), ("analyze_2020-08-07", "running", "held")]
+    assert rows[1]["holder_pid"] == 77 and rows[0]["message"] == "ok analyze_2020-08-06"
+
+
+def test_unlock_asks_and_records_who(backend: Backend) -> None:
+    seed(backend)
+    job = "analyze_2020-08-07"
+    code, text = unlock(backend, "n\n", job)
+    assert code == 1 and "[y/N]" in text and "worker-3 (pid 77)" in text
+    assert backend.tracker().get(job).locked  # type: ignore[union-attr]
+    code, text = unlock(backend, "", job)  # no answer (no terminal) is a no
+    assert code == 1
+    code, text = unlock(backend, "y\n", job)
+    assert code == 0, text
+    row = backend.tracker().get(job)
+    assert row is not None and not row.locked and row.status == "failed"
+    assert row.message is not None and row.message.startswith(f"unlocked by {operator()}")
+    assert "worker-3 (pid 77)" in row.message
+
+
+def test_unlock_yes_unknown_and_not_locked(backend: Backend) -> None:
+    seed(backend)
+    code, text = unlock(backend, "", "analyze_2020-08-07", "--yes")
+    assert code == 0 and "[y/N]" not in text
+    assert not backend.tracker().get("analyze_2020-08-07").locked  # type: ignore[union-attr]
+    code, text = unlock(backend, "", "analyze_2020-08-07", "--yes")
+    assert code == 0 and "not locked" in text
+    code, text = unlock(backend, "", "nope_2020-01-01", "--yes")
+    assert code == 2 and "no job nope_2020-01-01" in text

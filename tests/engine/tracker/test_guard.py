@@ -1,0 +1,195 @@
+"""JobGuard in-process on both backends: refusals, statuses, heartbeat, signals, upstream waits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+from engine.errors import AlreadyRunning, UpstreamNotReady
+from engine.tracker import JobGuard, LeaseLost, Terminated
+from tests.engine.tracker.conftest import Backend
+from tests.engine.tracker.test_contract import wait_until
+
+DATE = dt.date(2020, 8, 6)
+JOB = "analyze_2020-08-06"
+UP = "preprocess_2020-08-06"
+
+
+class Recorder(logging.Handler):
+    """Collects log lines and lets a test wait for one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+        self.changed = threading.Condition()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self.changed:
+            self.lines.append(record.getMessage())
+            self.changed.notify_all()
+
+    def wait_for(self, text: str, timeout: float) -> None:
+        with self.changed:
+            if not self.changed.wait_for(lambda: any(text in ln for ln in self.lines), timeout):
+                raise AssertionError(f"no log line with {text!r} within {timeout} s: {self.lines}")
+
+
+@pytest.fixture
+def rec() -> Recorder:
+    return Recorder()
+
+
+def logger(rec: Recorder) -> logging.Logger:
+    log = logging.getLogger(f"test.guard.{id(rec)}")
+    log.setLevel(logging.DEBUG)
+    log.addHandler(rec)
+    return log
+
+
+def test_missing_upstream_is_refused_fast_naming_the_job(backend: Backend) -> None:
+    t = backend.tracker()
+    start = time.monotonic()
+    with pytest.raises(UpstreamNotReady) as err, JobGuard(t, "analyze", DATE, ["preprocess"]):
+        pytest.fail("must not run")
+    assert time.monotonic() - start < 1.0
+    assert UP in str(err.value) and "missing" in str(err.value) and err.value.exit_code == 3
+    assert t.get(JOB) is None  # nothing written for the refused job
+
+
+@pytest.mark.parametrize("status", ["failed", "running"])
+def test_unsuccessful_upstream_names_its_status(backend: Backend, status: str) -> None:
+    t = backend.tracker()
+    t.set_status(UP, status)
+    with pytest.raises(UpstreamNotReady, match=f"{UP} \\(status: {status}\\)"), JobGuard(t, "analyze", DATE,
+                                                                                        ["preprocess"]):
+        pytest.fail("must not run")
+
+
+def test_successful_upstream_lets_the_job_run_and_clean_exit_is_success(backend: Backend) -> None:
+    t = backend.tracker()
+    t.set_status(UP, "success")
+    with JobGuard(t, "analyze", DATE, ["preprocess"], run_id="r1") as g:
+        assert not g.already_succeeded and g.lease is not None
+        row = t.get(JOB)
+        assert row is not None and (row.status, row.lock_id, row.holder_pid, row.run_id) == (
+            "running", g.lease.lock_id, os.getpid(), "r1")
+    row = t.get(JOB)
+    assert row is not None and (row.status, row.lock_id) == ("success", None)
+
+
+def test_already_succeeded_skips_without_locking_and_force_reruns(backend: Backend) -> None:
+    t = backend.tracker()
+    t.set_status(JOB, "success", "first run")
+    before = t.get(JOB)
+    with JobGuard(t, "analyze", DATE) as g:
+        assert g.already_succeeded and g.lease is None
+    assert t.get(JOB) == before
+    with JobGuard(t, "analyze", DATE, force=True) as g:
+        assert not g.already_succeeded
+        assert t.get(JOB).status == "running"  # type: ignore[union-attr]
+        g.finish("success", "forced rerun")
+    row = t.get(JOB)
+    assert row is not None and (row.status, row.message, row.lock_id) == ("success", "forced rerun", None)
+
+
+def test_running_elsewhere_is_refused_fast_naming_holder_and_lease(backend: Backend) -> None:
+    t = backend.tracker()
+    lease = t.acquire(JOB, lease_seconds=120, holder_host="worker-7", holder_pid=4711)
+    assert lease is not None
+    start = time.monotonic()
+    with pytest.raises(AlreadyRunning) as err, JobGuard(t, "analyze", DATE, force=True):
+        pytest.fail("must not run")
+    assert time.monotonic() - start < 1.0
+    msg = str(err.value)
+    assert err.value.exit_code == 4
+    for part in (JOB, "worker-7", "4711", "since", "lease expires", lease.expires.strftime("%Y-%m-%d %H:%M:%S")):
+        assert part in msg, (part, msg)
+    assert t.get(JOB).lock_id == lease.lock_id  # type: ignore[union-attr]
+
+
+def test_exception_records_failed_and_releases(backend: Backend) -> None:
+    t = backend.tracker()
+    with pytest.raises(RuntimeError), JobGuard(t, "analyze", DATE):
+        raise RuntimeError("disk full\nsecond line")
+    row = t.get(JOB)
+    assert row is not None and (row.status, row.lock_id, row.message) == ("failed", None, "RuntimeError: disk full")
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored
+
+
+def test_steps_are_recorded_and_resume_information_is_read_back(backend: Backend) -> None:
+    t = backend.tracker()
+    with pytest.raises(RuntimeError), JobGuard(t, "analyze", DATE) as g:
+        g.mark_step("load", "running")
+        g.mark_step("load", "success", "10 rows")
+        g.mark_step("enrich", "running")
+        raise RuntimeError("enrich broke")
+    assert t.get("analyze.load_2020-08-06").status == "success"  # type: ignore[union-attr]
+    with JobGuard(t, "analyze", DATE) as g:
+        assert g.step_succeeded("load") and not g.step_succeeded("enrich") and not g.step_succeeded("other")
+        with pytest.raises(ValueError):
+            g.mark_step("load", "done")
+
+
+def test_heartbeat_keeps_the_lock_beyond_the_first_lease(backend: Backend) -> None:
+    t = backend.tracker()
+    with JobGuard(t, "analyze", DATE, lease_seconds=1) as g:
+        assert g.lease is not None
+        first = g.lease.expires
+        wait_until(lambda: t.now() > first + dt.timedelta(seconds=0.3), 5, "the first lease to pass")
+        row = t.get(JOB)
+        assert row is not None and row.lease_expires > t.now() and row.lock_id == g.lease.lock_id
+        assert t.acquire(JOB, lease_seconds=5, holder_host="x", holder_pid=1) is None
+    row = t.get(JOB)
+    assert row is not None and (row.status, row.lock_id) == ("success", None)
+
+
+def test_operator_unlock_is_noticed_by_the_holder(backend: Backend, rec: Recorder) -> None:
+    t = backend.tracker()
+    with JobGuard(t, "analyze", DATE, lease_seconds=1, log=logger(rec)) as g:
+        assert t.unlock(JOB, "unlocked by ops@box")
+        rec.wait_for("no longer ours", 5)
+        with pytest.raises(LeaseLost):
+            g.mark_step("load", "running")
+    row = t.get(JOB)
+    assert row is not None and (row.status, row.message) == ("failed", "unlocked by ops@box")
+
+
+def test_sigterm_releases_and_records_failed(backend: Backend) -> None:
+    t = backend.tracker()
+    with pytest.raises(Terminated), JobGuard(t, "analyze", DATE):
+        os.kill(os.getpid(), signal.SIGTERM)
+        wait_until(lambda: False, 5, "SIGTERM to interrupt")
+    row = t.get(JOB)
+    assert row is not None and (row.status, row.lock_id, row.message) == ("failed", None, "terminated by SIGTERM")
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_wait_for_upstream_starts_once_upstream_succeeds(backend: Backend, rec: Recorder) -> None:
+    t, other = backend.tracker(), backend.tracker()
+
+    def finish_upstream() -> None:
+        rec.wait_for("waiting up to", 10)
+        other.set_status(UP, "success")
+
+    helper = threading.Thread(target=finish_upstream)
+    helper.start()
+    with JobGuard(t, "analyze", DATE, ["preprocess"], wait_for_upstream=20, log=logger(rec)) as g:
+        assert g.lease is not None
+    helper.join()
+    assert t.get(JOB).status == "success"  # type: ignore[union-attr]
+    assert any("now successful" in ln for ln in rec.lines)
+
+
+def test_wait_for_upstream_gives_up_with_exit_3(backend: Backend) -> None:
+    t = backend.tracker()
+    start = time.monotonic()
+    with pytest.raises(UpstreamNotReady, match="after waiting 0.8 s"), JobGuard(
+            t, "analyze", DATE, ["preprocess"], wait_for_upstream=0.8):
+        pytest.fail("must not run")
+    assert 0.8 <= time.monotonic() - start < 3

@@ -1,0 +1,92 @@
+"""The CLI as a user meets it: help, validate, plan, list-transforms, exit codes (real processes)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args, cwd=None, env_extra=None, timeout=300):
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", **(env_extra or {})}
+    return subprocess.run([sys.executable, str(ROOT / "run_pipeline.py"), *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd or ROOT, env=env, timeout=timeout)
+
+
+def test_help_explains_commands_and_exit_codes():
+    out = cli("--help")
+    assert out.returncode == 0
+    for words in ("validate", "plan", "graph", "list-transforms", "status", "unlock", "exit codes"):
+        assert words in out.stdout
+    run_help = cli("run", "--help")
+    for words in ("--date", "--start", "--select", "--force", "--wait-for-upstream", "--config"):
+        assert words in run_help.stdout
+
+
+def test_wrappers_work_from_any_directory(tmp_path):
+    out = subprocess.run([str(ROOT / "preprocess.sh"), "--help"], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0 and "--date" in out.stdout
+
+
+@pytest.mark.parametrize("spec", sorted(p.name for p in (ROOT / "pipelines").glob("*.yaml")))
+def test_product_pipelines_validate_and_plan(spec, tmp_path):
+    out = cli("validate", ROOT / "pipelines" / spec)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "OK" in out.stdout
+    cfg = tmp_path / "c.ini"
+    cfg.write_text(f"[storage]\nroot = {tmp_path}/wh\nraw_root = {tmp_path}/raw\n"
+                   f"[tracker]\nsqlite_path = {tmp_path}/t.sqlite\n")
+    out = cli("plan", ROOT / "pipelines" / spec, "--date", "2020-08-06", "--config", cfg)
+    assert out.returncode == 0, out.stderr
+    assert "steps (in order):" in out.stdout and " -> run" in out.stdout
+    assert not (tmp_path / "wh").exists() or not any((tmp_path / "wh").iterdir())  # plan touches no data
+
+
+def test_invalid_spec_exits_2_with_all_problems(tmp_path):
+    spec = tmp_path / "bad.yaml"
+    spec.write_text("pipeline: demo\nsteps:\n  a:\n    transform: nope\n  b:\n    sql: SELECT 1\n    depends_on: [x]\n")
+    out = cli("validate", spec)
+    assert out.returncode == 2
+    assert f"{spec}:4: steps.a.transform" in out.stdout and f"{spec}:7: steps.b.depends_on[0]" in out.stdout
+    out = cli(spec, "--date", "2024-01-05")
+    assert out.returncode == 2 and "Traceback" not in out.stderr and "steps.a.transform" in out.stderr
+
+
+def test_bad_usage_exits_2():
+    assert cli("run", "pipelines/preprocess.yaml", "--date", "2024-13-40").returncode == 2
+    out = cli("run", "x.yaml", "--config", "/nonexistent.ini", "--date", "2024-01-05")
+    assert out.returncode == 2 and "config file not found" in out.stderr
+
+
+def test_list_transforms_shows_params():
+    out = cli("list-transforms")
+    assert out.returncode == 0
+    assert "read_dataset: Read a committed Parquet dataset" in out.stdout
+    assert "path (string, required)" in out.stdout
+
+
+def test_graph_prints_mermaid(tmp_path):
+    spec = tmp_path / "g.yaml"
+    spec.write_text("pipeline: g\nsteps:\n  a: {sql: SELECT 1 AS x}\n  b: {sql: SELECT * FROM a, inputs: {a: a}}\n")
+    out = cli("graph", spec)
+    assert out.returncode == 0 and "a" in out.stdout and "-->" in out.stdout
+    out = cli("graph", spec, "--format", "dot")
+    assert out.returncode == 0 and "->" in out.stdout and "digraph" in out.stdout
+
+
+def test_step_failure_exits_1_with_essential_line(tmp_path):
+    spec = tmp_path / "f.yaml"
+    spec.write_text("pipeline: f\nsteps:\n  a: {sql: SELECT 1 AS x}\n"
+                    "  b:\n    sql: SELECT no_such_col FROM a\n    inputs: {a: a}\n    outputs: {b: {path: f/b}}\n")
+    out = cli(spec, "--date", "2024-01-05", cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    assert "step 'b' (sql) failed" in out.stderr and "no_such_col" in out.stderr
+    assert "Traceback" not in out.stderr and "at org.apache" not in out.stderr
+    assert not (tmp_path / "warehouse" / "f" / "b").exists()
+    logs = list((tmp_path / ".tickflow" / "logs").glob("f_2024-01-05_*.log"))
+    assert logs and "Traceback" in logs[0].read_text()  # the full trace goes to the log file

@@ -1,0 +1,136 @@
+"""Ingestion and validation on the real sample and on generated data with known corruptions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from datagen import GenConfig, generate
+from engine.errors import TransformError
+from tests.transforms import preprocess_reference as ref
+from tests.transforms.preprocess_helpers import raw_context
+from transforms.ingest import ingest_frames
+from transforms.validation import REASON_CODES
+
+SAMPLE_DATES = (dt.date(2020, 8, 5), dt.date(2020, 8, 6))
+
+
+def _plain_counts(sample: Path, day: dt.date) -> Counter[str]:
+    """Trades and quotes per date, read directly from the files."""
+    out: Counter[str] = Counter()
+    for path in (sample / "csv" / day.isoformat()).glob("*/part-*"):
+        out.update(line.split(",")[2] for line in path.read_text().splitlines())
+    for path in (sample / "json" / day.isoformat()).glob("*/part-*"):
+        out.update(json.loads(line)["event_type"] for line in path.read_text().splitlines())
+    return out
+
+
+@pytest.fixture(scope="module")
+def sample_ingested(spark, shared_sample):
+    """Both sample dates ingested once: (metrics, event rows, quarantine count) per date."""
+    out = {}
+    for day in SAMPLE_DATES:
+        ctx = raw_context(spark, shared_sample, day)
+        frames = ingest_frames(ctx, {})
+        out[day] = (ctx.metrics, frames["events"].collect(), frames["quarantine"].count())
+    return out
+
+
+@pytest.mark.parametrize("day", SAMPLE_DATES)
+def test_real_sample_all_valid_with_exact_counts(sample_ingested, shared_sample, day):
+    metrics, events, bad_rows = sample_ingested[day]
+    assert metrics["bad"] == 0 and metrics["lines_read"] == 600 == metrics["valid"] and bad_rows == 0
+    assert Counter(r["rec_type"] for r in events) == _plain_counts(shared_sample, day)
+    assert all(r["trade_dt"] == day and r["line_no"] >= 1 for r in events)
+
+
+def test_real_sample_json_trades_carry_price_and_size(sample_ingested, shared_sample):
+    day = SAMPLE_DATES[0]
+    expected = {}
+    for path in (shared_sample / "json" / day.isoformat()).glob("*/part-*"):
+        for line in path.read_text().splitlines():
+            rec = json.loads(line)
+            if rec["event_type"] == "T":
+                expected[(rec["symbol"], rec["event_seq_nb"])] = (rec["price"], rec["size"], rec["execution_id"])
+    rows = [r for r in sample_ingested[day][1] if r["rec_type"] == "T" and r["source_file"].startswith("json/")]
+    got = {(r["symbol"], r["event_seq_nb"]): (r["trade_pr"], r["trade_size"], r["execution_id"]) for r in rows}
+    assert got == expected and len(got) == 30
+
+
+def test_real_sample_total_is_1200_records(sample_ingested):
+    assert sum(m["valid"] for m, _e, _q in sample_ingested.values()) == 1200
+
+
+@pytest.fixture(scope="module")
+def corrupted(tmp_path_factory, spark):
+    """A generated day with every kind of corruption, ingested once."""
+    raw = tmp_path_factory.mktemp("raw")
+    stats = generate(GenConfig(out=raw, seed=7, start=dt.date(2020, 8, 5), days=1, events=3000, symbols=3,
+                               parts=3, bad_rate=0.04, correction_rate=0.05, collect_bad=True))
+    day = dt.date(2020, 8, 5)
+    ctx = raw_context(spark, raw, day)
+    out = ingest_frames(ctx, {"max_bad_share": 1.0})
+    quarantine = out["quarantine"].collect()
+    return raw, day, stats, ctx, out, quarantine
+
+
+def test_generated_bad_counts_per_reason_match_reference(corrupted):
+    raw, day, stats, ctx, _out, quarantine = corrupted
+    expected = Counter(r.reason for r in ref.ingest_day(raw, day) if r.reason)
+    assert set(expected) == set(REASON_CODES)  # every kind is present
+    assert Counter(r["reason"] for r in quarantine) == expected
+    assert {k: v for k, v in ctx.metrics["bad_by_reason"].items()} == dict(expected)
+    assert ctx.metrics["valid"] + ctx.metrics["bad"] == ctx.metrics["lines_read"] == stats.lines
+
+
+def test_generated_each_bad_line_kept_with_file_line_and_reason(corrupted):
+    raw, day, stats, _ctx, _out, quarantine = corrupted
+    expected = {(r.source_file, r.line_no): (r.raw_line, r.reason) for r in ref.ingest_day(raw, day) if r.reason}
+    got = {(r["source_file"], r["line_no"]): (r["raw_line"], r["reason"]) for r in quarantine}
+    assert got == expected
+    assert all(r["partition"] == "B" and r["trade_dt"] == day and r["detail"] for r in quarantine)
+    # the generator's intended kind is the reason found: one rule broken per corrupted line
+    assert {(f, n): k for f, n, k in stats.bad_lines} == {k: v[1] for k, v in got.items()}
+
+
+def test_generated_valid_events_match_reference(corrupted):
+    raw, day, _stats, _ctx, out, _q = corrupted
+    cols = ["trade_dt", "rec_type", "symbol", "exchange", "event_tm", "event_seq_nb", "arrival_tm", "trade_pr",
+            "trade_size", "bid_pr", "bid_size", "ask_pr", "ask_size", "execution_id"]
+    expected = Counter(
+        (r.source_file, r.line_no, *[r.values.get(c) for c in cols])
+        for r in ref.ingest_day(raw, day) if r.reason is None)
+    got = Counter((r["source_file"], r["line_no"], *[r[c] for c in cols]) for r in out["events"].collect())
+    assert got == expected
+
+
+def test_bad_share_threshold_fails_naming_the_file(spark, tmp_path):
+    generate(GenConfig(out=tmp_path, seed=3, days=1, events=400, symbols=2, parts=2, bad_rate=0.2))
+    ctx = raw_context(spark, tmp_path, dt.date(2020, 8, 5))
+    with pytest.raises(TransformError, match=r"max_bad_share 5\.00%; worst (csv|json)/2020-08-05/\w+/part-"):
+        ingest_frames(ctx, {"max_bad_share": 0.05})
+
+
+def test_missing_raw_input_is_a_clear_error(spark, tmp_path):
+    ctx = raw_context(spark, tmp_path, dt.date(2020, 8, 5))
+    with pytest.raises(TransformError, match="no raw input under csv/2020-08-05, json/2020-08-05"):
+        ingest_frames(ctx, {})
+    out = ingest_frames(ctx, {"require_input": False})
+    assert out["events"].count() == 0 and out["quarantine"].count() == 0
+
+
+def test_exchange_filter_and_crlf_lines(spark, shared_sample, tmp_path):
+    src = next((shared_sample / "csv" / "2020-08-05").glob("*/part-*"))
+    target = tmp_path / "csv" / "2020-08-05" / "NYSE"
+    target.mkdir(parents=True)
+    (target / "part-00000.txt").write_bytes(src.read_bytes().replace(b"\n", b"\r\n"))
+    other = tmp_path / "csv" / "2020-08-05" / "OTHER"
+    other.mkdir(parents=True)
+    (other / "part-00000.txt").write_text("garbage\n")
+    ctx = raw_context(spark, tmp_path, dt.date(2020, 8, 5))
+    ingest_frames(ctx, {"exchanges": ["NYSE"]})
+    assert ctx.metrics["valid"] == 300 and ctx.metrics["bad"] == 0

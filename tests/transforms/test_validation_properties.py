@@ -1,0 +1,83 @@
+"""Property-based: arbitrary and mutated lines are each valid or quarantined with one reason, as the reference says.
+
+Each hypothesis example is a batch of lines classified in one Spark job, so few examples cover many lines.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.transforms import preprocess_reference as ref
+from transforms.raw_formats import FORMATS
+from transforms.validation import REASON_CODES, classify
+
+DAY = dt.date(2020, 8, 5)
+CSV_T = "2020-08-05,2020-08-05 09:30:00.0,T,SYMA,2020-08-05 10:37:21.581,10,NYSE,79.19488165597565,900"
+CSV_Q = ("2020-08-05,2020-08-05 09:30:00.0,Q,SYMA,2020-08-05 09:34:51.505,1,NYSE,75.30254839137037,100,"
+         "75.35916738004924,200")
+JSON_T = ('{"trade_dt":"2020-08-05","file_tm":"2020-08-05 09:30:00.000","event_type":"T","symbol":"SYMA",'
+          '"execution_id":"EX-10","event_tm":"2020-08-05 10:38:50.046","event_seq_nb":10,"exchange":"NASDAQ",'
+          '"price":77.77570455205036,"size":500}')
+JSON_Q = ('{"trade_dt":"2020-08-05","file_tm":"2020-08-05 09:30:00.000","event_type":"Q","symbol":"SYMA",'
+          '"event_tm":"2020-08-05 09:36:55.284","event_seq_nb":1,"exchange":"NASDAQ","bid_pr":76.10016521142818,'
+          '"bid_size":100,"ask_pr":77.9647975908747,"ask_size":100}')
+SEEDS = {"csv": [CSV_T, CSV_Q], "json": [JSON_T, JSON_Q]}
+ALPHABET = st.sampled_from(list('0123456789-:., "{}[]TQXe+abnul') + ["\t", "\\", "é"])
+
+
+@st.composite
+def mutated(draw, fmt: str) -> str:
+    """A valid line with a few edits: replace, insert or delete characters, or swap CSV fields."""
+    line = draw(st.sampled_from(SEEDS[fmt]))
+    for _ in range(draw(st.integers(1, 3))):
+        op = draw(st.sampled_from(["replace", "insert", "delete", "fields"]))
+        i = draw(st.integers(0, max(len(line) - 1, 0)))
+        if op == "replace" and line:
+            line = line[:i] + draw(ALPHABET) + line[i + 1:]
+        elif op == "insert":
+            line = line[:i] + draw(ALPHABET) + line[i:]
+        elif op == "delete" and line:
+            line = line[:i] + line[i + 1:]
+        elif op == "fields" and fmt == "csv":
+            parts = line.split(",")
+            a, b = draw(st.integers(0, len(parts) - 1)), draw(st.integers(0, len(parts) - 1))
+            parts[a], parts[b] = parts[b], parts[a]
+            line = ",".join(parts)
+    return line
+
+
+def _lines(fmt: str):
+    arbitrary = st.text(ALPHABET, max_size=40)
+    return st.lists(st.one_of(mutated(fmt), arbitrary, st.sampled_from(SEEDS[fmt])), min_size=1, max_size=60)
+
+
+def _run(spark, batches: dict[str, list[str]]) -> dict[str, list[tuple[str | None, str | None]]]:
+    """Classify every format's lines in one Spark job."""
+    frames = []
+    for fmt, lines in batches.items():
+        df = spark.createDataFrame([(fmt, i, s) for i, s in enumerate(lines)], "fmt string, i int, value string")
+        frames.append(classify(FORMATS[fmt](df), DAY).select("fmt", "i", "reason", "detail"))
+    rows = frames[0].unionByName(frames[1]).collect()
+    out: dict[str, list[tuple[str | None, str | None]]] = {}
+    for fmt, lines in batches.items():
+        mine = sorted((r for r in rows if r["fmt"] == fmt), key=lambda r: r["i"])
+        assert [r["i"] for r in mine] == list(range(len(lines)))  # nothing dropped, nothing duplicated
+        out[fmt] = [(r["reason"], r["detail"]) for r in mine]
+    return out
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(csv_lines=_lines("csv"), json_lines=_lines("json"))
+def test_every_line_valid_or_one_reason_as_reference(spark, csv_lines, json_lines):
+    batches = {"csv": csv_lines, "json": json_lines}
+    result = _run(spark, batches)
+    for fmt, lines in batches.items():
+        got = result[fmt]
+        for line, (reason, detail) in zip(lines, got, strict=True):
+            assert reason is None or reason in REASON_CODES
+            assert (reason is None) == (detail is None)
+            assert reason == ref.classify(fmt, line, DAY)[0], (fmt, line, detail)

@@ -1,0 +1,220 @@
+"""Ingest one processing date of raw exchange files into typed events and a quarantine of bad records.
+
+Reads ``<raw>/<folder>/<date>/<exchange>/part-*`` for each configured source (CSV or JSON) with Spark's text
+reader, maps lines to the common fields, classifies them (transforms.validation), and computes every count
+(lines per file, bad per reason, line numbers) in ONE aggregation over the persisted classified data, so the
+raw text is read exactly once. The engine writes the two returned DataFrames.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from engine.errors import TransformError
+from engine.registry import transform
+from transforms.raw_formats import FORMATS
+from transforms.validation import REASON_CODES, TYPED_COLUMNS, classify
+
+EVENT_COLUMNS: tuple[str, ...] = (*TYPED_COLUMNS, "source_file", "line_no")
+QUARANTINE_COLUMNS: tuple[str, ...] = ("source_file", "line_no", "raw_line", "reason", "detail", "partition",
+                                       "trade_dt")
+_CHUNK_KEY = ("source_file", "_block", "_pid")
+
+EVENT_SCHEMA = T.StructType([
+    T.StructField("trade_dt", T.DateType()), T.StructField("rec_type", T.StringType()),
+    T.StructField("symbol", T.StringType()), T.StructField("exchange", T.StringType()),
+    T.StructField("event_tm", T.TimestampNTZType()), T.StructField("event_seq_nb", T.LongType()),
+    T.StructField("arrival_tm", T.TimestampNTZType()), T.StructField("trade_pr", T.DoubleType()),
+    T.StructField("trade_size", T.LongType()), T.StructField("bid_pr", T.DoubleType()),
+    T.StructField("bid_size", T.LongType()), T.StructField("ask_pr", T.DoubleType()),
+    T.StructField("ask_size", T.LongType()), T.StructField("execution_id", T.StringType()),
+    T.StructField("source_file", T.StringType()), T.StructField("line_no", T.LongType()),
+])
+QUARANTINE_SCHEMA = T.StructType([
+    T.StructField("source_file", T.StringType()), T.StructField("line_no", T.LongType()),
+    T.StructField("raw_line", T.StringType()), T.StructField("reason", T.StringType()),
+    T.StructField("detail", T.StringType()), T.StructField("partition", T.StringType()),
+    T.StructField("trade_dt", T.DateType()),
+])
+
+
+@dataclass(frozen=True)
+class IngestCounts:
+    """What one aggregation over the classified records tells: the facts recorded with the run."""
+
+    lines_by_file: dict[str, int]
+    bad_by_file: dict[str, int]
+    bad_by_reason: dict[str, int]
+    valid: int
+    bad: int
+
+    @property
+    def lines(self) -> int:
+        return sum(self.lines_by_file.values())
+
+
+def _run_date(ctx: Any, params: Mapping[str, Any]) -> dt.date:
+    text = params.get("date")
+    if text:
+        try:
+            return dt.date.fromisoformat(str(text))
+        except ValueError as exc:
+            raise TransformError(f"ingest: params.date '{text}' is not a YYYY-MM-DD date") from exc
+    if ctx.date is None:
+        raise TransformError("ingest: no processing date (run with --date or set params.date)")
+    return ctx.date
+
+
+def _source_uris(ctx: Any, folder: str, day: str, exchanges: Sequence[str] | None) -> list[str]:
+    if not exchanges:
+        uri = ctx.raw_uri(f"{folder}/{day}")
+        return [uri] if uri else []
+    uris = [ctx.raw_uri(f"{folder}/{day}/{ex}") for ex in exchanges]
+    return [u for u in uris if u]
+
+
+def _read_source(ctx: Any, uris: list[str], folder: str, day: str, fmt: str, glob: str) -> DataFrame:
+    """Raw lines with their file (relative to the raw root) and position keys, mapped to common fields."""
+    text = (ctx.spark.read.option("recursiveFileLookup", "true").option("pathGlobFilter", glob)
+            .option("lineSep", "\n").text(uris))
+    prefix = f"{folder}/{day}/"
+    lines = text.select(
+        F.col("value"),
+        F.concat(F.lit(prefix), F.substring_index(F.col("_metadata.file_path"), f"/{prefix}", -1))
+        .alias("source_file"),
+        F.col("_metadata.file_block_start").alias("_block"),
+        F.spark_partition_id().alias("_pid"),
+        F.monotonically_increasing_id().alias("_id"),
+    )
+    # strip a Windows line ending so '\r\n' files parse like '\n' files
+    lines = lines.withColumn("value", F.regexp_replace("value", "\r$", ""))
+    return FORMATS[fmt](lines)
+
+
+def _aggregate(classified: DataFrame) -> tuple[IngestCounts, list[tuple[str, int, int, int]]]:
+    """One pass: per (file chunk, reason) count and first row id -> counts and each chunk's line-number base."""
+    rows = (classified.groupBy(*_CHUNK_KEY, "reason")
+            .agg(F.count(F.lit(1)).alias("n"), F.min("_id").alias("first_id")).collect())
+    lines_by_file: dict[str, int] = defaultdict(int)
+    bad_by_file: dict[str, int] = defaultdict(int)
+    bad_by_reason: dict[str, int] = {code: 0 for code in REASON_CODES}
+    chunk_n: dict[tuple[str, int, int], int] = defaultdict(int)
+    chunk_first: dict[tuple[str, int, int], int] = {}
+    valid = bad = 0
+    for r in rows:
+        key = (r["source_file"], int(r["_block"]), int(r["_pid"]))
+        n = int(r["n"])
+        chunk_n[key] += n
+        chunk_first[key] = min(chunk_first.get(key, r["first_id"]), r["first_id"])
+        lines_by_file[r["source_file"]] += n
+        if r["reason"] is None:
+            valid += n
+        elif r["reason"] in bad_by_reason:
+            bad_by_reason[r["reason"]] += n
+            bad_by_file[r["source_file"]] += n
+            bad += n
+    # chunks of one file in file order (by block start); a chunk's rows are consecutive ids in its partition
+    bases: list[tuple[str, int, int, int]] = []
+    seen: dict[str, int] = defaultdict(int)
+    for key in sorted(chunk_n, key=lambda k: (k[0], k[1])):
+        bases.append((*key, seen[key[0]] + 1 - chunk_first[key]))
+        seen[key[0]] += chunk_n[key]
+    counts = IngestCounts(dict(lines_by_file), dict(bad_by_file), bad_by_reason, valid, bad)
+    return counts, bases
+
+
+def _check(counts: IngestCounts, max_bad_share: float, day: str) -> None:
+    if counts.valid + counts.bad != counts.lines:
+        raise TransformError(f"ingest {day}: valid {counts.valid} + bad {counts.bad} != lines read "
+                             f"{counts.lines} (a record was dropped or classified twice)")
+    worst = sorted(((counts.bad_by_file.get(f, 0) / n, f) for f, n in counts.lines_by_file.items() if n),
+                   reverse=True)
+    over = [(share, f) for share, f in worst if share > max_bad_share]
+    if over:
+        share, f = over[0]
+        raise TransformError(
+            f"ingest {day}: {len(over)} file(s) exceed max_bad_share {max_bad_share:.2%}; worst {f}: "
+            f"{counts.bad_by_file[f]} of {counts.lines_by_file[f]} records bad ({share:.2%})")
+
+
+def _record(ctx: Any, counts: IngestCounts, day: str) -> None:
+    ctx.record("lines_read", counts.lines)
+    ctx.record("valid", counts.valid)
+    ctx.record("bad", counts.bad)
+    ctx.record("bad_by_reason", {k: v for k, v in counts.bad_by_reason.items() if v})
+    ctx.record("files", len(counts.lines_by_file))
+    reasons = ", ".join(f"{k}={v}" for k, v in counts.bad_by_reason.items() if v) or "none"
+    ctx.log.info("ingest %s: %d lines in %d files, %d valid, %d bad (%s)", day, counts.lines,
+                 len(counts.lines_by_file), counts.valid, counts.bad, reasons)
+
+
+def _empty(ctx: Any) -> dict[str, DataFrame]:
+    spark = ctx.spark
+    return {"events": spark.createDataFrame([], EVENT_SCHEMA),
+            "quarantine": spark.createDataFrame([], QUARANTINE_SCHEMA)}
+
+
+def ingest_frames(ctx: Any, params: Mapping[str, Any]) -> dict[str, DataFrame]:
+    """The transform's body, callable directly (tests, other plugins)."""
+    run_date = _run_date(ctx, params)
+    day = run_date.isoformat()
+    sources = params.get("sources") or [{"folder": "csv", "format": "csv"}, {"folder": "json", "format": "json"}]
+    glob = str(params.get("file_glob", "part-*"))
+    parts: list[DataFrame] = []
+    looked: list[str] = []
+    for src in sources:
+        folder, fmt = str(src["folder"]), str(src.get("format", src["folder"]))
+        if fmt not in FORMATS:
+            raise TransformError(f"ingest: unknown format '{fmt}' for folder '{folder}'; expected one of "
+                                 f"{', '.join(FORMATS)}")
+        looked.append(f"{folder}/{day}")
+        uris = _source_uris(ctx, folder, day, params.get("exchanges"))
+        if uris:
+            parts.append(_read_source(ctx, uris, folder, day, fmt, glob))
+    if not parts:
+        if params.get("require_input", True):
+            raise TransformError(f"ingest {day}: no raw input under {', '.join(looked)} (raw root)")
+        ctx.log.warning("ingest %s: no raw input under %s", day, ", ".join(looked))
+        return _empty(ctx)
+    lines = parts[0]
+    for p in parts[1:]:
+        lines = lines.unionByName(p)
+    check_date = run_date if params.get("check_run_date", True) else None
+    classified = classify(lines, check_date).select(
+        *_CHUNK_KEY, "_id", *TYPED_COLUMNS, "reason", "detail",
+        F.when(F.col("reason").isNotNull(), F.col("value")).alias("raw_line"),
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+    counts, bases = _aggregate(classified)
+    _record(ctx, counts, day)
+    _check(counts, float(params.get("max_bad_share", 0.05)), day)
+
+    base_df = F.broadcast(ctx.spark.createDataFrame(
+        bases, "source_file string, _block bigint, _pid int, _base bigint"))
+    numbered = classified.join(base_df, on=list(_CHUNK_KEY), how="inner").withColumn(
+        "line_no", F.col("_id") + F.col("_base"))
+    events = numbered.where(F.col("reason").isNull()).select(*EVENT_COLUMNS)
+    quarantine = numbered.where(F.col("reason").isNotNull()).select(
+        "source_file", "line_no", "raw_line", "reason", "detail", F.lit("B").alias("partition"),
+        F.lit(run_date).alias("trade_dt"))
+    return {"events": events, "quarantine": quarantine}
+
+
+@transform(
+    "ingest_raw",
+    description="Read a date's raw CSV/JSON exchange files, validate every record, split valid and bad.",
+    params_schema="ingest_raw.json",
+    inputs=[],
+    outputs=["events", "quarantine"],
+)
+def ingest_raw(ctx: Any, inputs: Mapping[str, DataFrame], params: Mapping[str, Any]) -> dict[str, DataFrame]:
+    """Valid records as typed events (one common schema for trades and quotes) and the quarantine."""
+    return ingest_frames(ctx, params)

@@ -1,0 +1,89 @@
+"""Map raw exchange lines (CSV or JSON, one record a line) to the common string fields of validation.
+
+Each function takes a DataFrame with a string column ``value`` (the raw line) and adds ``s_<field>`` for
+every field of ``validation.RAW_FIELDS`` plus ``parsed``, ``fields_ok`` and ``field_detail``. Nothing is
+typed or judged here beyond the format itself; ``validation.classify`` does the rest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from transforms.validation import RAW_FIELDS
+
+# CSV field positions (0-based), per record type.
+CSV_COMMON = {"trade_dt": 0, "file_tm": 1, "rec_type": 2, "symbol": 3, "event_tm": 4, "event_seq_nb": 5,
+              "exchange": 6}
+CSV_TRADE = {"trade_pr": 7, "trade_size": 8}
+CSV_QUOTE = {"bid_pr": 7, "bid_size": 8, "ask_pr": 9, "ask_size": 10}
+CSV_FIELD_COUNT = {"T": 9, "Q": 11}
+
+# JSON keys: common field -> JSON key, per record type.
+JSON_COMMON = {"trade_dt": "trade_dt", "file_tm": "file_tm", "rec_type": "event_type", "symbol": "symbol",
+               "event_tm": "event_tm", "event_seq_nb": "event_seq_nb", "exchange": "exchange"}
+JSON_TRADE = {"trade_pr": "price", "trade_size": "size", "execution_id": "execution_id"}
+JSON_QUOTE = {"bid_pr": "bid_pr", "bid_size": "bid_size", "ask_pr": "ask_pr", "ask_size": "ask_size"}
+JSON_KEYS = {"T": tuple(sorted([*JSON_COMMON.values(), *JSON_TRADE.values()])),
+             "Q": tuple(sorted([*JSON_COMMON.values(), *JSON_QUOTE.values()]))}
+
+
+_SENTINEL = '{"\\u0001":""}'
+
+
+def _bool(c: Column) -> Column:
+    return F.coalesce(c, F.lit(False))
+
+
+def csv_fields(df: DataFrame) -> DataFrame:
+    """Split on commas (no quoting in exchange CSV); field count decides validity per record type."""
+    arr = F.split(F.col("value"), ",", -1)
+    n = F.size(arr)
+    rec = F.get(arr, CSV_COMMON["rec_type"])
+    is_t, is_q = rec == F.lit("T"), rec == F.lit("Q")
+    cols: dict[str, Column] = {f: F.get(arr, i) for f, i in CSV_COMMON.items()}
+    cols |= {f: F.when(is_t, F.get(arr, i)) for f, i in CSV_TRADE.items()}
+    cols |= {f: F.when(is_q, F.get(arr, i)) for f, i in CSV_QUOTE.items()}
+    cols["execution_id"] = F.lit(None).cast("string")
+    expected = F.when(is_t, F.lit(CSV_FIELD_COUNT["T"])).when(is_q, F.lit(CSV_FIELD_COUNT["Q"]))
+    return df.select(
+        "*",
+        *[cols[f].alias(f"s_{f}") for f in RAW_FIELDS],
+        F.lit(True).alias("parsed"),
+        _bool(n == expected).alias("fields_ok"),
+        F.format_string("%s record has %d fields, expected %d", rec, n, expected).alias("field_detail"),
+    )
+
+
+def json_fields(df: DataFrame) -> DataFrame:
+    """Parse each line as a JSON object of raw value texts; the key set must be exactly the type's keys."""
+    # Wrapped as '[line, SENTINEL]' so trailing text after the object (which from_json would ignore) breaks
+    # the parse or changes the array length: exactly one JSON object per line is accepted.
+    wrapped = F.concat(F.lit("["), F.col("value"), F.lit("," + _SENTINEL + "]"))
+    arr = F.from_json(wrapped, "array<map<string,string>>", {"allowSingleQuotes": "false"})
+    whole = F.coalesce((F.size(arr) == 2) & (F.map_keys(F.get(arr, 1)) == F.array(F.lit("\u0001"))),
+                       F.lit(False))
+    parsed = df.select("*", F.when(whole, F.get(arr, 0)).alias("_m"))
+    m = F.col("_m")
+    rec = m.getItem(JSON_COMMON["rec_type"])
+    is_t, is_q = rec == F.lit("T"), rec == F.lit("Q")
+    keys = F.array_sort(F.map_keys(m))
+    cols: dict[str, Column] = {f: m.getItem(k) for f, k in JSON_COMMON.items()}
+    cols |= {f: F.when(is_t, m.getItem(k)) for f, k in JSON_TRADE.items()}
+    cols |= {f: F.when(is_q, m.getItem(k)) for f, k in JSON_QUOTE.items()}
+    fields_ok = (is_t & (keys == F.array(*[F.lit(k) for k in JSON_KEYS["T"]]))) | (
+        is_q & (keys == F.array(*[F.lit(k) for k in JSON_KEYS["Q"]])))
+    out = parsed.select(
+        "*",
+        *[cols[f].alias(f"s_{f}") for f in RAW_FIELDS],
+        m.isNotNull().alias("parsed"),
+        _bool(fields_ok).alias("fields_ok"),
+        F.concat(F.lit("keys ["), F.concat_ws(",", keys), F.lit("] are not the "), F.coalesce(rec, F.lit("?")),
+                 F.lit(" record keys")).alias("field_detail"),
+    )
+    return out.drop("_m")
+
+
+FORMATS: dict[str, Callable[[DataFrame], DataFrame]] = {"csv": csv_fields, "json": json_fields}
