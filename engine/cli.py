@@ -266,13 +266,17 @@ class Session:
     config: Config
     spark: Any = None
     outcomes: list[DateOutcome] = field(default_factory=list)
+    storages: tuple[Any, ...] = ()
 
     def spark_provider(self) -> Any:
         if self.spark is None:
             from engine.spark import build_session
 
+            conf = dict(self.config.spark.conf)
+            for storage in self.storages:  # direct mode: abfss:// credentials (never logged)
+                conf.update(getattr(storage, "spark_conf", dict)())
             log.info("starting Spark (%s)", self.config.spark.master)
-            self.spark = build_session(self.config.spark.master, self.config.spark.conf)
+            self.spark = build_session(self.config.spark.master, conf)
         return self.spark
 
 
@@ -309,7 +313,7 @@ def cmd_run(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     storage = open_storage(config.storage.root, config)
     storage.check()
     tracker = open_tracker(config)
-    session = Session(config)
+    session = Session(config, storages=(storage, raw_storage))
     try:
         dates = resolve_dates(args, probe, raw_storage, tracker)
         if not args.date and not args.force:

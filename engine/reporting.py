@@ -46,16 +46,23 @@ def publish_report(record: RunRecord, runner: Any, storage: Storage, log_file: P
         from engine.report import write_report
     except ImportError:
         return None
+    secrets = list(runner.config.secrets())
+    if runner.config.azure is not None:
+        from engine.storage.azure_errors import azure_secrets
+
+        secrets += azure_secrets(runner.config.azure)
     try:
         charts = build_charts(runner, record)
         prefix = report_prefix(record)
         if isinstance(storage, LocalStorage):
             out_dir = storage.path / prefix
             out_dir.mkdir(parents=True, exist_ok=True)
-            html, _ = write_report(record, charts, out_dir, str(log_file) if log_file else None)
+            html, _ = write_report(record, charts, out_dir, str(log_file) if log_file else None,
+                                   secrets=secrets)
             return str(html)
         with tempfile.TemporaryDirectory() as tmp:
-            html, js = write_report(record, charts, Path(tmp), str(log_file) if log_file else None)
+            html, js = write_report(record, charts, Path(tmp), str(log_file) if log_file else None,
+                                    secrets=secrets)
             storage.put_file(f"{prefix}/{Path(html).name}", str(html))
             storage.put_file(f"{prefix}/{Path(js).name}", str(js))
         return f"{storage.root.rstrip('/')}/{prefix}/{Path(html).name}"

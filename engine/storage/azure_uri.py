@@ -1,8 +1,8 @@
 """Parsing of Azure storage URIs (az://, abfs://, abfss://) into container, prefix and account.
 
 Operations write roots as ``az://<container>/<prefix>``; Hadoop users write
-``abfss://<container>@<account>.dfs.core.windows.net/<prefix>``. Both name the same place, so the engine
-accepts either and derives the other (direct mode hands abfss:// URIs to Spark).
+``abfss://<container>@<account>.dfs.core.windows.net/<prefix>`` (legacy ``wasbs://`` accepted). All name
+the same place, so the engine accepts any and derives abfss:// for direct mode.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from engine.errors import ConfigError
 
-AZURE_SCHEMES = ("az", "abfs", "abfss")
+AZURE_SCHEMES = ("az", "abfs", "abfss", "wasb", "wasbs")
 DEFAULT_DFS_SUFFIX = "dfs.core.windows.net"
 _CONTAINER_RE = re.compile(r"^(?:\$root|[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,62})$")
 _ACCOUNT_RE = re.compile(r"^[a-z0-9]{3,24}$")
@@ -74,6 +74,8 @@ def parse_azure_uri(uri: str, default_container: str = "") -> AzureLocation:
         if not _ACCOUNT_RE.match(account):
             raise ConfigError(f"Azure storage URI '{uri}': '{account}' is not a valid storage account name "
                               f"(3-24 lowercase letters and digits)")
+        if host_suffix.startswith("blob."):  # wasbs://c@acct.blob.core.windows.net: same account, DFS host
+            host_suffix = "dfs." + host_suffix[len("blob."):]
         host_suffix = host_suffix or None
     else:
         container = netloc

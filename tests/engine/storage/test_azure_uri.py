@@ -34,6 +34,12 @@ def test_abfss_host_suffix_is_kept() -> None:
     assert loc.host_suffix == "dfs.core.chinacloudapi.cn"
 
 
+def test_legacy_wasbs_maps_to_the_dfs_host() -> None:
+    loc = parse_azure_uri("wasbs://market@acct01.blob.core.windows.net/wh")
+    assert (loc.container, loc.account, loc.prefix, loc.host_suffix) == ("market", "acct01", "wh",
+                                                                         "dfs.core.windows.net")
+
+
 def test_default_container_fills_empty_netloc() -> None:
     assert parse_azure_uri("az:///wh", default_container="market").container == "market"
     with pytest.raises(ConfigError, match="names no container"):
