@@ -94,8 +94,15 @@ def write_config(work: Path, millions: int, root: Path) -> Path:
     return ini
 
 
-def enrichment_exchanges(spark, root: Path) -> list[str]:
-    """Exchange nodes of the quote enrichment's physical plan, from the day's reads to the output."""
+def _exchanges(df) -> list[str]:
+    plan = df._jdf.queryExecution().executedPlan().toString()
+    return [re.sub(r"\s+", " ", m.group(0)).strip()[:110] for m in re.finditer(r"(Broadcast)?Exchange [^\n]*", plan)]
+
+
+def enrichment_exchanges(spark, root: Path) -> dict[str, list[str]]:
+    """Exchange nodes of the quote enrichment's physical plan: the step alone (its inputs as the pipeline
+    hands them over: quotes, the written moving averages, the prior closes) and the whole chain from the
+    day's reads (moving average and prior close included)."""
     import logging
 
     from engine.context import TransformContext
@@ -108,18 +115,18 @@ def enrichment_exchanges(spark, root: Path) -> list[str]:
     trades = spark.read.parquet(str(root / "trade")).where(f"trade_dt = DATE'{DAY}'")
     quotes = spark.read.parquet(str(root / "quote")).where(f"trade_dt = DATE'{DAY}'")
     history = spark.read.parquet(str(root / "trade")).where(f"trade_dt < DATE'{DAY}'")
+    params = {"by": ["trade_dt", "symbol", "exchange"], "time_col": "event_tm", "seq_col": "event_seq_nb"}
     ma = moving_average(ctx, {"trades": trades}, {"value": "trade_pr", "window": "30 minutes",
                                                   "by": ["trade_dt", "symbol", "exchange"],
                                                   "time_col": "event_tm", "output_col": "mov_avg_pr"})
     closes = prior_close(ctx, {"history": history}, {"by": ["symbol", "exchange"], "value": "trade_pr",
                                                      "order_by": ["event_tm", "exchange", "event_seq_nb"],
                                                      "output_col": "close_pr"})
-    df = quote_enrichment(ctx, {"quotes": quotes, "trades": ma, "closes": closes},
-                          {"by": ["trade_dt", "symbol", "exchange"], "time_col": "event_tm",
-                           "seq_col": "event_seq_nb"})
-    plan = df._jdf.queryExecution().executedPlan().toString()
-    return [re.sub(r"\s+", " ", m.group(0)).strip()[:110]
-            for m in re.finditer(r"(Broadcast)?Exchange [^\n]*", plan)]
+    chain = quote_enrichment(ctx, {"quotes": quotes, "trades": ma, "closes": closes}, params)
+    written_ma = spark.read.parquet(str(root / "analytics" / "trade_moving_avg")).where(f"trade_dt = DATE'{DAY}'")
+    written_pc = spark.read.parquet(str(root / "analytics" / "prior_close")).where(f"trade_dt = DATE'{DAY}'")
+    step = quote_enrichment(ctx, {"quotes": quotes, "trades": written_ma, "closes": written_pc}, params)
+    return {"the step alone": _exchanges(step), "the chain from the day's reads": _exchanges(chain)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,13 +161,13 @@ def main(argv: list[str] | None = None) -> int:
               f"peak RSS {res.peak_rss_bytes / 2**30:5.2f} GiB", flush=True)
 
     spark = build_session("local[*]", app_name="bench-analyze-plan")
-    exchanges = enrichment_exchanges(spark, roots[sizes[0]])
+    plans = enrichment_exchanges(spark, roots[sizes[0]])
     spark.stop()
-    shuffles = [e for e in exchanges if not e.startswith("Broadcast")]
-    print(f"quote enrichment plan (from the day's reads): {len(shuffles)} shuffle(s), "
-          f"{len(exchanges) - len(shuffles)} broadcast(s)")
-    for e in exchanges:
-        print(f"  {e}")
+    for what, exchanges in plans.items():
+        shuffles = [e for e in exchanges if not e.startswith("Broadcast")]
+        print(f"quote enrichment, {what}: {len(shuffles)} shuffle(s), {len(exchanges) - len(shuffles)} broadcast(s)")
+        for e in exchanges:
+            print(f"  {e}")
     print("\n| events/day | events/s | wall s | peak RSS GiB |\n|---|---|---|---|")
     for m, eps, wall, rss in results:
         print(f"| {m}M | {eps:,.0f} | {wall:.1f} | {rss:.2f} |")

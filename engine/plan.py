@@ -61,14 +61,32 @@ def describe_plan(spec: PipelineSpec, config: Config, date: dt.date, *, selector
                                 options=RunOptions(selectors=selectors, force=force))
         lines = [f"plan for pipeline '{spec.name}' ({spec.file}), date {date.isoformat()}",
                  f"storage: {storage.describe()}   raw: {raw.describe()}"]
+        verdict = ""
         if tracker is not None:
-            lines.append("job:      " + _job_line(tracker, f"{spec.name}_{date.isoformat()}"))
+            job_id = f"{spec.name}_{date.isoformat()}"
+            lines.append("job:      " + _job_line(tracker, job_id))
+            not_ready = []
             for up in spec.requires:
-                lines.append("upstream: " + _job_line(tracker, f"{up}_{date.isoformat()}"))
+                up_id = f"{up}_{date.isoformat()}"
+                lines.append("upstream: " + _job_line(tracker, up_id))
+                row = tracker.get(up_id)
+                if row is None or row.status != "success":
+                    not_ready.append(up_id)
+            row = tracker.get(job_id)
+            if not_ready:
+                verdict = f"a run would exit 3: upstream {', '.join(not_ready)} not successful"
+            elif row is not None and row.status == "success" and not force:
+                verdict = "a run would do nothing: the job already succeeded (use --force)"
+            elif row is not None and row.lock_id and not row.lease_expired(tracker.now()):
+                verdict = f"a run would exit 4: running on {row.holder}"
         elif tracker_note:
             lines.append(tracker_note)
         skip, reload = runner.resumable()
         resumable = skip | set(reload)
+        if not verdict:
+            count = sum(1 for n in runner.order if runner.selection.runs(n) and n not in resumable)
+            verdict = f"a run would compute {count} of {len(runner.order)} steps"
+        lines.append(f"verdict:  {verdict}")
         lines.append("steps (in order):")
         for i, name in enumerate(runner.order, start=1):
             step = spec.steps[name]

@@ -96,8 +96,22 @@ def _read_source(ctx: Any, uris: list[str], folder: str, day: str, fmt: str, glo
         F.monotonically_increasing_id().alias("_id"),
     )
     # strip a Windows line ending so '\r\n' files parse like '\n' files
-    lines = lines.withColumn("value", F.regexp_replace("value", "\r$", ""))
+    lines = lines.withColumn("value", F.regexp_replace("value", "\r$", "")).withColumn("_fmt", F.lit(fmt))
     return FORMATS[fmt](lines)
+
+
+def _with_detail(bad: DataFrame, formats: list[str], run_date: dt.date | None) -> DataFrame:
+    """Re-parse the (few) bad lines to explain them: the bulk path computes reasons only."""
+    parts = []
+    for fmt in dict.fromkeys(formats):
+        lines = bad.where(F.col("_fmt") == fmt).withColumnRenamed("raw_line", "value")
+        explained = classify(FORMATS[fmt](lines), run_date).select(
+            "source_file", "line_no", F.col("value").alias("raw_line"), "reason", "detail")
+        parts.append(explained)
+    out = parts[0]
+    for p in parts[1:]:
+        out = out.unionByName(p)
+    return out
 
 
 def _aggregate(classified: DataFrame) -> tuple[IngestCounts, list[tuple[str, int, int, int]]]:
@@ -171,6 +185,7 @@ def ingest_frames(ctx: Any, params: Mapping[str, Any]) -> dict[str, DataFrame]:
     glob = str(params.get("file_glob", "part-*"))
     parts: list[DataFrame] = []
     looked: list[str] = []
+    formats: list[str] = []
     for src in sources:
         folder, fmt = str(src["folder"]), str(src.get("format", src["folder"]))
         if fmt not in FORMATS:
@@ -180,6 +195,7 @@ def ingest_frames(ctx: Any, params: Mapping[str, Any]) -> dict[str, DataFrame]:
         uris = _source_uris(ctx, folder, day, params.get("exchanges"))
         if uris:
             parts.append(_read_source(ctx, uris, folder, day, fmt, glob))
+            formats.append(fmt)
     if not parts:
         if params.get("require_input", True):
             raise TransformError(f"ingest {day}: no raw input under {', '.join(looked)} (raw root)")
@@ -189,8 +205,8 @@ def ingest_frames(ctx: Any, params: Mapping[str, Any]) -> dict[str, DataFrame]:
     for p in parts[1:]:
         lines = lines.unionByName(p)
     check_date = run_date if params.get("check_run_date", True) else None
-    classified = classify(lines, check_date).select(
-        *_CHUNK_KEY, "_id", *TYPED_COLUMNS, "reason", "detail",
+    classified = classify(lines, check_date, with_detail=False).select(
+        *_CHUNK_KEY, "_id", *TYPED_COLUMNS, "reason", "_fmt",
         F.when(F.col("reason").isNotNull(), F.col("value")).alias("raw_line"),
     ).persist(StorageLevel.MEMORY_AND_DISK)
     counts, bases = _aggregate(classified)
@@ -202,7 +218,8 @@ def ingest_frames(ctx: Any, params: Mapping[str, Any]) -> dict[str, DataFrame]:
     numbered = classified.join(base_df, on=list(_CHUNK_KEY), how="inner").withColumn(
         "line_no", F.col("_id") + F.col("_base"))
     events = numbered.where(F.col("reason").isNull()).select(*EVENT_COLUMNS)
-    quarantine = numbered.where(F.col("reason").isNotNull()).select(
+    bad = numbered.where(F.col("reason").isNotNull()).select("source_file", "line_no", "raw_line", "_fmt")
+    quarantine = _with_detail(bad, formats, check_date).select(
         "source_file", "line_no", "raw_line", "reason", "detail", F.lit("B").alias("partition"),
         F.lit(run_date).alias("trade_dt"))
     return {"events": events, "quarantine": quarantine}

@@ -39,7 +39,8 @@ def _bool(c: Column) -> Column:
 
 def csv_fields(df: DataFrame) -> DataFrame:
     """Split on commas (no quoting in exchange CSV); field count decides validity per record type."""
-    arr = F.split(F.col("value"), ",", -1)
+    df = df.select("*", F.split(F.col("value"), ",", -1).alias("_arr"))  # split once, read many times
+    arr = F.col("_arr")
     n = F.size(arr)
     rec = F.get(arr, CSV_COMMON["rec_type"])
     is_t, is_q = rec == F.lit("T"), rec == F.lit("Q")
@@ -54,7 +55,7 @@ def csv_fields(df: DataFrame) -> DataFrame:
         F.lit(True).alias("parsed"),
         _bool(n == expected).alias("fields_ok"),
         F.format_string("%s record has %d fields, expected %d", rec, n, expected).alias("field_detail"),
-    )
+    ).drop("_arr")
 
 
 def json_fields(df: DataFrame) -> DataFrame:
@@ -62,7 +63,9 @@ def json_fields(df: DataFrame) -> DataFrame:
     # Wrapped as '[line, SENTINEL]' so trailing text after the object (which from_json would ignore) breaks
     # the parse or changes the array length: exactly one JSON object per line is accepted.
     wrapped = F.concat(F.lit("["), F.col("value"), F.lit("," + _SENTINEL + "]"))
-    arr = F.from_json(wrapped, "array<map<string,string>>", {"allowSingleQuotes": "false"})
+    df = df.select("*", F.from_json(wrapped, "array<map<string,string>>", {"allowSingleQuotes": "false"})
+                   .alias("_arr"))
+    arr = F.col("_arr")
     whole = F.coalesce((F.size(arr) == 2) & (F.map_keys(F.get(arr, 1)) == F.array(F.lit("\u0001"))),
                        F.lit(False))
     parsed = df.select("*", F.when(whole, F.get(arr, 0)).alias("_m"))
@@ -83,7 +86,7 @@ def json_fields(df: DataFrame) -> DataFrame:
         F.concat(F.lit("keys ["), F.concat_ws(",", keys), F.lit("] are not the "), F.coalesce(rec, F.lit("?")),
                  F.lit(" record keys")).alias("field_detail"),
     )
-    return out.drop("_m")
+    return out.drop("_m", "_arr")
 
 
 FORMATS: dict[str, Callable[[DataFrame], DataFrame]] = {"csv": csv_fields, "json": json_fields}

@@ -87,12 +87,13 @@ def _fields_where(cond_by_field: dict[str, Column]) -> Column:
     return F.concat_ws(", ", *[F.when(cond, F.lit(name)) for name, cond in cond_by_field.items()])
 
 
-def classify(df: DataFrame, run_date: dt.date | None) -> DataFrame:
+def classify(df: DataFrame, run_date: dt.date | None, *, with_detail: bool = True) -> DataFrame:
     """Add typed columns (``TYPED_COLUMNS``), ``reason`` (a code of ``REASON_CODES`` or null) and ``detail``.
 
     ``df`` must hold ``s_<field>`` string columns for every field of ``RAW_FIELDS`` plus booleans
     ``parsed`` (the line is well-formed for its format) and ``fields_ok`` (right field count/keys for the
-    record type). Other columns are passed through.
+    record type). Other columns are passed through. ``with_detail=False`` leaves ``detail`` out: the bulk path
+    skips it (smaller generated code, which the JIT compiles) and details are built for bad lines only.
     """
     rec = _s("rec_type")
     is_t = rec == F.lit("T")
@@ -154,8 +155,14 @@ def classify(df: DataFrame, run_date: dt.date | None) -> DataFrame:
                        F.format_string("trade_dt %s is not the processing date %s",
                                        c("trade_dt").cast("string"), F.lit(run_date.isoformat()))))
     reason: Column = F.lit(None).cast("string")
-    detail: Column = F.lit(None).cast("string")
-    for code, cond, text in reversed(checks):
+    for code, cond, _text in reversed(checks):
         reason = F.when(cond, F.lit(code)).otherwise(reason)
-        detail = F.when(cond, text).otherwise(detail)
-    return typed.withColumn("reason", reason).withColumn("detail", detail)
+    typed = typed.withColumn("reason", reason)
+    if not with_detail:
+        return typed
+    # The detail is built from the reason in a second projection, so the rule conditions are evaluated
+    # once per record (valid records, the bulk, never build a detail string).
+    detail: Column = F.lit(None).cast("string")
+    for code, _cond, text in reversed(checks):
+        detail = F.when(c("reason") == F.lit(code), text).otherwise(detail)
+    return typed.withColumn("detail", detail)

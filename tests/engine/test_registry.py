@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -60,8 +61,10 @@ def test_unimportable_module_is_a_clear_error():
 def test_discovery_from_entry_point_of_installed_package(tmp_path):
     """Install the tiny analyst package for real and discover its transform through the entry point group."""
     target = tmp_path / "site"
+    source = tmp_path / "src"
+    shutil.copytree(FIXTURES / "tickflow_demo_plugin", source)  # building writes next to the sources
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--target", str(target), str(FIXTURES / "tickflow_demo_plugin")], check=True)
+                    "--target", str(target), str(source)], check=True)
     code = ("import sys; sys.path.insert(0, sys.argv[1]); from engine.registry import REGISTRY; "
             "REGISTRY.load_entry_points(); t = REGISTRY.get('plugin_scale'); print(t.name, t.inputs)")
     out = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True, text=True,

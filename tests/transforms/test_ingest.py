@@ -134,3 +134,22 @@ def test_exchange_filter_and_crlf_lines(spark, shared_sample, tmp_path):
     ctx = raw_context(spark, tmp_path, dt.date(2020, 8, 5))
     ingest_frames(ctx, {"exchanges": ["NYSE"]})
     assert ctx.metrics["valid"] == 300 and ctx.metrics["bad"] == 0
+
+
+def test_line_numbers_exact_when_files_are_split_across_partitions(spark, tmp_path):
+    generate(GenConfig(out=tmp_path, seed=21, days=1, events=6000, symbols=2, exchanges=(("NYSE", "csv"),
+                       ("NASDAQ", "json")), parts=1, bad_rate=0.02))
+    day = dt.date(2020, 8, 5)
+    previous = spark.conf.get("spark.sql.files.maxPartitionBytes")
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "65536")  # ~10 splits per file
+    try:
+        ctx = raw_context(spark, tmp_path, day)
+        out = ingest_frames(ctx, {"max_bad_share": 1.0})
+        got = {(r["source_file"], r["line_no"]): r["raw_line"] for r in out["quarantine"].collect()}
+        events = out["events"].select("source_file", "line_no").collect()
+    finally:
+        spark.conf.set("spark.sql.files.maxPartitionBytes", previous)
+    records = ref.ingest_day(tmp_path, day)
+    assert got == {(r.source_file, r.line_no): r.raw_line for r in records if r.reason}
+    assert sorted((r["source_file"], r["line_no"]) for r in events) == sorted(
+        (r.source_file, r.line_no) for r in records if r.reason is None)
