@@ -96,7 +96,9 @@ def _read_source(ctx: Any, uris: list[str], folder: str, day: str, fmt: str, glo
         F.monotonically_increasing_id().alias("_id"),
     )
     # strip a Windows line ending so '\r\n' files parse like '\n' files
-    lines = lines.withColumn("value", F.regexp_replace("value", "\r$", "")).withColumn("_fmt", F.lit(fmt))
+    value = F.col("value")
+    stripped = F.when(value.endswith("\r"), F.expr("substring(value, 1, length(value) - 1)")).otherwise(value)
+    lines = lines.withColumn("value", stripped).withColumn("_fmt", F.lit(fmt))
     return FORMATS[fmt](lines)
 
 
