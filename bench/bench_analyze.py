@@ -18,7 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.analyze_common import run_measured  # noqa: E402
+from bench.common import run_measured  # noqa: E402
 
 DAY = dt.date(2020, 8, 10)  # a Monday: the prior close comes from Friday's trades
 PREV = dt.date(2020, 8, 7)

@@ -255,6 +255,7 @@ class PipelineRunner:
                 self.progress.stop()
             for df in persisted.values():
                 df.unpersist()
+            spark.catalog.clearCache()  # what transforms persisted for this date must not pile up in a backfill
 
     def _read_committed(self, spark: Any, out: Any, partitions: list[str] | None) -> Any:
         uri = self.storage.read_uri(out.path, partitions)

@@ -34,7 +34,9 @@ def build_session(master: str = "local[*]", conf: Mapping[str, str] | None = Non
     if master.startswith("local"):
         merged.setdefault("spark.driver.host", "127.0.0.1")
         merged.setdefault("spark.driver.bindAddress", "127.0.0.1")
-    merged["spark.driver.extraJavaOptions"] = f"-Dlog4j.configurationFile=file:{LOG4J_CONF}"
+    # Wide generated validation code exceeds the JIT's huge-method limit; compile it anyway.
+    merged["spark.driver.extraJavaOptions"] = (f"-Dlog4j.configurationFile=file:{LOG4J_CONF} "
+                                               "-XX:-DontCompileHugeMethods")
     merged.update(conf or {})
     for key, value in merged.items():
         builder = builder.config(key, value)

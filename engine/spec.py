@@ -37,6 +37,8 @@ class OutputSpec:
     path: str
     partition_by: tuple[str, ...] = ()
     mode: str = "overwrite"
+    # partition folders this output owns for the run ("trade_dt=2020-08-06"): replaced even when empty
+    replace_partitions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

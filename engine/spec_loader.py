@@ -227,7 +227,16 @@ def _check_steps(steps_raw: Mapping[str, Any], registry: Registry, problems: Pro
             mode = out.get("mode") or ("overwrite_partitions" if part else "overwrite")
             if mode == "overwrite_partitions" and not part:
                 problems.add((*base, "outputs", oname, "mode"), "overwrite_partitions needs partition_by")
-            outputs[oname] = OutputSpec(oname, str(out["path"]).strip("/"), part, mode)
+            owned = dict(out.get("replace_partitions") or {})
+            replace: tuple[str, ...] = ()
+            if owned:
+                if set(owned) != set(part) or mode != "overwrite_partitions":
+                    problems.add((*base, "outputs", oname, "replace_partitions"),
+                                 f"needs mode overwrite_partitions and a value for each partition_by column "
+                                 f"({', '.join(part) or 'none'})")
+                else:
+                    replace = ("/".join(f"{c}={owned[c]}" for c in part),)
+            outputs[oname] = OutputSpec(oname, str(out["path"]).strip("/"), part, mode, replace)
         declared = tdef.outputs if tdef is not None else ("out",)
         if tdef is not None and tdef.multi_output:
             for oname in outputs:

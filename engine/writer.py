@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,6 +61,8 @@ def write_output(spark: Any, df: Any, out: OutputSpec, storage: Storage, run_id:
 
         df, dropped_df = split_rows(df, exps)
     pending = storage.begin_write(out.path, run_id, out.mode, out.partition_by)
+    if out.replace_partitions:
+        pending = dataclasses.replace(pending, replace_partitions=out.replace_partitions)
     q_pending = None
     try:
         write_spark(df, pending)

@@ -576,6 +576,11 @@ class AzureBlobStorage(Storage):
         got = self._read_manifest(rel_path)
         if got is not None:
             chosen = got[0].files(partitions)
+            if not chosen and partitions is not None:
+                # none of the asked partitions has data: stage the smallest one so readers still get the
+                # dataset's schema (they filter by partition value and see no rows)
+                sized = [(sum(f.size for f in fs), k) for k, fs in got[0].partitions.items() if fs]
+                chosen = list(got[0].partitions[min(sized)[1]]) if sized else []
             refs = [BlobRef(f"{dataset}/{f.blob}", f.etag, f.size) for f in chosen]
             files = {f.name: f"{dataset}/{f.blob}" for f in chosen}
         else:
@@ -641,6 +646,9 @@ class AzureBlobStorage(Storage):
         out: dict[str, list[ManifestFile]] = {}
         for f in _parallel(one, locals_, self.workers):
             out.setdefault(keys[f.name], []).append(f)
+        if pending.mode == "overwrite_partitions":
+            for key in pending.replace_partitions:  # owned partitions this write left empty
+                out.setdefault(key, [])
         return out
 
     def _publish(self, pending: PendingWrite, write_id: str, new_files: Mapping[str, Sequence[ManifestFile]]

@@ -22,6 +22,8 @@ class PendingWrite:
     run_id: str
     mode: str
     partition_by: tuple[str, ...]
+    # overwrite_partitions: partitions ("trade_dt=2020-08-06") this write owns; emptied when it wrote none
+    replace_partitions: tuple[str, ...] = ()
 
 
 class Storage(ABC):

@@ -91,9 +91,15 @@ class LocalStorage(Storage):
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(src, dest)
         elif pending.mode == "overwrite_partitions" and pending.partition_by:
+            written = set()
             for part in _leaf_partitions(staged, len(pending.partition_by)):
                 rel = part.relative_to(staged)
+                written.add(rel.as_posix())
                 self._swap(part, target / rel, trash / rel)
+            for key in pending.replace_partitions:
+                if key not in written and (target / key).exists():
+                    (trash / key).parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(target / key, trash / key)
         else:
             self._swap(staged, target, trash)
         shutil.rmtree(staged, ignore_errors=True)
