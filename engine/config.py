@@ -89,12 +89,14 @@ class Config:
     base_dir: Path = field(default_factory=Path.cwd)
 
     def secrets(self) -> list[str]:
-        """Every secret value configured, so loggers and reports can mask them."""
+        """Every secret value configured (also the key inside a connection string), for masking."""
         out: list[str] = []
         if self.postgres and self.postgres.password:
             out.append(self.postgres.password)
         if self.azure:
-            out += [v for v in (self.azure.access_key, self.azure.connection_string) if v]
+            from engine.storage.azure_errors import azure_secrets  # the Azure SDK only when [azure] is set
+
+            out += [s for s in azure_secrets(self.azure) if s not in out]
         return out
 
     def template_values(self) -> dict[str, dict[str, str]]:

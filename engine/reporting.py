@@ -46,11 +46,7 @@ def publish_report(record: RunRecord, runner: Any, storage: Storage, log_file: P
         from engine.report import write_report
     except ImportError:
         return None
-    secrets = list(runner.config.secrets())
-    if runner.config.azure is not None:
-        from engine.storage.azure_errors import azure_secrets
-
-        secrets += azure_secrets(runner.config.azure)
+    secrets = runner.config.secrets()
     try:
         charts = build_charts(runner, record)
         prefix = report_prefix(record)

@@ -29,11 +29,7 @@ def start_run_logging(config: Config, pipeline: str, date: dt.date | None, run_i
         from engine.logs import setup_logging
     except ImportError:
         setup_logging = None
-    secrets = list(config.secrets())
-    if config.azure is not None:
-        from engine.storage.azure_errors import azure_secrets
-
-        secrets += [s for s in azure_secrets(config.azure) if s not in secrets]
+    secrets = config.secrets()
     if setup_logging is not None:
         path = setup_logging(log_dir_of(config), name, quiet=quiet, fmt=fmt, secrets=secrets)
     else:

@@ -44,6 +44,12 @@ def test_product_pipelines_validate_and_plan(spec, tmp_path):
     out = cli("plan", ROOT / "pipelines" / spec, "--date", "2020-08-06", "--config", cfg)
     assert out.returncode == 0, out.stderr
     assert "steps (in order):" in out.stdout and " -> run" in out.stdout
+    # nothing has run in this empty tracker: analyze (requires preprocess) would be refused, preprocess runs
+    verdict = next(ln for ln in out.stdout.splitlines() if ln.startswith("verdict:"))
+    if spec == "analyze.yaml":
+        assert "would exit 3: upstream preprocess_2020-08-06 not successful" in verdict
+    else:
+        assert "would compute" in verdict
     assert not (tmp_path / "wh").exists() or not any((tmp_path / "wh").iterdir())  # plan touches no data
 
 

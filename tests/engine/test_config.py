@@ -44,3 +44,12 @@ def test_bad_config_names_what_and_where(tmp_path, text, words):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "none.ini", env={})
+
+
+def test_secrets_include_the_key_inside_a_connection_string(tmp_path):
+    ini = tmp_path / "az.ini"
+    ini.write_text("[azure]\nconnection_string = DefaultEndpointsProtocol=http;AccountName=acct;"
+                   "AccountKey=c2VjcmV0a2V5;BlobEndpoint=http://127.0.0.1:1/acct;\n")
+    secrets = load_config(ini, env={}).secrets()
+    assert "c2VjcmV0a2V5" in secrets  # masked on its own, not only as part of the whole string
+    assert any("AccountKey=c2VjcmV0a2V5" in s for s in secrets)

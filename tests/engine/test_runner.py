@@ -104,3 +104,25 @@ def test_selection_runs_feeders_without_writing(env):
     assert record.step("split").rows_out == {"even": 5}
     assert record.step("odd_total").status == "skipped"
     assert not storage.exists("demo/nums") and not storage.exists("demo/odd_total")
+
+
+def test_replace_partitions_empties_the_runs_partition_when_a_rerun_writes_no_rows(env, write_spec,
+                                                                                    test_transforms_module):
+    run, storage, spark = env
+    path = write_spec(f"""
+pipeline: owned
+modules: [{test_transforms_module}]
+vars: {{n: 3}}
+steps:
+  nums:
+    transform: t_numbers
+    params: {{n: "{{{{ vars.n }}}}"}}
+    outputs:
+      nums: {{path: owned/nums, partition_by: [day], replace_partitions: {{day: "{{{{ date }}}}"}}}}
+""", "owned.yaml")
+    run(D1, n=3, spec_path=path)
+    run(D2, n=2, spec_path=path)
+    record = run(D1, n=0, spec_path=path)  # the rerun of D1 has no rows at all
+    assert record.step("nums").rows_out == {"nums": 0}
+    rows = spark.read.parquet(storage.read_uri("owned/nums")).groupBy("day").count().collect()
+    assert {str(r["day"]): r["count"] for r in rows} == {"2024-01-05": 2}  # D1 emptied, D2 untouched

@@ -86,6 +86,9 @@ BROKEN = [
      "partition_by: day}\n", 6, "steps.a.outputs.o.partition_by", "expected array"),
     ("bad_write_mode", "pipeline: demo\nsteps:\n  a:\n    sql: SELECT 1\n    outputs:\n      o:\n        path: p\n"
      "        mode: replace\n", 8, "steps.a.outputs.o.mode", "is not one of"),
+    ("replace_partitions_needs_every_column", "pipeline: demo\nsteps:\n  a:\n    sql: SELECT 1\n    outputs:\n"
+     "      o:\n        path: p\n        partition_by: [day, sym]\n        replace_partitions: {day: x}\n", 9,
+     "steps.a.outputs.o.replace_partitions", "a value for each partition_by column"),
     ("missing_input", "pipeline: demo\nsteps:\n  s:\n    transform: t_split\n", 3, "steps.s.inputs",
      "needs input(s) df"),
 ]

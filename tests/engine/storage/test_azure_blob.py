@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -83,6 +84,16 @@ def test_spark_parquet_round_trip_and_partition_overwrite(spark, azure_config, c
     assert set(none.columns) == set(spark.read.parquet(only6).columns)
     assert none.where("trade_dt = '1999-01-01'").count() == 0
     assert storage.read_uri("no_such_dataset", ["trade_dt=1999-01-01"]) is None
+
+    # a rerun of 2020-08-06 that writes no rows but owns the partition empties it
+    empty = _trades(spark, d6, 7, 30.0).limit(0)
+    pending = storage.begin_write("trade", "run-empty", "overwrite_partitions", ["trade_dt"])
+    pending = dataclasses.replace(pending, replace_partitions=("trade_dt=2020-08-06",))
+    empty.write.mode("overwrite").partitionBy("trade_dt").parquet(pending.uri)
+    storage.commit(pending)
+    kept = spark.read.parquet(storage.read_uri("trade"))
+    assert _rows(kept) == [r for r in _rows(first) if r[0] == d5]
+    _spark_write(second, storage, "trade", "overwrite_partitions")  # back as before for what follows
 
     # overwrite replaces everything
     third = _trades(spark, d5, 3, 40.0)
