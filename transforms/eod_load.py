@@ -3,7 +3,11 @@
 Key: (trade_dt, rec_type, symbol, exchange, event_tm, event_seq_nb). Of several records with one key the
 latest arrival_tm (the file's file_tm) wins; ties are broken deterministically by the greatest source_file
 (relative path; later part files sort later), then the greatest line number in that file (the later line).
-Trades and quotes are de-duplicated separately, so each output's write shuffles only its own records.
+
+Corrections are rare (about 1% of keys), so the wide rows are never shuffled as a whole: a 64-bit hash of each
+key is counted (one narrow shuffle of 8-byte values), rows whose hash occurs once pass straight through, and
+only rows whose hash repeats (the corrected keys, plus any hash collision) are ranked by a window over the
+real key. A collision therefore costs a little work, never a wrong row.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
@@ -21,6 +26,7 @@ TRADE_COLUMNS: tuple[str, ...] = ("trade_dt", "symbol", "exchange", "event_tm", 
                                   "trade_pr", "trade_size", "execution_id", "source_file")
 QUOTE_COLUMNS: tuple[str, ...] = ("trade_dt", "symbol", "exchange", "event_tm", "event_seq_nb", "arrival_tm",
                                   "bid_pr", "bid_size", "ask_pr", "ask_size", "source_file")
+_HASH = "_tf_key_hash"
 
 
 def latest_arrival(events: DataFrame) -> DataFrame:
@@ -31,10 +37,30 @@ def latest_arrival(events: DataFrame) -> DataFrame:
     return events.withColumn("_rank", F.row_number().over(w)).where(F.col("_rank") == 1).drop("_rank")
 
 
+def repeated_key_hashes(events: DataFrame) -> DataFrame:
+    """The key hashes that occur more than once (small: the corrected keys), kept in memory for both outputs."""
+    hashed = events.select(F.xxhash64(*KEY).alias(_HASH))
+    # Partitioned by the hash first, so each task counts only its own share of the keys (a map-side partial
+    # count over every key of a file would hold millions of distinct keys and gain nothing).
+    partitions = int(events.sparkSession.conf.get("spark.sql.shuffle.partitions") or 8)
+    counts = hashed.repartition(partitions, _HASH).groupBy(_HASH).agg(F.count(F.lit(1)).alias("_n"))
+    return counts.where(F.col("_n") > 1).select(_HASH).persist(StorageLevel.MEMORY_AND_DISK)
+
+
+def resolve_corrections(events: DataFrame, repeated: DataFrame) -> DataFrame:
+    """``latest_arrival`` over ``events``, shuffling only the rows whose key hash is in ``repeated``."""
+    flagged = events.withColumn(_HASH, F.xxhash64(*KEY)).join(
+        F.broadcast(repeated.withColumn("_dup", F.lit(True))), on=_HASH, how="left").drop(_HASH)
+    single = flagged.where(F.col("_dup").isNull()).drop("_dup")
+    multiple = latest_arrival(flagged.where(F.col("_dup")).drop("_dup"))
+    return single.unionByName(multiple)
+
+
 def eod_frames(events: DataFrame) -> dict[str, DataFrame]:
     """The transform's body: {'trade': ..., 'quote': ...}, each partitionable by trade_dt."""
-    trades = latest_arrival(events.where(F.col("rec_type") == "T")).select(*TRADE_COLUMNS)
-    quotes = latest_arrival(events.where(F.col("rec_type") == "Q")).select(*QUOTE_COLUMNS)
+    repeated = repeated_key_hashes(events)
+    trades = resolve_corrections(events.where(F.col("rec_type") == "T"), repeated).select(*TRADE_COLUMNS)
+    quotes = resolve_corrections(events.where(F.col("rec_type") == "Q"), repeated).select(*QUOTE_COLUMNS)
     return {"trade": trades, "quote": quotes}
 
 

@@ -26,6 +26,14 @@ JSON_COMMON = {"trade_dt": "trade_dt", "file_tm": "file_tm", "rec_type": "event_
                "event_tm": "event_tm", "event_seq_nb": "event_seq_nb", "exchange": "exchange"}
 JSON_TRADE = {"trade_pr": "price", "trade_size": "size", "execution_id": "execution_id"}
 JSON_QUOTE = {"bid_pr": "bid_pr", "bid_size": "bid_size", "ask_pr": "ask_pr", "ask_size": "ask_size"}
+# The key order exchanges write (trades carry execution_id after symbol); records in another order are valid
+# too, only slower to read.
+JSON_KEY_ORDER = {
+    "T": ("trade_dt", "file_tm", "event_type", "symbol", "execution_id", "event_tm", "event_seq_nb", "exchange",
+          "price", "size"),
+    "Q": ("trade_dt", "file_tm", "event_type", "symbol", "event_tm", "event_seq_nb", "exchange", "bid_pr",
+          "bid_size", "ask_pr", "ask_size"),
+}
 JSON_KEYS = {"T": tuple(sorted([*JSON_COMMON.values(), *JSON_TRADE.values()])),
              "Q": tuple(sorted([*JSON_COMMON.values(), *JSON_QUOTE.values()]))}
 
@@ -70,14 +78,36 @@ def json_fields(df: DataFrame) -> DataFrame:
                        F.lit(False))
     parsed = df.select("*", F.when(whole, F.get(arr, 0)).alias("_m"))
     m = F.col("_m")
-    rec = m.getItem(JSON_COMMON["rec_type"])
+    # Fast path: a record whose keys come in the exchange's own order (nearly all) is read by position,
+    # which is far cheaper than a key lookup per field; any other order is looked up by key. The order is
+    # classified once per record (its own column), not once per field.
+    orders = list(JSON_KEY_ORDER.items())
+    order_code = F.lit(0)
+    for code, (_rt, order) in reversed(list(enumerate(orders, start=1))):
+        order_code = F.when(F.map_keys(m) == F.array(*[F.lit(k) for k in order]), F.lit(code)).otherwise(order_code)
+    parsed = parsed.select("*", F.map_values(m).alias("_vals"), order_code.alias("_order"))
+    vals, order_col = F.col("_vals"), F.col("_order")
+    key_of = {**JSON_COMMON, **JSON_TRADE, **JSON_QUOTE}
+
+    def value(field: str) -> Column:
+        """The field's raw text: by position when the key order is known, else by key."""
+        out = None
+        for code, (_rt, order) in enumerate(orders, start=1):
+            if key_of[field] in order:
+                pos = F.get(vals, order.index(key_of[field]))
+                out = F.when(order_col == code, pos) if out is None else out.when(order_col == code, pos)
+        return m.getItem(key_of[field]) if out is None else out.otherwise(m.getItem(key_of[field]))
+
+    rec = value("rec_type")
     is_t, is_q = rec == F.lit("T"), rec == F.lit("Q")
-    keys = F.array_sort(F.map_keys(m))
-    cols: dict[str, Column] = {f: m.getItem(k) for f, k in JSON_COMMON.items()}
-    cols |= {f: F.when(is_t, m.getItem(k)) for f, k in JSON_TRADE.items()}
-    cols |= {f: F.when(is_q, m.getItem(k)) for f, k in JSON_QUOTE.items()}
-    fields_ok = (is_t & (keys == F.array(*[F.lit(k) for k in JSON_KEYS["T"]]))) | (
-        is_q & (keys == F.array(*[F.lit(k) for k in JSON_KEYS["Q"]])))
+    cols: dict[str, Column] = {f: value(f) for f in JSON_COMMON}
+    cols |= {f: F.when(is_t, value(f)) for f in JSON_TRADE}
+    cols |= {f: F.when(is_q, value(f)) for f in JSON_QUOTE}
+    keys = F.sort_array(F.map_keys(m))  # SortArray is compiled; array_sort would run a lambda per comparison
+    exact = {rt: keys == F.array(*[F.lit(k) for k in JSON_KEYS[rt]]) for rt in ("T", "Q")}
+    in_order = {rt: order_col == code for code, (rt, _order) in enumerate(orders, start=1)}
+    fields_ok = F.when(in_order["T"] & is_t, F.lit(True)).when(in_order["Q"] & is_q, F.lit(True)).otherwise(
+        (is_t & exact["T"]) | (is_q & exact["Q"]))
     out = parsed.select(
         "*",
         *[cols[f].alias(f"s_{f}") for f in RAW_FIELDS],
@@ -86,7 +116,7 @@ def json_fields(df: DataFrame) -> DataFrame:
         F.concat(F.lit("keys ["), F.concat_ws(",", keys), F.lit("] are not the "), F.coalesce(rec, F.lit("?")),
                  F.lit(" record keys")).alias("field_detail"),
     )
-    return out.drop("_m", "_arr")
+    return out.drop("_m", "_arr", "_vals", "_order")
 
 
 FORMATS: dict[str, Callable[[DataFrame], DataFrame]] = {"csv": csv_fields, "json": json_fields}

@@ -6,6 +6,7 @@ Each hypothesis example is a batch of lines classified in one Spark job, so few 
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -30,10 +31,11 @@ ALPHABET = st.sampled_from(list('0123456789-:., "{}[]TQXe+abnul') + ["\t", "\\",
 
 @st.composite
 def mutated(draw, fmt: str) -> str:
-    """A valid line with a few edits: replace, insert or delete characters, or swap CSV fields."""
+    """A valid line with a few edits: replace, insert or delete characters, swap CSV fields or reorder JSON keys
+    (records in another key order than the exchange's are read by key, not by position)."""
     line = draw(st.sampled_from(SEEDS[fmt]))
     for _ in range(draw(st.integers(1, 3))):
-        op = draw(st.sampled_from(["replace", "insert", "delete", "fields"]))
+        op = draw(st.sampled_from(["replace", "insert", "delete", "fields", "keys"]))
         i = draw(st.integers(0, max(len(line) - 1, 0)))
         if op == "replace" and line:
             line = line[:i] + draw(ALPHABET) + line[i + 1:]
@@ -46,6 +48,14 @@ def mutated(draw, fmt: str) -> str:
             a, b = draw(st.integers(0, len(parts) - 1)), draw(st.integers(0, len(parts) - 1))
             parts[a], parts[b] = parts[b], parts[a]
             line = ",".join(parts)
+        elif op == "keys" and fmt == "json":
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                keys = draw(st.permutations(list(record)))
+                line = json.dumps({k: record[k] for k in keys}, separators=(",", ":"))
     return line
 
 
@@ -81,3 +91,17 @@ def test_every_line_valid_or_one_reason_as_reference(spark, csv_lines, json_line
             assert reason is None or reason in REASON_CODES
             assert (reason is None) == (detail is None)
             assert reason == ref.classify(fmt, line, DAY)[0], (fmt, line, detail)
+
+
+def test_json_key_order_does_not_change_the_verdict_or_values(spark):
+    """Exchange key order is read by position, any other order by key: both give the same typed record."""
+    swapped_type = JSON_Q.replace('"event_type":"Q"', '"event_type":"T"')  # quote keys, trade type
+    reordered = json.dumps(dict(reversed(list(json.loads(JSON_Q).items()))), separators=(",", ":"))
+    lines = [JSON_Q, reordered, swapped_type, JSON_T]
+    df = spark.createDataFrame([(i, s) for i, s in enumerate(lines)], "i int, value string")
+    rows = sorted(classify(FORMATS["json"](df), DAY).collect(), key=lambda r: r["i"])
+    assert [r["reason"] for r in rows] == [None, None, "wrong_field_count", None]
+    cols = ["symbol", "event_tm", "event_seq_nb", "bid_pr", "bid_size", "ask_pr", "ask_size", "trade_pr"]
+    assert [rows[0][c] for c in cols] == [rows[1][c] for c in cols]
+    assert rows[0]["bid_pr"] == 76.10016521142818 and rows[0]["trade_pr"] is None
+    assert rows[3]["trade_pr"] == 77.77570455205036 and rows[3]["execution_id"] == "EX-10"
