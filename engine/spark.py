@@ -41,9 +41,10 @@ def build_session(master: str = "local[*]", conf: Mapping[str, str] | None = Non
     if master.startswith("local"):
         merged.setdefault("spark.driver.host", "127.0.0.1")
         merged.setdefault("spark.driver.bindAddress", "127.0.0.1")
-    # Wide generated validation code exceeds the JIT's huge-method limit; compile it anyway.
+    # Wide generated validation code exceeds the JIT's huge-method limit; compile it anyway. A batch run wants
+    # throughput, not short pauses: the parallel collector made the 5M-event benchmarks 10-13% faster than G1.
     merged["spark.driver.extraJavaOptions"] = (f"-Dlog4j.configurationFile=file:{LOG4J_CONF} "
-                                               "-XX:-DontCompileHugeMethods")
+                                               "-XX:-DontCompileHugeMethods -XX:+UseParallelGC")
     merged.update(conf or {})
     for key, value in merged.items():
         builder = builder.config(key, value)

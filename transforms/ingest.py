@@ -220,7 +220,9 @@ def ingest_frames(ctx: Any, params: Mapping[str, Any]) -> dict[str, DataFrame]:
     numbered = classified.join(base_df, on=list(_CHUNK_KEY), how="inner").withColumn(
         "line_no", F.col("_id") + F.col("_base"))
     events = numbered.where(F.col("reason").isNull()).select(*EVENT_COLUMNS)
-    bad = numbered.where(F.col("reason").isNotNull()).select("source_file", "line_no", "raw_line", "_fmt")
+    # the few bad records, kept so that explaining them per format scans the classified data once, not per format
+    bad = (numbered.where(F.col("reason").isNotNull()).select("source_file", "line_no", "raw_line", "_fmt")
+           .persist(StorageLevel.MEMORY_AND_DISK))
     quarantine = _with_detail(bad, formats, check_date).select(
         "source_file", "line_no", "raw_line", "reason", "detail", F.lit("B").alias("partition"),
         F.lit(run_date).alias("trade_dt"))
