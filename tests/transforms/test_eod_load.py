@@ -10,7 +10,15 @@ import pytest
 from datagen import GenConfig, generate
 from tests.transforms import preprocess_reference as ref
 from tests.transforms.preprocess_helpers import raw_context
-from transforms.eod_load import QUOTE_COLUMNS, TRADE_COLUMNS, eod_frames
+from transforms.eod_load import (
+    KEY,
+    QUOTE_COLUMNS,
+    TRADE_COLUMNS,
+    eod_frames,
+    latest_arrival,
+    repeated_key_hashes,
+    resolve_corrections,
+)
 from transforms.ingest import ingest_frames
 
 DAY = dt.date(2020, 8, 6)
@@ -80,3 +88,23 @@ def test_tie_break_same_arrival_later_file_then_later_line(spark):
     trades = out["trade"].collect()
     assert [r["trade_pr"] for r in trades] == [12.0]
     assert out["quote"].count() == 0
+
+
+def test_only_repeated_keys_are_ranked_and_a_hash_collision_changes_nothing(loaded, spark, tmp_path):
+    """Rows whose key hash is unique pass straight through; flagging unique keys too (what a hash collision
+    does) must give the same rows as ranking everything."""
+    from pyspark.sql import functions as F
+
+    raw, _ = loaded
+    events = ingest_frames(raw_context(spark, raw, DAY), {"max_bad_share": 1.0})["events"]
+    repeated = repeated_key_hashes(events)
+    hashes = events.select(F.xxhash64(*KEY).alias("h")).groupBy("h").count()
+    assert repeated.count() == hashes.where("count > 1").count() > 20  # exactly the corrected keys
+    every_hash = events.select(F.xxhash64(*KEY).alias("_tf_key_hash")).distinct()
+    collided = resolve_corrections(events, every_hash)
+    expected = latest_arrival(events)
+    columns = sorted(expected.columns)
+    assert Counter(map(tuple, collided.select(columns).collect())) == Counter(
+        map(tuple, expected.select(columns).collect()))
+    assert Counter(map(tuple, resolve_corrections(events, repeated).select(columns).collect())) == Counter(
+        map(tuple, expected.select(columns).collect()))
