@@ -42,8 +42,7 @@ def repeated_key_hashes(events: DataFrame) -> DataFrame:
     hashed = events.select(F.xxhash64(*KEY).alias(_HASH))
     # Partitioned by the hash first, so each task counts only its own share of the keys (a map-side partial
     # count over every key of a file would hold millions of distinct keys and gain nothing).
-    partitions = int(events.sparkSession.conf.get("spark.sql.shuffle.partitions") or 8)
-    counts = hashed.repartition(partitions, _HASH).groupBy(_HASH).agg(F.count(F.lit(1)).alias("_n"))
+    counts = hashed.repartition(_HASH).groupBy(_HASH).agg(F.count(F.lit(1)).alias("_n"))
     return counts.where(F.col("_n") > 1).select(_HASH).persist(StorageLevel.MEMORY_AND_DISK)
 
 

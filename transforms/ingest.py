@@ -12,6 +12,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import reduce
 from typing import Any
 
 from pyspark import StorageLevel
@@ -110,10 +111,7 @@ def _with_detail(bad: DataFrame, formats: list[str], run_date: dt.date | None) -
         explained = classify(FORMATS[fmt](lines), run_date).select(
             "source_file", "line_no", F.col("value").alias("raw_line"), "reason", "detail")
         parts.append(explained)
-    out = parts[0]
-    for p in parts[1:]:
-        out = out.unionByName(p)
-    return out
+    return reduce(DataFrame.unionByName, parts)
 
 
 def _aggregate(classified: DataFrame) -> tuple[IngestCounts, list[tuple[str, int, int, int]]]:
@@ -203,9 +201,7 @@ def ingest_frames(ctx: Any, params: Mapping[str, Any]) -> dict[str, DataFrame]:
             raise TransformError(f"ingest {day}: no raw input under {', '.join(looked)} (raw root)")
         ctx.log.warning("ingest %s: no raw input under %s", day, ", ".join(looked))
         return _empty(ctx)
-    lines = parts[0]
-    for p in parts[1:]:
-        lines = lines.unionByName(p)
+    lines = reduce(DataFrame.unionByName, parts)
     check_date = run_date if params.get("check_run_date", True) else None
     classified = classify(lines, check_date, with_detail=False).select(
         *_CHUNK_KEY, "_id", *TYPED_COLUMNS, "reason", "_fmt",

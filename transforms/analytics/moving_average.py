@@ -61,8 +61,8 @@ def moving_average(ctx: Any, inputs: dict[str, DataFrame], params: dict[str, Any
     finite = F.when(F.abs(v) < F.lit(float("inf")), v)  # NaN and +-infinity are counted apart, not summed
     hi = F.when(F.abs(finite) < F.lit(_HI_LIMIT), F.rint(finite * _GRID) / _GRID).otherwise(finite)
     # NaN counts as both infinities: the mean is NaN if the window holds both "signs", else that infinity
-    up = F.when(F.isnan(v) | (v == F.lit(float("inf"))), F.lit(1)).otherwise(F.lit(0)).cast("long")
-    down = F.when(F.isnan(v) | (v == F.lit(float("-inf"))), F.lit(1 << 32)).otherwise(F.lit(0)).cast("long")
+    up = F.when(F.isnan(v) | (v == F.lit(float("inf"))), F.lit(1)).otherwise(F.lit(0))
+    down = F.when(F.isnan(v) | (v == F.lit(float("-inf"))), F.lit(1)).otherwise(F.lit(0))
 
     def in_window(agg: Any) -> F.Column:
         """agg(window) = agg(upto) - agg(before); a null-time trade's window is its null-time peers."""
@@ -73,10 +73,10 @@ def moving_average(ctx: Any, inputs: dict[str, DataFrame], params: dict[str, Any
         f"{_US}_hi": in_window(F.sum(hi)),
         f"{_US}_lo": in_window(F.sum(finite - hi)),
         f"{_US}_n": in_window(F.count(v)),
-        f"{_US}_odd": in_window(F.sum(up + down)),  # two counts < 2^31 (Spark's row limit) in one long
+        f"{_US}_up": in_window(F.sum(up)),
+        f"{_US}_down": in_window(F.sum(down)),
     }
-    high, low, count, odd = (F.col(c) for c in parts)
-    ups, downs = odd % F.lit(1 << 32), F.shiftright(odd, 32)
+    high, low, count, ups, downs = (F.col(c) for c in parts)
     mean = (F.when(count == 0, F.lit(None).cast("double"))
             .when((ups > 0) & (downs > 0), F.lit(float("nan")))
             .when(ups > 0, F.lit(float("inf")))
