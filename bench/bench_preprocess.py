@@ -32,7 +32,7 @@ def bench_one(events: int, work: Path, master: str) -> dict[str, float]:
                    f"[spark]\nmaster = {master}\n")
     env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1")
     m = run_measured([sys.executable, str(ROOT / "run_pipeline.py"), "run", str(ROOT / "pipelines/preprocess.yaml"),
-                      "--config", str(cfg), "--date", DAY.isoformat(), "--quiet"], env=env, cwd=str(ROOT))
+                      "--config", str(cfg), "--date", DAY.isoformat(), "--quiet", "--force"], env=env, cwd=str(ROOT))
     if m.returncode != 0:
         raise SystemExit(f"pipeline failed for {events} events (exit {m.returncode}):\n{m.output_tail}")
     out_bytes = sum(dir_bytes(store / d) for d in ("trade", "quote", "quarantine"))

@@ -109,6 +109,7 @@ class Config:
 
 def _read_ini(path: Path) -> dict[str, dict[str, str]]:
     parser = configparser.ConfigParser(interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]  # Spark keys are case-sensitive
     try:
         with path.open() as fh:
             parser.read_file(fh)
@@ -116,7 +117,9 @@ def _read_ini(path: Path) -> dict[str, dict[str, str]]:
         raise ConfigError(f"config file not found: {path}") from exc
     except configparser.Error as exc:
         raise ConfigError(f"config file {path} is not valid INI: {exc}".replace("\n", " ")) from exc
-    return {section: dict(parser.items(section)) for section in parser.sections()}
+    # Our own keys are case-insensitive; spark.* keys keep their case (spark.eventLog.enabled, not ...eventlog...)
+    return {section: {(k if k.lower().startswith("spark.") else k.lower()): v for k, v in parser.items(section)}
+            for section in parser.sections()}
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:

@@ -256,19 +256,12 @@ def count_dropped(dropped) -> dict[str, int]:
 
 # ------------------------------------------------------------------------------------------------ evaluate
 
-def evaluate(df, exps: Sequence[Expectation], *, dropped_counts: dict[str, int] | None = None
-             ) -> list[ExpectationResult]:
-    """After writing, on the written (staged) data: passed/failed counts for every expectation.
-
-    One aggregation job covers every expr expectation, row_count and not_null; each unique check adds one.
-    For `drop` expectations the written data no longer holds the violators, so ``dropped_counts``
-    ({expectation name: rows dropped}) supplies the failed count.
-    """
+def aggregates(df, exps: Sequence[Expectation]) -> list[Any]:
+    """The aggregate Columns behind every expectation except `unique`: the row count (``__n``) and, per
+    expectation, its violation counts. They fit one aggregation job, or an Observation on the write itself.
+    Errors (unknown column, non-boolean expression) name the expectation."""
     from pyspark.sql import functions as F
 
-    if not exps:
-        return []
-    dropped_counts = dropped_counts or {}
     aggs = [F.count(F.lit(1)).alias("__n")]
     for i, exp in enumerate(exps):
         if exp.kind == "expr":
@@ -280,7 +273,30 @@ def evaluate(df, exps: Sequence[Expectation], *, dropped_counts: dict[str, int] 
                 aggs.append(F.sum(F.when(F.col(f"`{c}`").isNull(), 1).otherwise(0)).alias(f"__f{i}_{j}"))
         elif exp.kind == "unique":
             _check_columns(df, exp)
-    row = df.agg(*aggs).collect()[0].asDict()
+    return aggs
+
+
+def evaluate(df, exps: Sequence[Expectation], *, dropped_counts: dict[str, int] | None = None,
+             observed: Mapping[str, Any] | None = None) -> list[ExpectationResult]:
+    """After writing, on the written (staged) data: passed/failed counts for every expectation.
+
+    ``observed`` holds the values of ``aggregates(df, exps)`` when they were already collected while the data
+    was written; otherwise one aggregation job computes them. Each unique check adds one job. For `drop`
+    expectations the written data no longer holds the violators, so ``dropped_counts``
+    ({expectation name: rows dropped}) supplies the failed count.
+    """
+    from pyspark.sql import functions as F
+
+    if not exps:
+        return []
+    dropped_counts = dropped_counts or {}
+    if observed is None:
+        row = df.agg(*aggregates(df, exps)).collect()[0].asDict()
+    else:
+        for exp in exps:
+            if exp.kind == "unique":
+                _check_columns(df, exp)
+        row = dict(observed)
     n = int(row["__n"])
     results: list[ExpectationResult] = []
     for i, exp in enumerate(exps):

@@ -53,22 +53,31 @@ def write_spark(df: Any, pending: PendingWrite) -> None:
 
 def write_output(spark: Any, df: Any, out: OutputSpec, storage: Storage, run_id: str, *,
                  expectations: list[Any] | None = None, quarantine_date: str | None = None) -> WriteResult:
-    """Write ``df`` to ``out.path``; drop/warn/fail expectations are applied on the way."""
+    """Write ``df`` to ``out.path``; drop/warn/fail expectations are applied on the way.
+
+    The row count and the expectations' violation counts are observed while the rows are written (no second
+    pass over the output); only `unique` checks and the samples of a failure read the staged files back.
+    """
+    from pyspark.sql import Observation
+
+    from engine.expectations import aggregates
+
     exps = list(expectations or [])
     dropped_df = None
     if exps:
         from engine.expectations import split_rows
 
         df, dropped_df = split_rows(df, exps)
+    observation = Observation()
+    df = df.observe(observation, *aggregates(df, exps))
     pending = storage.begin_write(out.path, run_id, out.mode, out.partition_by)
     if out.replace_partitions:
         pending = dataclasses.replace(pending, replace_partitions=out.replace_partitions)
     q_pending = None
     try:
         write_spark(df, pending)
-        written = read_written(spark, pending.uri)
-        rows = written.count() if written is not None else 0
-        result = WriteResult(rows=rows, partitions=_written_partitions(pending))
+        observed = observation.get
+        result = WriteResult(rows=int(observed["__n"]), partitions=_written_partitions(pending))
         dropped_counts: dict[str, int] = {}
         if dropped_df is not None:
             q_pending = storage.begin_write(QUARANTINE_PATH, f"{run_id}-{out.name}", "append", ("trade_dt",))
@@ -82,12 +91,13 @@ def write_output(spark: Any, df: Any, out: OutputSpec, storage: Storage, run_id:
             for row in qrows.groupBy("reason").count().collect() if qrows is not None else []:
                 dropped_counts[row["reason"]] = row["count"]
             result.dropped = sum(dropped_counts.values())
-        if exps and written is None:
-            written = spark.createDataFrame([], df.schema)
         if exps:
             from engine.expectations import enforce, evaluate
 
-            result.expectations = evaluate(written, exps, dropped_counts=dropped_counts)
+            written = read_written(spark, pending.uri)
+            if written is None:
+                written = spark.createDataFrame([], df.schema)
+            result.expectations = evaluate(written, exps, dropped_counts=dropped_counts, observed=observed)
             enforce(written, exps, result.expectations)
     except BaseException:
         storage.abort(pending)

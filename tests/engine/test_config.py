@@ -26,6 +26,17 @@ def test_ini_sections_and_env_override(tmp_path):
     assert cfg.base_dir == tmp_path
 
 
+
+def test_spark_keys_keep_their_case_and_own_keys_do_not_care(tmp_path):
+    """Spark reads spark.eventLog.enabled, not spark.eventlog.enabled: INI must not fold the case."""
+    ini = tmp_path / "c.ini"
+    ini.write_text("[spark]\nMaster = local[1]\nspark.eventLog.enabled = true\n"
+                   "conf = spark.sql.adaptive.coalescePartitions.enabled=false\n[storage]\nROOT = /data/wh\n")
+    cfg = load_config(ini, env={})
+    assert cfg.spark.master == "local[1]" and cfg.storage.root == "/data/wh"
+    assert cfg.spark.conf == {"spark.eventLog.enabled": "true",
+                              "spark.sql.adaptive.coalescePartitions.enabled": "false"}
+
 @pytest.mark.parametrize("text,words", [
     ("[postgres]\nport = abc\n", "port must be an integer"),
     ("[nonsense]\na = 1\n", "unknown section"),

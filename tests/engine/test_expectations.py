@@ -205,3 +205,28 @@ def test_drop_serialises_dates_timestamps_and_decimals(spark):
     assert raw["trade_dt"] == "2020-08-06" and raw["event_tm"].startswith("2020-08-06T09:31:00.5")
     assert float(raw["price"]) == -2.25 and bad["source_file"] == "g" and bad["reason"] == "price_positive"
     assert [r["source_file"] for r in kept.collect()] == ["f"]
+
+
+def test_observed_while_writing_equals_a_separate_aggregation(spark, df, tmp_path):
+    """The writer observes the aggregates on the write itself: the same results as one aggregation job."""
+    from pyspark.sql import Observation
+
+    from engine.expectations import aggregates
+
+    exps = parse_expectations([
+        {"name": "bid_le_ask", "expr": "bid_pr <= ask_pr", "action": "warn"},
+        {"name": "size_positive", "expr": "size > 0", "action": "warn"},
+        {"name": "keys", "not_null": ["bid_pr", "source_file"], "action": "warn"},
+        {"name": "n", "row_count": {"min": 1, "max": 3}, "action": "warn"},
+        {"name": "dup", "unique": ["symbol", "size"], "action": "warn"},
+    ])
+    observation = Observation()
+    df.observe(observation, *aggregates(df, exps)).write.parquet(str(tmp_path / "out"))
+    written = spark.read.parquet(str(tmp_path / "out"))
+    observed = evaluate(written, exps, observed=observation.get)
+    assert observed == evaluate(written, exps)
+    by = {r.name: r for r in observed}
+    assert by["bid_le_ask"].failed == sum(py_violates_bid_ask(r) for r in ROWS)
+    assert by["size_positive"].failed == sum(1 for r in ROWS if not r[3] > 0)
+    assert by["keys"].failed == sum(1 for r in ROWS if r[1] is None or r[4] is None)
+    assert not by["n"].ok and by["dup"].failed == 1
