@@ -28,6 +28,10 @@ CONSOLE_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
 _MARK = "_tickflow_handler"
 # set by a live progress bar so console log lines do not collide with the bar being redrawn
 _console_hooks: dict[str, Callable[[], None] | None] = {"before": None, "after": None}
+# Log records marked with this attribute (extra={STEP_EVENT: True}) announce a step starting or finishing. While
+# a progress display prints its own line for each such event, the console leaves them out (the file keeps them).
+STEP_EVENT = "tickflow_step_event"
+_progress_shows_steps = {"on": False}
 
 
 class SecretMasker:
@@ -99,6 +103,9 @@ class ConsoleHandler(logging.StreamHandler):
     """A stream handler that lets a live progress bar step aside while a line is written."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        if (_progress_shows_steps["on"] and getattr(record, STEP_EVENT, False)
+                and record.levelno < logging.WARNING):
+            return
         before, after = _console_hooks["before"], _console_hooks["after"]
         if before:
             before()
@@ -112,6 +119,11 @@ class ConsoleHandler(logging.StreamHandler):
 def set_console_hooks(before: Callable[[], None] | None, after: Callable[[], None] | None) -> None:
     """Called by engine.progress: ``before`` clears the bar line, ``after`` redraws it."""
     _console_hooks["before"], _console_hooks["after"] = before, after
+
+
+def set_progress_shows_steps(on: bool) -> None:
+    """Called by engine.progress while it prints a line for every step start and finish."""
+    _progress_shows_steps["on"] = on
 
 
 def _safe_name(run_name: str) -> str:

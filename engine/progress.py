@@ -199,9 +199,10 @@ class Progress:
             self._t0 = self._clock()
         if self.mode == "quiet":
             return
-        if self.mode == "bar":
-            from engine.logs import set_console_hooks
+        from engine.logs import set_console_hooks, set_progress_shows_steps
 
+        set_progress_shows_steps(True)
+        if self.mode == "bar":
             set_console_hooks(self._clear_bar, lambda: self._draw_bar(poll=False))
         self._thread = threading.Thread(target=self._run, name="tickflow-progress", daemon=True)
         self._thread.start()
@@ -233,9 +234,10 @@ class Progress:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-        if self.mode == "bar":
-            from engine.logs import set_console_hooks
+        from engine.logs import set_console_hooks, set_progress_shows_steps
 
+        set_progress_shows_steps(False)
+        if self.mode == "bar":
             set_console_hooks(None, None)
             self._clear_bar()
         if self.mode == "json":

@@ -19,6 +19,7 @@ from engine.config import Config
 from engine.context import TransformContext
 from engine.errors import StepFailed
 from engine.executor import compute_step
+from engine.logs import STEP_EVENT
 from engine.registry import Registry
 from engine.run_record import RunRecord, StepRecord
 from engine.selection import Selection, parse_selectors, select, select_all
@@ -281,7 +282,7 @@ class PipelineRunner:
         srec.started = dt.datetime.now()
         t0 = time.monotonic()
         log.info("step %s (%s) [%d/%d]: started%s", name, step.kind, index, total,
-                 "" if writes else " (feeding a selected step; outputs not written)")
+                 "" if writes else " (feeding a selected step; outputs not written)", extra={STEP_EVENT: True})
         if self.progress is not None:
             self.progress.step_started(name, index)
         self.guard.mark_step(name, "running")
@@ -341,7 +342,7 @@ class PipelineRunner:
         srec.ended = dt.datetime.now()
         srec.duration_s = time.monotonic() - t0
         rows = ", ".join(f"{o}={n:,} rows" for o, n in srec.rows_out.items()) or "no outputs written"
-        log.info("step %s: done in %.1fs (%s)", name, srec.duration_s, rows)
+        log.info("step %s: done in %.1fs (%s)", name, srec.duration_s, rows, extra={STEP_EVENT: True})
         if self.progress is not None:
             self.progress.step_finished(name, "success", dict(srec.rows_out))
         # what it wrote, so a rerun can feed later steps from the committed outputs instead of recomputing

@@ -91,3 +91,26 @@ def test_second_setup_replaces_handlers(tmp_path, console):
 def test_bad_format_rejected(tmp_path):
     with pytest.raises(ValueError, match="log format"):
         setup_logging(tmp_path, "r", quiet=False, fmt="xml", secrets=[])
+
+
+@pytest.mark.parametrize("mode, on_console", [("lines", False), ("json", False), ("quiet", True)])
+def test_step_lines_appear_once_on_the_console(tmp_path, console, mode, on_console):
+    """A progress display prints its own line per step event: the console log leaves those out, the file not."""
+    from engine.logs import STEP_EVENT
+    from engine.progress import Progress
+
+    path = setup_logging(tmp_path, "r", quiet=False, fmt="text", secrets=[], stream=console)
+    progress = Progress(1, io.StringIO(), mode=mode, interval_s=60)
+    progress.start()
+    log = logging.getLogger("tickflow.runner")
+    log.info("step load: done in 1.0s", extra={STEP_EVENT: True})
+    log.info("other news")
+    log.error("step load failed", extra={STEP_EVENT: True})  # never hidden: errors are not step events only
+    progress.stop()
+    log.info("step after: done in 2.0s", extra={STEP_EVENT: True})
+    shown = console.getvalue()
+    assert ("step load: done" in shown) is on_console
+    assert "other news" in shown and "step after: done" in shown and "step load failed" in shown
+    for h in logging.getLogger().handlers:
+        h.flush()
+    assert "step load: done" in path.read_text()
