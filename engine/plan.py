@@ -30,8 +30,8 @@ class _ReadOnlyGuard:
         return row is not None and row.status == "success"
 
 
-def _job_line(tracker: Any, job_id: str) -> str:
-    row = tracker.get(job_id) if tracker is not None else None
+def _job_line(job_id: str, row: Any) -> str:
+    """One tracker row as the plan shows it (``row`` is None when the job has no record)."""
     if row is None:
         return f"{job_id}: no record"
     text = f"{job_id}: {row.status or 'unknown'}"
@@ -64,15 +64,15 @@ def describe_plan(spec: PipelineSpec, config: Config, date: dt.date, *, selector
         verdict = ""
         if tracker is not None:
             job_id = f"{spec.name}_{date.isoformat()}"
-            lines.append("job:      " + _job_line(tracker, job_id))
+            row = tracker.get(job_id)
+            lines.append("job:      " + _job_line(job_id, row))
             not_ready = []
             for up in spec.requires:
                 up_id = f"{up}_{date.isoformat()}"
-                lines.append("upstream: " + _job_line(tracker, up_id))
-                row = tracker.get(up_id)
-                if row is None or row.status != "success":
+                up_row = tracker.get(up_id)
+                lines.append("upstream: " + _job_line(up_id, up_row))
+                if up_row is None or up_row.status != "success":
                     not_ready.append(up_id)
-            row = tracker.get(job_id)
             if not_ready:
                 verdict = f"a run would exit 3: upstream {', '.join(not_ready)} not successful"
             elif row is not None and row.status == "success" and not force:
