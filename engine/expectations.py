@@ -281,7 +281,8 @@ def evaluate(df, exps: Sequence[Expectation], *, dropped_counts: dict[str, int] 
     """After writing, on the written (staged) data: passed/failed counts for every expectation.
 
     ``observed`` holds the values of ``aggregates(df, exps)`` when they were already collected while the data
-    was written; otherwise one aggregation job computes them. Each unique check adds one job. For `drop`
+    was written (``df`` is then needed only for unique checks); otherwise one aggregation job computes them.
+    Each unique check adds one job. For `drop`
     expectations the written data no longer holds the violators, so ``dropped_counts``
     ({expectation name: rows dropped}) supplies the failed count.
     """
@@ -290,13 +291,7 @@ def evaluate(df, exps: Sequence[Expectation], *, dropped_counts: dict[str, int] 
     if not exps:
         return []
     dropped_counts = dropped_counts or {}
-    if observed is None:
-        row = df.agg(*aggregates(df, exps)).collect()[0].asDict()
-    else:
-        for exp in exps:
-            if exp.kind == "unique":
-                _check_columns(df, exp)
-        row = dict(observed)
+    row = dict(observed) if observed is not None else df.agg(*aggregates(df, exps)).collect()[0].asDict()
     n = int(row["__n"])
     results: list[ExpectationResult] = []
     for i, exp in enumerate(exps):

@@ -94,11 +94,15 @@ def write_output(spark: Any, df: Any, out: OutputSpec, storage: Storage, run_id:
         if exps:
             from engine.expectations import enforce, evaluate
 
-            written = read_written(spark, pending.uri)
-            if written is None:
-                written = spark.createDataFrame([], df.schema)
+            def staged() -> Any:
+                back = read_written(spark, pending.uri)
+                return back if back is not None else spark.createDataFrame([], df.schema)
+
+            # the staged files are read back only for unique checks and for the samples of a failure
+            written = staged() if any(e.kind == "unique" for e in exps) else None
             result.expectations = evaluate(written, exps, dropped_counts=dropped_counts, observed=observed)
-            enforce(written, exps, result.expectations)
+            if not all(r.ok for r in result.expectations):
+                enforce(written if written is not None else staged(), exps, result.expectations)
     except BaseException:
         storage.abort(pending)
         if q_pending is not None:

@@ -105,7 +105,7 @@ def test_step_lines_appear_once_on_the_console(tmp_path, console, mode, on_conso
     log = logging.getLogger("tickflow.runner")
     log.info("step load: done in 1.0s", extra={STEP_EVENT: True})
     log.info("other news")
-    log.error("step load failed", extra={STEP_EVENT: True})  # never hidden: errors are not step events only
+    log.error("step load failed", extra={STEP_EVENT: True})  # warnings and errors always reach the console
     progress.stop()
     log.info("step after: done in 2.0s", extra={STEP_EVENT: True})
     shown = console.getvalue()

@@ -126,3 +126,51 @@ steps:
     assert record.step("nums").rows_out == {"nums": 0}
     rows = spark.read.parquet(storage.read_uri("owned/nums")).groupBy("day").count().collect()
     assert {str(r["day"]): r["count"] for r in rows} == {"2024-01-05": 2}  # D1 emptied, D2 untouched
+
+
+EXPECT_SPEC = """
+pipeline: checked
+modules: [{mod}]
+vars: {{n: 10}}
+steps:
+  nums:
+    transform: t_numbers
+    params: {{n: "{{{{ vars.n }}}}"}}
+    outputs: {{nums: {{path: checked/nums, partition_by: [day]}}}}
+    expectations:
+      - {{name: small, expr: "id < 7", action: warn}}
+      - {{name: not_three, expr: "id != 3", action: drop}}
+      - {{name: id_unique, unique: [id], action: warn}}
+      - {{name: enough, row_count: {{min: 1}}}}
+      - {{name: ids_present, not_null: [id, day]}}
+      - {{name: {last_name}, expr: "{last_expr}", action: fail}}
+"""
+
+
+def test_expectations_are_counted_on_the_write_and_a_failure_commits_nothing(env, write_spec,
+                                                                             test_transforms_module):
+    """Counts observed while writing (warn, drop, row_count, not_null) plus a unique check on the staged files;
+    a failing `fail` expectation names itself, shows violating rows and leaves the dataset as it was."""
+    run, storage, spark = env
+    ok = write_spec(EXPECT_SPEC.format(mod=test_transforms_module, last_name="non_negative", last_expr="id >= 0"),
+                    "checked.yaml")
+    record = run(D1, n=10, spec_path=ok)
+    step = record.step("nums")
+    kept = [i for i in range(10) if i != 3]
+    assert step.rows_out == {"nums": len(kept)}
+    assert step.metrics["dropped_by_expectations"] == {"nums": 1}
+    by = {r.name: r for r in step.expectations}
+    assert (by["small"].passed, by["small"].failed) == (sum(i < 7 for i in kept), sum(i >= 7 for i in kept))
+    assert (by["not_three"].passed, by["not_three"].failed) == (len(kept), 1)
+    assert by["id_unique"].ok and by["enough"].ok and by["ids_present"].ok and by["non_negative"].ok
+    assert sorted(r[0] for r in read(spark, storage, "checked/nums")) == kept
+    before = read(spark, storage, "checked/nums")
+
+    bad = write_spec(EXPECT_SPEC.format(mod=test_transforms_module, last_name="below_five", last_expr="id < 5"),
+                     "checked_bad.yaml")
+    with pytest.raises(StepFailed) as info:
+        run(D1, n=12, spec_path=bad)  # other rows than the committed ones, so a commit would show
+    rerun_kept = [i for i in range(12) if i != 3]
+    violating = sum(i >= 5 for i in rerun_kept)
+    assert f"expectation 'below_five' (id < 5) failed for {violating} of {len(rerun_kept)} rows" in str(info.value)
+    assert read(spark, storage, "checked/nums") == before

@@ -105,3 +105,12 @@ def test_json_key_order_does_not_change_the_verdict_or_values(spark):
     assert [rows[0][c] for c in cols] == [rows[1][c] for c in cols]
     assert rows[0]["bid_pr"] == 76.10016521142818 and rows[0]["trade_pr"] is None
     assert rows[3]["trade_pr"] == 77.77570455205036 and rows[3]["execution_id"] == "EX-10"
+
+
+def test_exchange_key_order_lists_exactly_each_record_types_keys():
+    """The position fast path may only know the keys the record type has: the same set, each once."""
+    from transforms.raw_formats import JSON_KEY_ORDER, JSON_KEYS
+
+    assert set(JSON_KEY_ORDER) == set(JSON_KEYS)
+    for rec_type, order in JSON_KEY_ORDER.items():
+        assert tuple(sorted(order)) == JSON_KEYS[rec_type]
