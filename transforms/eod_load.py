@@ -7,7 +7,9 @@ latest arrival_tm (the file's file_tm) wins; ties are broken deterministically b
 Corrections are rare (about 1% of keys), so the wide rows are never shuffled as a whole: a 64-bit hash of each
 key is counted (one narrow shuffle of 8-byte values), rows whose hash occurs once pass straight through, and
 only rows whose hash repeats (the corrected keys, plus any hash collision) are ranked by a window over the
-real key. A collision therefore costs a little work, never a wrong row.
+real key. A collision therefore costs a little work, never a wrong row. The repeated keys of both record types are
+ranked in one pass and kept in memory: the day's (persisted) events are scanned four times in all, for the hash
+counts, the repeated keys, the trades written and the quotes written.
 """
 
 from __future__ import annotations
@@ -46,21 +48,33 @@ def repeated_key_hashes(events: DataFrame) -> DataFrame:
     return counts.where(F.col("_n") > 1).select(_HASH).persist(StorageLevel.MEMORY_AND_DISK)
 
 
-def resolve_corrections(events: DataFrame, repeated: DataFrame) -> DataFrame:
-    """``latest_arrival`` over ``events``, shuffling only the rows whose key hash is in ``repeated``."""
+def split_repeated(events: DataFrame, repeated: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """(rows whose key hash occurs once, the resolved rows of repeated hashes) for every record type.
+
+    The resolved part is small and kept in memory, so the events are scanned for it once, not once per output.
+    """
     flagged = events.withColumn(_HASH, F.xxhash64(*KEY)).join(
         F.broadcast(repeated.withColumn("_dup", F.lit(True))), on=_HASH, how="left").drop(_HASH)
     single = flagged.where(F.col("_dup").isNull()).drop("_dup")
-    multiple = latest_arrival(flagged.where(F.col("_dup")).drop("_dup"))
+    multiple = latest_arrival(flagged.where(F.col("_dup")).drop("_dup")).persist(StorageLevel.MEMORY_AND_DISK)
+    return single, multiple
+
+
+def resolve_corrections(events: DataFrame, repeated: DataFrame) -> DataFrame:
+    """``latest_arrival`` over ``events``, shuffling only the rows whose key hash is in ``repeated``."""
+    single, multiple = split_repeated(events, repeated)
     return single.unionByName(multiple)
 
 
 def eod_frames(events: DataFrame) -> dict[str, DataFrame]:
     """The transform's body: {'trade': ..., 'quote': ...}, each partitionable by trade_dt."""
-    repeated = repeated_key_hashes(events)
-    trades = resolve_corrections(events.where(F.col("rec_type") == "T"), repeated).select(*TRADE_COLUMNS)
-    quotes = resolve_corrections(events.where(F.col("rec_type") == "Q"), repeated).select(*QUOTE_COLUMNS)
-    return {"trade": trades, "quote": quotes}
+    single, multiple = split_repeated(events, repeated_key_hashes(events))
+
+    def of_type(rec_type: str, columns: tuple[str, ...]) -> DataFrame:
+        is_type = F.col("rec_type") == rec_type
+        return single.where(is_type).unionByName(multiple.where(is_type)).select(*columns)
+
+    return {"trade": of_type("T", TRADE_COLUMNS), "quote": of_type("Q", QUOTE_COLUMNS)}
 
 
 @transform(
