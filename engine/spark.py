@@ -40,8 +40,12 @@ JVM_FLAGS = ("-XX:-DontCompileHugeMethods -XX:+UseParallelGC -XX:Tier4Invocation
              "-XX:Tier4CompileThreshold=30000 -XX:Tier4BackEdgeThreshold=100000")
 
 
-def build_session(master: str = "local[*]", conf: Mapping[str, str] | None = None, app_name: str = "tickflow"):
-    """Create (or reuse) the process's SparkSession; ``conf`` overrides the base settings."""
+def build_session(master: str = "local[*]", conf: Mapping[str, str] | None = None, app_name: str = "tickflow",
+                  *, java_options: str = "", use_archive: bool = True):
+    """Create (or reuse) the process's SparkSession; ``conf`` overrides the base settings.
+
+    The driver JVM maps the class archive of ``engine.jvm_archive`` when one was built for this installation.
+    """
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     os.environ.setdefault("PYSPARK_PYTHON", os.environ.get("PYSPARK_PYTHON", "python3"))
     from pyspark.sql import SparkSession
@@ -51,7 +55,13 @@ def build_session(master: str = "local[*]", conf: Mapping[str, str] | None = Non
     if master.startswith("local"):
         merged.setdefault("spark.driver.host", "127.0.0.1")
         merged.setdefault("spark.driver.bindAddress", "127.0.0.1")
-    merged["spark.driver.extraJavaOptions"] = f"-Dlog4j.configurationFile=file:{LOG4J_CONF} {JVM_FLAGS}"
+    archive = ""
+    if use_archive:
+        from engine.jvm_archive import java_options as archive_options
+
+        archive = archive_options()
+    options = (f"-Dlog4j.configurationFile=file:{LOG4J_CONF}", JVM_FLAGS, archive, java_options)
+    merged["spark.driver.extraJavaOptions"] = " ".join(o for o in options if o)
     merged.update(conf or {})
     for key, value in merged.items():
         builder = builder.config(key, value)

@@ -33,6 +33,11 @@ if [[ ! -f "$STAMP" ]]; then
   if [[ $DEV == 1 ]]; then .venv/bin/pip install -q -e ".[dev]"; else .venv/bin/pip install -q -e .; fi
   touch "$STAMP"
 fi
+if ! .venv/bin/python -m engine.jvm_archive --check >/dev/null 2>&1; then
+  echo "setup: building the class archive of Spark's JVM (every later run starts a few seconds sooner; about a minute)"
+  SPARK_LOCAL_IP="${SPARK_LOCAL_IP:-127.0.0.1}" .venv/bin/python -m engine.jvm_archive \
+    || echo "setup: continuing without the class archive" >&2
+fi
 if [[ $DEV == 1 ]]; then
   if [[ ! -x node_modules/.bin/azurite-blob ]]; then
     echo "setup: installing Azurite (npm)"
