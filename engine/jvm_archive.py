@@ -133,9 +133,7 @@ def build(force: bool = False) -> Path:
             raise ArchiveError(f"java -Xshare:dump failed with exit {proc.returncode}: {tail}")
         shutil.move(str(staged), str(target.with_suffix(".tmp")))
         os.replace(target.with_suffix(".tmp"), target)
-    for old in target.parent.glob("spark-classes-*.jsa"):
-        if old != target:
-            old.unlink(missing_ok=True)
+    # Archives of other installations stay: several checkouts (each with its own .venv) share the cache.
     return target
 
 
