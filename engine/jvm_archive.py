@@ -115,11 +115,12 @@ def build(force: bool = False) -> Path:
         classes = work / "classes.lst"
         spark = build_session("local[1]", app_name="tickflow-class-archive",
                               java_options=f"-XX:DumpLoadedClassList={classes}", use_archive=False)
-        jvm = spark.sparkContext._jvm
-        class_path = str(jvm.java.lang.System.getProperty("java.class.path"))
-        args = [str(a) for a in jvm.java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments()]
-        java = Path(str(jvm.java.lang.System.getProperty("java.home"))) / "bin" / "java"
         try:
+            jvm = spark.sparkContext._jvm
+            class_path = str(jvm.java.lang.System.getProperty("java.class.path"))
+            runtime = jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+            args = [str(a) for a in runtime.getInputArguments()]
+            java = Path(str(jvm.java.lang.System.getProperty("java.home"))) / "bin" / "java"
             _workload(spark, work)
         finally:
             spark.stop()
