@@ -49,10 +49,15 @@ SIZE_FIELDS_T = ("trade_size",)
 PRICE_FIELDS_Q = ("bid_pr", "ask_pr")
 SIZE_FIELDS_Q = ("bid_size", "ask_size")
 
-DATE_RE = r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}$"
-TS_RE = r"^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}[.][0-9]{1,3}$"
-INT_RE = r"^[+-]?[0-9]+$"
-DECIMAL_RE = r"^[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?$"
+# The shape of each kind of field (a format's fast path builds its whole-line patterns from these).
+SHAPES: dict[str, str] = {
+    "date": r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}",
+    "timestamp": r"[1-9][0-9]{3}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}[.][0-9]{1,3}",
+    "int": r"[+-]?[0-9]+",
+    "decimal": r"[+-]?(?:[0-9]+[.]?[0-9]*|[.][0-9]+)(?:[eE][+-]?[0-9]+)?",
+}
+# ``\z`` is the absolute end (``$`` would also accept a trailing line terminator such as '\r' or U+0085).
+DATE_RE, TS_RE, INT_RE, DECIMAL_RE = (rf"^{SHAPES[k]}\z" for k in ("date", "timestamp", "int", "decimal"))
 
 # Typed columns of a classified record (quote columns are null on trades and vice versa).
 TYPED_COLUMNS: tuple[str, ...] = (
@@ -65,21 +70,21 @@ def _s(name: str) -> Column:
     return F.col(f"s_{name}")
 
 
-def _typed_date(c: Column) -> Column:
-    return F.when(c.rlike(DATE_RE), c.try_cast("date"))
+def _typed_date(c: Column, shaped: Column) -> Column:
+    return F.when(shaped | c.rlike(DATE_RE), c.try_cast("date"))
 
 
-def _typed_ts(c: Column) -> Column:
-    return F.when(c.rlike(TS_RE), c.try_cast("timestamp_ntz"))
+def _typed_ts(c: Column, shaped: Column) -> Column:
+    return F.when(shaped | c.rlike(TS_RE), c.try_cast("timestamp_ntz"))
 
 
-def _typed_long(c: Column) -> Column:
-    return F.when(c.rlike(INT_RE), c.try_cast("bigint"))
+def _typed_long(c: Column, shaped: Column) -> Column:
+    return F.when(shaped | c.rlike(INT_RE), c.try_cast("bigint"))
 
 
-def _typed_double(c: Column) -> Column:
+def _typed_double(c: Column, shaped: Column) -> Column:
     v = c.try_cast("double")
-    return F.when(c.rlike(DECIMAL_RE) & (F.abs(v) < F.lit(float("inf"))), v)
+    return F.when((shaped | c.rlike(DECIMAL_RE)) & (F.abs(v) < F.lit(float("inf"))), v)
 
 
 def _fields_where(cond_by_field: dict[str, Column]) -> Column:
@@ -94,25 +99,28 @@ def classify(df: DataFrame, run_date: dt.date | None, *, with_detail: bool = Tru
     ``parsed`` (the line is well-formed for its format) and ``fields_ok`` (right field count/keys for the
     record type). Other columns are passed through. ``with_detail=False`` leaves ``detail`` out: the bulk path
     skips it (smaller generated code, which the JIT compiles) and details are built for bad lines only.
+    An optional boolean ``shape_ok`` says that the format has already matched every field of the record's type
+    against its ``SHAPES`` pattern, so those patterns are not run again (casts and every rule still are).
     """
+    shaped = F.coalesce(F.col("shape_ok"), F.lit(False)) if "shape_ok" in df.columns else F.lit(False)
     rec = _s("rec_type")
     is_t = rec == F.lit("T")
     is_q = rec == F.lit("Q")
     typed = df.select(
         "*",
-        _typed_date(_s("trade_dt")).alias("trade_dt"),
+        _typed_date(_s("trade_dt"), shaped).alias("trade_dt"),
         rec.alias("rec_type"),
         _s("symbol").alias("symbol"),
         _s("exchange").alias("exchange"),
-        _typed_ts(_s("event_tm")).alias("event_tm"),
-        _typed_long(_s("event_seq_nb")).alias("event_seq_nb"),
-        _typed_ts(_s("file_tm")).alias("arrival_tm"),
-        F.when(is_t, _typed_double(_s("trade_pr"))).alias("trade_pr"),
-        F.when(is_t, _typed_long(_s("trade_size"))).alias("trade_size"),
-        F.when(is_q, _typed_double(_s("bid_pr"))).alias("bid_pr"),
-        F.when(is_q, _typed_long(_s("bid_size"))).alias("bid_size"),
-        F.when(is_q, _typed_double(_s("ask_pr"))).alias("ask_pr"),
-        F.when(is_q, _typed_long(_s("ask_size"))).alias("ask_size"),
+        _typed_ts(_s("event_tm"), shaped).alias("event_tm"),
+        _typed_long(_s("event_seq_nb"), shaped).alias("event_seq_nb"),
+        _typed_ts(_s("file_tm"), shaped).alias("arrival_tm"),
+        F.when(is_t, _typed_double(_s("trade_pr"), shaped)).alias("trade_pr"),
+        F.when(is_t, _typed_long(_s("trade_size"), shaped)).alias("trade_size"),
+        F.when(is_q, _typed_double(_s("bid_pr"), shaped)).alias("bid_pr"),
+        F.when(is_q, _typed_long(_s("bid_size"), shaped)).alias("bid_size"),
+        F.when(is_q, _typed_double(_s("ask_pr"), shaped)).alias("ask_pr"),
+        F.when(is_q, _typed_long(_s("ask_size"), shaped)).alias("ask_size"),
         F.when(is_t, _s("execution_id")).alias("execution_id"),
     )
     c = F.col

@@ -8,12 +8,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.transforms import preprocess_reference as ref
-from transforms.raw_formats import FORMATS
-from transforms.validation import REASON_CODES, classify
+from transforms.raw_formats import FORMATS, csv_fields, json_fields
+from transforms.validation import REASON_CODES, TYPED_COLUMNS, classify
 
 DAY = dt.date(2020, 8, 5)
 CSV_T = "2020-08-05,2020-08-05 09:30:00.0,T,SYMA,2020-08-05 10:37:21.581,10,NYSE,79.19488165597565,900"
@@ -114,3 +115,53 @@ def test_exchange_key_order_lists_exactly_each_record_types_keys():
     assert set(JSON_KEY_ORDER) == set(JSON_KEYS)
     for rec_type, order in JSON_KEY_ORDER.items():
         assert tuple(sorted(order)) == JSON_KEYS[rec_type]
+
+
+# Lines the fast path must take (canonical), or must leave to the general path, with the same verdict either way.
+EDGE_LINES = {
+    "csv": [CSV_T, CSV_Q, CSV_T + "\u0085", CSV_T + "\r", CSV_Q.replace("75.30254839137037", "1e400"),
+            CSV_Q.replace("75.30254839137037", "+.5E-3"), CSV_T.replace(",900", ",+0900"), CSV_T.replace("T,", "X,", 1),
+            CSV_T.replace("10:37:21.581", "10:37:21.5812"), CSV_T + ",", CSV_T.replace("SYMA", "")],
+    "json": [JSON_T, JSON_Q, JSON_T + "\u2028", JSON_T + " ", JSON_T + "\u0085", JSON_T + "\r",
+             JSON_Q.replace("76.10016521142818", "1E400"), JSON_Q.replace("76.10016521142818", "1.50"),
+             JSON_Q.replace("76.10016521142818", "1e-400"), JSON_Q.replace("76.10016521142818", "7610016521142818e-14"),
+             JSON_T.replace('"size":500', '"size":01'), JSON_T.replace('"size":500', '"size":-0'),
+             JSON_T.replace('"size":500', '"size":5e2'), JSON_T.replace('"size":500', '"size":"500"'),
+             JSON_T.replace('"size":500', '"size":123456789012345678901234567890'),
+             JSON_Q.replace('"bid_pr":76.10016521142818', '"bid_pr":80'), JSON_T.replace("SYMA", "SY\\u0041"),
+             JSON_T.replace("SYMA", "SYMé"), JSON_T.replace("SYMA", ""), JSON_T.replace('"SYMA"', "null"),
+             JSON_T.replace(',"size"', ', "size"'), JSON_T.replace('"2020-08-05"', '"2020-8-05"', 1)],
+}
+COMPARED = ("reason", *TYPED_COLUMNS)
+
+
+def _both_paths(spark, fmt: str, lines: list[str]) -> tuple[list, list]:
+    df = spark.createDataFrame([(i, s) for i, s in enumerate(lines)], "i int, value string")
+    fn = {"csv": csv_fields, "json": json_fields}[fmt]
+    out = []
+    for fast in (True, False):
+        rows = sorted(classify(fn(df, fast=fast), DAY).select("i", "shape_ok", *COMPARED).collect(),
+                      key=lambda r: r["i"])
+        out.append(rows)
+    return out[0], out[1]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_fast_path_takes_canonical_lines_and_agrees_with_the_general_path(spark, fmt):
+    fast, general = _both_paths(spark, fmt, EDGE_LINES[fmt])
+    assert fast[0]["shape_ok"] and fast[1]["shape_ok"]  # the exchanges' own lines take the fast path
+    assert not any(r["shape_ok"] for r in general)
+    for line, f, g in zip(EDGE_LINES[fmt], fast, general, strict=True):
+        assert [f[c] for c in COMPARED] == [g[c] for c in COMPARED], (line, f, g)
+        assert f["reason"] == ref.classify(fmt, line, DAY)[0], line
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(lines=st.lists(st.one_of(mutated("csv"), mutated("json")), min_size=1, max_size=60))
+def test_fast_and_general_paths_agree_on_mutated_lines(spark, lines):
+    """Mutations that keep a line canonical take the fast path: its verdict and values are the general path's."""
+    for fmt in ("csv", "json"):
+        fast, general = _both_paths(spark, fmt, lines)
+        for line, f, g in zip(lines, fast, general, strict=True):
+            assert [f[c] for c in COMPARED] == [g[c] for c in COMPARED], (fmt, line)
