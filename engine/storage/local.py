@@ -104,6 +104,19 @@ class LocalStorage(Storage):
             self._swap(staged, target, trash)
         shutil.rmtree(staged, ignore_errors=True)
         shutil.rmtree(trash, ignore_errors=True)
+        self._prune(staged.parent, self.path / STAGING)
+        self._prune(trash.parent, self.path / TRASH)
+
+    @staticmethod
+    def _prune(folder: Path, base: Path) -> None:
+        """Remove ``folder`` and its parents up to ``base`` while empty (a finished run leaves no folder)."""
+        while folder != base and base in folder.parents:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty (another output of the run) or already gone
+                if folder.exists():
+                    return
+            folder = folder.parent
 
     @staticmethod
     def _swap(new: Path, dest: Path, trash: Path) -> None:
@@ -120,6 +133,7 @@ class LocalStorage(Storage):
 
     def abort(self, pending: PendingWrite) -> None:
         shutil.rmtree(pending.uri, ignore_errors=True)
+        self._prune(Path(pending.uri).parent, self.path / STAGING)
 
     def put_file(self, rel_path: str, local_file: str) -> None:
         dest = self._abs(rel_path)

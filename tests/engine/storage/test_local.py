@@ -1,0 +1,40 @@
+"""Local storage: staged writes are renamed into place, and a finished write leaves no staging folder behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.storage.local import STAGING, TRASH, LocalStorage
+
+
+def _stage(storage: LocalStorage, rel: str, run_id: str, files: dict[str, str], mode: str = "overwrite_partitions"):
+    pending = storage.begin_write(rel, run_id, mode, ("trade_dt",))
+    for name, text in files.items():
+        path = Path(pending.uri) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return pending
+
+
+def test_commit_replaces_partitions_and_leaves_no_staging_or_trash_folder(tmp_path):
+    storage = LocalStorage(tmp_path)
+    storage.commit(_stage(storage, "trade", "r1", {"trade_dt=2020-08-05/a.parquet": "old",
+                                                   "trade_dt=2020-08-06/b.parquet": "keep"}))
+    trade = _stage(storage, "trade", "r2", {"trade_dt=2020-08-05/c.parquet": "new"})
+    quote = _stage(storage, "quote", "r2", {"trade_dt=2020-08-05/d.parquet": "q"})
+    storage.commit(trade)
+    assert (tmp_path / STAGING).is_dir() and Path(quote.uri).is_dir()  # the run's other output is still staged
+    storage.commit(quote)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.parquet")) == [
+        "quote/trade_dt=2020-08-05/d.parquet", "trade/trade_dt=2020-08-05/c.parquet",
+        "trade/trade_dt=2020-08-06/b.parquet"]
+    assert list((tmp_path / STAGING).iterdir()) == []
+    assert not (tmp_path / TRASH).exists() or list((tmp_path / TRASH).iterdir()) == []
+
+
+def test_abort_removes_the_staged_files_and_keeps_the_published_ones(tmp_path):
+    storage = LocalStorage(tmp_path)
+    storage.commit(_stage(storage, "trade", "r1", {"trade_dt=2020-08-05/a.parquet": "old"}))
+    storage.abort(_stage(storage, "trade", "r2", {"trade_dt=2020-08-05/c.parquet": "new"}))
+    assert (tmp_path / "trade/trade_dt=2020-08-05/a.parquet").read_text() == "old"
+    assert list((tmp_path / STAGING).iterdir()) == []
