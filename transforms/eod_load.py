@@ -60,12 +60,6 @@ def split_repeated(events: DataFrame, repeated: DataFrame) -> tuple[DataFrame, D
     return single, multiple
 
 
-def resolve_corrections(events: DataFrame, repeated: DataFrame) -> DataFrame:
-    """``latest_arrival`` over ``events``, shuffling only the rows whose key hash is in ``repeated``."""
-    single, multiple = split_repeated(events, repeated)
-    return single.unionByName(multiple)
-
-
 def eod_frames(events: DataFrame) -> dict[str, DataFrame]:
     """The transform's body: {'trade': ..., 'quote': ...}, each partitionable by trade_dt."""
     single, multiple = split_repeated(events, repeated_key_hashes(events))

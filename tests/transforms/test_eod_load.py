@@ -17,7 +17,7 @@ from transforms.eod_load import (
     eod_frames,
     latest_arrival,
     repeated_key_hashes,
-    resolve_corrections,
+    split_repeated,
 )
 from transforms.ingest import ingest_frames
 
@@ -90,6 +90,12 @@ def test_tie_break_same_arrival_later_file_then_later_line(spark):
     assert out["quote"].count() == 0
 
 
+def _resolved(events, repeated):
+    """Every record type's rows with corrections resolved: the single rows plus the ranked repeated ones."""
+    single, multiple = split_repeated(events, repeated)
+    return single.unionByName(multiple)
+
+
 def test_only_repeated_keys_are_ranked_and_a_hash_collision_changes_nothing(loaded, spark, tmp_path):
     """Rows whose key hash is unique pass straight through; flagging unique keys too (what a hash collision
     does) must give the same rows as ranking everything."""
@@ -101,10 +107,10 @@ def test_only_repeated_keys_are_ranked_and_a_hash_collision_changes_nothing(load
     hashes = events.select(F.xxhash64(*KEY).alias("h")).groupBy("h").count()
     assert repeated.count() == hashes.where("count > 1").count() > 20  # exactly the corrected keys
     every_hash = events.select(F.xxhash64(*KEY).alias("_tf_key_hash")).distinct()
-    collided = resolve_corrections(events, every_hash)
+    collided = _resolved(events, every_hash)
     expected = latest_arrival(events)
     columns = sorted(expected.columns)
     assert Counter(map(tuple, collided.select(columns).collect())) == Counter(
         map(tuple, expected.select(columns).collect()))
-    assert Counter(map(tuple, resolve_corrections(events, repeated).select(columns).collect())) == Counter(
+    assert Counter(map(tuple, _resolved(events, repeated).select(columns).collect())) == Counter(
         map(tuple, expected.select(columns).collect()))
