@@ -211,9 +211,12 @@ def ingest_frames(ctx: Any, params: Mapping[str, Any]) -> dict[str, DataFrame]:
     _record(ctx, counts, day)
     _check(counts, float(params.get("max_bad_share", 0.05)), day)
 
+    # One base per chunk. Grouped by the chunk key, so Spark knows the key is unique and drops this (left) join
+    # from every query that does not read line_no: writing trades and quotes, counting keys.
     base_df = F.broadcast(ctx.spark.createDataFrame(
-        bases, "source_file string, _block bigint, _pid int, _base bigint"))
-    numbered = classified.join(base_df, on=list(_CHUNK_KEY), how="inner").withColumn(
+        bases, "source_file string, _block bigint, _pid int, _base bigint").groupBy(*_CHUNK_KEY).agg(
+        F.max("_base").alias("_base")))
+    numbered = classified.join(base_df, on=list(_CHUNK_KEY), how="left").withColumn(
         "line_no", F.col("_id") + F.col("_base"))
     events = numbered.where(F.col("reason").isNull()).select(*EVENT_COLUMNS)
     # the few bad records, kept so that explaining them per format scans the classified data once, not per format

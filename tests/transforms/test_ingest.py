@@ -153,3 +153,14 @@ def test_line_numbers_exact_when_files_are_split_across_partitions(spark, tmp_pa
     assert got == {(r.source_file, r.line_no): r.raw_line for r in records if r.reason}
     assert sorted((r["source_file"], r["line_no"]) for r in events) == sorted(
         (r.source_file, r.line_no) for r in records if r.reason is None)
+
+
+def test_line_number_join_is_dropped_where_line_no_is_not_read(corrupted):
+    """Writing trades/quotes and counting keys must not pay a join per event for a column they do not read."""
+    events = corrupted[4]["events"]
+
+    def joins(df) -> int:
+        return df._jdf.queryExecution().optimizedPlan().toString().count("Join")
+
+    assert joins(events.select("trade_dt", "symbol", "source_file", "trade_pr")) == 0
+    assert joins(events.select("line_no")) == 1
