@@ -51,6 +51,16 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _common(p: argparse.ArgumentParser, *, dates: bool = True) -> None:
     p.add_argument("--config", metavar="FILE", help="INI config ([postgres], [azure], [spark], [storage], "
                    "[tracker]); default $TICKFLOW_CONFIG or embedded defaults (local storage, SQLite tracker)")
@@ -84,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="wait up to SECONDS for required upstream jobs to succeed (default: fail at once)")
     run.add_argument("--keep-going", action="store_true",
                      help="in a backfill, go on with the next date after a failure (default: stop)")
+    run.add_argument("--parallel-steps", type=_positive_int, metavar="N",
+                     help="run up to N steps at once when neither needs the other's output (default: "
+                     "[pipeline] parallel_steps, else 2; 1 runs the steps one after another)")
     run.add_argument("--dry-run", action="store_true", help="show the plan and exit; touches no data")
     run.add_argument("--quiet", action="store_true", help="only warnings, errors and the final summary")
     run.add_argument("--log-format", choices=("text", "json"), default="text",
@@ -368,7 +381,8 @@ def run_one_date(args: argparse.Namespace, config: Config, date: dt.date, storag
     t0 = time.monotonic()
     spec = _load(args.spec, args, config, date)
     options = RunOptions(selectors=tuple(args.select), force=args.force,
-                         wait_for_upstream=args.wait_for_upstream)
+                         wait_for_upstream=args.wait_for_upstream,
+                         parallel_steps=args.parallel_steps or config.parallel_steps)
     log_file = start_run_logging(config, spec.name, date, options.run_id, quiet=args.quiet, fmt=args.log_format)
     guard = JobGuard(tracker, spec.name, date, spec.requires, force=args.force,
                      wait_for_upstream=args.wait_for_upstream, lease_seconds=config.tracker.lease_seconds,

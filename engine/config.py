@@ -5,7 +5,8 @@ Sections: [postgres] host, port, database, user, password, job_tracker_table_nam
 [spark] master, plus any ``spark.*`` key (or ``conf = k=v, k=v``);
 [storage] root, raw_root, mode (staged|direct), cache_dir;
 [tracker] sqlite_path, lease_seconds, table (SQLite table name);
-[pipeline] modules (extra transform modules, comma separated), log_dir.
+[pipeline] modules (extra transform modules, comma separated), log_dir, parallel_steps (how many steps that do
+not depend on each other may run at once; default 2, 1 runs them one after another).
 
 Environment: ``TICKFLOW_<SECTION>_<KEY>`` overrides any value (e.g. TICKFLOW_POSTGRES_PASSWORD) and
 ``TICKFLOW_CONFIG`` names the file when ``--config`` is not given. Without any config, everything is local:
@@ -85,6 +86,7 @@ class Config:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     modules: tuple[str, ...] = ()
     log_dir: str = ".tickflow/logs"
+    parallel_steps: int = 2
     source: str = "(embedded defaults)"
     base_dir: Path = field(default_factory=Path.cwd)
 
@@ -213,11 +215,15 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
     if tracker.lease_seconds < 2:
         raise ConfigError(f"{where}: [tracker] lease_seconds must be at least 2")
     pl = sections.get("pipeline", {})
-    _reject_unknown("pipeline", pl, {"modules", "log_dir"}, where)
+    _reject_unknown("pipeline", pl, {"modules", "log_dir", "parallel_steps"}, where)
+    parallel_steps = _int("pipeline", "parallel_steps", pl.get("parallel_steps", "2"), where)
+    if parallel_steps < 1:
+        raise ConfigError(f"{where}: [pipeline] parallel_steps must be at least 1, got {parallel_steps}")
     return Config(
         postgres=pg, azure=az, spark=SparkConfig(master=master, conf=conf), storage=storage,
         tracker=tracker, modules=_split_list(pl.get("modules", "")),
-        log_dir=pl.get("log_dir", ".tickflow/logs"), source=source, base_dir=base_dir,
+        log_dir=pl.get("log_dir", ".tickflow/logs"), parallel_steps=parallel_steps, source=source,
+        base_dir=base_dir,
     )
 
 

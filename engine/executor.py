@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,11 +16,17 @@ class StepContractError(TransformError):
     """The transform returned something other than what it declared."""
 
 
+# Temp views are session-wide: two SQL steps running at once could bind each other's inputs by name.
+_VIEWS_LOCK = threading.Lock()
+
+
 def run_sql(spark: Any, step: StepSpec, inputs: Mapping[str, Any]) -> Any:
-    """Each input is a temp view named after the input; views are resolved when the plan is built."""
-    for name, df in inputs.items():
-        df.createOrReplaceTempView(name)
-    return spark.sql(step.sql)
+    """Each input is a temp view named after the input; views are resolved when the plan is built, so
+    the returned DataFrame keeps its inputs whatever views later steps create."""
+    with _VIEWS_LOCK:
+        for name, df in inputs.items():
+            df.createOrReplaceTempView(name)
+        return spark.sql(step.sql)
 
 
 def compute_step(step: StepSpec, inputs: Mapping[str, Any], ctx: TransformContext,

@@ -1,7 +1,9 @@
-"""Runs one pipeline spec for one processing date: tracker guard, steps in order, atomic outputs.
+"""Runs one pipeline spec for one processing date: tracker guard, steps in DAG order, atomic outputs.
 
 The runner is thin: the spec is already valid, the tracker guard decides whether we may run, the executor
 computes DataFrames, the writer publishes them. Refusals (lock, upstream) happen before Spark starts.
+Steps that do not need each other's outputs run concurrently (``parallel_steps``), so one step's planning,
+code generation and commit overlap another's tasks; Spark shares the cores between their jobs.
 """
 
 from __future__ import annotations
@@ -9,9 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +40,7 @@ class RunOptions:
     selectors: tuple[str, ...] = ()
     force: bool = False
     wait_for_upstream: float = 0.0
+    parallel_steps: int = 2  # steps run at once when neither needs the other's output (1: one by one)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
 
@@ -95,6 +100,8 @@ class PipelineRunner:
         self.chart_frames: dict[str, Any] = {}
         self.record: RunRecord | None = None
         self.spark: Any = None
+        self._lock = threading.Lock()  # use counts and persisted frames, shared by concurrent steps
+        self._guard_lock = threading.Lock()  # one tracker connection: one call at a time
 
     # -- planning -----------------------------------------------------------------------------------------
     def new_record(self) -> RunRecord:
@@ -248,15 +255,65 @@ class PipelineRunner:
             self.progress = self.progress_factory(total, spark.sparkContext)
             self.progress.start()
         try:
-            for index, name in enumerate(to_run, start=1):
-                self._run_step(spark, self.spec.steps[name], record, index, total, results,
-                               persisted, remaining)
+            self._run_steps(spark, to_run, record, results, persisted, remaining)
         finally:
             if self.progress is not None:
                 self.progress.stop()
             for df in persisted.values():
                 df.unpersist()
             spark.catalog.clearCache()  # what transforms persisted for this date must not pile up in a backfill
+
+    def _run_steps(self, spark: Any, to_run: list[str], record: RunRecord, results: dict[tuple[str, str], Any],
+                   persisted: dict[tuple[str, str], Any], remaining: dict[tuple[str, str], int]) -> None:
+        """Starts each step once the steps it reads from finished, up to ``parallel_steps`` at a time.
+
+        After a failure no further step starts; the running ones finish (their outputs commit or not, as
+        alone) and the first failure is raised. An interrupt cancels the running Spark jobs first.
+        """
+        total = len(to_run)
+        workers = max(1, self.options.parallel_steps)
+        if workers == 1:
+            for index, name in enumerate(to_run, start=1):
+                self._run_step(spark, self.spec.steps[name], record, index, total, results, persisted, remaining)
+            return
+        scheduled = set(to_run)
+        waiting = {n: {p for p in self.dag.parents[n] if p in scheduled} for n in to_run}
+        pending = list(to_run)  # in DAG order: among ready steps the earliest declared starts first
+        running: dict[Future[None], str] = {}
+        failure: BaseException | None = None
+        started = 0
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="step") as pool:
+            try:
+                while pending or running:
+                    while failure is None and len(running) < workers:
+                        ready = next((n for n in pending if not waiting[n]), None)
+                        if ready is None:
+                            break
+                        pending.remove(ready)
+                        started += 1
+                        fut = pool.submit(self._run_step, spark, self.spec.steps[ready], record, started, total,
+                                          results, persisted, remaining)
+                        running[fut] = ready
+                    if not running:
+                        break
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        name = running.pop(fut)
+                        exc = fut.exception()
+                        if exc is not None:
+                            failure = failure or exc
+                            continue
+                        for other in pending:
+                            waiting[other].discard(name)
+            except BaseException:
+                spark.sparkContext.cancelAllJobs()  # interrupted: stop the running steps, then wait for them
+                raise
+        if failure is not None:
+            raise failure
+
+    def _mark(self, name: str, status: str, message: str = "") -> None:
+        with self._guard_lock:
+            self.guard.mark_step(name, status, message)
 
     def _read_committed(self, spark: Any, out: Any, partitions: list[str] | None) -> Any:
         uri = self.storage.read_uri(out.path, partitions)
@@ -285,7 +342,7 @@ class PipelineRunner:
                  "" if writes else " (feeding a selected step; outputs not written)", extra={STEP_EVENT: True})
         if self.progress is not None:
             self.progress.step_started(name, index)
-        self.guard.mark_step(name, "running")
+        self._mark(name, "running")
         spark.sparkContext.setJobGroup(f"{self.spec.name}.{name}", f"{self.spec.name}.{name}", True)
         try:
             inputs = {iname: self._resolve_input(spark, ref, results) for iname, ref in step.inputs.items()}
@@ -304,14 +361,12 @@ class PipelineRunner:
                 if step.cache is True or (step.cache == "auto" and remaining.get(key, 0) >= 2):
                     from pyspark import StorageLevel
 
-                    persisted[key] = df.persist(StorageLevel.MEMORY_AND_DISK)
-                    results[key] = persisted[key]
+                    with self._lock:
+                        persisted[key] = df.persist(StorageLevel.MEMORY_AND_DISK)
+                        results[key] = persisted[key]
             if writes:
-                for oname, out in step.outputs.items():
+                for oname, wr in self._write_outputs(spark, step, results).items():
                     key = (name, self._canonical(step, oname))
-                    exps = self._expectations_for(step, oname)
-                    wr = write_output(spark, results[key], out, self.storage, self.options.run_id,
-                                      expectations=exps, quarantine_date=srec_date(self.date))
                     srec.rows_out[oname] = wr.rows
                     srec.expectations.extend(wr.expectations)
                     if wr.partitions:
@@ -330,7 +385,7 @@ class PipelineRunner:
             log.debug("step %s failure detail", name, exc_info=True)
             if self.progress is not None:
                 self.progress.step_finished(name, "failed", {})
-            self.guard.mark_step(name, "failed", srec.error)
+            self._mark(name, "failed", srec.error)
             if isinstance(exc, Exception):
                 raise StepFailed(name, step.kind, srec.error) from exc
             raise
@@ -347,7 +402,29 @@ class PipelineRunner:
             self.progress.step_finished(name, "success", dict(srec.rows_out))
         # what it wrote, so a rerun can feed later steps from the committed outputs instead of recomputing
         written = {"partitions": srec.metrics.get("partitions_written", {}), "rows": srec.rows_out}
-        self.guard.mark_step(name, "success", json.dumps(written, separators=(",", ":")))
+        self._mark(name, "success", json.dumps(written, separators=(",", ":")))
+
+    def _write_outputs(self, spark: Any, step: StepSpec, results: dict[tuple[str, str], Any]) -> dict[str, Any]:
+        """Writes every output of ``step``; several at once when steps may run concurrently.
+
+        Returns {output: WriteResult} in declared order. Each output commits on its own; when one fails the
+        others still finish, and the first failing output (in declared order) is raised.
+        """
+        def one(oname: str) -> Any:
+            spark.sparkContext.setJobGroup(f"{self.spec.name}.{step.name}", f"{self.spec.name}.{step.name}", True)
+            key = (step.name, self._canonical(step, oname))
+            return write_output(spark, results[key], step.outputs[oname], self.storage, self.options.run_id,
+                                expectations=self._expectations_for(step, oname),
+                                quarantine_date=srec_date(self.date))
+
+        names = list(step.outputs)
+        workers = min(self.options.parallel_steps, len(names))
+        if workers <= 1:
+            return {oname: one(oname) for oname in names}
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{step.name}.write") as pool:
+            futures = {oname: pool.submit(one, oname) for oname in names}
+            wait(futures.values())
+        return {oname: fut.result() for oname, fut in futures.items()}
 
     def _expectations_for(self, step: StepSpec, output: str) -> list[Any]:
         if not step.expectations:
@@ -360,9 +437,11 @@ class PipelineRunner:
 
     def _release(self, key: tuple[str, str], remaining: dict[tuple[str, str], int],
                  persisted: dict[tuple[str, str], Any]) -> None:
-        remaining[key] = remaining.get(key, 0) - 1
-        if remaining[key] <= 0 and key in persisted:
-            persisted.pop(key).unpersist()
+        with self._lock:
+            remaining[key] = remaining.get(key, 0) - 1
+            done = persisted.pop(key) if remaining[key] <= 0 and key in persisted else None
+        if done is not None:
+            done.unpersist()
 
     def _collect_charts(self, name: str, results: dict[tuple[str, str], Any],
                         remaining: dict[tuple[str, str], int], persisted: dict[tuple[str, str], Any]) -> None:

@@ -24,7 +24,7 @@ def test_help_explains_commands_and_exit_codes():
     for words in ("validate", "plan", "graph", "list-transforms", "status", "unlock", "exit codes"):
         assert words in out.stdout
     run_help = cli("run", "--help")
-    for words in ("--date", "--start", "--select", "--force", "--wait-for-upstream", "--config"):
+    for words in ("--date", "--start", "--select", "--force", "--wait-for-upstream", "--config", "--parallel-steps"):
         assert words in run_help.stdout
 
 
@@ -67,6 +67,8 @@ def test_bad_usage_exits_2():
     assert cli("run", "pipelines/preprocess.yaml", "--date", "2024-13-40").returncode == 2
     out = cli("run", "x.yaml", "--config", "/nonexistent.ini", "--date", "2024-01-05")
     assert out.returncode == 2 and "config file not found" in out.stderr
+    out = cli("run", "pipelines/preprocess.yaml", "--date", "2024-01-05", "--parallel-steps", "0")
+    assert out.returncode == 2 and "--parallel-steps: must be at least 1, got 0" in out.stderr
 
 
 def test_list_transforms_shows_params():

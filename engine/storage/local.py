@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,6 +39,10 @@ class LocalStorage(Storage):
     def __init__(self, root: str | os.PathLike[str]):
         self.path = Path(root).expanduser().resolve()
         self.root = str(self.path)
+        # Steps of a run may write concurrently: folder moves are serialised, and a run's staging folder is
+        # pruned only when none of its writes is in flight (Spark may be creating folders in it).
+        self._lock = threading.Lock()
+        self._open: dict[Path, int] = {}
 
     def describe(self) -> str:
         return f"local folder {self.path}"
@@ -74,12 +80,20 @@ class LocalStorage(Storage):
             raise StorageError(f"unknown write mode '{mode}'; expected one of {', '.join(WRITE_MODES)}")
         tag = f"{socket.gethostname()}-{os.getpid()}-{run_id}"
         staged = self.path / STAGING / tag / rel_path.strip("/")
-        if staged.exists():
-            shutil.rmtree(staged)
-        staged.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            if staged.exists():
+                shutil.rmtree(staged)
+            staged.parent.mkdir(parents=True, exist_ok=True)
+            tag_dir = self.path / STAGING / tag
+            self._open[tag_dir] = self._open.get(tag_dir, 0) + 1
         return PendingWrite(rel_path.strip("/"), str(staged), run_id, mode, tuple(partition_by))
 
     def commit(self, pending: PendingWrite) -> None:
+        with self._lock:
+            self._commit(pending)
+            self._finished(Path(pending.uri))
+
+    def _commit(self, pending: PendingWrite) -> None:
         staged = Path(pending.uri)
         target = self._abs(pending.rel_path)
         trash = self.path / TRASH / staged.relative_to(self.path / STAGING)
@@ -104,8 +118,26 @@ class LocalStorage(Storage):
             self._swap(staged, target, trash)
         shutil.rmtree(staged, ignore_errors=True)
         shutil.rmtree(trash, ignore_errors=True)
-        self._prune(staged.parent, self.path / STAGING)
         self._prune(trash.parent, self.path / TRASH)
+
+    def _finished(self, staged: Path) -> None:
+        """One write of a run ended; the last one removes the run's (by then empty) staging folders."""
+        base = self.path / STAGING
+        if base not in staged.parents:
+            return
+        tag_dir = base / staged.relative_to(base).parts[0]
+        left = self._open.get(tag_dir, 1) - 1
+        if left > 0:
+            self._open[tag_dir] = left
+            return
+        self._open.pop(tag_dir, None)
+        if tag_dir.is_dir():
+            for folder in sorted((p for p in tag_dir.rglob("*") if p.is_dir()), key=lambda p: len(p.parts),
+                                 reverse=True):
+                with contextlib.suppress(OSError):  # only empty folders go
+                    folder.rmdir()
+            with contextlib.suppress(OSError):
+                tag_dir.rmdir()
 
     @staticmethod
     def _prune(folder: Path, base: Path) -> None:
@@ -132,8 +164,9 @@ class LocalStorage(Storage):
         os.replace(new, dest)
 
     def abort(self, pending: PendingWrite) -> None:
-        shutil.rmtree(pending.uri, ignore_errors=True)
-        self._prune(Path(pending.uri).parent, self.path / STAGING)
+        with self._lock:
+            shutil.rmtree(pending.uri, ignore_errors=True)
+            self._finished(Path(pending.uri))
 
     def put_file(self, rel_path: str, local_file: str) -> None:
         dest = self._abs(rel_path)

@@ -9,8 +9,25 @@ from pathlib import Path
 import pytest
 
 TEST_TRANSFORMS = '''
+import threading
+
 from engine.registry import transform
 from engine.errors import TransformError
+
+BARRIERS = {}  # name -> threading.Barrier, set by a test before the run
+
+
+@transform("t_meet", description="Rows 0..n-1 once every party of barrier `barrier` arrived; fails after "
+           "the meeting when `fail` is true.", inputs=[],
+           params_schema={"type": "object", "required": ["barrier"],
+                          "properties": {"barrier": {"type": "string"}, "n": {"type": "integer", "default": 4},
+                                         "fail": {"type": "boolean", "default": False}}})
+def t_meet(ctx, inputs, params):
+    from pyspark.sql import functions as F
+    BARRIERS[params["barrier"]].wait()  # raises BrokenBarrierError when the other party never comes
+    if params["fail"]:
+        raise TransformError("deliberate failure after meeting the other step")
+    return ctx.spark.range(params["n"]).withColumn("day", F.lit(ctx.date.isoformat()).cast("date"))
 
 NUMBERS_SCHEMA = {"type": "object", "additionalProperties": False,
                   "properties": {"n": {"type": "integer", "minimum": 0, "default": 10,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib
+import itertools
+import threading
 
 import pytest
 
@@ -43,11 +46,11 @@ def env(tmp_path, write_spec, test_transforms_module, spark):
     storage = LocalStorage(tmp_path / "wh")
     path = write_spec(SPEC.format(mod=test_transforms_module))
 
-    def run(date, n=10, select=(), spec_path=path):
+    def run(date, n=10, select=(), spec_path=path, parallel=2):
         spec = load_spec(spec_path, date=date, var_overrides={"n": n}, config=config)
         runner = PipelineRunner(spec, config, date=date, storage=storage, raw_storage=LocalStorage(tmp_path / "raw"),
                                 registry=REGISTRY, spark_provider=lambda: spark,
-                                options=RunOptions(selectors=tuple(select)))
+                                options=RunOptions(selectors=tuple(select), parallel_steps=parallel))
         return runner.run()
 
     return run, storage, spark
@@ -174,3 +177,81 @@ def test_expectations_are_counted_on_the_write_and_a_failure_commits_nothing(env
     violating = sum(i >= 5 for i in rerun_kept)
     assert f"expectation 'below_five' (id < 5) failed for {violating} of {len(rerun_kept)} rows" in str(info.value)
     assert read(spark, storage, "checked/nums") == before
+
+
+# -- concurrent steps ----------------------------------------------------------------------------------------
+MEET_SPEC = """
+pipeline: meet
+modules: [{mod}]
+steps:
+  a:
+    transform: t_meet
+    params: {{barrier: {barrier}, n: 4}}
+    outputs: {{a: {{path: meet/a, partition_by: [day]}}}}
+  b:
+    transform: t_meet
+    params: {{barrier: {barrier}, n: 6, fail: {fail}}}
+    outputs: {{b: {{path: meet/b, partition_by: [day]}}}}
+  a_total:
+    sql: SELECT day, count(*) AS n FROM src GROUP BY day
+    inputs: {{src: a}}
+    outputs: {{a_total: {{path: meet/a_total, partition_by: [day]}}}}
+  both:
+    sql: SELECT day, count(*) AS n FROM (SELECT * FROM src UNION ALL SELECT * FROM other) GROUP BY day
+    inputs: {{src: a, other: b}}
+    outputs: {{both: {{path: meet/both, partition_by: [day]}}}}
+"""
+
+
+def meet_spec(write_spec, module, *, fail=False, parties=2):
+    """Steps a and b each wait for the other inside their transform: the run only gets past them when both run
+    at the same time (a broken barrier fails them after 60 s instead of hanging)."""
+    name = f"b{threading.get_ident()}_{fail}_{parties}"
+    importlib.import_module(module).BARRIERS[name] = threading.Barrier(parties, timeout=60)
+    text = MEET_SPEC.format(mod=module, barrier=name, fail="true" if fail else "false")
+    return write_spec(text, f"meet_{fail}.yaml")
+
+
+def test_independent_steps_run_at_the_same_time_and_dependents_wait(env, write_spec, test_transforms_module):
+    run, storage, spark = env
+    record = run(D1, spec_path=meet_spec(write_spec, test_transforms_module))
+    assert record.status == "success"
+    steps = {s.name: s for s in record.steps}
+    for child, parents in (("a_total", ["a"]), ("both", ["a", "b"])):
+        assert all(steps[child].started >= steps[p].ended for p in parents), child
+    assert read(spark, storage, "meet/a_total") == [(4, D1)]
+    assert read(spark, storage, "meet/both") == [(10, D1)]
+    staging = storage.path / ".tickflow_staging"
+    assert not staging.exists() or not any(staging.iterdir())
+
+
+def test_one_step_at_a_time_when_parallel_is_one(env):
+    run, storage, spark = env
+    record = run(D1, n=10, parallel=1)
+    assert record.status == "success"
+    spans = sorted((s.started, s.ended) for s in record.steps)
+    assert all(later[0] >= earlier[1] for earlier, later in itertools.pairwise(spans))
+    assert read(spark, storage, "demo/odd_total") == [(5, 25, D1)]
+
+
+def test_a_failing_step_lets_the_running_one_finish_and_starts_nothing_after(env, write_spec,
+                                                                             test_transforms_module):
+    run, storage, spark = env
+    with pytest.raises(StepFailed) as info:
+        run(D1, spec_path=meet_spec(write_spec, test_transforms_module, fail=True))
+    assert "step 'b' (t_meet) failed" in str(info.value)
+    assert read(spark, storage, "meet/a") == [(i, D1) for i in range(4)]  # ran beside b, committed
+    assert not storage.exists("meet/b") and not storage.exists("meet/both")
+
+
+def test_a_multi_output_step_writes_its_outputs_together(env, write_spec, test_transforms_module):
+    run, storage, spark = env
+    both = SPEC.format(mod=test_transforms_module).replace(
+        "      even: {path: demo/even, partition_by: [day]}",
+        "      even: {path: demo/even, partition_by: [day]}\n      odd: {path: demo/odd, partition_by: [day]}")
+    record = run(D1, n=9, spec_path=write_spec(both, "both.yaml"))
+    assert record.step("split").rows_out == {"even": 5, "odd": 4}
+    assert [r[0] for r in read(spark, storage, "demo/even")] == [0, 2, 4, 6, 8]
+    assert [r[0] for r in read(spark, storage, "demo/odd")] == [1, 3, 5, 7]
+    staging = storage.path / ".tickflow_staging"
+    assert not staging.exists() or not any(staging.iterdir())

@@ -38,3 +38,35 @@ def test_abort_removes_the_staged_files_and_keeps_the_published_ones(tmp_path):
     storage.abort(_stage(storage, "trade", "r2", {"trade_dt=2020-08-05/c.parquet": "new"}))
     assert (tmp_path / "trade/trade_dt=2020-08-05/a.parquet").read_text() == "old"
     assert list((tmp_path / STAGING).iterdir()) == []
+
+
+def test_a_runs_staging_folders_stay_while_another_of_its_writes_is_in_flight(tmp_path):
+    """Steps write concurrently: committing one output must not prune the folders another write (whose
+    files Spark has not created yet) stages under."""
+    storage = LocalStorage(tmp_path)
+    first = storage.begin_write("analytics/a", "r1", "overwrite", ())
+    second = storage.begin_write("analytics/b", "r1", "overwrite", ())
+    (Path(first.uri)).mkdir()
+    (Path(first.uri) / "part-0.parquet").write_text("a")
+    storage.commit(first)
+    Path(second.uri).mkdir()  # no parents=True: fails if the commit above pruned the run's staging folder
+    (Path(second.uri) / "part-0.parquet").write_text("b")
+    storage.commit(second)
+    assert (tmp_path / "analytics/a/part-0.parquet").read_text() == "a"
+    assert (tmp_path / "analytics/b/part-0.parquet").read_text() == "b"
+    assert list((tmp_path / STAGING).iterdir()) == []
+
+
+def test_concurrent_writes_of_one_run_all_commit(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    storage = LocalStorage(tmp_path)
+
+    def write(i: int) -> None:
+        pending = _stage(storage, f"out/w{i}", "r1", {f"trade_dt=2020-08-0{i % 4 + 1}/p{i}.parquet": str(i)})
+        storage.commit(pending)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(write, range(40)))
+    assert len(list((tmp_path / "out").rglob("*.parquet"))) == 40
+    assert list((tmp_path / STAGING).iterdir()) == []
