@@ -284,6 +284,9 @@ def _draw_line(ax, spec: ChartSpec, frame: pd.DataFrame) -> int:
     if pd.api.types.is_datetime64_any_dtype(frame[spec.x]):
         import matplotlib.dates as mdates
 
+        times = frame[spec.x].dropna()
+        if len(times) and times.min() == times.max():  # one instant: give the locator a range to tick
+            ax.set_xlim(times.min() - pd.Timedelta(minutes=1), times.max() + pd.Timedelta(minutes=1))
         locator = mdates.AutoDateLocator(maxticks=8)
         ax.xaxis.set_major_locator(locator)
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))

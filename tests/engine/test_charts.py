@@ -144,3 +144,15 @@ def test_fetch_from_spark_and_render_all(spark):
     assert "vwap" in charts[1].note and "chart not drawn" in charts[1].svg
     assert ">x<" in charts[2].svg
     assert charts[3].note == "no data"
+
+
+def test_a_line_chart_of_one_instant_renders_without_warnings():
+    """A quiet run of a tiny day must print nothing: matplotlib warned on a date axis of zero width."""
+    import warnings
+
+    [spec] = parse_charts([{"title": "One minute", "source": "d", "x": "minute", "y": "price"}])
+    one = pd.DataFrame({"minute": [pd.Timestamp("2020-08-06 09:30")], "price": [101.5]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        chart = render_chart(spec, one)
+    assert chart.note != "no data" and "09:30" in chart.svg
