@@ -216,7 +216,7 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
         raise ConfigError(f"{where}: [tracker] lease_seconds must be at least 2")
     pl = sections.get("pipeline", {})
     _reject_unknown("pipeline", pl, {"modules", "log_dir", "parallel_steps"}, where)
-    parallel_steps = _int("pipeline", "parallel_steps", pl.get("parallel_steps", "2"), where)
+    parallel_steps = _int("pipeline", "parallel_steps", pl.get("parallel_steps", str(Config.parallel_steps)), where)
     if parallel_steps < 1:
         raise ConfigError(f"{where}: [pipeline] parallel_steps must be at least 1, got {parallel_steps}")
     return Config(

@@ -90,8 +90,10 @@ class LocalStorage(Storage):
 
     def commit(self, pending: PendingWrite) -> None:
         with self._lock:
-            self._commit(pending)
-            self._finished(Path(pending.uri))
+            try:
+                self._commit(pending)
+            finally:  # a failed commit still ends the write, or the run's staging folder would stay
+                self._finished(Path(pending.uri))
 
     def _commit(self, pending: PendingWrite) -> None:
         staged = Path(pending.uri)
