@@ -8,6 +8,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from engine.registry import transform
+from transforms.analytics.presort import presorted
 from transforms.analytics.timeutil import epoch_us, parse_duration_us, require_columns
 
 _US = "_tf_ma_us"
@@ -82,7 +83,7 @@ def moving_average(ctx: Any, inputs: dict[str, DataFrame], params: dict[str, Any
             .when(ups > 0, F.lit(float("inf")))
             .when(downs > 0, F.lit(float("-inf")))
             .otherwise((high + low) / count))
-    return (df.withColumn(_US, epoch_us(time_col))
+    return (presorted(df.withColumn(_US, epoch_us(time_col)), by, t)
             .select("*", *[col.alias(name) for name, col in parts.items()])
             .withColumn(params["output_col"], mean)
             .drop(_US, *parts))

@@ -8,7 +8,8 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from engine.registry import transform
-from transforms.analytics.timeutil import require_columns
+from transforms.analytics.presort import presorted
+from transforms.analytics.timeutil import epoch_us, require_columns
 
 QUOTE_COLUMNS = ["bid_pr", "bid_size", "ask_pr", "ask_size"]
 _KIND, _TRADE = "_tf_kind", "_tf_trade"
@@ -23,7 +24,7 @@ _KIND, _TRADE = "_tf_kind", "_tf_trade"
 def quote_enrichment(ctx: Any, inputs: dict[str, DataFrame], params: dict[str, Any]) -> DataFrame:
     """Trades and quotes are unioned and sorted once per key by (time, trades first, sequence); a running
     last-non-null over that order carries the latest trade to every quote. One shuffle, linear after the
-    sort, no range join. The small prior-close table is broadcast."""
+    sort (radix pre-sort, see ``presort``), no range join. The small prior-close table is broadcast."""
     quotes, trades, closes = inputs["quotes"], inputs["trades"], inputs["closes"]
     by, time_col, seq_col = list(params["by"]), params["time_col"], params["seq_col"]
     require_columns(quotes, [*by, time_col, seq_col, *QUOTE_COLUMNS], transform="quote_enrichment",
@@ -44,8 +45,9 @@ def quote_enrichment(ctx: Any, inputs: dict[str, DataFrame], params: dict[str, A
         .orderBy(time_col, _KIND, seq_col)
         .rowsBetween(Window.unboundedPreceding, Window.currentRow)
     )
+    both = trade_side.unionByName(quote_side, allowMissingColumns=True)
     asof = (
-        trade_side.unionByName(quote_side, allowMissingColumns=True)
+        presorted(both, by, epoch_us(time_col), F.col(_KIND))
         .withColumn("_last", F.last(_TRADE, ignorenulls=True).over(running))
         .where(F.col(_KIND) == 1)
     )
