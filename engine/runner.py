@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -30,6 +31,7 @@ from engine.selection import Selection, parse_selectors, select, select_all
 from engine.spec import InputRef, PipelineSpec, StepSpec
 from engine.spec_loader import dag_of
 from engine.storage.base import Storage
+from engine.tracker.base import stop_message
 from engine.writer import write_output
 
 log = logging.getLogger("tickflow.runner")
@@ -44,13 +46,21 @@ class RunOptions:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
 
+_JAVA_CAUSE = re.compile(r"^:\s*(?:[\w$]+\.)*([\w$]+(?:Exception|Error)):\s*(.*)$")
+
+
 def essential_line(exc: BaseException) -> str:
     """The one line of an error worth showing: class and first message line (no JVM stack)."""
     text = str(exc).strip()
-    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    first = lines[0] if lines else ""
     if first.startswith(("JVM stacktrace", "at ")):
         first = ""
     name = type(exc).__name__
+    py4j_call = first.startswith("An error occurred while calling") and len(lines) > 1
+    java = _JAVA_CAUSE.match(lines[1]) if py4j_call else None
+    if java:  # py4j's first line only names the call: the Java exception's own line says what went wrong
+        name, first = java.group(1), java.group(2)
     line = f"{name}: {first}" if first else name
     return line if len(line) <= 400 else line[:397] + "..."
 
@@ -222,7 +232,8 @@ class PipelineRunner:
             except BaseException as exc:
                 record.status = "failed"
                 record.ended = dt.datetime.now()
-                record.message = str(exc) if isinstance(exc, StepFailed) else essential_line(exc)
+                record.message = (str(exc) if isinstance(exc, StepFailed) else
+                                  stop_message(exc) if isinstance(exc, KeyboardInterrupt) else essential_line(exc))
                 guard.finish("failed", record.message)
                 raise
             record.status = "success"
@@ -306,7 +317,13 @@ class PipelineRunner:
                         for other in pending:
                             waiting[other].discard(name)
             except BaseException:
-                spark.sparkContext.cancelAllJobs()  # interrupted: stop the running steps, then wait for them
+                # interrupted: cancel the running steps' Spark jobs until every step has ended (a step may be
+                # between two jobs, or just submitting one, when a cancel arrives)
+                while running:
+                    spark.sparkContext.cancelAllJobs()
+                    done, _ = wait(running, timeout=0.5)
+                    for fut in done:
+                        running.pop(fut)
                 raise
         if failure is not None:
             raise failure

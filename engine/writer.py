@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,31 @@ def _has_data_files(uri: str) -> bool:
 def read_written(spark: Any, uri: str) -> Any | None:
     """The data just written, or None when Spark wrote no file (an empty partitioned output)."""
     return spark.read.parquet(uri) if _has_data_files(uri) else None
+
+
+def settle_tasks(spark: Any, timeout: float = 30.0) -> bool:
+    """Waits until no task of this thread's job group runs; False if some still did at the timeout.
+
+    A cancelled or failed job is reported before its killed tasks have stopped, and a task may still be
+    closing a file: removing the staging folder first would let that file land in a folder recreated for it.
+    """
+    sc = spark.sparkContext
+    group = sc.getLocalProperty("spark.jobGroup.id")
+    if not group:
+        return True
+    status = sc.statusTracker()
+    deadline = time.monotonic() + timeout
+    while True:
+        stages = [s for j in status.getJobIdsForGroup(group) if (info := status.getJobInfo(j)) is not None
+                  for s in info.stageIds]
+        running = sum(st.numActiveTasks for s in stages if (st := status.getStageInfo(s)) is not None)
+        if running == 0:
+            return True
+        if time.monotonic() >= deadline:
+            log.warning("%d task(s) of %s still running after %.0f s; removing its staged files anyway",
+                        running, group, timeout)
+            return False
+        time.sleep(0.05)
 
 
 def write_spark(df: Any, pending: PendingWrite) -> None:
@@ -104,6 +130,7 @@ def write_output(spark: Any, df: Any, out: OutputSpec, storage: Storage, run_id:
             if not all(r.ok for r in result.expectations):
                 enforce(written if written is not None else staged(), exps, result.expectations)
     except BaseException:
+        settle_tasks(spark)
         storage.abort(pending)
         if q_pending is not None:
             storage.abort(q_pending)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import signal
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -50,6 +51,13 @@ class Terminated(KeyboardInterrupt):
     def __init__(self, signum: int):
         self.signum = signum
         super().__init__(f"terminated by signal {signum}")
+
+
+def stop_message(exc: KeyboardInterrupt) -> str:
+    """How a stopped run is recorded, by the guard and in the run record alike."""
+    if isinstance(exc, Terminated):
+        return f"terminated by {signal.Signals(exc.signum).name}"
+    return "interrupted (Ctrl-C)"
 
 
 def pipeline_job_id(pipeline: str, date: dt.date) -> str:

@@ -30,6 +30,7 @@ from engine.tracker.base import (
     fmt_time,
     pipeline_job_id,
     step_job_id,
+    stop_message,
     validate_status,
 )
 
@@ -290,10 +291,8 @@ class JobGuard:
                 self._finished = True
                 if exc is None:
                     status, message = "success", ""
-                elif isinstance(exc, Terminated):
-                    status, message = "failed", f"terminated by {signal.Signals(exc.signum).name}"
                 elif isinstance(exc, KeyboardInterrupt):
-                    status, message = "failed", "interrupted (Ctrl-C)"
+                    status, message = "failed", stop_message(exc)
                 else:
                     status, message = "failed", _one_line(exc)
                 try:

@@ -12,7 +12,7 @@ import pytest
 from engine.config import Config, StorageConfig
 from engine.errors import StepFailed
 from engine.registry import REGISTRY
-from engine.runner import PipelineRunner, RunOptions
+from engine.runner import PipelineRunner, RunOptions, essential_line
 from engine.spec_loader import load_spec
 from engine.storage.local import LocalStorage
 
@@ -255,3 +255,16 @@ def test_a_multi_output_step_writes_its_outputs_together(env, write_spec, test_t
     assert [r[0] for r in read(spark, storage, "demo/odd")] == [1, 3, 5, 7]
     staging = storage.path / ".tickflow_staging"
     assert not staging.exists() or not any(staging.iterdir())
+
+
+def test_essential_line_takes_the_java_exception_of_a_py4j_error():
+    class Py4JJavaError(Exception):
+        pass
+
+    call = "An error occurred while calling o81.parquet.\n"
+    cancelled = Py4JJavaError(call + ": org.apache.spark.SparkException: [SPARK_JOB_CANCELLED] Job 1 cancelled "
+                                     "as part of cancellation of all jobs SQLSTATE: XXKDA\n\tat org.apache.spark.X")
+    assert essential_line(cancelled) == ("SparkException: [SPARK_JOB_CANCELLED] Job 1 cancelled as part of "
+                                         "cancellation of all jobs SQLSTATE: XXKDA")
+    assert essential_line(Py4JJavaError(call + "no Java line")) == "Py4JJavaError: " + call.strip()
+    assert essential_line(ValueError("bad value\nsecond line")) == "ValueError: bad value"

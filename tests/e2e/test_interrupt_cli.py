@@ -1,0 +1,128 @@
+"""SIGTERM in the middle of two steps running at once, through the real CLI.
+
+Both steps write an endless range, so neither can end by itself: the run ends only if the interrupt cancels
+both Spark jobs. Then nothing may be committed, no staging folder may stay, the downstream step must not
+start and the job must be recorded as failed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = ROOT / "run_pipeline.py"
+DATE = "2020-08-06"
+
+PLUGIN = '''
+from pathlib import Path
+
+from engine.registry import transform
+
+SCHEMA = {"type": "object", "additionalProperties": False, "required": ["marker"],
+          "properties": {"marker": {"type": "string"}}}
+
+
+@transform("endless_rows", description="Touches a file, then returns rows without end.", params_schema=SCHEMA,
+           inputs=[])
+def endless_rows(ctx, inputs, params):
+    Path(params["marker"]).touch()
+    return ctx.spark.range(0, 10**15, 1, 2).selectExpr("id", "sha2(cast(id AS string), 256) AS h")
+
+
+@transform("after", description="Touches a file.", params_schema=SCHEMA, inputs=["rows"])
+def after(ctx, inputs, params):
+    Path(params["marker"]).touch()
+    return inputs["rows"].limit(1)
+'''
+
+
+def _wait_until(check, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def _count(folder: Path, name: str) -> int:
+    try:
+        return sum(1 for _ in folder.rglob(name))
+    except FileNotFoundError:  # Spark is creating and removing folders in there
+        return 0
+
+
+def test_sigterm_cancels_both_running_steps_and_commits_nothing(tmp_path: Path) -> None:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "tf_interrupt_e2e.py").write_text(PLUGIN)
+    marks = {name: tmp_path / f"{name}.started" for name in ("left", "right", "down")}
+    spec = tmp_path / "twosteps.yaml"
+    spec.write_text(textwrap.dedent(f"""\
+        pipeline: twosteps
+        modules: [tf_interrupt_e2e]
+        steps:
+          left:
+            transform: endless_rows
+            params: {{marker: "{marks['left']}"}}
+            outputs: {{out: {{path: two/left, mode: overwrite}}}}
+          right:
+            transform: endless_rows
+            params: {{marker: "{marks['right']}"}}
+            outputs: {{out: {{path: two/right, mode: overwrite}}}}
+          down:
+            transform: after
+            inputs: {{rows: left}}
+            params: {{marker: "{marks['down']}"}}
+            outputs: {{out: {{path: two/down, mode: overwrite}}}}
+        """))
+    warehouse = tmp_path / "warehouse"
+    tracker_db = tmp_path / "state" / "tracker.sqlite"
+    ini = tmp_path / "tickflow.ini"
+    ini.write_text(textwrap.dedent(f"""\
+        [storage]
+        root = {warehouse}
+        [tracker]
+        sqlite_path = {tracker_db}
+        [pipeline]
+        log_dir = {tmp_path / 'logs'}
+        parallel_steps = 2
+        [spark]
+        master = local[2]
+        spark.driver.memory = 1g
+        """))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKFLOW_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(plugins), str(ROOT)])
+    env["SPARK_LOCAL_IP"] = "127.0.0.1"
+    log = tmp_path / "run.txt"
+    with log.open("w") as fh:
+        proc = subprocess.Popen([sys.executable, str(CLI), "run", str(spec), "--date", DATE, "--config", str(ini)],
+                                cwd=tmp_path, env=env, stdout=fh, stderr=subprocess.STDOUT, text=True)
+    try:
+        staging = warehouse / ".tickflow_staging"
+        # both writes have tasks running: each output's staging folder holds Spark's task attempt folders
+        _wait_until(lambda: marks["left"].exists() and marks["right"].exists(), 180, "both steps to start")
+        _wait_until(lambda: _count(staging, "_temporary") >= 2, 120, "both writes to run tasks")
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = log.read_text()
+    assert code == 143, out
+    assert not marks["down"].exists(), out
+    assert not (warehouse / "two").exists() or not any((warehouse / "two").iterdir()), out
+    assert not staging.exists() or not any(staging.iterdir()), list(staging.rglob("*"))[:10]
+    with sqlite3.connect(tracker_db) as db:
+        rows = dict(((job, (status, message)) for job, status, message in
+                     db.execute("SELECT job_id, status, message FROM job_tracker")))
+    assert rows[f"twosteps_{DATE}"] == ("failed", "terminated by SIGTERM"), rows
+    for step in ("left", "right"):  # each step's record says its Spark job was cancelled
+        status, message = rows[f"twosteps.{step}_{DATE}"]
+        assert status == "failed" and message.startswith("SparkException: [SPARK_JOB_CANCELLED]"), rows
+    assert f"twosteps.down_{DATE}" not in rows
