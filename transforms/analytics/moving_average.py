@@ -31,7 +31,7 @@ def moving_average(ctx: Any, inputs: dict[str, DataFrame], params: dict[str, Any
     microseconds are integers). Both frames only ever grow, so Spark advances them incrementally (one pass),
     whereas a sliding ``rangeBetween(-window, 0)`` frame is re-aggregated from scratch each time its lower
     bound moves: O(trades x trades per window). Both frames share partitioning and ordering: one shuffle,
-    one sort, one Window operator.
+    one sort (after a radix pre-sort that makes it cheap, see ``presort``), one Window operator.
 
     Semantics kept from the sliding frame:
     * null values are ignored (``sum``/``count`` skip them); the mean is null when the window holds no
