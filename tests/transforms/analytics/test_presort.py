@@ -67,3 +67,17 @@ def test_presort_is_one_long_key_in_the_windows_shuffle(spark):
     assert len(re.findall(r"(?<!Broadcast)Exchange ", plan)) == 1, plan  # the Window reuses the repartition
     assert re.search(r"Sort \[_tf_presort#\d+L ASC NULLS FIRST\], false", plan), plan
     assert presorted(df, [], F.col("seq")) is df
+
+
+def test_partition_count_follows_the_optimizers_size_estimate(spark):
+    floor = int(spark.conf.get("spark.sql.shuffle.partitions"))
+    small = spark.createDataFrame([(1, 2)], "k int, t long")
+    big = spark.range(10**9).selectExpr("id % 1000 AS k", "id AS t")  # estimated, never run: 16 GB of rows
+    estimate = big._jdf.queryExecution().optimizedPlan().stats().sizeInBytes()
+
+    def shuffle_partitions(df) -> int:
+        plan = presorted(df, ["k"], F.col("t"))._jdf.queryExecution().executedPlan().toString()
+        return int(re.search(r"hashpartitioning\(k#\d+L?, (\d+)\)", plan).group(1))
+
+    assert shuffle_partitions(small) == floor
+    assert shuffle_partitions(big) == min(1024, -(-estimate // presort._BYTES_PER_TASK)) > floor
