@@ -7,14 +7,15 @@ start and the job must be recorded as failed.
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
+
+from tests.e2e.test_job_tracking_cli import env_for
+from tests.engine.tracker.test_contract import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = ROOT / "run_pipeline.py"
@@ -41,13 +42,6 @@ def after(ctx, inputs, params):
     Path(params["marker"]).touch()
     return inputs["rows"].limit(1)
 '''
-
-
-def _wait_until(check, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def _count(folder: Path, name: str) -> int:
@@ -96,9 +90,7 @@ def test_sigterm_cancels_both_running_steps_and_commits_nothing(tmp_path: Path) 
         master = local[2]
         spark.driver.memory = 1g
         """))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKFLOW_")}
-    env["PYTHONPATH"] = os.pathsep.join([str(plugins), str(ROOT)])
-    env["SPARK_LOCAL_IP"] = "127.0.0.1"
+    env = env_for({"plugins": plugins})
     log = tmp_path / "run.txt"
     with log.open("w") as fh:
         proc = subprocess.Popen([sys.executable, str(CLI), "run", str(spec), "--date", DATE, "--config", str(ini)],
@@ -106,8 +98,8 @@ def test_sigterm_cancels_both_running_steps_and_commits_nothing(tmp_path: Path) 
     try:
         staging = warehouse / ".tickflow_staging"
         # both writes have tasks running: each output's staging folder holds Spark's task attempt folders
-        _wait_until(lambda: marks["left"].exists() and marks["right"].exists(), 180, "both steps to start")
-        _wait_until(lambda: _count(staging, "_temporary") >= 2, 120, "both writes to run tasks")
+        wait_until(lambda: marks["left"].exists() and marks["right"].exists(), 180, "both steps to start")
+        wait_until(lambda: _count(staging, "_temporary") >= 2, 120, "both writes to run tasks")
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(120)
     finally:
