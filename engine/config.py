@@ -3,7 +3,8 @@
 Sections: [postgres] host, port, database, user, password, job_tracker_table_name;
 [azure] storage_account, container, access_key, connection_string, endpoint;
 [spark] master, plus any ``spark.*`` key (or ``conf = k=v, k=v``);
-[storage] root, raw_root, mode (staged|direct), cache_dir;
+[storage] root, raw_root, mode (staged|direct), cache_dir, cache_keep_days (Azure staged mode: local copies
+unused for that many days are removed; default 7);
 [tracker] sqlite_path, lease_seconds, table (SQLite table name);
 [pipeline] modules (extra transform modules, comma separated), log_dir, parallel_steps (how many steps that do
 not depend on each other may run at once; default 2, 1 runs them one after another).
@@ -68,6 +69,7 @@ class StorageConfig:
     raw_root: str = "raw"
     mode: str = "staged"  # for az:// roots: staged (download/upload) or direct (abfss:// to Spark)
     cache_dir: str = ".tickflow/cache"
+    cache_keep_days: int = 7
 
 
 @dataclass(frozen=True)
@@ -201,8 +203,13 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
             raise ConfigError(f"{where}: [spark] unknown key '{k}'; expected master, conf or spark.* settings")
         conf[k] = v
     st = sections.get("storage", {})
-    _reject_unknown("storage", st, {"root", "raw_root", "mode", "cache_dir"}, where)
+    _reject_unknown("storage", st, {"root", "raw_root", "mode", "cache_dir", "cache_keep_days"}, where)
+    if "cache_keep_days" in st:
+        st = {**st, "cache_keep_days": _int("storage", "cache_keep_days", st["cache_keep_days"], where)}
     storage = StorageConfig(**st)
+    if storage.cache_keep_days < 1:
+        # a shorter horizon could remove the inputs another process's running job is reading
+        raise ConfigError(f"{where}: [storage] cache_keep_days must be at least 1, got {storage.cache_keep_days}")
     if storage.mode not in ("staged", "direct"):
         raise ConfigError(f"{where}: [storage] mode must be 'staged' or 'direct', got '{storage.mode}'")
     tr = sections.get("tracker", {})

@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 MANIFEST_NAME = "_manifest.json"
 RUNS_DIR = "_runs"
 MANIFEST_FORMAT = 1
+_CACHE_LOCK = "cache.lock"
 _SAFE_ID_RE = re.compile(r"[^A-Za-z0-9._-]+")
 _COMMIT_ATTEMPTS = 5
 
@@ -360,7 +361,13 @@ class BlobRef:
 
 
 class BlobCache:
-    """Local copies of blobs keyed by blob name, with an ETag index so unchanged blobs are not fetched."""
+    """Local copies of blobs keyed by blob name, with an ETag index so unchanged blobs are not fetched.
+
+    Index entries are [etag, size, last used (epoch seconds)]. Staging (fetch, then the view) holds a shared
+    lock on ``locks/cache.lock``; ``prune`` takes it exclusively, so it never removes a copy between its
+    download and its link into a view. Spark reads views after staging, unlocked: a view is only pruned once
+    unused for days, far longer than any run.
+    """
 
     def __init__(self, root: Path, access: BlobAccess, stats: TransferStats, workers: int):
         self.root = root
@@ -379,15 +386,24 @@ class BlobCache:
             return {}
 
     @contextlib.contextmanager
-    def _file_lock(self, name: str) -> Iterator[None]:
+    def _file_lock(self, name: str, mode: int = fcntl.LOCK_EX) -> Iterator[bool]:
+        """Yields whether the lock is held (only ``LOCK_NB`` in ``mode`` can make it False)."""
         locks = self.root / "locks"
         locks.mkdir(parents=True, exist_ok=True)
-        with open(locks / name, "w") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
+        with open(locks / name, "a") as fh:
             try:
-                yield
+                fcntl.flock(fh, mode)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def staging(self) -> contextlib.AbstractContextManager[bool]:
+        """Held while a read downloads copies and builds its view (shared: reads do not wait for each other)."""
+        return self._file_lock(_CACHE_LOCK, fcntl.LOCK_SH)
 
     def local_path(self, blob_name: str) -> Path:
         return self.blobs / blob_name
@@ -403,10 +419,14 @@ class BlobCache:
 
     def fetch(self, refs: Sequence[BlobRef]) -> None:
         """Make local copies of ``refs`` current; raises BlobVanished if a blob was deleted meanwhile."""
+        now = int(time.time())
         with self._lock:
             todo = [r for r in refs if not self._fresh(r)]
+            fetching = {r.name for r in todo}
+            # unchanged copies: only their last use moves
+            updates: dict[str, list[Any]] = {r.name: [*self._index[r.name][:2], now] for r in refs
+                                             if r.name not in fetching}
         self.stats.add(unchanged=len(refs) - len(todo))
-        updates: dict[str, list[Any]] = {}
 
         def one(ref: BlobRef) -> None:
             target = self.local_path(ref.name)
@@ -424,7 +444,7 @@ class BlobCache:
             finally:
                 tmp.unlink(missing_ok=True)
             with self._lock:
-                updates[ref.name] = [_etag(downloader.properties.etag), size]
+                updates[ref.name] = [_etag(downloader.properties.etag), size, now]
             self.stats.add(downloaded=1, download_bytes=size)
 
         try:
@@ -433,10 +453,12 @@ class BlobCache:
             if updates:
                 self._save(updates)
 
-    def _save(self, updates: Mapping[str, list[Any]]) -> None:
+    def _save(self, updates: Mapping[str, list[Any]], removed: Iterable[str] = ()) -> None:
         with self._file_lock("index.lock"):
             on_disk = self._read_index()
             on_disk.update(updates)
+            for name in removed:
+                on_disk.pop(name, None)
             tmp = self._index_path.with_suffix(f".{uuid.uuid4().hex[:8]}.tmp")
             tmp.write_text(json.dumps(on_disk))
             os.replace(tmp, self._index_path)
@@ -448,6 +470,7 @@ class BlobCache:
         lock_name = "view-" + hashlib.sha1(str(view_dir).encode()).hexdigest()[:16] + ".lock"
         with self._file_lock(lock_name):
             view_dir.mkdir(parents=True, exist_ok=True)
+            os.utime(self._view_key_dir(view_dir))  # its last use, for prune
             for path in sorted(view_dir.rglob("*"), reverse=True):
                 rel = path.relative_to(view_dir).as_posix()
                 if path.is_dir():
@@ -464,6 +487,53 @@ class BlobCache:
                     os.link(self.local_path(blob), dest)
                 except OSError:
                     shutil.copy2(self.local_path(blob), dest)
+
+    def _view_key_dir(self, view_dir: Path) -> Path:
+        """``views/<key>``: the unit prune removes (one key holds one view)."""
+        views = self.root / "views"
+        return views / view_dir.relative_to(views).parts[0]
+
+    def _last_used(self, name: str, entry: list[Any]) -> float:
+        if len(entry) > 2:
+            return float(entry[2])
+        try:  # an entry written before last use was recorded: its download time
+            return self.local_path(name).stat().st_mtime
+        except OSError:
+            return 0.0
+
+    def prune(self, keep_seconds: float) -> tuple[int, int, int] | None:
+        """Remove views and copies unused for ``keep_seconds``; returns (copies, bytes, views) removed, or
+        None when another process is staging (the next run prunes instead of waiting here)."""
+        cutoff = time.time() - keep_seconds
+        with self._file_lock(_CACHE_LOCK, fcntl.LOCK_EX | fcntl.LOCK_NB) as held:
+            if not held:
+                return None
+            views = 0
+            for key_dir in sorted((self.root / "views").glob("*")):
+                if key_dir.is_dir() and key_dir.stat().st_mtime < cutoff:
+                    shutil.rmtree(key_dir, ignore_errors=True)
+                    views += 1
+            index = self._read_index()
+            doomed = [name for name, entry in index.items() if self._last_used(name, entry) < cutoff]
+            copies = size = 0
+            for name in doomed:
+                path = self.local_path(name)
+                with contextlib.suppress(OSError):
+                    size += path.stat().st_size
+                    path.unlink()
+                    copies += 1
+            known = set(index)
+            for path in sorted(self.blobs.rglob("*"), reverse=True) if self.blobs.is_dir() else []:
+                with contextlib.suppress(OSError):
+                    if path.is_dir():
+                        path.rmdir()  # only succeeds when empty
+                    elif path.relative_to(self.blobs).as_posix() not in known and path.stat().st_mtime < cutoff:
+                        size += path.stat().st_size  # a download killed before its index entry was saved
+                        path.unlink()
+                        copies += 1
+            if doomed:
+                self._save({}, doomed)
+            return copies, size, views
 
 
 def _etag(value: str) -> str:
@@ -486,7 +556,8 @@ class AzureBlobStorage(Storage):
     """Staged Azure backend: read_uri downloads, begin_write hands out a local folder, commit publishes."""
 
     def __init__(self, root_uri: str, target: AzureTarget, cache_root: Path, *, retry: RetrySettings | None = None,
-                 workers: int = 8, cleanup_grace_seconds: float = 600.0, api_version: str | None = None):
+                 workers: int = 8, cleanup_grace_seconds: float = 600.0, api_version: str | None = None,
+                 cache_keep_days: float = 7.0):
         self.root = root_uri
         self.target = target
         self.access = BlobAccess(target, retry, api_version)
@@ -495,6 +566,8 @@ class AzureBlobStorage(Storage):
         self.cleanup_grace_seconds = cleanup_grace_seconds
         self.cache_root = cache_root
         self.cache = BlobCache(cache_root, self.access, self.stats, workers)
+        self.cache_keep_days = cache_keep_days
+        self._pruned = False
         self._active_writes: set[str] = set()
 
     @classmethod
@@ -504,6 +577,7 @@ class AzureBlobStorage(Storage):
         cache_dir = Path(config.storage.cache_dir)
         if not cache_dir.is_absolute():
             cache_dir = Path(config.base_dir) / cache_dir
+        options.setdefault("cache_keep_days", config.storage.cache_keep_days)
         return cls(root_uri, target, cache_dir / "azure" / (target.account or "_") / target.container,
                    **options)
 
@@ -528,8 +602,9 @@ class AzureBlobStorage(Storage):
         return got[0] if got else None
 
     def _view_dir(self, rel_path: str, partitions: Sequence[str] | None) -> Path:
-        key = "all" if partitions is None else "p-" + hashlib.sha1(
-            "\n".join(sorted(partitions)).encode()).hexdigest()[:12]
+        # one key per (dataset, partition selection): the unit that prune removes once unused
+        selection = "*" if partitions is None else "\n".join(sorted(partitions))
+        key = hashlib.sha1(f"{self._dataset(rel_path)}\0{selection}".encode()).hexdigest()[:16]
         # the view ends with the dataset's own path, as a local root would (transforms may rely on it)
         return self.cache_root / "views" / key / (self._dataset(rel_path) or "_root")
 
@@ -550,25 +625,40 @@ class AzureBlobStorage(Storage):
         return self.access.list_dirs(self._dataset(rel_path))
 
     def read_uri(self, rel_path: str, partitions: Sequence[str] | None = None) -> str | None:
+        self.prune_cache()
         started = time.monotonic()
         before = (self.stats.downloaded, self.stats.unchanged)
-        for attempt in (1, 2):
-            try:
-                files = self._stage(rel_path, partitions)
-                break
-            except BlobVanished:
-                # a concurrent commit replaced the version we were reading and cleaned it: read the new one
-                if attempt == 2:
-                    raise StorageError(f"Azure storage: '{self._dataset(rel_path)}' changed twice while being "
-                                       f"downloaded ({self.target.where})") from None
-        if files is None:
-            return None
         view = self._view_dir(rel_path, partitions)
-        self.cache.build_view(view, files)
+        with self.cache.staging():
+            for attempt in (1, 2):
+                try:
+                    files = self._stage(rel_path, partitions)
+                    break
+                except BlobVanished:
+                    # a concurrent commit replaced the version we were reading and cleaned it: read the new one
+                    if attempt == 2:
+                        raise StorageError(f"Azure storage: '{self._dataset(rel_path)}' changed twice while "
+                                           f"being downloaded ({self.target.where})") from None
+            if files is None:
+                return None
+            self.cache.build_view(view, files)
         log.info("staged %s: %d downloaded, %d unchanged, %.1fs", self._dataset(rel_path) or "/",
                  self.stats.downloaded - before[0], self.stats.unchanged - before[1],
                  time.monotonic() - started)
         return str(view)
+
+    def prune_cache(self) -> None:
+        """Once per storage object (a run): drop local copies and views unused for ``cache_keep_days``."""
+        if self._pruned:
+            return
+        self._pruned = True
+        got = self.cache.prune(self.cache_keep_days * 86400.0)
+        if got is None:
+            log.info("cache %s: not pruned, another process is staging inputs", self.cache_root)
+        elif any(got):
+            copies, size, views = got
+            log.info("cache %s: removed %d cached file(s) (%.1f MB) and %d view(s) unused for %g day(s)",
+                     self.cache_root, copies, size / 1e6, views, self.cache_keep_days)
 
     def _stage(self, rel_path: str, partitions: Sequence[str] | None) -> dict[str, str] | None:
         """Download what read_uri needs; returns local name -> blob name (None when nothing is there)."""

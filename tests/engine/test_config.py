@@ -10,7 +10,8 @@ def test_defaults_are_local(tmp_path):
     cfg = load_config(None, env={})
     assert cfg.postgres is None and cfg.azure is None
     assert cfg.spark.master == "local[*]" and cfg.storage.root == "warehouse"
-    assert cfg.parallel_steps == 2
+    assert cfg.parallel_steps == 2 and cfg.storage.cache_keep_days == 7
+    assert load_config(None, env={"TICKFLOW_STORAGE_CACHE_KEEP_DAYS": "3"}).storage.cache_keep_days == 3
     assert load_config(None, env={"TICKFLOW_PIPELINE_PARALLEL_STEPS": "1"}).parallel_steps == 1
 
 
@@ -45,6 +46,8 @@ def test_spark_keys_keep_their_case_and_own_keys_do_not_care(tmp_path):
     ("[storage]\nmode = weird\n", "mode must be"),
     ("[pipeline]\nparallel_steps = 0\n", "parallel_steps must be at least 1"),
     ("[pipeline]\nparallel_steps = many\n", "parallel_steps must be an integer"),
+    ("[storage]\ncache_keep_days = 0\n", "cache_keep_days must be at least 1"),
+    ("[storage]\ncache_keep_days = week\n", "cache_keep_days must be an integer"),
     ("[postgres]\nhostname = x\n", "unknown key(s) hostname"),
     ("not an ini", "not valid INI"),
 ])

@@ -5,10 +5,12 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+import json
 import logging
 import os
 import subprocess
 import sys
+import time
 import traceback
 from pathlib import Path
 
@@ -294,3 +296,73 @@ def test_manifest_is_the_commit_point(azure_config, container) -> None:
     _commit(storage, "ds", {"d=2/b.parquet": "2"})
     assert _tree(storage.read_uri("ds")) == {"d=2/b.parquet": "2"}
     assert storage.access.blob_exists(f"wh/ds/{MANIFEST_NAME}")
+
+
+def _age_cache(storage: AzureBlobStorage, prefix: str, days: float) -> None:
+    """Make the cached copies under ``prefix`` and the views of that dataset look unused for ``days``."""
+    cache = storage.cache
+    then = time.time() - days * 86400
+    index = json.loads((cache.root / "index.json").read_text())
+    for name, entry in index.items():
+        if name.startswith(prefix):
+            index[name] = [*entry[:2], then]
+    (cache.root / "index.json").write_text(json.dumps(index))
+    for key_dir in (cache.root / "views").iterdir():
+        if any(p.as_posix().endswith(prefix.rstrip("/")) for p in key_dir.rglob("*") if p.is_dir()):
+            os.utime(key_dir, (then, then))
+
+
+def test_cache_prune_removes_what_was_unused_for_keep_days(azure_config, container, tmp_path, caplog) -> None:
+    root = f"az://{container}/raw"
+    first = _storage(azure_config, container, root=root, cache_keep_days=2)
+    days = {"2020-08-05": {"NYSE/part-00000.txt": "a\n", "NYSE/part-00001.txt": "bb\n"},
+            "2020-08-06": {"NYSE/part-00000.txt": "c\n", "NASDAQ/part-00000.txt": "d\n"}}
+    for day, files in days.items():
+        for rel, text in files.items():
+            src = tmp_path / "src" / day / rel
+            src.parent.mkdir(parents=True, exist_ok=True)
+            src.write_text(text)
+            first.put_file(f"csv/{day}/{rel}", str(src))
+    views = {day: first.read_uri(f"csv/{day}") for day in days}
+    old_copies = [p for p in first.cache.blobs.rglob("*") if p.is_file() and "2020-08-05" in p.as_posix()]
+    assert len(old_copies) == 2 and all(p.stat().st_nlink == 2 for p in old_copies)  # store + view
+
+    # a day unused for 3 days, another for 1: a new run (storage object) prunes only the first
+    _age_cache(first, "raw/csv/2020-08-05/", 3)
+    _age_cache(first, "raw/csv/2020-08-06/", 1)
+    later = _storage(azure_config, container, root=root, cache_keep_days=2)
+    with caplog.at_level(logging.INFO, logger="engine.storage.azure_blob"):
+        assert _tree(later.read_uri("csv/2020-08-06")) == days["2020-08-06"]
+    assert later.stats.downloaded == 0
+    assert not any(p.exists() for p in old_copies)
+    assert not Path(views["2020-08-05"]).exists() and Path(views["2020-08-06"]).exists()
+    index = json.loads((later.cache.root / "index.json").read_text())
+    assert sorted(index) == sorted(f"raw/csv/2020-08-06/{rel}" for rel in days["2020-08-06"])
+    assert "removed 2 cached file(s)" in caplog.text and "1 view(s)" in caplog.text
+    assert not (later.cache.blobs / "raw" / "csv" / "2020-08-05").exists()  # empty folders go too
+
+    # the pruned day is simply downloaded again when read; prune runs once per storage object
+    assert _tree(later.read_uri("csv/2020-08-05")) == days["2020-08-05"]
+    assert later.stats.downloaded == 2
+
+
+def test_cache_prune_skips_while_another_process_stages(azure_config, container, tmp_path) -> None:
+    root = f"az://{container}/raw"
+    first = _storage(azure_config, container, root=root, cache_keep_days=1)
+    src = tmp_path / "a.txt"
+    src.write_text("a\n")
+    first.put_file("csv/2020-08-05/NYSE/part-00000.txt", str(src))
+    first.read_uri("csv/2020-08-05")
+    _age_cache(first, "raw/csv/2020-08-05/", 5)
+    # another process holds the staging lock (shared) while it downloads: prune neither waits nor removes
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys; fh = open(sys.argv[1], 'a'); fcntl.flock(fh, fcntl.LOCK_SH); "
+         "print('held', flush=True); sys.stdin.read()", str(first.cache.root / "locks" / "cache.lock")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert first.cache.prune(86400.0) is None
+        assert len([p for p in first.cache.blobs.rglob("*") if p.is_file()]) == 1
+    finally:
+        holder.communicate("")
+    assert first.cache.prune(86400.0) == (1, 2, 1)
