@@ -393,13 +393,14 @@ class BlobCache:
         with open(locks / name, "a") as fh:
             try:
                 fcntl.flock(fh, mode)
+                held = True
             except BlockingIOError:
-                yield False
-                return
+                held = False
             try:
-                yield True
+                yield held
             finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
+                if held:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
 
     def staging(self) -> contextlib.AbstractContextManager[bool]:
         """Held while a read downloads copies and builds its view (shared: reads do not wait for each other)."""
@@ -519,18 +520,19 @@ class BlobCache:
             for name in doomed:
                 path = self.local_path(name)
                 with contextlib.suppress(OSError):
-                    size += path.stat().st_size
+                    st = path.stat()
                     path.unlink()
-                    copies += 1
+                    size, copies = size + st.st_size, copies + 1
             known = set(index)
             for path in sorted(self.blobs.rglob("*"), reverse=True) if self.blobs.is_dir() else []:
                 with contextlib.suppress(OSError):
                     if path.is_dir():
                         path.rmdir()  # only succeeds when empty
-                    elif path.relative_to(self.blobs).as_posix() not in known and path.stat().st_mtime < cutoff:
-                        size += path.stat().st_size  # a download killed before its index entry was saved
-                        path.unlink()
-                        copies += 1
+                    elif path.relative_to(self.blobs).as_posix() not in known:
+                        st = path.stat()  # a download killed before its index entry was saved
+                        if st.st_mtime < cutoff:
+                            path.unlink()
+                            size, copies = size + st.st_size, copies + 1
             if doomed:
                 self._save({}, doomed)
             return copies, size, views

@@ -330,6 +330,11 @@ def test_cache_prune_removes_what_was_unused_for_keep_days(azure_config, contain
     # a day unused for 3 days, another for 1: a new run (storage object) prunes only the first
     _age_cache(first, "raw/csv/2020-08-05/", 3)
     _age_cache(first, "raw/csv/2020-08-06/", 1)
+    # files no index entry names (a download killed before its entry was saved): removed once as old
+    orphans = [first.cache.blobs / "raw" / "csv" / f".part-{age}.tmp" for age in ("old", "new")]
+    for orphan in orphans:
+        orphan.write_text("xyz")
+    os.utime(orphans[0], (time.time() - 3 * 86400,) * 2)
     later = _storage(azure_config, container, root=root, cache_keep_days=2)
     with caplog.at_level(logging.INFO, logger="engine.storage.azure_blob"):
         assert _tree(later.read_uri("csv/2020-08-06")) == days["2020-08-06"]
@@ -338,7 +343,8 @@ def test_cache_prune_removes_what_was_unused_for_keep_days(azure_config, contain
     assert not Path(views["2020-08-05"]).exists() and Path(views["2020-08-06"]).exists()
     index = json.loads((later.cache.root / "index.json").read_text())
     assert sorted(index) == sorted(f"raw/csv/2020-08-06/{rel}" for rel in days["2020-08-06"])
-    assert "removed 2 cached file(s)" in caplog.text and "1 view(s)" in caplog.text
+    assert "removed 3 cached file(s)" in caplog.text and "1 view(s)" in caplog.text
+    assert not orphans[0].exists() and orphans[1].exists()
     assert not (later.cache.blobs / "raw" / "csv" / "2020-08-05").exists()  # empty folders go too
 
     # the pruned day is simply downloaded again when read; prune runs once per storage object
