@@ -656,7 +656,7 @@ class AzureBlobStorage(Storage):
         self._pruned = True
         got = self.cache.prune(self.cache_keep_days * 86400.0)
         if got is None:
-            log.info("cache %s: not pruned, another process is staging inputs", self.cache_root)
+            log.info("cache %s: not pruned, a read (this or another process) is staging inputs", self.cache_root)
         elif any(got):
             copies, size, views = got
             log.info("cache %s: removed %d cached file(s) (%.1f MB) and %d view(s) unused for %g day(s)",

@@ -347,7 +347,7 @@ def test_cache_prune_removes_what_was_unused_for_keep_days(azure_config, contain
     assert not orphans[0].exists() and orphans[1].exists()
     assert not (later.cache.blobs / "raw" / "csv" / "2020-08-05").exists()  # empty folders go too
 
-    # the pruned day is simply downloaded again when read; prune runs once per storage object
+    # the pruned day is simply downloaded again when read
     assert _tree(later.read_uri("csv/2020-08-05")) == days["2020-08-05"]
     assert later.stats.downloaded == 2
 
