@@ -167,11 +167,11 @@ def generate(cfg: GenConfig) -> GenStats:
     for d in trading_days(cfg.start, cfg.days):
         day = d.isoformat()
         rng = np.random.default_rng([cfg.seed, d.toordinal()])
-        ev = simulate_day(rng, params, base)
+        ev, close = simulate_day(rng, params, base)
         bad = (rng.random(len(ev)) < cfg.bad_rate) & ~ev.protected
         for i, (exchange, fmt) in enumerate(cfg.exchanges):
             _write_exchange(cfg, stats, ev, bad, rng, day, i, exchange, fmt, symbols)
         stats.days.append(day)
         stats.corrections += int(ev.is_correction.sum())
-        base = base * np.exp(rng.normal(0.0, 0.01, cfg.symbols))
+        base = close * np.exp(rng.normal(0.0, 0.005, cfg.symbols))  # the next open gaps a little from the close
     return stats

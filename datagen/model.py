@@ -1,8 +1,10 @@
 """Simulated market events of one trading day, as NumPy arrays (no per-event Python).
 
-Per (symbol, exchange) pair: event times uniform over the session and sorted, a geometric random walk for the
-price, quotes around it (bid < ask), round-lot sizes, the first events of each pair are quotes (so a quote
-precedes the day's first trade). Corrections re-send a record in a later part file with a different price.
+Per symbol: one geometric random walk over the session (the consolidated price, so the exchanges of a symbol
+trade near one another, as arbitrage keeps them); per (symbol, exchange) pair: event times uniform over the session
+and sorted, each event's price that walk at its time plus a small venue deviation, quotes around it (bid < ask),
+round-lot sizes, the first events of each pair are quotes (so a quote precedes the day's first trade).
+Corrections re-send a record in a later part file with a different price.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import numpy as np
 SESSION_OPEN_MS = (9 * 60 + 30) * 60 * 1000
 SESSION_MS = int(6.5 * 3600 * 1000)
 LEADING_QUOTES = 3  # events of each pair that are always quotes, and never corrupted
+WALK_STEP_MS = 10_000  # the consolidated walk moves every 10 s; prices between two steps are interpolated
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,8 @@ class DayParams:
     parts: int
     trade_share: float
     correction_rate: float
-    sigma: float = 0.0004
+    sigma: float = 0.0003  # log-return std of the consolidated walk per 10-s step (about 1.5% a day)
+    venue_sigma: float = 0.0002  # log deviation of one event's price from the consolidated walk
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,19 @@ def _lots(rng: np.random.Generator, n: int) -> np.ndarray:
     return 100 * rng.integers(1, 51, n, dtype=np.int64)
 
 
-def simulate_day(rng: np.random.Generator, p: DayParams, base_price: np.ndarray) -> DayEvents:
-    """Events of one day; ``base_price`` is each symbol's opening level."""
+def _walk_levels(rng: np.random.Generator, p: DayParams, symbol: np.ndarray, offset_ms: np.ndarray,
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """(each event's log level on its symbol's walk, each symbol's log level at the close)."""
+    steps = SESSION_MS // WALK_STEP_MS + 1
+    path = np.zeros((p.symbols, steps + 1))
+    path[:, 1:] = np.cumsum(rng.standard_normal((p.symbols, steps)) * p.sigma, axis=1)
+    i, rest = np.divmod(offset_ms, WALK_STEP_MS)
+    level = path[symbol, i] + (path[symbol, i + 1] - path[symbol, i]) * (rest / WALK_STEP_MS)
+    return level, path[:, SESSION_MS // WALK_STEP_MS]
+
+
+def simulate_day(rng: np.random.Generator, p: DayParams, base_price: np.ndarray) -> tuple[DayEvents, np.ndarray]:
+    """Events of one day and each symbol's closing level; ``base_price`` is each symbol's opening level."""
     pairs = p.symbols * p.exchanges
     weights = rng.uniform(0.5, 1.5, pairs)
     counts = rng.multinomial(p.events, weights / weights.sum())
@@ -67,11 +82,9 @@ def simulate_day(rng: np.random.Generator, p: DayParams, base_price: np.ndarray)
     pos = np.arange(n, dtype=np.int64) - np.repeat(starts, counts)
     is_trade = rng.random(n) < p.trade_share
     is_trade[pos < LEADING_QUOTES] = False
-    steps = rng.standard_normal(n) * p.sigma
-    walk = np.cumsum(steps)
-    walk -= np.repeat(walk[starts] - steps[starts], counts) if n else 0.0
     symbol = pair // p.exchanges
-    price = base_price[symbol] * np.exp(walk)
+    level, close = _walk_levels(rng, p, symbol, offset)
+    price = base_price[symbol] * np.exp(level + rng.standard_normal(n) * p.venue_sigma)
     half = rng.uniform(0.0001, 0.002, n)
     part = (offset * p.parts) // SESSION_MS
     ev = DayEvents(
@@ -80,7 +93,7 @@ def simulate_day(rng: np.random.Generator, p: DayParams, base_price: np.ndarray)
         ask=price * (1 + half), ask_size=_lots(rng, n), part=part, is_correction=np.zeros(n, dtype=bool),
         protected=pos < LEADING_QUOTES,
     )
-    return _with_corrections(rng, ev, p)
+    return _with_corrections(rng, ev, p), base_price * np.exp(close)
 
 
 def _with_corrections(rng: np.random.Generator, ev: DayEvents, p: DayParams) -> DayEvents:

@@ -6,6 +6,8 @@ parsed and verified; later JVMs map it instead (measured: Spark start 8-10 s -> 
 76-78 s -> 65-70 s on a slow 2-core machine). It must match the JVM's class path exactly: a JVM given a stale
 archive silently runs without it (``-Xshare:auto``), and a changed installation gets a new archive name.
 
+Building one also removes the archives of other installations that no run used for 30 days.
+
 Usage: python -m engine.jvm_archive [--force] [--check]
 """
 
@@ -18,9 +20,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 CACHE_ENV = "TICKFLOW_CACHE_DIR"
+KEEP_UNUSED_DAYS = 30  # archives of other installations unused this long are removed when one is built
+_DAY = 86400.0
 
 
 class ArchiveError(RuntimeError):
@@ -72,7 +77,39 @@ def java_options() -> str:
         path = archive_path()
     except OSError:
         return ""
-    return f"-XX:SharedArchiveFile={path} -Xshare:auto" if path.is_file() else ""
+    if not path.is_file():
+        return ""
+    _mark_used(path)
+    return f"-XX:SharedArchiveFile={path} -Xshare:auto"
+
+
+def _mark_used(path: Path) -> None:
+    """Record a run's use in the archive's mtime (at most daily): what pruning other installations looks at."""
+    try:
+        if path.stat().st_mtime < time.time() - _DAY:
+            os.utime(path)
+    except OSError:  # a read-only cache still serves the archive
+        pass
+
+
+def prune_unused(keep: Path, days: float = KEEP_UNUSED_DAYS) -> list[Path]:
+    """Remove the archives beside ``keep`` that no run used for ``days`` (other or former installations).
+
+    Several checkouts may share the cache, each with its own archive; each run marks its own as used, so only
+    archives of installations that stopped running (an upgraded PySpark or JDK, a deleted checkout) go.
+    """
+    cutoff = time.time() - days * _DAY
+    removed = []
+    for other in sorted(keep.parent.glob("spark-classes-*.jsa")):
+        if other == keep:
+            continue
+        try:
+            if other.stat().st_mtime < cutoff:
+                other.unlink()
+                removed.append(other)
+        except OSError:
+            continue
+    return removed
 
 
 def _workload(spark, folder: Path) -> None:
@@ -134,7 +171,6 @@ def build(force: bool = False) -> Path:
             raise ArchiveError(f"java -Xshare:dump failed with exit {proc.returncode}: {tail}")
         shutil.move(str(staged), str(target.with_suffix(".tmp")))
         os.replace(target.with_suffix(".tmp"), target)
-    # Archives of other installations stay: several checkouts (each with its own .venv) share the cache.
     return target
 
 
@@ -153,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"class archive not built (runs work without it, start slower): {exc}", file=sys.stderr)
         return 1
     print(f"class archive: {path} ({path.stat().st_size / 2**20:.0f} MB)")
+    for old in prune_unused(path):
+        print(f"removed the class archive {old.name}: no run used it for {KEEP_UNUSED_DAYS} days")
     return 0
 
 

@@ -467,9 +467,12 @@ class BlobCache:
                 self._index = on_disk
 
     def build_view(self, view_dir: Path, files: Mapping[str, str]) -> None:
-        """Make ``view_dir`` hold exactly ``files`` (local name -> blob name), hard-linked from the store."""
-        lock_name = "view-" + hashlib.sha1(str(view_dir).encode()).hexdigest()[:16] + ".lock"
-        with self._file_lock(lock_name):
+        """Make ``view_dir`` hold exactly ``files`` (local name -> blob name), hard-linked from the store.
+
+        Called inside ``staging()`` only: prune, holding the cache lock exclusively, may then delete the lock
+        files of the views it removes, as nobody can hold them.
+        """
+        with self._file_lock(f"view-{self._view_key_dir(view_dir).name}.lock"):
             view_dir.mkdir(parents=True, exist_ok=True)
             os.utime(self._view_key_dir(view_dir))  # its last use, for prune
             for path in sorted(view_dir.rglob("*"), reverse=True):
@@ -514,6 +517,10 @@ class BlobCache:
                 if key_dir.is_dir() and key_dir.stat().st_mtime < cutoff:
                     shutil.rmtree(key_dir, ignore_errors=True)
                     views += 1
+            for lock in (self.root / "locks").glob("view-*.lock"):  # of removed views (or older names)
+                if not (self.root / "views" / lock.name[len("view-"):-len(".lock")]).is_dir():
+                    with contextlib.suppress(OSError):
+                        lock.unlink()
             index = self._read_index()
             doomed = [name for name, entry in index.items() if self._last_used(name, entry) < cutoff]
             copies = size = 0

@@ -27,6 +27,26 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _make_dirs(folder: Path) -> None:
+    """``mkdir -p`` that survives another process removing an empty staging or trash base meanwhile.
+
+    A finished run removes the base folders once they are empty; between ``mkdir -p`` creating (or finding) a
+    base and creating the folder inside it, another process's run may remove that (then empty) base again.
+    """
+    for _ in range(10):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            return
+        except (FileNotFoundError, FileExistsError):  # a parent vanished under us: try again
+            continue
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+def _remove_if_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not empty (another run's folder) or already gone
+        folder.rmdir()
+
+
 def _leaf_partitions(folder: Path, depth: int) -> list[Path]:
     """Partition folders ``col=value`` exactly ``depth`` levels below ``folder``."""
     level = [folder]
@@ -83,7 +103,7 @@ class LocalStorage(Storage):
         with self._lock:
             if staged.exists():
                 shutil.rmtree(staged)
-            staged.parent.mkdir(parents=True, exist_ok=True)
+            _make_dirs(staged.parent)
             tag_dir = self.path / STAGING / tag
             self._open[tag_dir] = self._open.get(tag_dir, 0) + 1
         return PendingWrite(rel_path.strip("/"), str(staged), run_id, mode, tuple(partition_by))
@@ -114,13 +134,14 @@ class LocalStorage(Storage):
                 self._swap(part, target / rel, trash / rel)
             for key in pending.replace_partitions:
                 if key not in written and (target / key).exists():
-                    (trash / key).parent.mkdir(parents=True, exist_ok=True)
+                    _make_dirs((trash / key).parent)
                     os.replace(target / key, trash / key)
         else:
             self._swap(staged, target, trash)
         shutil.rmtree(staged, ignore_errors=True)
         shutil.rmtree(trash, ignore_errors=True)
         self._prune(trash.parent, self.path / TRASH)
+        _remove_if_empty(self.path / TRASH)
 
     def _finished(self, staged: Path) -> None:
         """One write of a run ended; the last one removes the run's (by then empty) staging folders."""
@@ -138,8 +159,8 @@ class LocalStorage(Storage):
                                  reverse=True):
                 with contextlib.suppress(OSError):  # only empty folders go
                     folder.rmdir()
-            with contextlib.suppress(OSError):
-                tag_dir.rmdir()
+            _remove_if_empty(tag_dir)
+        _remove_if_empty(base)
 
     @staticmethod
     def _prune(folder: Path, base: Path) -> None:
@@ -159,7 +180,7 @@ class LocalStorage(Storage):
             junk.unlink(missing_ok=True)
         dest.parent.mkdir(parents=True, exist_ok=True)
         if dest.exists():
-            trash.parent.mkdir(parents=True, exist_ok=True)
+            _make_dirs(trash.parent)
             if trash.exists():
                 shutil.rmtree(trash)
             os.replace(dest, trash)
@@ -188,3 +209,4 @@ class LocalStorage(Storage):
                 if len(parts) == 3 and parts[0] == host and parts[1].isdigit() and _pid_alive(int(parts[1])):
                     continue
                 shutil.rmtree(entry, ignore_errors=True)
+            _remove_if_empty(base)

@@ -64,6 +64,39 @@ def test_clean_data_is_realistic(tmp_path):
     assert len(trades_per_30min) == 4 * 13 and min(trades_per_30min.values()) >= 15
 
 
+def _trades(root: Path) -> list[tuple[str, str, str, str, float]]:
+    """(date, symbol, exchange, event_tm, price) of every trade line, CSV and JSON."""
+    out = []
+    for path in sorted(root.rglob("part-*")):
+        for line in path.read_text().splitlines():
+            if line.startswith("{"):
+                r = json.loads(line)
+                if r["event_type"] == "T":
+                    out.append((r["trade_dt"], r["symbol"], r["exchange"], r["event_tm"], float(r["price"])))
+            elif line.split(",")[2] == "T":
+                f = dict(zip(CSV_ORDER["T"], line.split(","), strict=True))
+                out.append((f["trade_dt"], f["symbol"], f["exchange"], f["event_tm"], float(f["trade_pr"])))
+    return out
+
+
+def test_exchanges_of_a_symbol_trade_together_and_a_day_opens_near_the_last_close(tmp_path):
+    generate(GenConfig(out=tmp_path, days=2, events=20000, symbols=3, bad_rate=0.0, correction_rate=0.0))
+    trades = _trades(tmp_path)
+    by_minute: dict[tuple, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for day, sym, ex, tm, pr in trades:
+        by_minute[(day, sym, tm[:16])][ex].append(pr)
+    # within one minute the four exchanges of a symbol trade within 1% of one another
+    spreads = [max(map(max, v.values())) / min(map(min, v.values())) - 1 for v in by_minute.values() if len(v) == 4]
+    assert len(spreads) > 500 and max(spreads) < 0.01
+    # while the symbol moves over the day by more than that noise
+    days = sorted({t[0] for t in trades})
+    for sym in {t[1] for t in trades}:
+        first, second = (sorted((tm, pr) for d, s, _, tm, pr in trades if d == day and s == sym) for day in days)
+        day_range = max(p for _, p in first) / min(p for _, p in first) - 1
+        assert day_range > 0.002
+        assert abs(second[0][1] / first[-1][1] - 1) < 0.05  # the next day opens near the last close
+
+
 def test_corrections_in_later_part_with_later_file_tm_and_other_price(tmp_path):
     generate(GenConfig(out=tmp_path, days=1, events=4000, symbols=2, parts=3, bad_rate=0.0, correction_rate=0.05))
     seen: dict[tuple, list[tuple[str, str, str]]] = defaultdict(list)

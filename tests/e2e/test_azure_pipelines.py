@@ -91,7 +91,8 @@ def _same(a: list[tuple], b: list[tuple]) -> bool:
 def test_pipelines_on_azurite_match_a_local_run(spark, azurite_server: Azurite, tmp_path: Path) -> None:
     raw = tmp_path / "raw"
     gen = subprocess.run([sys.executable, "-m", "datagen", "--out", str(raw), "--seed", "11", "--start",
-                          "2020-08-05", "--days", "2", "--events", "300", "--symbols", "3", "--parts", "2"],
+                          "2020-08-05", "--days", "2", "--events", "2000", "--symbols", "3", "--parts", "2",
+                          "--bad-rate", "0.005"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert gen.returncode == 0, gen.stderr
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKFLOW_")}
@@ -123,7 +124,7 @@ def test_pipelines_on_azurite_match_a_local_run(spark, azurite_server: Azurite, 
     # every dataset of the local run is in the container, committed, with equal contents
     storage = AzureBlobStorage.from_config(f"az://{container}/warehouse", config)
     expected = _local_datasets(local / "warehouse")
-    assert {"trade", "quote"} <= set(expected)
+    assert {"trade", "quote", "quarantine"} <= set(expected)
     committed = sorted(b.name[len("warehouse/"):-len(MANIFEST_NAME) - 1]
                        for b in storage.access.list_blobs("warehouse/") if b.name.endswith("/" + MANIFEST_NAME))
     assert committed == expected

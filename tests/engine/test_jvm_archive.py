@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,21 @@ def test_options_name_the_archive_only_when_it_exists(tmp_path, monkeypatch):
     path.parent.mkdir(parents=True)
     path.write_bytes(b"archive")
     assert jvm_archive.java_options() == f"-XX:SharedArchiveFile={path} -Xshare:auto"
+
+
+def test_a_run_marks_its_archive_used_and_building_prunes_archives_unused_for_30_days(tmp_path, monkeypatch):
+    monkeypatch.setenv(jvm_archive.CACHE_ENV, str(tmp_path))
+    mine = jvm_archive.archive_path()
+    ages = {mine: 40, tmp_path / "spark-classes-0000000000000001.jsa": 40,
+            tmp_path / "spark-classes-0000000000000002.jsa": 29, tmp_path / "notes.jsa": 99}
+    for path, days in ages.items():
+        path.write_bytes(b"archive")
+        os.utime(path, (time.time() - days * 86400,) * 2)
+    jvm_archive.java_options()  # a run maps the archive: it counts as used today
+    assert time.time() - mine.stat().st_mtime < 60
+    assert jvm_archive.prune_unused(mine) == [tmp_path / "spark-classes-0000000000000001.jsa"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [mine.name, "spark-classes-0000000000000002.jsa", "notes.jsa"])
 
 
 def test_check_exits_non_zero_without_an_archive(tmp_path, monkeypatch, capsys):

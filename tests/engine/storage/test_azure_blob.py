@@ -341,6 +341,9 @@ def test_cache_prune_removes_what_was_unused_for_keep_days(azure_config, contain
     assert later.stats.downloaded == 0
     assert not any(p.exists() for p in old_copies)
     assert not Path(views["2020-08-05"]).exists() and Path(views["2020-08-06"]).exists()
+    # the removed view's lock file goes with it; the kept view's stays
+    view_locks = sorted(p.name for p in (later.cache.root / "locks").glob("view-*.lock"))
+    assert view_locks == [f"view-{Path(views['2020-08-06']).relative_to(later.cache.root / 'views').parts[0]}.lock"]
     index = json.loads((later.cache.root / "index.json").read_text())
     assert sorted(index) == sorted(f"raw/csv/2020-08-06/{rel}" for rel in days["2020-08-06"])
     assert "removed 3 cached file(s)" in caplog.text and "1 view(s)" in caplog.text

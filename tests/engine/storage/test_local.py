@@ -28,8 +28,7 @@ def test_commit_replaces_partitions_and_leaves_no_staging_or_trash_folder(tmp_pa
     assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.parquet")) == [
         "quote/trade_dt=2020-08-05/d.parquet", "trade/trade_dt=2020-08-05/c.parquet",
         "trade/trade_dt=2020-08-06/b.parquet"]
-    assert list((tmp_path / STAGING).iterdir()) == []
-    assert not (tmp_path / TRASH).exists() or list((tmp_path / TRASH).iterdir()) == []
+    assert not (tmp_path / STAGING).exists() and not (tmp_path / TRASH).exists()
 
 
 def test_abort_removes_the_staged_files_and_keeps_the_published_ones(tmp_path):
@@ -37,7 +36,7 @@ def test_abort_removes_the_staged_files_and_keeps_the_published_ones(tmp_path):
     storage.commit(_stage(storage, "trade", "r1", {"trade_dt=2020-08-05/a.parquet": "old"}))
     storage.abort(_stage(storage, "trade", "r2", {"trade_dt=2020-08-05/c.parquet": "new"}))
     assert (tmp_path / "trade/trade_dt=2020-08-05/a.parquet").read_text() == "old"
-    assert list((tmp_path / STAGING).iterdir()) == []
+    assert not (tmp_path / STAGING).exists()
 
 
 def test_a_runs_staging_folders_stay_while_another_of_its_writes_is_in_flight(tmp_path):
@@ -54,7 +53,7 @@ def test_a_runs_staging_folders_stay_while_another_of_its_writes_is_in_flight(tm
     storage.commit(second)
     assert (tmp_path / "analytics/a/part-0.parquet").read_text() == "a"
     assert (tmp_path / "analytics/b/part-0.parquet").read_text() == "b"
-    assert list((tmp_path / STAGING).iterdir()) == []
+    assert not (tmp_path / STAGING).exists()
 
 
 def test_concurrent_writes_of_one_run_all_commit(tmp_path):
@@ -69,4 +68,35 @@ def test_concurrent_writes_of_one_run_all_commit(tmp_path):
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(write, range(40)))
     assert len(list((tmp_path / "out").rglob("*.parquet"))) == 40
-    assert list((tmp_path / STAGING).iterdir()) == []
+    assert not (tmp_path / STAGING).exists()
+
+
+def test_another_runs_staging_folder_keeps_the_base(tmp_path):
+    storage = LocalStorage(tmp_path)
+    other = (tmp_path / STAGING / "otherhost-1-r0")
+    other.mkdir(parents=True)
+    storage.commit(_stage(storage, "trade", "r1", {"trade_dt=2020-08-05/a.parquet": "x"}))
+    assert [p.name for p in (tmp_path / STAGING).iterdir()] == ["otherhost-1-r0"]
+    other.rmdir()
+    storage.commit(_stage(storage, "trade", "r2", {"trade_dt=2020-08-05/b.parquet": "y"}))
+    assert not (tmp_path / STAGING).exists() and not (tmp_path / TRASH).exists()
+
+
+def test_runs_of_several_processes_create_and_remove_the_shared_bases_safely(tmp_path):
+    """One storage object per thread stands for one process each: their locks don't serialise one another, so
+    one run removes an empty base while another is creating its folder in it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def runs(i: int) -> int:
+        storage = LocalStorage(tmp_path)
+        for k in range(150):
+            pending = storage.begin_write(f"out/w{i}", f"r{i}-{k}", "overwrite", ())
+            Path(pending.uri).mkdir()
+            (Path(pending.uri) / "part-0.parquet").write_text(str(k))
+            storage.commit(pending)
+        return k
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert list(pool.map(runs, range(4))) == [149] * 4
+    assert sorted(p.read_text() for p in (tmp_path / "out").rglob("*.parquet")) == ["149"] * 4
+    assert not (tmp_path / STAGING).exists() and not (tmp_path / TRASH).exists()
