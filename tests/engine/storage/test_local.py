@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from engine.storage.local import STAGING, TRASH, LocalStorage
@@ -82,21 +84,28 @@ def test_another_runs_staging_folder_keeps_the_base(tmp_path):
     assert not (tmp_path / STAGING).exists() and not (tmp_path / TRASH).exists()
 
 
+_RUNS = """
+import sys
+from pathlib import Path
+from engine.storage.local import LocalStorage
+
+root, i = sys.argv[1], int(sys.argv[2])
+storage = LocalStorage(root)
+for k in range(200):
+    pending = storage.begin_write(f"out/w{i}", f"r{k}", "overwrite", ())
+    Path(pending.uri).mkdir()
+    (Path(pending.uri) / "part-0.parquet").write_text(str(k))
+    storage.commit(pending)
+"""
+
+
 def test_runs_of_several_processes_create_and_remove_the_shared_bases_safely(tmp_path):
-    """One storage object per thread stands for one process each: their locks don't serialise one another, so
-    one run removes an empty base while another is creating its folder in it."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    def runs(i: int) -> int:
-        storage = LocalStorage(tmp_path)
-        for k in range(150):
-            pending = storage.begin_write(f"out/w{i}", f"r{i}-{k}", "overwrite", ())
-            Path(pending.uri).mkdir()
-            (Path(pending.uri) / "part-0.parquet").write_text(str(k))
-            storage.commit(pending)
-        return k
-
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        assert list(pool.map(runs, range(4))) == [149] * 4
-    assert sorted(p.read_text() for p in (tmp_path / "out").rglob("*.parquet")) == ["149"] * 4
+    """Each process's last write removes the then empty bases, while another process may be creating its own
+    folder in them: every write of every process must still commit."""
+    root = Path(__file__).resolve().parents[3]
+    procs = [subprocess.Popen([sys.executable, "-c", _RUNS, str(tmp_path), str(i)], cwd=root,
+                              stderr=subprocess.PIPE, text=True) for i in range(4)]
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errors
+    assert sorted(p.read_text() for p in (tmp_path / "out").rglob("*.parquet")) == ["199"] * 4
     assert not (tmp_path / STAGING).exists() and not (tmp_path / TRASH).exists()
