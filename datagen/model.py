@@ -61,12 +61,12 @@ def _lots(rng: np.random.Generator, n: int) -> np.ndarray:
 def _walk_levels(rng: np.random.Generator, p: DayParams, symbol: np.ndarray, offset_ms: np.ndarray,
                  ) -> tuple[np.ndarray, np.ndarray]:
     """(each event's log level on its symbol's walk, each symbol's log level at the close)."""
-    steps = SESSION_MS // WALK_STEP_MS + 1
+    steps = SESSION_MS // WALK_STEP_MS
     path = np.zeros((p.symbols, steps + 1))
     path[:, 1:] = np.cumsum(rng.standard_normal((p.symbols, steps)) * p.sigma, axis=1)
     i, rest = np.divmod(offset_ms, WALK_STEP_MS)
     level = path[symbol, i] + (path[symbol, i + 1] - path[symbol, i]) * (rest / WALK_STEP_MS)
-    return level, path[:, SESSION_MS // WALK_STEP_MS]
+    return level, path[:, -1]
 
 
 def simulate_day(rng: np.random.Generator, p: DayParams, base_price: np.ndarray) -> tuple[DayEvents, np.ndarray]:

@@ -14,6 +14,7 @@ Usage: python -m engine.jvm_archive [--force] [--check]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import shutil
@@ -85,11 +86,9 @@ def java_options() -> str:
 
 def _mark_used(path: Path) -> None:
     """Record a run's use in the archive's mtime (at most daily): what pruning other installations looks at."""
-    try:
+    with contextlib.suppress(OSError):  # a read-only cache still serves the archive
         if path.stat().st_mtime < time.time() - _DAY:
             os.utime(path)
-    except OSError:  # a read-only cache still serves the archive
-        pass
 
 
 def prune_unused(keep: Path, days: float = KEEP_UNUSED_DAYS) -> list[Path]:

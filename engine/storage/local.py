@@ -140,8 +140,7 @@ class LocalStorage(Storage):
             self._swap(staged, target, trash)
         shutil.rmtree(staged, ignore_errors=True)
         shutil.rmtree(trash, ignore_errors=True)
-        self._prune(trash.parent, self.path / TRASH)
-        _remove_if_empty(self.path / TRASH)
+        self._prune(trash.parent, self.path)  # up to and including the trash base, when empty
 
     def _finished(self, staged: Path) -> None:
         """One write of a run ended; the last one removes the run's (by then empty) staging folders."""
@@ -157,8 +156,7 @@ class LocalStorage(Storage):
         if tag_dir.is_dir():
             for folder in sorted((p for p in tag_dir.rglob("*") if p.is_dir()), key=lambda p: len(p.parts),
                                  reverse=True):
-                with contextlib.suppress(OSError):  # only empty folders go
-                    folder.rmdir()
+                _remove_if_empty(folder)
             _remove_if_empty(tag_dir)
         _remove_if_empty(base)
 
