@@ -45,14 +45,37 @@ def _tree(root: int) -> list[int]:
     return out
 
 
+def _statm(pid: int) -> tuple[int, ...] | None:
+    try:
+        return tuple(int(v) for v in Path(f"/proc/{pid}/statm").read_text().split())
+    except (OSError, ValueError):
+        return None
+
+
 def tree_rss(root: int) -> int:
+    """Summed RSS of the tree, each memory counted once.
+
+    The JVM starts helpers (Hadoop's local file system runs ``chmod``) through vfork: until the child execs, it
+    runs in its parent's memory and /proc shows it with the parent's exact figures. Such a child is skipped, so
+    that a sample taken in that instant does not count the JVM twice.
+    """
     total = 0
     for pid in _tree(root):
-        try:
-            total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * PAGE
-        except (OSError, ValueError, IndexError):
+        statm = _statm(pid)
+        if statm is None or len(statm) < 2:
             continue
+        if statm == _statm(_parent(pid)):
+            continue
+        total += statm[1] * PAGE
     return total
+
+
+def _parent(pid: int) -> int:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return -1
+    return int(stat[stat.rindex(")") + 2:].split()[1])
 
 
 def run_measured(cmd: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | None = None,

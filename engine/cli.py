@@ -429,7 +429,11 @@ def run_one_date(args: argparse.Namespace, config: Config, date: dt.date, storag
             status = "success"
         else:
             status = {errors.EXIT_UPSTREAM: "waiting", errors.EXIT_RUNNING: "running"}.get(code, "failed")
-            print(f"{spec.name} {date}: {status}: {message}", file=sys.stderr)
+            line = f"{spec.name} {date}: {status}: {message}"
+            if args.log_format == "json":  # stderr stays one JSON object per line for schedulers
+                line = json.dumps({"event": "run_ended", "pipeline": spec.name, "date": str(date),
+                                   "status": status, "message": message})
+            print(line, file=sys.stderr)
         if report:
             print(f"report: {report}", file=out)
         if log_file:

@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from engine import jvm_stderr
+
 LOG4J_CONF = Path(__file__).resolve().parent / "log4j2.properties"
 
 # Timestamps in the raw files are exchange wall-clock without a zone: keep them zone-less everywhere.
@@ -40,6 +42,25 @@ JVM_FLAGS = ("-XX:-DontCompileHugeMethods -XX:+UseParallelGC -XX:Tier4Invocation
              "-XX:Tier4CompileThreshold=30000 -XX:Tier4BackEdgeThreshold=100000")
 
 
+def _start_context(master: str, app_name: str, conf: Mapping[str, str]) -> None:
+    """Start the process's SparkContext with the driver JVM's stderr passed through engine.jvm_stderr.
+
+    The builder would start the same context, with the JVM writing straight to our stderr; it reuses this one.
+    """
+    from pyspark import SparkConf, SparkContext
+    from pyspark.java_gateway import launch_gateway
+
+    if SparkContext._gateway is not None or SparkContext._active_spark_context is not None:
+        return  # this process already has its JVM (a stopped session keeps it): the builder reuses it
+    spark_conf = SparkConf(loadDefaults=False).setMaster(master).setAppName(app_name).setAll(list(conf.items()))
+    stderr, _ = jvm_stderr.start()
+    try:
+        gateway = launch_gateway(spark_conf, popen_kwargs={"stderr": stderr})
+    finally:
+        os.close(stderr)  # the JVM holds its own copy; the forwarder ends when the JVM exits
+    SparkContext(conf=spark_conf, gateway=gateway)
+
+
 def build_session(master: str = "local[*]", conf: Mapping[str, str] | None = None, app_name: str = "tickflow",
                   *, java_options: str = "", use_archive: bool = True):
     """Create (or reuse) the process's SparkSession; ``conf`` overrides the base settings.
@@ -65,6 +86,7 @@ def build_session(master: str = "local[*]", conf: Mapping[str, str] | None = Non
     merged.update(conf or {})
     for key, value in merged.items():
         builder = builder.config(key, value)
+    _start_context(master, app_name, merged)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     # PySpark logs every analysis error as JSON on its own handler; the runner reports errors itself.

@@ -25,7 +25,7 @@ from engine.params import params_problems, with_defaults
 from engine.registry import REGISTRY, Registry
 from engine.spec import InputRef, OutputSpec, PipelineSpec, StepSpec
 from engine.templating import TemplateProblem, build_context, make_environment, render_tree
-from engine.yaml_lines import KeyPath, LineMap, YamlSyntaxError, format_path, load_with_lines
+from engine.yaml_lines import KeyPath, LineMap, YamlSyntaxError, format_path, load_scalar, load_with_lines
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "pipeline.schema.json"
 
@@ -59,7 +59,7 @@ def parse_var_overrides(items: list[str] | None) -> dict[str, Any]:
         if not sep or not key.strip():
             raise SpecError([f"--var expects key=value, got '{item}'"])
         try:
-            parsed = yaml.safe_load(value)
+            parsed = load_scalar(value)
         except yaml.YAMLError:
             parsed = value
         out[key.strip()] = value if parsed is None or isinstance(parsed, dict | list) else parsed

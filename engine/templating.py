@@ -1,7 +1,9 @@
 """Jinja2 rendering of spec values in a sandbox with StrictUndefined.
 
 Each string value is rendered on its own (after YAML parsing), so line numbers stay exact. A value that is
-one single expression (``"{{ vars.n }}"``) keeps the type its result has in YAML (a number stays a number).
+one single expression (``"{{ vars.n }}"``) keeps its result's type: a number, boolean or list stays one (even
+``1e-07``, which YAML 1.1 would read back as text), and a text that YAML reads as a number (an INI value under
+``config.``, an ``env.`` variable) becomes that number.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ import jinja2
 import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
-from engine.yaml_lines import KeyPath
+from engine.yaml_lines import KeyPath, load_scalar
 
-_SINGLE_EXPR = re.compile(r"^\s*\{\{.*\}\}\s*$", re.S)
+_SINGLE_EXPR = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.S)
+_NATIVE = bool | int | float | list
 
 
 class TemplateProblem(Exception):
@@ -75,14 +78,28 @@ def render_value(env: SandboxedEnvironment, value: str, context: Mapping[str, An
         raise TemplateProblem(path, f"template not allowed in the sandbox: {exc}") from exc
     except Exception as exc:  # a filter raising on bad input, division by zero...
         raise TemplateProblem(path, f"template failed: {exc}") from exc
-    if _SINGLE_EXPR.match(value):
+    single = _SINGLE_EXPR.match(value)
+    if single:
+        native = _native(env, single.group(1), context)
+        if isinstance(native, _NATIVE):
+            return native
         try:
-            parsed = yaml.safe_load(rendered)
+            parsed = load_scalar(rendered)
         except yaml.YAMLError:
             return rendered
-        if isinstance(parsed, bool | int | float | list) and not isinstance(parsed, dt.date):
+        if isinstance(parsed, _NATIVE):
             return parsed
     return rendered
+
+
+def _native(env: SandboxedEnvironment, expression: str, context: Mapping[str, Any]) -> Any:
+    """The expression's own value (None when the text is not one expression, e.g. ``{{ a }}-{{ b }}``)."""
+    if "{{" in expression or "}}" in expression:
+        return None
+    try:
+        return env.compile_expression(expression, undefined_to_none=False)(**context)
+    except Exception:  # rendering the same text succeeded: fall back to typing the rendered text
+        return None
 
 
 def render_tree(env: SandboxedEnvironment, data: Any, context: Mapping[str, Any], path: KeyPath,

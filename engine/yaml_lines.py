@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -9,6 +10,24 @@ from typing import Any
 import yaml
 
 KeyPath = tuple[str | int, ...]
+
+
+class SpecLoader(yaml.SafeLoader):
+    """The safe loader, reading ``1e-5`` and ``2.5e3`` as numbers.
+
+    PyYAML follows YAML 1.1, where a float needs a dot and a signed exponent, so ``max_bad_share: 1e-5`` (and
+    Python's own ``str(1e-05)``) would be text and fail a params schema that asks for a number.
+    """
+
+
+SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."))
+
+
+def load_scalar(text: str) -> Any:
+    """One value as a spec would read it (``--var`` values, a rendered template)."""
+    return yaml.load(text, Loader=SpecLoader)  # noqa: S506 - a safe loader
 
 
 def format_path(path: KeyPath) -> str:
@@ -66,8 +85,8 @@ def _walk(node: yaml.Node, path: KeyPath, lm: LineMap) -> None:
 def load_with_lines(text: str) -> tuple[Any, LineMap]:
     """Parse with the safe loader; raise YamlSyntaxError carrying the line of the problem."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.load(text, Loader=yaml.SafeLoader)  # noqa: S506 - SafeLoader
+        node = yaml.compose(text, Loader=SpecLoader)
+        data = yaml.load(text, Loader=SpecLoader)  # noqa: S506 - a safe loader
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -98,3 +99,20 @@ def test_step_failure_exits_1_with_essential_line(tmp_path):
     assert not (tmp_path / "warehouse" / "f" / "b").exists()
     logs = list((tmp_path / ".tickflow" / "logs").glob("f_2024-01-05_*.log"))
     assert logs and "Traceback" in logs[0].read_text()  # the full trace goes to the log file
+
+
+def test_spark_lines_are_log_records_in_the_console_format_and_the_log_file(tmp_path):
+    # a task failure makes Spark's executor log an ERROR with its trace on the JVM's stderr
+    spec = tmp_path / "boom.yaml"
+    spec.write_text("pipeline: boom\nsteps:\n  a:\n    sql: SELECT raise_error(concat('boom-', CAST(id AS STRING)))"
+                    " AS x FROM range(2)\n    outputs: {a: {path: boom/a}}\n")
+    out = cli(spec, "--date", "2024-01-05", "--log-format", "json", cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    records = [json.loads(line) for line in out.stderr.splitlines() if line.strip()]  # every line is JSON
+    spark = [r for r in records if r.get("logger") == "spark"]
+    assert any(r["level"] == "ERROR" and "Executor: Exception in task" in r["message"] for r in spark), spark
+    assert not any("incubator" in r.get("message", "") for r in records)
+    assert records[-1]["event"] == "run_ended" and records[-1]["status"] == "failed"
+    assert "boom-" in records[-1]["message"]
+    logs = list((tmp_path / ".tickflow" / "logs").glob("boom_2024-01-05_*.log"))
+    assert logs and "spark Executor: Exception in task" in logs[0].read_text()

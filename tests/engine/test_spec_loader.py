@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
@@ -171,3 +172,16 @@ steps:
 """
     with pytest.raises(SpecError, match="steps.a.sql"):
         load(write_spec(text))
+
+
+@pytest.mark.parametrize("value", ["0.0000001", "1e-5", "2.5E-3"])
+def test_a_small_threshold_reaches_a_number_param_as_a_number(tmp_path, value):
+    # str(1e-07) is '1e-07', and YAML 1.1 reads '1e-5' as text: both must still satisfy a number schema
+    root = Path(__file__).resolve().parents[2]
+    spec = load_spec(root / "pipelines" / "preprocess.yaml", date=DATE,
+                     var_overrides=parse_var_overrides([f"max_bad_share={value}"]))
+    assert spec.steps["ingest"].params["max_bad_share"] == float(value)
+    text = (root / "pipelines" / "preprocess.yaml").read_text().replace("max_bad_share: 0.05 ",
+                                                                         f"max_bad_share: {value} ")
+    (tmp_path / "p.yaml").write_text(text)
+    assert load_spec(tmp_path / "p.yaml", date=DATE).steps["ingest"].params["max_bad_share"] == float(value)

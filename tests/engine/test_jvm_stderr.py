@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+from engine import jvm_stderr
+
+NOTICE = b"WARNING: Using incubator modules: jdk.incubator.vector\n"
+
+
+def _forwarded(data: bytes) -> list[bytes]:
+    lines: list[bytes] = []
+    jvm_fd, thread = jvm_stderr.start(lines.append)
+    os.write(jvm_fd, data)
+    os.close(jvm_fd)  # the "JVM" exits: the reader sees end of file
+    thread.join(30)
+    assert not thread.is_alive()
+    return lines
+
+
+def test_the_notice_is_dropped_and_every_other_line_passes() -> None:
+    lines = [b"WARN spark Foo: something a user should see\n", NOTICE, b"not a notice: " + NOTICE,
+             b"\xff\xfe not UTF-8\r\n", NOTICE.rstrip(b"\n") + b"\r\n", b"last line without a newline"]
+    assert _forwarded(b"".join(lines)) == [lines[i] for i in (0, 2, 3, 5)]
+
+
+def test_a_burst_larger_than_the_pipe_is_read_whole() -> None:
+    # far more than a pipe's buffer (64 KiB): written while the reader drains it
+    data = [b"line %d %s\n" % (i, b"x" * 100) for i in range(20_000)]
+    assert _forwarded(b"".join(data) + NOTICE) == data
+
+
+def test_a_failing_handler_does_not_stop_the_reading() -> None:
+    seen: list[bytes] = []
+
+    def emit(line: bytes) -> None:
+        seen.append(line)
+        raise RuntimeError("handler broke")
+
+    jvm_fd, thread = jvm_stderr.start(emit)
+    os.write(jvm_fd, b"a\nb\nc\n")
+    os.close(jvm_fd)
+    thread.join(30)
+    assert seen == [b"a\n", b"b\n", b"c\n"]
+
+
+def test_log4j_lines_keep_their_level_and_a_trace_stays_with_its_error(caplog) -> None:
+    caplog.set_level(logging.DEBUG, logger="spark")
+    emit = jvm_stderr.LogLines()
+    for line in (b"Error: A JNI error has occurred\n", b"ERROR spark Executor: Exception in task 0.0\n",
+                 b"org.apache.spark.SparkRuntimeException: boom\n", b"\tat org.apache.Foo.bar(Foo.java:1)\n",
+                 b"WARN spark TaskSetManager: Lost task 1.0\n", b"\tat org.apache.Foo.baz(Foo.java:2)\n",
+                 b"INFO spark X: started\n", b"\n", b"JVM says\n"):
+        emit(line)
+    assert [(r.name, r.levelno, r.getMessage()) for r in caplog.records] == [
+        ("spark", logging.WARNING, "Error: A JNI error has occurred"),
+        ("spark", logging.ERROR, "spark Executor: Exception in task 0.0"),
+        ("spark", logging.ERROR, "org.apache.spark.SparkRuntimeException: boom"),
+        ("spark", logging.ERROR, "\tat org.apache.Foo.bar(Foo.java:1)"),
+        ("spark", logging.WARNING, "spark TaskSetManager: Lost task 1.0"),
+        ("spark", logging.WARNING, "\tat org.apache.Foo.baz(Foo.java:2)"),
+        ("spark", logging.INFO, "spark X: started"),
+        ("spark", logging.WARNING, "JVM says"),
+    ]
+
+
+def test_the_session_jvm_stderr_reaches_python_logging(spark) -> None:
+    # (that a real run's stderr holds no notice: tests/transforms/analytics/test_sample.py)
+    arrived = threading.Event()
+
+    class Watch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "tickflow-jvm-stderr-marker" in record.getMessage():
+                arrived.set()
+
+    watch = Watch(logging.WARNING)
+    logging.getLogger("spark").addHandler(watch)
+    try:
+        spark._jvm.java.lang.System.err.println("tickflow-jvm-stderr-marker")
+        assert arrived.wait(30), "the JVM's line never reached the spark logger"
+    finally:
+        logging.getLogger("spark").removeHandler(watch)

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from engine.templating import TemplateProblem, build_context, make_environment, render_value
+
+CONTEXT = build_context(dt.date(2020, 8, 10), {"small": 1e-07, "big": 1e20, "n": 7, "flag": False,
+                                               "ratio": 0.05, "name": "SYMA"},
+                        {"pipeline": {"parallel_steps": "3", "share": "0.25"}}, {})
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("{{ vars.small }}", 1e-07),      # str(1e-07) is '1e-07', which YAML 1.1 reads back as text
+    ("{{ vars.big }}", 1e20),
+    ("{{ vars.n * 2 }}", 14),
+    (" {{ vars.flag }} ", False),
+    ("{{ vars.ratio }}", 0.05),
+    ("{{ config.pipeline.parallel_steps }}", 3),  # INI values are text: YAML gives them their type
+    ("{{ config.pipeline.share }}", 0.25),
+    ("{{ date | previous_days(2) }}", ["2020-08-09", "2020-08-08"]),
+    ("{{ date }}", "2020-08-10"),     # a date stays its ISO text
+    ("{{ vars.name }}", "SYMA"),      # a text var stays text
+    ("{{ vars.n }}-{{ vars.n }}", "7-7"),
+    ("n={{ vars.small }}", "n=1e-07"),
+])
+def test_a_single_expression_keeps_its_type(text: str, expected: object) -> None:
+    got = render_value(make_environment(), text, CONTEXT, ("steps", "a", "params", "x"))
+    assert got == expected and type(got) is type(expected)
+
+
+def test_an_undefined_name_is_a_problem_at_its_path() -> None:
+    with pytest.raises(TemplateProblem, match="undefined") as info:
+        render_value(make_environment(), "{{ vars.nope }}", CONTEXT, ("steps", "a", "params", "x"))
+    assert info.value.path == ("steps", "a", "params", "x")
+
+
+def test_an_env_text_in_exponent_form_becomes_a_number() -> None:
+    context = build_context(None, {}, {}, {"SHARE": "1e-5", "BIG": "2.5E+3"})
+    env = make_environment()
+    assert render_value(env, "{{ env.SHARE }}", context, ()) == 1e-5
+    assert render_value(env, "{{ env.BIG }}", context, ()) == 2500.0
