@@ -51,7 +51,7 @@ class LogLines:
 
 def forward(read_fd: int, emit: Callable[[bytes], None], notices: frozenset[bytes] = NOTICES) -> None:
     """Pass each line of ``read_fd`` to ``emit`` until end of file, dropping the known notices."""
-    with open(read_fd, "rb", buffering=0, closefd=True) as source:
+    with open(read_fd, "rb", closefd=True) as source:  # buffered: a line at a time, as soon as it is written
         for line in source:
             if line.rstrip(b"\r\n") in notices:
                 continue

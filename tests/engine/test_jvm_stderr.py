@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import io
 import logging
 import os
 import threading
 
 from engine import jvm_stderr
+from engine.logs import close_logging, setup_logging
 
 NOTICE = b"WARNING: Using incubator modules: jdk.incubator.vector\n"
 
@@ -81,3 +83,15 @@ def test_the_session_jvm_stderr_reaches_python_logging(spark) -> None:
         assert arrived.wait(30), "the JVM's line never reached the spark logger"
     finally:
         logging.getLogger("spark").removeHandler(watch)
+
+
+def test_a_secret_in_a_spark_line_is_masked_on_the_console_and_in_the_file(tmp_path) -> None:
+    console = io.StringIO()
+    log_file = setup_logging(tmp_path, "masking", quiet=True, secrets=["s3cr3t-key"], stream=console)
+    try:
+        jvm_stderr.LogLines()(b"WARN spark AzureFS: auth failed for key s3cr3t-key\n")
+    finally:
+        close_logging()
+    assert "auth failed for key ***" in console.getvalue() and "s3cr3t" not in console.getvalue()
+    text = log_file.read_text()
+    assert "spark AzureFS: auth failed for key ***" in text and "s3cr3t" not in text
