@@ -44,6 +44,7 @@ def test_a_failing_handler_does_not_stop_the_reading() -> None:
     os.write(jvm_fd, b"a\nb\nc\n")
     os.close(jvm_fd)
     thread.join(30)
+    assert not thread.is_alive()
     assert seen == [b"a\n", b"b\n", b"c\n"]
 
 
