@@ -350,7 +350,12 @@ def cmd_run(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     finally:
         tracker.close()
         if session.spark is not None:
+            from engine.spark import stop_jvm
+
             session.spark.stop()
+            stop_jvm()
+            for store in session.storages:
+                store.settle()
     outcomes = sorted(session.outcomes, key=lambda o: o.date)
     if len(outcomes) > 1 or args.start:
         print_backfill_table(outcomes, out)

@@ -96,3 +96,29 @@ def build_session(master: str = "local[*]", conf: Mapping[str, str] | None = Non
     noisy.handlers.clear()
     noisy.disabled = True
     return spark
+
+
+def stop_jvm(timeout: float = 30.0) -> None:
+    """End this process's driver JVM and wait until it has exited.
+
+    Without this the JVM outlives the Python process by a moment (it exits when its stdin closes), and a task
+    killed by a cancel can still write into the warehouse after the command has returned. A run is over only
+    when nothing of it runs any more.
+    """
+    import subprocess
+
+    from pyspark import SparkContext
+
+    gateway = SparkContext._gateway
+    proc = getattr(gateway, "proc", None)
+    if gateway is None or proc is None:  # no JVM, or one this process did not start (spark-submit)
+        return
+    SparkContext._gateway = SparkContext._jvm = None
+    gateway.shutdown()
+    if proc.stdin is not None:
+        proc.stdin.close()  # Spark's gateway server exits when its stdin ends
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)

@@ -71,3 +71,9 @@ class Storage(ABC):
 
     def cleanup(self, rel_path: str) -> None:  # noqa: B027 - optional hook
         """Remove leftovers of killed writes under ``rel_path``."""
+
+    def settle(self) -> None:  # noqa: B027 - optional hook
+        """Called once this process writes no more (its Spark JVM has exited): remove what its own writes left.
+
+        A task killed by a cancel can still touch its staging folder after the write was aborted.
+        """

@@ -196,6 +196,17 @@ class LocalStorage(Storage):
         shutil.copyfile(local_file, tmp)
         os.replace(tmp, dest)
 
+    def settle(self) -> None:
+        """Remove this process's staging and trash folders (no write of it is open any more)."""
+        prefix = f"{socket.gethostname()}-{os.getpid()}-"
+        for base in (self.path / STAGING, self.path / TRASH):
+            if not base.is_dir():
+                continue
+            for entry in base.iterdir():
+                if entry.name.startswith(prefix):
+                    shutil.rmtree(entry, ignore_errors=True)
+            _remove_if_empty(base)
+
     def cleanup(self, rel_path: str = "") -> None:
         """Remove staging/trash folders left by processes of this host that no longer exist."""
         host = socket.gethostname()

@@ -51,6 +51,27 @@ def _count(folder: Path, name: str) -> int:
         return 0
 
 
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (the driver JVM of a run)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if int(text[text.rindex(")") + 2:].split()[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return text[text.rindex(")") + 2] != "Z"  # a zombie has ended
+
+
 def test_sigterm_cancels_both_running_steps_and_commits_nothing(tmp_path: Path) -> None:
     plugins = tmp_path / "plugins"
     plugins.mkdir()
@@ -100,6 +121,7 @@ def test_sigterm_cancels_both_running_steps_and_commits_nothing(tmp_path: Path) 
         # both writes have tasks running: each output's staging folder holds Spark's task attempt folders
         wait_until(lambda: marks["left"].exists() and marks["right"].exists(), 180, "both steps to start")
         wait_until(lambda: _count(staging, "_temporary") >= 2, 120, "both writes to run tasks")
+        jvms = _children(proc.pid)
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(120)
     finally:
@@ -107,6 +129,7 @@ def test_sigterm_cancels_both_running_steps_and_commits_nothing(tmp_path: Path) 
             proc.kill()
     out = log.read_text()
     assert code == 143, out
+    assert jvms and not any(_running(pid) for pid in jvms), jvms  # the command returned after its JVM ended
     assert not marks["down"].exists(), out
     assert not (warehouse / "two").exists() or not any((warehouse / "two").iterdir()), out
     assert not staging.exists(), list(staging.rglob("*"))[:10]

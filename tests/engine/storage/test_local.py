@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -109,3 +111,24 @@ def test_runs_of_several_processes_create_and_remove_the_shared_bases_safely(tmp
     assert [p.returncode for p in procs] == [0] * 4, errors
     assert sorted(p.read_text() for p in (tmp_path / "out").rglob("*.parquet")) == ["199"] * 4
     assert not (tmp_path / STAGING).exists() and not (tmp_path / TRASH).exists()
+
+
+def test_settle_removes_what_this_process_left_and_keeps_other_processes_folders(tmp_path):
+    storage = LocalStorage(tmp_path)
+    pending = _stage(storage, "trade", "r1", {"trade_dt=2020-08-05/a.parquet": "x"})
+    storage.abort(pending)
+    # what a task killed by the cancel writes after the abort: its attempt folder under the run's staging
+    late = Path(pending.uri) / "_temporary" / "0" / "_temporary" / "attempt_1"
+    late.mkdir(parents=True)
+    (late / "part-0.parquet").write_text("late")
+    (tmp_path / TRASH / f"{socket.gethostname()}-{os.getpid()}-r1" / "trade").mkdir(parents=True)
+    other = tmp_path / STAGING / f"{socket.gethostname()}-1-r9" / "quote"  # pid 1 is alive: another run's
+    other.mkdir(parents=True)
+    storage.settle()
+    assert not (tmp_path / TRASH).exists()
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == [
+        STAGING, f"{STAGING}/{socket.gethostname()}-1-r9", f"{STAGING}/{socket.gethostname()}-1-r9/quote"]
+    other.rmdir()
+    other.parent.rmdir()
+    storage.settle()
+    assert list(tmp_path.iterdir()) == []
