@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -114,7 +115,8 @@ def stop_jvm(timeout: float = 30.0) -> None:
     if gateway is None or proc is None:  # no JVM, or one this process did not start (spark-submit)
         return
     SparkContext._gateway = SparkContext._jvm = None
-    gateway.shutdown()
+    with contextlib.suppress(Exception):  # a broken connection must not hide the run's own outcome
+        gateway.shutdown()
     if proc.stdin is not None:
         proc.stdin.close()  # Spark's gateway server exits when its stdin ends
     try:

@@ -200,9 +200,11 @@ class LocalStorage(Storage):
         """Remove this process's staging and trash folders (no write of it is open any more)."""
         prefix = f"{socket.gethostname()}-{os.getpid()}-"
         for base in (self.path / STAGING, self.path / TRASH):
-            if not base.is_dir():
+            try:
+                entries = list(base.iterdir())
+            except FileNotFoundError:  # none, or another process's run removed the empty base just now
                 continue
-            for entry in base.iterdir():
+            for entry in entries:
                 if entry.name.startswith(prefix):
                     shutil.rmtree(entry, ignore_errors=True)
             _remove_if_empty(base)
