@@ -25,9 +25,9 @@ class Measured:
     output_tail: str
 
 
-def _tree(root: int) -> list[int]:
-    """``root`` and all its descendants, from /proc/<pid>/stat parent links."""
-    parents: dict[int, list[int]] = {}
+def _parents() -> dict[int, int]:
+    """Every process's parent, from /proc/<pid>/stat."""
+    out: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -35,13 +35,20 @@ def _tree(root: int) -> list[int]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        parents.setdefault(ppid, []).append(int(entry.name))
+        out[int(entry.name)] = int(stat[stat.rindex(")") + 2:].split()[1])
+    return out
+
+
+def _tree(root: int, parents: dict[int, int]) -> list[int]:
+    """``root`` and all its descendants."""
+    children: dict[int, list[int]] = {}
+    for pid, ppid in parents.items():
+        children.setdefault(ppid, []).append(pid)
     out, todo = [], [root]
     while todo:
         pid = todo.pop()
         out.append(pid)
-        todo.extend(parents.get(pid, []))
+        todo.extend(children.get(pid, []))
     return out
 
 
@@ -59,23 +66,16 @@ def tree_rss(root: int) -> int:
     runs in its parent's memory and /proc shows it with the parent's exact figures. Such a child is skipped, so
     that a sample taken in that instant does not count the JVM twice.
     """
+    parents = _parents()
     total = 0
-    for pid in _tree(root):
+    for pid in _tree(root, parents):
         statm = _statm(pid)
         if statm is None or len(statm) < 2:
             continue
-        if statm == _statm(_parent(pid)):
+        if statm == _statm(parents.get(pid, -1)):
             continue
         total += statm[1] * PAGE
     return total
-
-
-def _parent(pid: int) -> int:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return -1
-    return int(stat[stat.rindex(")") + 2:].split()[1])
 
 
 def run_measured(cmd: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: str | None = None,

@@ -49,11 +49,11 @@ class LogLines:
             log.log(self._level, "%s", text)
 
 
-def forward(read_fd: int, emit: Callable[[bytes], None], notices: frozenset[bytes] = NOTICES) -> None:
+def forward(read_fd: int, emit: Callable[[bytes], None]) -> None:
     """Pass each line of ``read_fd`` to ``emit`` until end of file, dropping the known notices."""
     with open(read_fd, "rb", closefd=True) as source:  # buffered: a line at a time, as soon as it is written
         for line in source:
-            if line.rstrip(b"\r\n") in notices:
+            if line.rstrip(b"\r\n") in NOTICES:
                 continue
             try:
                 emit(line)

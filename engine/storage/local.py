@@ -7,7 +7,7 @@ import os
 import shutil
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from engine.errors import StorageError
@@ -199,25 +199,26 @@ class LocalStorage(Storage):
     def settle(self) -> None:
         """Remove this process's staging and trash folders (no write of it is open any more)."""
         prefix = f"{socket.gethostname()}-{os.getpid()}-"
+        self._sweep(lambda name: name.startswith(prefix))
+
+    def cleanup(self, rel_path: str = "") -> None:
+        """Remove staging/trash folders left by processes of this host that no longer exist."""
+        host = socket.gethostname()
+
+        def abandoned(name: str) -> bool:
+            parts = name.rsplit("-", 2)
+            return not (len(parts) == 3 and parts[0] == host and parts[1].isdigit() and _pid_alive(int(parts[1])))
+
+        self._sweep(abandoned)
+
+    def _sweep(self, doomed: Callable[[str], bool]) -> None:
+        """Remove the run folders under the staging and trash bases whose name is ``doomed``, then empty bases."""
         for base in (self.path / STAGING, self.path / TRASH):
             try:
                 entries = list(base.iterdir())
             except FileNotFoundError:  # none, or another process's run removed the empty base just now
                 continue
             for entry in entries:
-                if entry.name.startswith(prefix):
+                if doomed(entry.name):
                     shutil.rmtree(entry, ignore_errors=True)
-            _remove_if_empty(base)
-
-    def cleanup(self, rel_path: str = "") -> None:
-        """Remove staging/trash folders left by processes of this host that no longer exist."""
-        host = socket.gethostname()
-        for base in (self.path / STAGING, self.path / TRASH):
-            if not base.is_dir():
-                continue
-            for entry in base.iterdir():
-                parts = entry.name.rsplit("-", 2)
-                if len(parts) == 3 and parts[0] == host and parts[1].isdigit() and _pid_alive(int(parts[1])):
-                    continue
-                shutil.rmtree(entry, ignore_errors=True)
             _remove_if_empty(base)

@@ -23,7 +23,6 @@ def test_tree_rss_counts_a_child_showing_its_parents_exact_figures_once(monkeypa
     # a vfork child before exec shows its parent's statm: the same memory, counted once
     figures = {1: (500, 400, 10), 2: (500, 400, 10), 3: (50, 30, 5)}
     parents = {1: 0, 2: 1, 3: 1}
-    monkeypatch.setattr(common, "_tree", lambda root: [1, 2, 3])
+    monkeypatch.setattr(common, "_parents", lambda: parents)
     monkeypatch.setattr(common, "_statm", lambda pid: figures.get(pid))
-    monkeypatch.setattr(common, "_parent", lambda pid: parents[pid])
     assert common.tree_rss(1) == (400 + 30) * common.PAGE
