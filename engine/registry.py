@@ -11,10 +11,13 @@ import importlib.metadata
 import inspect
 import json
 import pkgutil
+import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import jsonschema
 
 from engine.errors import RegistryError
 
@@ -64,6 +67,28 @@ def load_schema(schema: Mapping[str, Any] | str | None) -> Mapping[str, Any]:
         raise RegistryError(f"cannot load params schema {path}: {exc}") from exc
 
 
+def _import_failure(exc: Exception) -> str:
+    """The essence of an import failure: the message, and where in the plugin's code it happened."""
+    if isinstance(exc, ImportError | RegistryError):
+        return str(exc)
+    if isinstance(exc, SyntaxError):
+        return f"{type(exc).__name__} at {exc.filename}:{exc.lineno}: {exc.msg}"
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen ")]
+    at = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    return f"{type(exc).__name__}{at}: {exc}"
+
+
+def check_params_schema(name: str, schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A params schema that is not valid JSON Schema would crash validation of every spec using it."""
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    try:
+        cls.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        where = "/".join(map(str, exc.absolute_path)) or "(top level)"
+        raise RegistryError(f"transform '{name}': invalid params schema at {where}: {exc.message}") from None
+    return schema
+
+
 @dataclass
 class Registry:
     _defs: dict[str, TransformDef] = field(default_factory=dict)
@@ -88,13 +113,15 @@ class Registry:
 
     # -- discovery -------------------------------------------------------------------------------------
     def import_module(self, module: str, *, where: str = "") -> None:
+        """Import a plugin module; whatever it raises becomes one RegistryError naming the module (exit 2)."""
         if module in self._loaded_modules:
             return
         try:
             importlib.import_module(module)
-        except ImportError as exc:
+        except Exception as exc:  # a plugin may raise anything at import: SyntaxError, ZeroDivisionError...
             suffix = f" (named in {where})" if where else ""
-            raise RegistryError(f"cannot import transform module '{module}'{suffix}: {exc}") from exc
+            raise RegistryError(f"cannot import transform module '{module}'{suffix}: {_import_failure(exc)}"
+                                ) from exc
         self._loaded_modules.add(module)
 
     def load_package(self, package: str) -> None:
@@ -150,7 +177,7 @@ def transform(
                 name=name,
                 func=func,
                 description=description.strip().splitlines()[0] if description.strip() else "",
-                params_schema=load_schema(params_schema),
+                params_schema=check_params_schema(name, load_schema(params_schema)),
                 inputs=tuple(inputs) if inputs is not None else None,
                 outputs=outs,
                 origin=_origin_of(func),

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 DATASET_PREFIX = "dataset:"
+
+
+def path_parts(path: str) -> tuple[str, ...]:
+    """``'a//b/./c/'`` -> ``('a', 'b', 'c')``: dataset paths compare by component, not by string."""
+    norm = posixpath.normpath(path.strip().strip("/") or ".")
+    return tuple(part for part in norm.split("/") if part not in ("", "."))
+
+
+def paths_nest(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
+    """True when one dataset path lies inside the other or both are the same (compare ``path_parts``)."""
+    return a[:len(b)] == b or b[:len(a)] == a
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import datetime as dt
 import difflib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,8 +23,8 @@ from engine.dag import CycleError, Dag
 from engine.errors import RegistryError, SpecError
 from engine.params import params_problems, with_defaults
 from engine.registry import REGISTRY, Registry
-from engine.spec import InputRef, OutputSpec, PipelineSpec, StepSpec
-from engine.templating import TemplateProblem, build_context, make_environment, render_tree
+from engine.spec import InputRef, OutputSpec, PipelineSpec, StepSpec, path_parts, paths_nest
+from engine.templating import TemplateProblem, build_context, make_environment, public_env, render_tree
 from engine.yaml_lines import KeyPath, LineMap, YamlSyntaxError, format_path, load_scalar, load_with_lines
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "pipeline.schema.json"
@@ -35,8 +35,13 @@ class Problems:
     file: str
     lines: LineMap = field(default_factory=LineMap)
     items: list[tuple[int, str]] = field(default_factory=list)
+    # values whose template failed: they keep their raw '{{ ... }}' text, so any later check of them (a type,
+    # a pattern) would only report the same mistake a second time, misleadingly
+    unrendered: set[KeyPath] = field(default_factory=set)
 
     def add(self, path: KeyPath, message: str, line: int | None = None) -> None:
+        if any(path[:len(bad)] == bad for bad in self.unrendered):
+            return
         line = line if line is not None else self.lines.line_of(path)
         where = f"{self.file}:{line}" if line else self.file
         self.items.append((line or 0, f"{where}: {format_path(path)}: {message}"))
@@ -121,21 +126,30 @@ def load_spec(
 
     # -- templating: vars first (they may use date/config/env), then everything else ------------------
     jenv = make_environment()
-    base_ctx = build_context(date, {}, config.template_values(), os.environ if env is None else env)
+    base_ctx = build_context(date, {}, config.template_values(),
+                             public_env(os.environ if env is None else env, config.secrets()))
     tproblems: list[TemplateProblem] = []
     raw_vars = data.get("vars") or {}
+    overrides = dict(var_overrides or {})
     variables: dict[str, Any] = {}
     if isinstance(raw_vars, Mapping):
         for key, value in raw_vars.items():
+            if key in overrides:  # before the later vars render: they see the overriding value
+                variables[key] = overrides[key]
+                continue
             ctx = {**base_ctx, "vars": dict(variables)}
             variables[key] = render_tree(jenv, value, ctx, ("vars", key), tproblems)
-    variables.update(var_overrides or {})
+        for key in overrides:
+            if key not in raw_vars:
+                declared = ", ".join(map(str, raw_vars)) or "none"
+                problems.add(("vars",), f"--var {key}: the spec declares no such variable (its vars: {declared})")
     ctx = {**base_ctx, "vars": variables}
     rendered = render_tree(jenv, {k: v for k, v in data.items() if k != "vars"}, ctx, (), tproblems)
     if "vars" in data:
         rendered["vars"] = variables if isinstance(raw_vars, Mapping) else raw_vars
     for tp in tproblems:
         problems.add(tp.path, str(tp))
+    problems.unrendered |= {tp.path for tp in tproblems}
 
     # -- JSON Schema ---------------------------------------------------------------------------------
     validator = jsonschema.Draft202012Validator(_pipeline_schema())
@@ -256,9 +270,35 @@ def _check_steps(steps_raw: Mapping[str, Any], registry: Registry, problems: Pro
     return steps
 
 
+def _check_output_paths(steps: Mapping[str, StepSpec], problems: Problems) -> None:
+    """No two outputs may write one dataset, nor one inside the other (compared by path component):
+    overwriting ``mine`` deletes ``mine/small_trades`` written by another step, whatever the order."""
+    written: list[tuple[tuple[str, ...], str, OutputSpec]] = []
+    for step in steps.values():
+        for oname, out in step.outputs.items():
+            parts = path_parts(out.path)
+            where: KeyPath = ("steps", step.name, "outputs", oname, "path")
+            for prior_parts, prior_step, prior in written:
+                if not paths_nest(parts, prior_parts):
+                    continue
+                by = f"steps.{prior_step}.outputs.{prior.name}"
+                if parts == prior_parts:
+                    who = "two outputs of one step" if prior_step == step.name else "two steps"
+                    problems.add(where, f"output path '{out.path}' is also written by {by}; {who} cannot "
+                                 f"write one dataset")
+                    continue
+                inner, outer = (out, prior) if len(parts) > len(prior_parts) else (prior, out)
+                relation = "lies inside" if inner is out else "contains"
+                harm = (f"overwriting '{outer.path}' deletes '{inner.path}'" if outer.mode == "overwrite" else
+                        f"'{inner.path}' would be read as part of '{outer.path}'")
+                problems.add(where, f"output path '{out.path}' {relation} '{prior.path}', written by {by}; "
+                             f"one dataset cannot hold another ({harm})")
+            written.append((parts, step.name, out))
+
+
 def _check_graph(steps: Mapping[str, StepSpec], problems: Problems) -> None:
     before = len(problems.items)
-    writers: dict[str, tuple[str, str]] = {}
+    _check_output_paths(steps, problems)
     for step in steps.values():
         base: KeyPath = ("steps", step.name)
         for iname, ref in step.inputs.items():
@@ -279,35 +319,27 @@ def _check_graph(steps: Mapping[str, StepSpec], problems: Problems) -> None:
             if dep not in steps:
                 problems.add((*base, "depends_on", i), f"depends on '{dep}', which names no step"
                              f"{_suggest(dep, list(steps))}")
-        for oname, out in step.outputs.items():
-            prior = writers.get(out.path)
-            if prior is not None:
-                problems.add((*base, "outputs", oname, "path"), f"output path '{out.path}' is also written by "
-                             f"steps.{prior[0]}.outputs.{prior[1]}; two steps cannot write one dataset")
-            else:
-                writers[out.path] = (step.name, oname)
     if len(problems.items) > before:
         return
     try:
         dag_of(steps).order()
     except CycleError as exc:
-        first = exc.cycle[0]
-        problems.add(("steps", first), str(exc))
+        implicit = dataset_edges(steps)
+        why = [f"{reader} reads dataset:{implicit[writer, reader]}, which {writer} writes"
+               for writer, reader in zip(exc.cycle, exc.cycle[1:], strict=False)
+               if (writer, reader) in implicit and writer not in steps[reader].upstream_steps()]
+        problems.add(("steps", exc.cycle[0]), str(exc) + (f" ({'; '.join(why)})" if why else ""))
 
 
 def _check_extras(rendered: Mapping[str, Any], steps: Mapping[str, StepSpec], problems: Problems) -> None:
     """Expectations and charts are validated by their own modules, when present."""
     try:
-        from engine.expectations import parse_expectations
+        from engine.expectations import parse_expectations, unknown_outputs
     except ImportError:
-        parse_expectations = None
-    if parse_expectations is not None:
-        for step in steps.values():
-            if step.expectations:
-                try:
-                    parse_expectations(list(step.expectations))
-                except Exception as exc:  # the module raises its own error class with the item
-                    problems.add(("steps", step.name, "expectations"), str(exc))
+        parse_expectations = unknown_outputs = None
+    for step in steps.values():
+        if step.expectations:
+            _check_expectations(step, parse_expectations, unknown_outputs, problems)
     charts = (rendered.get("report") or {}).get("charts") or []
     if charts:
         try:
@@ -329,5 +361,54 @@ def _check_extras(rendered: Mapping[str, Any], steps: Mapping[str, StepSpec], pr
                 problems.add(("report", "charts", i, "source"), f"chart source '{src}' names no step")
 
 
+def _check_expectations(step: StepSpec, parse: Callable[[list[Any]], list[Any]] | None,
+                        unknown_outputs: Callable[[list[Any], list[str]], list[str]] | None,
+                        problems: Problems) -> None:
+    """Expectations run on what a step writes: on a step without outputs, or naming an output the step does
+    not write, they would silently never run."""
+    base: KeyPath = ("steps", step.name, "expectations")
+    if not step.outputs:
+        problems.add(base, "this step writes no outputs, so its expectations would never run; expectations "
+                     "belong on a step with outputs (add one, or move them to the step that writes the data)")
+    if parse is None:
+        return
+    try:
+        exps = parse(list(step.expectations))
+    except Exception as exc:  # the module raises its own error class with the item
+        problems.add(base, str(exc))
+        return
+    if not step.outputs or unknown_outputs is None:
+        return
+    written = list(step.outputs)
+    bad = set(unknown_outputs(exps, written))
+    for i, exp in enumerate(exps):
+        if exp.name not in bad:
+            continue
+        hint = (f" (transform '{step.transform}' returns it, but the step does not write it)"
+                if exp.output in step.declared_outputs and step.transform else _suggest(exp.output, written))
+        problems.add((*base, i, "output"), f"expectation '{exp.name}' checks output '{exp.output}', which this "
+                     f"step does not write{hint}; its outputs are: {', '.join(written)}")
+
+
+def dataset_edges(steps: Mapping[str, StepSpec]) -> dict[tuple[str, str], str]:
+    """Implicit edges ``(writer, reader) -> path``: a step reading ``dataset:<path>`` runs after the step of the
+    same spec that writes that dataset (or one inside it, or around it), so it reads this run's version."""
+    edges: dict[tuple[str, str], str] = {}
+    for reader in steps.values():
+        for ref in reader.inputs.values():
+            parts = path_parts(ref.dataset) if ref.dataset else ()
+            if not parts:
+                continue
+            for writer in steps.values():
+                if writer.name != reader.name and any(paths_nest(parts, path_parts(out.path))
+                                                      for out in writer.outputs.values()):
+                    edges.setdefault((writer.name, reader.name), str(ref.dataset))
+    return edges
+
+
 def dag_of(steps: Mapping[str, StepSpec]) -> Dag:
-    return Dag.build({name: sorted(step.upstream_steps() & set(steps)) for name, step in steps.items()})
+    """Edges from step inputs, ``depends_on`` and ``dataset:`` inputs written by a step of the same spec."""
+    deps = {name: step.upstream_steps() & set(steps) for name, step in steps.items()}
+    for writer, reader in dataset_edges(steps):
+        deps[reader].add(writer)
+    return Dag.build({name: sorted(parents) for name, parents in deps.items()})

@@ -9,8 +9,9 @@ one single expression (``"{{ vars.n }}"``) keeps its result's type: a number, bo
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jinja2
@@ -56,6 +57,17 @@ def make_environment() -> SandboxedEnvironment:
     return env
 
 
+# Environment variables that hold credentials by name; a spec renders into logs and reports, so it never sees them.
+_SECRET_NAME = re.compile(
+    r"PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|CONNECTION_STRING|(?:^|_)(?:ACCESS|ACCOUNT|API)_?KEY", re.IGNORECASE)
+
+
+def public_env(env: Mapping[str, str], secrets: Sequence[str] = ()) -> dict[str, str]:
+    """The environment a spec may read as ``env.NAME``: without credentials (by name or by configured value)."""
+    hidden = {s for s in secrets if s}
+    return {k: v for k, v in env.items() if not _SECRET_NAME.search(k) and v not in hidden}
+
+
 def build_context(date: dt.date | None, variables: Mapping[str, Any], config_values: Mapping[str, Any],
                   env: Mapping[str, str]) -> dict[str, Any]:
     ctx: dict[str, Any] = {"vars": dict(variables), "config": dict(config_values), "env": dict(env)}
@@ -71,7 +83,8 @@ def render_value(env: SandboxedEnvironment, value: str, context: Mapping[str, An
     try:
         rendered = env.from_string(value).render(context)
     except jinja2.UndefinedError as exc:
-        raise TemplateProblem(path, f"template refers to something undefined: {exc.message}") from exc
+        what = _undefined_name(value, exc.message or "", context) or exc.message
+        raise TemplateProblem(path, f"template refers to something undefined: {what}") from exc
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateProblem(path, f"template syntax error: {exc.message}") from exc
     except jinja2.exceptions.SecurityError as exc:
@@ -90,6 +103,22 @@ def render_value(env: SandboxedEnvironment, value: str, context: Mapping[str, An
         if isinstance(parsed, _NATIVE):
             return parsed
     return rendered
+
+
+def _undefined_name(template: str, message: str, context: Mapping[str, Any]) -> str | None:
+    """A misspelt ``vars.``/``config.``/``env.`` name with the close names (jinja2 only says 'dict object')."""
+    missing = re.search(r"has no attribute '([^']+)'", message)
+    if not missing:
+        return None
+    name = missing.group(1)
+    for scope in ("vars", "config", "env"):
+        known = context.get(scope)
+        if isinstance(known, Mapping) and re.search(rf"\b{scope}\.{re.escape(name)}\b", template):
+            notes = [f"the spec's vars are: {', '.join(map(str, known)) or 'none'}"] if scope == "vars" else []
+            close = difflib.get_close_matches(name, [str(k) for k in known], n=1)
+            notes += [f"did you mean {scope}.{close[0]}?"] if close else []
+            return f"{scope}.{name}" + (f" ({'; '.join(notes)})" if notes else "")
+    return None
 
 
 def _native(env: SandboxedEnvironment, expression: str, context: Mapping[str, Any]) -> Any:

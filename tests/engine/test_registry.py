@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -56,6 +57,33 @@ def test_discovery_from_module_path(test_transforms_module):
 def test_unimportable_module_is_a_clear_error():
     with pytest.raises(RegistryError, match="cannot import transform module 'no_such_mod_xyz'"):
         Registry().import_module("no_such_mod_xyz", where="spec.yaml")
+
+
+@pytest.mark.parametrize("source,words", [
+    ("import os\n\ndef broken(:\n    pass\n", "SyntaxError at {file}:3: invalid syntax"),
+    ("LIMIT = 1 / 0\n", "ZeroDivisionError at {file}:1: division by zero"),
+    ("raise RuntimeError('no licence server')\n", "RuntimeError at {file}:1: no licence server"),
+])
+def test_a_module_raising_at_import_is_a_registry_error(tmp_path, monkeypatch, source, words):
+    """Anything a plugin raises at import is exit 2 with the module and where, not a traceback (exit 1)."""
+    (tmp_path / "tf_raises_at_import.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(RegistryError) as info:
+        Registry().import_module("tf_raises_at_import", where="--module")
+    assert str(info.value) == ("cannot import transform module 'tf_raises_at_import' (named in --module): "
+                               + words.format(file=tmp_path / "tf_raises_at_import.py"))
+    assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize("schema,words", [
+    ({"type": "object", "properties": {"n": {"type": "integr"}}}, "at properties/n/type: 'integr' is not valid"),
+    ({"type": "object", "properties": {"s": {"type": "string", "pattern": "("}}}, "at properties/s/pattern: '('"),
+    ({"type": "object", "required": "n"}, "at required: 'n' is not of type 'array'"),
+])
+def test_an_invalid_params_schema_is_refused_when_registered(schema, words):
+    """Else every validate of a spec using the transform crashes inside jsonschema (UnknownType...)."""
+    with pytest.raises(RegistryError, match=re.escape(f"transform 'x_bad_schema': invalid params schema {words}")):
+        transform("x_bad_schema", description="x", params_schema=schema, registry=Registry())(lambda *a: None)
 
 
 def test_discovery_from_entry_point_of_installed_package(tmp_path):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.config import Config, PostgresConfig
 from engine.errors import SpecError
 from engine.spec_loader import load_spec, parse_var_overrides
 
@@ -185,3 +186,251 @@ def test_a_small_threshold_reaches_a_number_param_as_a_number(tmp_path, value):
                                                                          f"max_bad_share: {value} ")
     (tmp_path / "p.yaml").write_text(text)
     assert load_spec(tmp_path / "p.yaml", date=DATE).steps["ingest"].params["max_bad_share"] == float(value)
+
+
+VARS = """
+pipeline: demo
+modules: [{mod}]
+vars:
+  base: 4
+  n: "{{{{ vars.base * 2 }}}}"
+steps:
+  nums:
+    transform: t_numbers
+    params: {{n: "{{{{ vars.n }}}}"}}
+"""
+
+
+def test_an_overridden_var_reaches_the_vars_built_from_it(write_spec, test_transforms_module):
+    path = write_spec(VARS.format(mod=test_transforms_module))
+    assert load(path).steps["nums"].params["n"] == 8
+    assert load(path, var_overrides=parse_var_overrides(["base=5"])).steps["nums"].params["n"] == 10
+    assert load(path, var_overrides=parse_var_overrides(["n=3"])).steps["nums"].params["n"] == 3
+
+
+def test_overriding_a_var_the_spec_does_not_declare_is_an_error(write_spec, test_transforms_module):
+    path = write_spec(VARS.format(mod=test_transforms_module))
+    with pytest.raises(SpecError) as info:
+        load(path, var_overrides=parse_var_overrides(["bsae=5"]))
+    assert f"{path}:3: vars: --var bsae: the spec declares no such variable (its vars: base, n)" in str(info.value)
+
+
+def test_templates_do_not_see_credentials_in_the_environment(write_spec, test_transforms_module):
+    text = VARS.format(mod=test_transforms_module).replace('"{{ vars.base * 2 }}"', '"{{ env.%s | length }}"')
+    env = {"PLAIN": "abc", "TICKFLOW_POSTGRES_PASSWORD": "pw1", "MY_API_KEY": "k", "AZURE_STORAGE_ACCESS_KEY": "k2",
+           "SOME_TOKEN": "t", "HOLDS_SECRET_VALUE": "s3cr3t"}
+    config = Config(postgres=PostgresConfig(password="s3cr3t"))
+    assert load(write_spec(text % "PLAIN"), env=env, config=config).steps["nums"].params["n"] == 3
+    for name in ("TICKFLOW_POSTGRES_PASSWORD", "MY_API_KEY", "AZURE_STORAGE_ACCESS_KEY", "SOME_TOKEN",
+                 "HOLDS_SECRET_VALUE"):
+        with pytest.raises(SpecError, match=f"undefined: env.{name}\\n"):
+            load(write_spec(text % name), env=env, config=config)
+
+
+def problems_of(path: Path, **kw: object) -> list[str]:
+    with pytest.raises(SpecError) as info:
+        load(path, **kw)
+    return info.value.problems
+
+
+def two_writers(first: str, second: str, mode: str = "overwrite") -> str:
+    return ("pipeline: demo\nsteps:\n  a:\n    sql: SELECT 1 AS x\n"
+            f"    outputs:\n      o: {{path: {first}, mode: {mode}}}\n"
+            "  b:\n    sql: SELECT 2 AS x\n    outputs:\n      small:\n"
+            f"        path: {second}\n")
+
+
+@pytest.mark.parametrize("first,second,relation", [
+    ("mine", "mine/small_trades", "lies inside 'mine'"),
+    ("mine/", "mine/./small_trades/", "lies inside 'mine'"),
+    ("analytics/bars_1m", "analytics", "contains 'analytics/bars_1m'"),
+    ("analytics/bars_1m", "analytics/bars_1m/sub", "lies inside 'analytics/bars_1m'"),
+])
+def test_nested_output_paths_are_an_error(write_spec, first, second, relation):
+    """Overwriting the outer dataset at run time would delete the inner one, written by another step."""
+    path = write_spec(two_writers(first, second))
+    problems = problems_of(path)
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(f"{path}:11: steps.b.outputs.small.path: output path "), problems
+    assert relation in problems[0] and "written by steps.a.outputs.o" in problems[0], problems
+
+
+def test_nesting_is_refused_whatever_the_mode(write_spec):
+    problem = problems_of(write_spec(two_writers("mine", "mine/x", mode="append")))[0]
+    assert "'mine/x' would be read as part of 'mine'" in problem
+
+
+def test_output_paths_compare_by_component(write_spec):
+    """x/y and x//y/ are one dataset; bars_1m and bars_1m5 are siblings, not nested."""
+    problem = problems_of(write_spec(two_writers("x/y", "x//y/")))[0]
+    assert "also written by steps.a.outputs.o; two steps cannot write one dataset" in problem
+    spec = load(write_spec(two_writers("analytics/bars_1m", "analytics/bars_1m5")))
+    assert spec.steps["b"].outputs["small"].path == "analytics/bars_1m5"
+
+
+EXPECTING = """
+pipeline: demo
+modules: [{mod}]
+steps:
+  nums: {{transform: t_numbers}}
+  split:
+    transform: t_split
+    inputs: {{df: nums}}
+    outputs:
+      even: {{path: out/even}}
+    expectations:
+      - {{name: positive, expr: "id >= 0"}}
+      - {{name: some_odd, output: {output}, row_count: {{min: 1}}}}
+"""
+
+
+@pytest.mark.parametrize("output,words", [
+    ("evn", "checks output 'evn', which this step does not write; did you mean 'even'?"),
+    ("odd", "checks output 'odd', which this step does not write (transform 't_split' returns it, but the step "
+            "does not write it)"),
+])
+def test_an_expectation_on_an_output_the_step_does_not_write_is_an_error(write_spec, test_transforms_module,
+                                                                         output, words):
+    """The runner checks expectations on written outputs only: this one would silently never run."""
+    path = write_spec(EXPECTING.format(mod=test_transforms_module, output=output))
+    problems = problems_of(path)
+    assert problems == [f"{path}:12: steps.split.expectations[1].output: expectation 'some_odd' {words}; "
+                        "its outputs are: even"]
+    assert load(write_spec(EXPECTING.format(mod=test_transforms_module, output="even"))).steps["split"]
+
+
+def test_expectations_on_a_step_without_outputs_are_an_error(write_spec, test_transforms_module):
+    """Expectations are checked while outputs are written: on a step that writes nothing they never run."""
+    text = EXPECTING.format(mod=test_transforms_module, output="even").replace(
+        "    outputs:\n      even: {path: out/even}\n", "")
+    path = write_spec(text)
+    problems = problems_of(path)
+    assert len(problems) == 1 and problems[0].startswith(f"{path}:8: steps.split.expectations: this step writes "
+                                                         "no outputs, so its expectations would never run")
+
+
+DATASET_READER = """
+pipeline: demo
+steps:
+  reader:
+    sql: SELECT * FROM t
+    inputs: {{t: "dataset:{read}"}}
+    outputs: {{o: {{path: other}}}}
+  writer:
+    sql: SELECT {source}
+    {inputs}
+    outputs: {{o: {{path: mine}}}}
+"""
+
+
+@pytest.mark.parametrize("read", ["mine", "./mine/", "mine/day=2024-01-05"])
+def test_a_step_reading_a_dataset_runs_after_the_step_writing_it(write_spec, read):
+    """Else the reader may run first and read the previous run's version of the dataset."""
+    from engine.spec_loader import dag_of
+
+    spec = load(write_spec(DATASET_READER.format(read=read, source="1 AS x", inputs="")))
+    dag = dag_of(spec.steps)
+    assert dag.parents["reader"] == {"writer"} and dag.order() == ["writer", "reader"]
+    assert dag.edges() == [("writer", "reader")]  # what `graph` draws
+
+
+def test_a_dataset_read_of_an_unrelated_or_own_path_adds_no_edge(write_spec):
+    from engine.spec_loader import dag_of
+
+    spec = load(write_spec(DATASET_READER.format(read="mine5", source="1 AS x", inputs="")))
+    assert dag_of(spec.steps).edges() == []
+    spec = load(write_spec(DATASET_READER.format(read="other", source="1 AS x", inputs="")))
+    assert dag_of(spec.steps).edges() == []  # a step reading the committed version of its own output
+
+
+def test_a_cycle_through_a_dataset_read_is_reported(write_spec):
+    path = write_spec(DATASET_READER.format(read="mine", source="* FROM r", inputs="inputs: {r: reader}"))
+    assert problems_of(path) == [f"{path}:3: steps.reader: dependency cycle: reader -> writer -> reader "
+                                 "(reader reads dataset:mine, which writer writes)"]
+
+
+BROKEN_MODULES = {
+    "tf_broken_syntax": ("def f(:\n    pass\n", "SyntaxError at {file}:1: invalid syntax"),
+    "tf_broken_zero": ("X = 1\nY = X / 0\n", "ZeroDivisionError at {file}:2: division by zero"),
+    "tf_broken_schema": ("from engine.registry import transform\n\n"
+                         "@transform('t_broken_schema', description='x',\n"
+                         "           params_schema={'type': 'object', 'properties': {'n': {'type': 'integr'}}})\n"
+                         "def t(ctx, inputs, params):\n    return None\n",
+                         "transform 't_broken_schema': invalid params schema at properties/n/type"),
+}
+
+
+@pytest.mark.parametrize("module", sorted(BROKEN_MODULES))
+def test_a_module_failing_at_import_is_a_spec_problem(write_spec, tmp_path, monkeypatch, module):
+    """Not a traceback: the problem names the spec line, the module and where in it the import failed."""
+    source, words = BROKEN_MODULES[module]
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / f"{module}.py").write_text(source)
+    monkeypatch.syspath_prepend(str(plugins))
+    path = write_spec(f"pipeline: demo\nmodules: [{module}]\nsteps:\n  a: {{sql: SELECT 1}}\n")
+    problems = problems_of(path)
+    prefix = f"{path}:2: modules[0]: cannot import transform module '{module}' (named in {path}): "
+    assert len(problems) == 1 and problems[0].startswith(prefix + words.format(file=plugins / f"{module}.py"))
+
+
+DURATIONS = """
+pipeline: demo
+steps:
+  trades: {{transform: read_dataset, params: {{path: trade}}}}
+  bars:
+    transform: bars
+    inputs: {{trades: trades}}
+    params: {{bar_length: {bar}}}
+  ma:
+    transform: moving_average
+    inputs: {{trades: trades}}
+    params: {{window: {window}}}
+"""
+
+
+def test_a_misspelt_duration_is_refused_before_spark_starts(write_spec):
+    path = write_spec(DURATIONS.format(bar="5 minuts", window="0 minutes"))
+    problems = problems_of(path)
+    assert [p.split(" does not match")[0] for p in problems] == [
+        f"{path}:7: steps.bars.params.bar_length: '5 minuts'", f"{path}:11: steps.ma.params.window: '0 minutes'"]
+    spec = load(write_spec(DURATIONS.format(bar="5 Minutes", window="90s")))
+    assert spec.steps["bars"].params["bar_length"] == "5 Minutes"
+
+
+def test_the_duration_pattern_accepts_exactly_what_the_transforms_parse():
+    """The schemas' pattern mirrors parse_duration_us: a duration valid in one is valid in the other."""
+    import itertools
+    import json
+    import re
+
+    from engine.errors import TransformError
+    from transforms.analytics.timeutil import _UNITS_US, parse_duration_us
+
+    root = Path(__file__).resolve().parents[2] / "schemas" / "transforms"
+    patterns = {json.loads((root / "bars.json").read_text())["properties"]["bar_length"]["pattern"],
+                json.loads((root / "moving_average.json").read_text())["properties"]["window"]["pattern"]}
+    assert len(patterns) == 1
+    pattern = patterns.pop()
+
+    def parses(text: str) -> bool:
+        try:
+            return parse_duration_us(text) > 0
+        except TransformError:
+            return False
+
+    units = {"", "minuts", "sek", "ſ", "mſ", "\u212a", "µs", "m s"}
+    for unit in _UNITS_US:
+        units |= {unit, unit + "s", unit + "ss", unit[:-1], unit.upper(), unit.title(), unit.upper() + "S", unit + "x"}
+    numbers = ["0", "00", "1", "01", "10", "007", "-1", "+1", "1.5", "1e3"]
+    cases = [f"{a}{n}{b}{u}{c}" for n in numbers for u in units for a, b, c in itertools.product(["", " ", "\t"],
+                                                                                                 repeat=3)]
+    mismatched = [t for t in cases if parses(t) != bool(re.search(pattern, t))]
+    assert not mismatched and any(map(parses, cases)), mismatched[:10]
+
+
+def test_a_failed_template_is_reported_once_not_again_by_the_params_schema(write_spec, test_transforms_module):
+    text = VARS.format(mod=test_transforms_module).replace('"{{ vars.n }}"', '"{{ vars.m }}"')
+    with pytest.raises(SpecError) as info:
+        load(write_spec(text))
+    assert len(info.value.problems) == 1 and "vars.m (the spec's vars are: base, n" in info.value.problems[0]

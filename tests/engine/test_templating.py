@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from engine.templating import TemplateProblem, build_context, make_environment, render_value
+from engine.templating import TemplateProblem, build_context, make_environment, public_env, render_value
 
 CONTEXT = build_context(dt.date(2020, 8, 10), {"small": 1e-07, "big": 1e20, "n": 7, "flag": False,
                                                "ratio": 0.05, "name": "SYMA"},
@@ -41,3 +41,21 @@ def test_an_env_text_in_exponent_form_becomes_a_number() -> None:
     env = make_environment()
     assert render_value(env, "{{ env.SHARE }}", context, ()) == 1e-5
     assert render_value(env, "{{ env.BIG }}", context, ()) == 2500.0
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("{{ vars.ratoi * 2 }}", "vars.ratoi (the spec's vars are: small, big, n, flag, ratio, name; "
+                             "did you mean vars.ratio?)"),
+    ("{{ vars.zzz }}", "vars.zzz (the spec's vars are: small, big, n, flag, ratio, name)"),
+    ("{{ config.pipelin.share }}", "config.pipelin (did you mean config.pipeline?)"),
+])
+def test_a_misspelt_name_is_named_with_the_close_ones(text: str, words: str) -> None:
+    with pytest.raises(TemplateProblem) as info:
+        render_value(make_environment(), text, CONTEXT, ("steps", "a", "params", "x"))
+    assert str(info.value) == f"template refers to something undefined: {words}"
+
+
+def test_public_env_leaves_out_credentials() -> None:
+    env = {"HOME": "/root", "PGPASSWORD": "a", "AWS_SECRET_ACCESS_KEY": "b", "GITHUB_TOKEN": "c",
+           "AZURE_STORAGE_CONNECTION_STRING": "d", "MY_ACCOUNT_KEY": "e", "KEYBOARD": "us", "X": "configured"}
+    assert public_env(env, ["configured"]) == {"HOME": "/root", "KEYBOARD": "us"}

@@ -8,6 +8,7 @@ import math
 import random
 import re
 
+import jsonschema
 import pytest
 
 from engine.errors import TransformError
@@ -302,8 +303,11 @@ def test_market_summary_matches_oracle(spark, frames, market, top_n):
 
 
 def test_bad_parameters_and_inputs_fail_with_one_line(spark, frames):
+    with pytest.raises(jsonschema.ValidationError, match="'7 fortnights' does not match"):
+        params("bars", bar_length="7 fortnights")  # the spec's validation refuses it before Spark starts
+    called_directly = {**params("bars"), "bar_length": "7 fortnights"}  # as another plugin might call it
     with pytest.raises(TransformError, match="bar_length '7 fortnights' is not a duration"):
-        bars(ctx(spark, None), {"trades": frames[0]}, params("bars", bar_length="7 fortnights"))
+        bars(ctx(spark, None), {"trades": frames[0]}, called_directly)
     with pytest.raises(TransformError, match=r"input 'trades' lacks column\(s\) \['nope'\]"):
         moving_average(ctx(spark, None), {"trades": frames[0]}, params("moving_average", value="nope"))
 
