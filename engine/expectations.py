@@ -8,7 +8,7 @@ result counts as a violation. Dataset-level checks (row_count, unique, not_null)
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +20,10 @@ from engine.run_record import ExpectationResult
 KINDS = ("expr", "row_count", "unique", "not_null")
 ACTIONS = ("warn", "drop", "fail")
 SAMPLE_ROWS = 5
+# The runner shows one line of an error, cut at 400 characters with the class name: the message fits in this.
+MESSAGE_WIDTH = 370
+MIN_ROW_WIDTH = 60  # a row shown narrower than this tells nothing: show fewer rows instead
+DETAIL_ROW_WIDTH = 200  # a row in the report's detail of a failed expectation
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _KEYS = {"name", "expr", "action", "row_count", "unique", "not_null", "output", "description"}
 REASON_COL = "__tickflow_reason"  # internal column used while splitting
@@ -36,14 +40,18 @@ class ExpectationError(TickflowError):
 class ExpectationFailed(Exception):
     """A `fail` expectation or a dataset-level check was violated; the step must fail.
 
-    The message names every failed expectation and shows a few violating rows; ``results`` holds the
-    failed ExpectationResults.
+    The message is one line (the runner and the report show only an error's first line): every failed
+    expectation, its counts and a few violating rows. ``results`` holds the results of every expectation of
+    the output, the passed ones too, because the run report needs their counts although the step fails;
+    a failed one's detail lists its violating rows. ``failed`` holds the ones that fail the step.
     """
 
     exit_code = EXIT_STEP_FAILED
 
-    def __init__(self, message: str, results: Sequence[ExpectationResult]):
+    def __init__(self, message: str, results: Sequence[ExpectationResult],
+                 failed: Sequence[ExpectationResult] | None = None):
         self.results = list(results)
+        self.failed = list(failed) if failed is not None else [r for r in self.results if not r.ok]
         super().__init__(message)
 
 
@@ -215,7 +223,8 @@ def split_rows(df, exps: Sequence[Expectation]):
 
     ``dropped`` has the quarantine columns: source_file (from the data when it has that column), line_no
     (null), raw_line (every original column as JSON), reason (the first violated drop expectation's name),
-    detail, partition ('B'). The caller adds the quarantine partition column (e.g. trade_dt) and appends it.
+    detail, partition ('B'). The caller adds the quarantine partition column (trade_dt) and writes it as the
+    output's own files of that date (engine.writer.begin_quarantine).
     Both frames are lazy; persisting ``df`` first avoids computing it twice.
     """
     from pyspark.sql import functions as F
@@ -332,46 +341,120 @@ def evaluate(df, exps: Sequence[Expectation], *, dropped_counts: dict[str, int] 
 
 # ------------------------------------------------------------------------------------------------ enforce
 
-def _fmt_row(row: Mapping[str, Any], width: int = 240) -> str:
-    text = json.dumps(row, default=str, ensure_ascii=False)
-    return text if len(text) <= width else text[: width - 1] + "…"
+def _value(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
 
 
-def _samples(df, exp: Expectation) -> list[str]:
-    """A few rows (or keys) that show what is wrong, fetched only on the failure path."""
+def _compact_row(row: Mapping[str, Any], first: Sequence[str], width: int) -> str:
+    """``{col=value, ...}`` on one line, the columns the check uses first, cut to ``width`` characters."""
+    order = [c for c in first if c in row] + [c for c in row if c not in first]
+    # one line even when a value holds line breaks
+    fields = [" ".join(f"{c}={_value(row[c])}".split()) for c in order]
+    text = "{" + ", ".join(fields) + "}"
+    if len(text) <= width:
+        return text
+    kept: list[str] = []
+    for f in fields:  # whole fields while they fit, then "…"
+        if len("{" + ", ".join([*kept, f]) + ", …}") > width:
+            break
+        kept.append(f)
+    if kept:
+        return "{" + ", ".join(kept) + ", …}"
+    return text[: max(width - 2, 1)] + "…}"  # not even the first field fits: cut it
+
+
+def _widths(lengths: Sequence[int], budget: int) -> list[int]:
+    """Share ``budget`` among texts of these lengths: a short one keeps its length, long ones get equal cuts."""
+    widths = list(lengths)
+    left, open_ = budget, sorted(range(len(lengths)), key=lambda i: lengths[i])
+    while open_:
+        share = left // len(open_)
+        if lengths[open_[0]] > share:
+            for i in open_:
+                widths[i] = share
+            break
+        left -= lengths[open_[0]]
+        open_.pop(0)
+    return widths
+
+
+def _fit_rows(rows: Sequence[Mapping[str, Any]], first: Sequence[str], budget: int) -> str:
+    """As many rows as fit in ``budget`` characters (at least one); a row is never cut below MIN_ROW_WIDTH."""
+    sep, more = " | ", " | …"
+    full = [_compact_row(r, first, 10**6) for r in rows]
+    for n in range(len(full), 0, -1):
+        room = budget - len(sep) * (n - 1) - (len(more) if n < len(full) else 0)
+        widths = _widths([len(t) for t in full[:n]], room)
+        if n == 1 or all(w >= min(MIN_ROW_WIDTH, len(t)) for w, t in zip(widths, full, strict=False)):
+            shown = sep.join(_compact_row(r, first, max(w, MIN_ROW_WIDTH)) for r, w in zip(rows, widths, strict=False))
+            return shown + (more if n < len(full) else "")
+    return ""
+
+
+def _mentioned(columns: Sequence[str], expr: str) -> list[str]:
+    """The columns an expression names (a word match), to show first: they tell why the row violates."""
+    return [c for c in columns
+            if re.search(rf"(?<![A-Za-z0-9_]){re.escape(c)}(?![A-Za-z0-9_])", expr, flags=re.IGNORECASE)]
+
+
+def _samples(df, exp: Expectation) -> tuple[list[dict[str, Any]], list[str]]:
+    """A few rows (or keys) that show what is wrong, fetched only on the failure path, and the columns to
+    show first."""
     from pyspark.sql import functions as F
 
     if exp.kind == "expr":
         rows = df.where(_violated(df, exp)).limit(SAMPLE_ROWS).collect()
+        first = _mentioned(df.columns, str(exp.expr))
     elif exp.kind == "not_null":
         rows = df.where(_any_null(exp)).limit(SAMPLE_ROWS).collect()
+        first = list(exp.columns)
     elif exp.kind == "unique":
         cols = [F.col(f"`{c}`") for c in exp.columns]
         rows = (df.groupBy(*cols).count().where(F.col("count") > 1).orderBy(F.col("count").desc())
                 .limit(SAMPLE_ROWS).collect())
+        first = list(exp.columns)
     else:
-        return []
-    return [_fmt_row(r.asDict()) for r in rows]
+        return [], []
+    return [r.asDict() for r in rows], first
 
 
 def enforce(df, exps: Sequence[Expectation], results: Sequence[ExpectationResult]) -> None:
-    """Raise ExpectationFailed when a `fail` expectation or a failing dataset check was violated."""
+    """Raise ExpectationFailed when a `fail` expectation or a failing dataset check was violated.
+
+    ``results`` are those of every expectation of the output; the exception carries them all (the failed
+    ones with their violating rows in ``detail``), so the report keeps every count of a failed step.
+    """
     by_name = {e.name: e for e in exps}
     failing = [(by_name[r.name], r) for r in results
                if not r.ok and r.name in by_name and by_name[r.name].action == "fail"]
     if not failing:
         return
-    parts = []
+    share = MESSAGE_WIDTH if len(failing) == 1 else (MESSAGE_WIDTH - 40) // len(failing)
+    parts: list[str] = []
+    updated: dict[str, ExpectationResult] = {}
     for exp, res in failing:
         if exp.kind == "row_count":
             parts.append(f"expectation '{exp.name}' ({exp.description}) failed: {res.detail}")
+            updated[exp.name] = res
             continue
         what = "rows" if exp.kind != "unique" else "duplicate rows"
         head = (f"expectation '{exp.name}' ({exp.description}) failed for {res.failed:,} of "
                 f"{res.passed + res.failed:,} {what}")
-        samples = _samples(df, exp)
-        label = "duplicated keys" if exp.kind == "unique" else "violating rows"
-        parts.append(head + (f"; {label} (up to {SAMPLE_ROWS}):\n  " + "\n  ".join(samples) if samples else ""))
+        rows, first = _samples(df, exp)
+        label = "; duplicated keys: " if exp.kind == "unique" else "; violating rows: "
+        parts.append(head + (label + _fit_rows(rows, first, share - len(head) - len(label)) if rows else ""))
+        if rows:
+            listed = " | ".join(_compact_row(r, first, DETAIL_ROW_WIDTH) for r in rows)
+            detail = "; ".join(d for d in (res.detail, f"{label[2:]}{listed}") if d)
+            updated[exp.name] = dataclasses.replace(res, detail=detail)
+        else:
+            updated[exp.name] = res
     names = ", ".join(f"'{e.name}'" for e, _ in failing)
-    message = parts[0] if len(parts) == 1 else f"{len(parts)} expectations failed ({names}):\n" + "\n".join(parts)
-    raise ExpectationFailed(message, [r for _, r in failing])
+    message = parts[0] if len(parts) == 1 else f"{len(parts)} expectations failed ({names}): " + " || ".join(parts)
+    message = " ".join(message.split())  # one line, also when an expression spans several YAML lines
+    raise ExpectationFailed(message, [updated.get(r.name, r) for r in results],
+                            [updated[e.name] for e, _ in failing])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,8 @@ from engine.storage.base import PendingWrite, Storage
 
 log = logging.getLogger("tickflow.writer")
 QUARANTINE_PATH = "quarantine"
+QUARANTINE_PARTITION = "trade_dt"
+NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"  # the folder Spark writes a null partition value to
 
 
 @dataclass
@@ -77,6 +80,25 @@ def write_spark(df: Any, pending: PendingWrite) -> None:
     writer.parquet(pending.uri)
 
 
+def quarantine_partition(quarantine_date: str | None) -> str:
+    """The quarantine partition an output's dropped rows of one run date go to (and that its rerun replaces)."""
+    return f"{QUARANTINE_PARTITION}={quarantine_date or NULL_PARTITION}"
+
+
+def begin_quarantine(storage: Storage, out: OutputSpec, run_id: str, quarantine_date: str | None) -> PendingWrite:
+    """The write of ``out``'s dropped rows for one date into the shared quarantine dataset.
+
+    The dataset is partitioned by date only, and other steps (e.g. ingest) write into the same date partitions,
+    so an output owns its files in the partition, not the partition: the write is an append owned by the output's
+    path (unique in a pipeline), replacing that owner's earlier files of the date, and only those. A rerun that
+    drops no row still replaces them (with none).
+    """
+    tag = re.sub(r"[^A-Za-z0-9]+", "_", out.path).strip("_")  # no '-': local staging folders parse on it
+    pending = storage.begin_write(QUARANTINE_PATH, f"{run_id}_q_{tag}", "append", (QUARANTINE_PARTITION,),
+                                  owner=out.path)
+    return dataclasses.replace(pending, replace_partitions=(quarantine_partition(quarantine_date),))
+
+
 def write_output(spark: Any, df: Any, out: OutputSpec, storage: Storage, run_id: str, *,
                  expectations: list[Any] | None = None, quarantine_date: str | None = None) -> WriteResult:
     """Write ``df`` to ``out.path``; drop/warn/fail expectations are applied on the way.
@@ -106,16 +128,18 @@ def write_output(spark: Any, df: Any, out: OutputSpec, storage: Storage, run_id:
         result = WriteResult(rows=int(observed["__n"]), partitions=_written_partitions(pending))
         dropped_counts: dict[str, int] = {}
         if dropped_df is not None:
-            q_pending = storage.begin_write(QUARANTINE_PATH, f"{run_id}-{out.name}", "append", ("trade_dt",))
             from pyspark.sql import functions as F
 
-            q = dropped_df
-            if quarantine_date is not None and "trade_dt" not in q.columns:
-                q = q.withColumn("trade_dt", F.lit(quarantine_date).cast("date"))
+            q_pending = begin_quarantine(storage, out, run_id, quarantine_date)
+            # counted while written: an owned write may be staged where an empty one cannot be read back
+            reasons = [e.name for e in exps if e.kind == "expr" and e.action == "drop"]
+            q_observation = Observation()
+            q = dropped_df.withColumn(QUARANTINE_PARTITION, F.lit(quarantine_date).cast("date")).observe(
+                q_observation, *[F.sum(F.when(F.col("reason") == name, 1).otherwise(0)).alias(f"__d{i}")
+                                 for i, name in enumerate(reasons)])
             write_spark(q, q_pending)
-            qrows = read_written(spark, q_pending.uri)
-            for row in qrows.groupBy("reason").count().collect() if qrows is not None else []:
-                dropped_counts[row["reason"]] = row["count"]
+            counted = q_observation.get
+            dropped_counts = {name: int(counted[f"__d{i}"] or 0) for i, name in enumerate(reasons)}
             result.dropped = sum(dropped_counts.values())
         if exps:
             from engine.expectations import enforce, evaluate

@@ -41,7 +41,7 @@ from engine.config import AzureConfig, Config
 from engine.errors import ConfigError, StorageError
 from engine.storage.azure_errors import AzureWhere, azure_secrets, scrub, translate_errors
 from engine.storage.azure_uri import AzureLocation, clean_rel_path, parse_azure_uri, parse_connection_string
-from engine.storage.base import WRITE_MODES, PendingWrite, Storage
+from engine.storage.base import WRITE_MODES, PendingWrite, Storage, check_write_mode, is_owned, owned_name
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +172,18 @@ class BlobAccess:
                                                                    max_concurrency=2)
         return result["etag"], size
 
+    def put_bytes(self, name: str, data: bytes) -> None:
+        """Upload (replacing) one small blob from memory."""
+        with self.errors(f"upload '{name}'"):
+            self.client.get_blob_client(name).upload_blob(data, overwrite=True)
+
+    def copy(self, source: str, dest: str) -> None:
+        """Copy one small blob through this process (no server-side copy: that needs the source authorised)."""
+        got = self.get_bytes(source)
+        if got is None:
+            raise StorageError(f"Azure storage: '{source}' vanished before it could be copied ({self.target.where})")
+        self.put_bytes(dest, got[0])
+
     def list_blobs(self, prefix: str, metadata: bool = False) -> list[Any]:
         with self.errors(f"list '{prefix}'"):
             return list(self.client.list_blobs(name_starts_with=prefix,
@@ -283,9 +295,10 @@ class Manifest:
 
 
 def next_manifest(old: Manifest | None, new_files: Mapping[str, Sequence[ManifestFile]], mode: str,
-                  write_id: str, partition_by: Sequence[str], dataset: str) -> Manifest:
+                  write_id: str, partition_by: Sequence[str], dataset: str, owner: str = "") -> Manifest:
     """The manifest after a write: overwrite replaces all, overwrite_partitions the partitions written,
-    append adds (renaming a file whose name is taken)."""
+    append adds (renaming a file whose name is taken). An append with an ``owner`` replaces that owner's files
+    in each partition of ``new_files`` (an empty list: the owner's files there go), keeping everyone else's."""
     partition_by = tuple(partition_by)
     if mode not in WRITE_MODES:
         raise StorageError(f"unknown write mode '{mode}' for '{dataset}'; expected one of {', '.join(WRITE_MODES)}")
@@ -296,7 +309,13 @@ def next_manifest(old: Manifest | None, new_files: Mapping[str, Sequence[Manifes
                                f"uses {list(partition_by)}; write it with mode overwrite to change that")
         merged = dict(old.partitions)
     for key, files in new_files.items():
-        if mode == "append" and key in merged:
+        if mode == "append" and owner:
+            kept = tuple(f for f in merged.get(key, ()) if not is_owned(owner, f.name.rpartition("/")[2]))
+            if kept or files:
+                merged[key] = kept + tuple(files)
+            else:
+                merged.pop(key, None)  # the owner's files were all this partition held
+        elif mode == "append" and key in merged:
             taken = {f.name for f in merged[key]}
             renamed = []
             for f in files:
@@ -701,15 +720,15 @@ class AzureBlobStorage(Storage):
             self.cache.fetch(refs)
         return files
 
-    def begin_write(self, rel_path: str, run_id: str, mode: str, partition_by: Sequence[str]) -> PendingWrite:
-        if mode not in WRITE_MODES:
-            raise StorageError(f"unknown write mode '{mode}'; expected one of {', '.join(WRITE_MODES)}")
+    def begin_write(self, rel_path: str, run_id: str, mode: str, partition_by: Sequence[str], *,
+                    owner: str = "") -> PendingWrite:
+        check_write_mode(mode, owner)
         write_id = f"{_SAFE_ID_RE.sub('-', run_id).strip('-') or 'run'}-{uuid.uuid4().hex[:8]}"
         local = self.cache_root / "writes" / write_id
         local.parent.mkdir(parents=True, exist_ok=True)
         self._active_writes.add(write_id)
         return PendingWrite(rel_path=clean_rel_path(rel_path), uri=str(local), run_id=run_id, mode=mode,
-                            partition_by=tuple(partition_by))
+                            partition_by=tuple(partition_by), owner=owner)
 
     def commit(self, pending: PendingWrite) -> None:
         write_id = Path(pending.uri).name
@@ -744,8 +763,14 @@ class AzureBlobStorage(Storage):
         keys = {rel: partition_key(rel, pending.partition_by, pending.rel_path) for rel in locals_}
         out: dict[str, list[ManifestFile]] = {}
         for f in _parallel(one, locals_, self.workers):
-            out.setdefault(keys[f.name], []).append(f)
-        if pending.mode == "overwrite_partitions":
+            if pending.owner:  # named for its owner, so that its rerun replaces exactly these
+                head, _, base = f.name.rpartition("/")
+                key, f = keys[f.name], replace(f, name=f"{head}/{owned_name(pending.owner, base)}" if head
+                                               else owned_name(pending.owner, base))
+            else:
+                key = keys[f.name]
+            out.setdefault(key, []).append(f)
+        if pending.mode == "overwrite_partitions" or pending.owner:
             for key in pending.replace_partitions:  # owned partitions this write left empty
                 out.setdefault(key, [])
         return out
@@ -756,7 +781,7 @@ class AzureBlobStorage(Storage):
         for _ in range(_COMMIT_ATTEMPTS):
             got = self._read_manifest(pending.rel_path)
             manifest = next_manifest(got[0] if got else None, new_files, pending.mode, write_id,
-                                     pending.partition_by, pending.rel_path)
+                                     pending.partition_by, pending.rel_path, pending.owner)
             blob = self.access.client.get_blob_client(name)
             conditions: dict[str, Any] = (
                 {"etag": got[1], "match_condition": MatchConditions.IfNotModified, "overwrite": True}

@@ -10,21 +10,27 @@ there, and ``commit`` verifies it. Metadata calls (exists, list_dirs, check, put
 from __future__ import annotations
 
 import logging
+import re
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from engine.config import Config
 from engine.errors import ConfigError, StorageError
-from engine.storage.azure_blob import AzureTarget, BlobAccess, RetrySettings, resolve_target
+from engine.storage.azure_blob import AzureTarget, BlobAccess, RetrySettings, _hidden, _is_folder_marker, resolve_target
 from engine.storage.azure_errors import scrub
 from engine.storage.azure_uri import abfss_uri, clean_rel_path, dfs_suffix_for, parse_connection_string
-from engine.storage.base import WRITE_MODES, PendingWrite, Storage
+from engine.storage.base import PendingWrite, Storage, check_write_mode, is_owned, owned_name
 
 log = logging.getLogger(__name__)
 
 SUCCESS_MARKER = "_SUCCESS"
 LEFTOVER_DIRS = ("_temporary/", ".spark-staging-")
+# A write with an owner goes to <dataset>/_owned/<write_id>/ first (hidden from Spark's readers), and commit
+# copies its files into the partitions under the owner's names: Spark cannot name the files it writes.
+OWNED_STAGING = "_owned"
+_SAFE_ID_RE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def direct_credentials(config: Config) -> tuple[str, str]:
@@ -146,32 +152,85 @@ class AzureDirectStorage(Storage):
         """The dataset's abfss:// URI (Spark prunes partitions from the filter), None if absent."""
         return self.uri(rel_path) if self.exists(rel_path) else None
 
-    def begin_write(self, rel_path: str, run_id: str, mode: str, partition_by: Sequence[str]) -> PendingWrite:
-        if mode not in WRITE_MODES:
-            raise StorageError(f"unknown write mode '{mode}'; expected one of {', '.join(WRITE_MODES)}")
-        return PendingWrite(rel_path=clean_rel_path(rel_path), uri=self.uri(rel_path), run_id=run_id,
-                            mode=mode, partition_by=tuple(partition_by))
+    def begin_write(self, rel_path: str, run_id: str, mode: str, partition_by: Sequence[str], *,
+                    owner: str = "") -> PendingWrite:
+        check_write_mode(mode, owner)
+        rel = clean_rel_path(rel_path)
+        uri = self.uri(rel)
+        if owner:
+            write_id = f"{_SAFE_ID_RE.sub('-', run_id).strip('-') or 'run'}-{uuid.uuid4().hex[:8]}"
+            uri = self.uri(f"{rel}/{OWNED_STAGING}/{write_id}" if rel else f"{OWNED_STAGING}/{write_id}")
+        return PendingWrite(rel_path=rel, uri=uri, run_id=run_id, mode=mode, partition_by=tuple(partition_by),
+                            owner=owner)
+
+    def _staging(self, pending: PendingWrite) -> str:
+        """The blob prefix an owned write was staged under (``<dataset>/_owned/<write_id>``)."""
+        return self.target.blob_path(f"{pending.rel_path}/{OWNED_STAGING}/{pending.uri.rsplit('/', 1)[1]}")
 
     def commit(self, pending: PendingWrite) -> None:
         """Spark's committer already published; verify it finished (``_SUCCESS``)."""
-        if not self._committed(pending.rel_path):
+        if pending.owner:
+            self._commit_owned(pending)
+        elif not self._committed(pending.rel_path):
             raise StorageError(f"Azure storage: write of '{pending.rel_path}' has no {SUCCESS_MARKER} marker: "
                                f"Spark's output committer did not finish ({self.target.where})")
         self.cleanup(pending.rel_path)
 
+    def _commit_owned(self, pending: PendingWrite) -> None:
+        """Copy the staged files in under the owner's names, then remove the owner's earlier files from the
+        partitions written and replaced (a crash in between leaves both; the next rerun clears them)."""
+        staging = self._staging(pending)
+        if not self.access.blob_exists(f"{staging}/{SUCCESS_MARKER}"):
+            raise StorageError(f"Azure storage: write of '{pending.rel_path}' has no {SUCCESS_MARKER} marker: "
+                               f"Spark's output committer did not finish ({self.target.where})")
+        dataset = self.target.blob_path(pending.rel_path)
+        added: set[str] = set()
+        folders = {p.strip("/") for p in pending.replace_partitions}
+        for blob in self.access.list_blobs(f"{staging}/", metadata=True):
+            rel = blob.name[len(staging) + 1:]
+            if _hidden(rel) or _is_folder_marker(blob):
+                continue
+            head, _, base = rel.rpartition("/")
+            dest = f"{dataset}/{head}/{owned_name(pending.owner, base)}" if head else \
+                f"{dataset}/{owned_name(pending.owner, base)}"
+            self.access.copy(blob.name, dest)
+            added.add(dest)
+            folders.add(head)
+        doomed = []
+        for folder in folders:
+            start = f"{dataset}/{folder}/" if folder else f"{dataset}/"
+            doomed += [b.name for b in self.access.list_blobs(start)
+                       if "/" not in b.name[len(start):] and b.name not in added
+                       and is_owned(pending.owner, b.name[len(start):])]
+        if doomed:
+            self.access.delete(doomed, workers=4)
+        if not self._committed(pending.rel_path):  # the dataset's first write: readers wait for the marker
+            self.access.put_bytes(f"{dataset}/{SUCCESS_MARKER}", b"")
+        self._remove_staging(pending)
+        log.info("committed %s for %s: %d file(s) added, %d earlier one(s) replaced", pending.rel_path,
+                 pending.owner, len(added), len(doomed))
+
+    def _remove_staging(self, pending: PendingWrite) -> None:
+        names = sorted((b.name for b in self.access.list_blobs(f"{self._staging(pending)}/")),
+                       key=lambda n: n.count("/"), reverse=True)
+        if names:
+            self.access.delete(names, workers=4)
+
     def abort(self, pending: PendingWrite) -> None:
-        """Nothing to undo: Spark's job abort removes its ``_temporary`` output."""
+        """Spark's job abort removes its ``_temporary`` output; an owned write's staged files go here."""
+        if pending.owner:
+            self._remove_staging(pending)
         log.info("aborted direct write to %s", pending.uri)
 
     def put_file(self, rel_path: str, local_file: str) -> None:
         self.access.upload_file(self.target.blob_path(rel_path), local_file)
 
     def cleanup(self, rel_path: str) -> None:
-        """Delete committer leftovers of killed jobs (``_temporary/``, ``.spark-staging-*``) past the grace."""
+        """Delete leftovers of killed jobs (``_temporary/``, ``.spark-staging-*``, ``_owned/``) past the grace."""
         dataset = self.target.blob_path(rel_path)
         now = datetime.now(UTC)
         doomed = []
-        for start in LEFTOVER_DIRS:
+        for start in (*LEFTOVER_DIRS, f"{OWNED_STAGING}/"):
             for b in self.access.list_blobs(f"{dataset}/{start}"):
                 age = (now - b.last_modified).total_seconds() if b.last_modified else 0.0
                 if age >= self.cleanup_grace_seconds:

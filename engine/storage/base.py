@@ -6,11 +6,16 @@ URIs handed back are what Spark reads or writes (a local path, or abfss:// in di
 
 from __future__ import annotations
 
+import hashlib
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from engine.errors import StorageError
+
 WRITE_MODES = ("overwrite_partitions", "overwrite", "append")
+_UNSAFE = re.compile(r"[^A-Za-z0-9]+")
 
 
 @dataclass(frozen=True)
@@ -22,8 +27,41 @@ class PendingWrite:
     run_id: str
     mode: str
     partition_by: tuple[str, ...]
-    # overwrite_partitions: partitions ("trade_dt=2020-08-06") this write owns; emptied when it wrote none
+    # overwrite_partitions: partitions ("trade_dt=2020-08-06") this write owns; emptied when it wrote none.
+    # append with an owner: partitions emptied of the owner's earlier files even when this write added none
     replace_partitions: tuple[str, ...] = ()
+    # append only: who adds the files (e.g. the output whose dropped rows go to a shared quarantine). Its files
+    # are named for it (owned_name); in every partition it writes (and in replace_partitions) the owner's
+    # earlier files are replaced by the new ones, while the other writers' files there stay.
+    owner: str = ""
+
+
+def check_write_mode(mode: str, owner: str = "") -> None:
+    """The checks every backend's begin_write makes (StorageError)."""
+    if mode not in WRITE_MODES:
+        raise StorageError(f"unknown write mode '{mode}'; expected one of {', '.join(WRITE_MODES)}")
+    if owner and mode != "append":
+        raise StorageError(f"a write with an owner ('{owner}') must use mode append, not {mode}")
+
+
+def owner_tag(owner: str) -> str:
+    """The file-name prefix of an owner's files: readable, plus a hash so that no two owners share it.
+
+    The readable part has no '.', the hash has a fixed length, so one owner's tag never starts another's;
+    it never starts with '_' or '.' (Spark would take the file for metadata and skip it).
+    """
+    readable = _UNSAFE.sub("_", owner).strip("_")[:40] or "owner"
+    return f"{readable}.{hashlib.sha1(owner.encode()).hexdigest()[:8]}."
+
+
+def owned_name(owner: str, file_name: str) -> str:
+    """``file_name`` (no folder) as a file of ``owner``."""
+    return owner_tag(owner) + file_name
+
+
+def is_owned(owner: str, file_name: str) -> bool:
+    """True when ``file_name`` (no folder) was added by ``owner``."""
+    return file_name.startswith(owner_tag(owner))
 
 
 class Storage(ABC):
@@ -54,8 +92,9 @@ class Storage(ABC):
         """
 
     @abstractmethod
-    def begin_write(self, rel_path: str, run_id: str, mode: str, partition_by: Sequence[str]) -> PendingWrite:
-        """Reserve a place aside for Spark to write to."""
+    def begin_write(self, rel_path: str, run_id: str, mode: str, partition_by: Sequence[str], *,
+                    owner: str = "") -> PendingWrite:
+        """Reserve a place aside for Spark to write to; ``owner`` only with append (see PendingWrite.owner)."""
 
     @abstractmethod
     def commit(self, pending: PendingWrite) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from engine.errors import StorageError
-from engine.storage.base import WRITE_MODES, PendingWrite, Storage
+from engine.storage.base import PendingWrite, Storage, check_write_mode, is_owned, owned_name
 
 STAGING = ".tickflow_staging"
 TRASH = ".tickflow_trash"
@@ -95,9 +95,9 @@ class LocalStorage(Storage):
         target = self._abs(rel_path)
         return str(target) if target.exists() else None
 
-    def begin_write(self, rel_path: str, run_id: str, mode: str, partition_by: Sequence[str]) -> PendingWrite:
-        if mode not in WRITE_MODES:
-            raise StorageError(f"unknown write mode '{mode}'; expected one of {', '.join(WRITE_MODES)}")
+    def begin_write(self, rel_path: str, run_id: str, mode: str, partition_by: Sequence[str], *,
+                    owner: str = "") -> PendingWrite:
+        check_write_mode(mode, owner)
         tag = f"{socket.gethostname()}-{os.getpid()}-{run_id}"
         staged = self.path / STAGING / tag / rel_path.strip("/")
         with self._lock:
@@ -106,7 +106,7 @@ class LocalStorage(Storage):
             _make_dirs(staged.parent)
             tag_dir = self.path / STAGING / tag
             self._open[tag_dir] = self._open.get(tag_dir, 0) + 1
-        return PendingWrite(rel_path.strip("/"), str(staged), run_id, mode, tuple(partition_by))
+        return PendingWrite(rel_path.strip("/"), str(staged), run_id, mode, tuple(partition_by), owner=owner)
 
     def commit(self, pending: PendingWrite) -> None:
         with self._lock:
@@ -121,11 +121,17 @@ class LocalStorage(Storage):
         trash = self.path / TRASH / staged.relative_to(self.path / STAGING)
         target.parent.mkdir(parents=True, exist_ok=True)
         if pending.mode == "append":
+            added = set()
             for src in sorted(staged.rglob("*")):
                 if src.is_file() and not src.name.startswith(("_", ".")):
                     dest = target / src.relative_to(staged)
+                    if pending.owner:
+                        dest = dest.with_name(owned_name(pending.owner, dest.name))
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(src, dest)
+                    added.add(dest)
+            if pending.owner:
+                self._drop_owned(target, pending, added)
         elif pending.mode == "overwrite_partitions" and pending.partition_by:
             written = set()
             for part in _leaf_partitions(staged, len(pending.partition_by)):
@@ -141,6 +147,23 @@ class LocalStorage(Storage):
         shutil.rmtree(staged, ignore_errors=True)
         shutil.rmtree(trash, ignore_errors=True)
         self._prune(trash.parent, self.path)  # up to and including the trash base, when empty
+
+    @staticmethod
+    def _drop_owned(target: Path, pending: PendingWrite, keep: set[Path]) -> None:
+        """Remove the owner's earlier files from the partitions it wrote and those it replaces (after the new
+        ones are in: a crash in between leaves both, which the next rerun clears). Other writers' files stay."""
+        folders = {p.parent for p in keep} | {target / key for key in pending.replace_partitions}
+        for folder in sorted(folders):
+            if not folder.is_dir():
+                continue
+            for old in list(folder.iterdir()):
+                if old.is_file() and old not in keep and is_owned(pending.owner, old.name):
+                    old.unlink(missing_ok=True)
+                    old.with_name(f".{old.name}.crc").unlink(missing_ok=True)
+            for empty in (folder, *folder.parents):  # a partition left with no file goes, as a rerun would
+                if empty == target or target not in empty.parents or any(empty.iterdir()):
+                    break
+                empty.rmdir()
 
     def _finished(self, staged: Path) -> None:
         """One write of a run ended; the last one removes the run's (by then empty) staging folders."""

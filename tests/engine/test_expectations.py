@@ -121,7 +121,8 @@ def test_fail_names_expectation_and_shows_rows(df):
     msg = str(exc.value)
     assert "'bid_le_ask'" in msg and "bid_pr <= ask_pr" in msg
     assert f"failed for {sum(py_violates_bid_ask(r) for r in ROWS)} of {len(ROWS)}" in msg
-    assert '"bid_pr": 11.0' in msg and '"bid_pr": null' in msg  # the violating rows are shown
+    assert "{bid_pr=11.0, ask_pr=10.0, symbol=AAA" in msg and "{bid_pr=null, ask_pr=20.0" in msg
+    assert "\n" not in msg  # one line: the runner shows only an error's first line
     assert exc.value.results[0].name == "bid_le_ask"
 
 
@@ -131,7 +132,8 @@ def test_fail_sample_is_limited_to_five(spark):
     with pytest.raises(ExpectationFailed) as exc:
         enforce(many, exps, evaluate(many, exps))
     assert "failed for 25 of 50 rows" in str(exc.value)
-    assert str(exc.value).count('"id":') == 5
+    assert str(exc.value).count("{even=false, id=") == 5
+    assert exc.value.results[0].detail.count("{even=false, id=") == 5
 
 
 def test_row_count_bounds(df):
@@ -157,7 +159,8 @@ def test_unique_counts_duplicates(df):
     assert by["uniq_symbol"].failed == len(ROWS) - len({r[0] for r in ROWS})
     with pytest.raises(ExpectationFailed) as exc:
         enforce(df, exps, list(by.values()))
-    assert "'uniq_row'" in str(exc.value) and '"symbol": "CCC"' in str(exc.value)
+    assert "'uniq_row'" in str(exc.value) and "{symbol=CCC, bid_pr=5.0, ask_pr=5.25, size=50, count=2}" in str(
+        exc.value)
     assert "uniq_symbol" not in str(exc.value)
 
 
@@ -230,3 +233,115 @@ def test_observed_while_writing_equals_a_separate_aggregation(spark, df, tmp_pat
     assert by["size_positive"].failed == sum(1 for r in ROWS if not r[3] > 0)
     assert by["keys"].failed == sum(1 for r in ROWS if r[1] is None or r[4] is None)
     assert not by["n"].ok and by["dup"].failed == 1
+
+
+# ------------------------------------------------------------------------- quarantine: a rerun replaces
+D1, D2 = "2024-01-04", "2024-01-05"
+QUARANTINE_SCHEMA = ("source_file string, line_no bigint, raw_line string, reason string, detail string, "
+                     "partition string, trade_dt date")
+
+
+def _quarantine(spark, storage) -> dict[tuple[str, str], int]:
+    """Rows of the quarantine dataset by (trade_dt, reason)."""
+    rows = spark.read.parquet(storage.read_uri("quarantine")).groupBy("trade_dt", "reason").count().collect()
+    return {(str(r["trade_dt"]), r["reason"]): r["count"] for r in rows}
+
+
+def test_a_rerun_of_a_date_replaces_the_rows_its_output_dropped_and_nothing_else(spark, tmp_path):
+    """The quarantine is shared (the ingest step's bad records, other outputs, other dates): rerunning a date
+    replaces exactly what that output dropped for that date, also when the rerun drops nothing."""
+    import datetime as dt
+
+    from pyspark.sql import functions as F
+
+    from engine.spec import OutputSpec
+    from engine.storage.local import STAGING, LocalStorage
+    from engine.writer import write_output, write_spark
+
+    storage = LocalStorage(tmp_path / "wh")
+    ingest_bad = spark.createDataFrame([("f", i, "x", "bad_price", "d", "B", dt.date(2024, 1, 4)) for i in range(2)],
+                                       QUARANTINE_SCHEMA)
+    pending = storage.begin_write("quarantine", "ingest", "overwrite_partitions", ("trade_dt",))
+    write_spark(ingest_bad, pending)
+    storage.commit(pending)
+
+    def nums(n: int, day: str):
+        return spark.range(n).withColumn("day", F.lit(day).cast("date"))
+
+    # two steps' outputs of the same name, dropping rows into the same quarantine date
+    a = OutputSpec("nums", "demo/a", ("day",), "overwrite_partitions")
+    b = OutputSpec("nums", "demo/b", ("day",), "overwrite_partitions")
+    not_three = parse_expectations([{"name": "not_three", "expr": "id % 3 != 0", "action": "drop"}])
+    odd = parse_expectations([{"name": "odd", "expr": "id % 2 = 1", "action": "drop"}])
+    assert write_output(spark, nums(10, D1), a, storage, "r1", expectations=not_three, quarantine_date=D1).dropped == 4
+    assert write_output(spark, nums(10, D1), b, storage, "r1", expectations=odd, quarantine_date=D1).dropped == 5
+    assert write_output(spark, nums(7, D2), a, storage, "r2", expectations=not_three, quarantine_date=D2).dropped == 3
+    before = _quarantine(spark, storage)
+    assert before == {(D1, "bad_price"): 2, (D1, "not_three"): 4, (D1, "odd"): 5, (D2, "not_three"): 3}
+
+    rerun = write_output(spark, nums(10, D1), a, storage, "r3", expectations=not_three, quarantine_date=D1)
+    assert rerun.dropped == 4 and rerun.rows == 6
+    assert _quarantine(spark, storage) == before  # replaced, not appended a second time
+
+    clean = write_output(spark, nums(10, D1).where("id % 3 != 0"), a, storage, "r4", expectations=not_three,
+                         quarantine_date=D1)
+    assert clean.dropped == 0
+    assert _quarantine(spark, storage) == {(D1, "bad_price"): 2, (D1, "odd"): 5, (D2, "not_three"): 3}
+    assert not (tmp_path / "wh" / STAGING).exists()
+
+
+# ------------------------------------------------------------------------- a failure in the run report
+def test_a_failure_shows_rows_in_its_one_line_and_carries_every_count_to_the_report(spark, tmp_path):
+    """The runner keeps only an error's first line: it must hold the violating rows. The exception carries the
+    results of every expectation of the output (passed ones too) for the failed step's report."""
+    import re
+
+    from engine.report import write_report
+    from engine.run_record import RunRecord, StepRecord
+    from engine.runner import essential_line
+    from engine.spec import OutputSpec
+    from engine.storage.local import LocalStorage
+    from engine.writer import write_output
+
+    trades = spark.createDataFrame([(i, f"SYM{i % 3}", 1000 * i, "a free-text comment " * 5) for i in range(10)],
+                                   "id bigint, symbol string, trade_size bigint, note string")
+    exps = parse_expectations([
+        {"name": "size_small", "expr": "trade_size <= 4000", "action": "fail"},
+        {"name": "has_symbol", "not_null": ["symbol"]},
+        {"name": "id_positive", "expr": "id > 0", "action": "warn"},
+    ])
+    storage = LocalStorage(tmp_path / "wh")
+    with pytest.raises(ExpectationFailed) as exc:
+        write_output(spark, trades, OutputSpec("trades", "demo/trades"), storage, "r1", expectations=exps,
+                     quarantine_date=D1)
+    assert storage.read_uri("demo/trades") is None  # nothing committed
+
+    line = essential_line(exc.value)
+    assert line.startswith("ExpectationFailed: expectation 'size_small' (trade_size <= 4000) failed for 5 of 10 "
+                           "rows; violating rows: {trade_size=")
+    assert not line.endswith("...")  # within what the runner keeps
+    shown = [int(v) for v in re.findall(r"\{trade_size=(\d+), id=\d+, symbol=SYM\d", line)]
+    assert len(shown) >= 3 and all(v > 4000 for v in shown)
+
+    by = {r.name: r for r in exc.value.results}
+    assert [r.name for r in exc.value.results] == ["size_small", "has_symbol", "id_positive"]
+    assert (by["size_small"].passed, by["size_small"].failed, by["size_small"].ok) == (5, 5, False)
+    assert (by["has_symbol"].passed, by["has_symbol"].failed, by["has_symbol"].ok) == (10, 0, True)
+    assert (by["id_positive"].passed, by["id_positive"].failed) == (9, 1)
+    in_detail = sorted(int(v) for v in re.findall(r"\{trade_size=(\d+)", by["size_small"].detail))
+    assert in_detail == [5000, 6000, 7000, 8000, 9000]
+    assert [r.name for r in exc.value.failed] == ["size_small"]
+
+    # the step record as the runner fills it for a failed step: its error line and the exception's results
+    step = StepRecord(name="trades", transform="t", status="failed", error=line, expectations=exc.value.results)
+    record = RunRecord(run_id="r1", pipeline="p", date=D1, spec_file="p.yaml", storage_root="wh", status="failed",
+                       steps=[step])
+    html_path, json_path = write_report(record, [], tmp_path / "report", None)
+    data = json.loads(json_path.read_text())
+    [got] = data["steps"]
+    assert got["error"] == line
+    assert [(e["name"], e["passed"], e["failed"]) for e in got["expectations"]] == [
+        ("size_small", 5, 5), ("has_symbol", 10, 0), ("id_positive", 9, 1)]
+    assert "{trade_size=9000, id=9, symbol=SYM0" in got["expectations"][0]["detail"]
+    html = html_path.read_text()
+    assert "{trade_size=9000, id=9, symbol=SYM0" in html and "failed for 5 of 10 rows; violating rows: {" in html

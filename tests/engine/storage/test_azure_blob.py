@@ -178,6 +178,33 @@ def test_append_abort_put_file_and_hidden_files(azure_config, container, tmp_pat
     assert storage.list_dirs("nothing") == []
 
 
+def test_owned_append_replaces_its_owners_files_only(azure_config, container) -> None:
+    """A shared dataset (a quarantine): a writer's rerun replaces its own earlier files of the partitions it
+    writes or replaces, and keeps the other writers' files and the other partitions."""
+    storage = _storage(azure_config, container)
+
+    def owned(owner: str, files: dict[str, str], replace: tuple[str, ...] = ()) -> None:
+        pending = storage.begin_write("q", "run", "append", ["d"], owner=owner)
+        _write_files(Path(pending.uri), {**files, "_SUCCESS": ""})  # Spark's marker: the folder is there
+        storage.commit(dataclasses.replace(pending, replace_partitions=replace))
+
+    _commit(storage, "q", {"d=1/part-0.parquet": "ingest"})
+    owned("demo/a", {"d=1/part-1.parquet": "a1", "d=2/part-1.parquet": "a2"})
+    owned("demo/b", {"d=1/part-1.parquet": "b1"})
+    owned("demo/a", {"d=1/part-5.parquet": "a1 again"}, replace=("d=1",))
+
+    def contents() -> dict[str, list[str]]:
+        tree = _tree(storage.read_uri("q"))
+        return {d: sorted(v for k, v in tree.items() if k.startswith(d + "/")) for d in sorted(
+            {k.split("/")[0] for k in tree})}
+
+    assert contents() == {"d=1": ["a1 again", "b1", "ingest"], "d=2": ["a2"]}
+    owned("demo/a", {}, replace=("d=1", "d=2"))
+    assert contents() == {"d=1": ["b1", "ingest"]}
+    with pytest.raises(StorageError, match="mode append"):
+        storage.begin_write("q", "run", "overwrite", ["d"], owner="demo/a")
+
+
 def test_cleanup_respects_grace_and_walks_the_root(azure_config, container) -> None:
     patient = _storage(azure_config, container, cleanup_grace_seconds=3600)
     _commit(patient, "analytics/bars", {"d=1/a.parquet": "1"})

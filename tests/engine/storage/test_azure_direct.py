@@ -3,11 +3,14 @@ and its _SUCCESS-gated metadata calls against Azurite's blob endpoint."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from engine.config import AzureConfig, Config, StorageConfig
 from engine.errors import ConfigError, StorageError
-from engine.storage.azure_direct import AzureDirectStorage
+from engine.storage.azure_direct import OWNED_STAGING, AzureDirectStorage
+from engine.storage.base import owned_name
 from tests.azurite import ACCOUNT, ACCOUNT_KEY
 
 KEY = "c2VjcmV0LWtleS1ub3QtdG8tbGVhaw=="
@@ -104,3 +107,43 @@ def test_success_marker_gates_reads_and_commit(azurite, container) -> None:
     raw = AzureDirectStorage.from_config(f"az://{container}/raw", config)
     assert raw.read_uri("csv/2020-08-05") == f"abfss://{container}@{ACCOUNT}.dfs.core.windows.net/raw/csv/2020-08-05"
     assert raw.list_dirs("csv") == ["2020-08-05"]
+
+
+def test_owned_append_is_staged_then_replaces_its_owners_files_only(azurite, container) -> None:
+    """Spark names the files it writes, so an owned write goes to a hidden staging folder of the dataset and
+    commit copies the files in under the owner's names, dropping that owner's earlier ones (Azurite stands in
+    for the abfss:// side: the test writes what Spark would)."""
+    config = Config(azure=AzureConfig(storage_account=ACCOUNT, container=container, access_key=ACCOUNT_KEY,
+                                      endpoint=azurite.endpoint), storage=StorageConfig(mode="direct"))
+    st = AzureDirectStorage.from_config(f"az://{container}/wh", config, cleanup_grace_seconds=0)
+    client = st.access.client
+    client.upload_blob("wh/q/_SUCCESS", b"")
+    client.upload_blob("wh/q/d=1/part-0.parquet", b"ingest")
+
+    def owned(owner: str, files: dict[str, bytes], replace: tuple[str, ...] = (), commit: bool = True) -> None:
+        pending = st.begin_write("q", "run-1", "append", ["d"], owner=owner)
+        assert f"/wh/q/{OWNED_STAGING}/run-1-" in pending.uri
+        staging = pending.uri.split(f"@{ACCOUNT}.dfs.core.windows.net/", 1)[1]
+        for name, data in {**files, "_SUCCESS": b""}.items():
+            client.upload_blob(f"{staging}/{name}", data)
+        assert OWNED_STAGING not in st.list_dirs("q")  # hidden from readers
+        if commit:
+            st.commit(dataclasses.replace(pending, replace_partitions=replace))
+        else:
+            st.abort(pending)
+        assert not list(client.list_blobs(name_starts_with=f"{staging}/"))
+
+    def contents() -> dict[str, bytes]:
+        return {b.name[len("wh/q/"):]: client.download_blob(b.name).readall()
+                for b in client.list_blobs(name_starts_with="wh/q/d=")}
+
+    owned("demo/a", {"d=1/part-1.parquet": b"a1", "d=2/part-1.parquet": b"a2"})
+    owned("demo/b", {"d=1/part-1.parquet": b"b1"})
+    owned("demo/a", {"d=1/part-7.parquet": b"a1 again"}, replace=("d=1",))
+    assert contents() == {"d=1/part-0.parquet": b"ingest", f"d=1/{owned_name('demo/a', 'part-7.parquet')}": b"a1 again",
+                          f"d=1/{owned_name('demo/b', 'part-1.parquet')}": b"b1",
+                          f"d=2/{owned_name('demo/a', 'part-1.parquet')}": b"a2"}
+    owned("demo/a", {"d=1/part-8.parquet": b"never"}, commit=False)  # aborted: nothing published
+    owned("demo/a", {}, replace=("d=1", "d=2"))
+    assert contents() == {"d=1/part-0.parquet": b"ingest", f"d=1/{owned_name('demo/b', 'part-1.parquet')}": b"b1"}
+    assert st.exists("q")

@@ -6,6 +6,7 @@ import pytest
 
 from engine.errors import StorageError
 from engine.storage.azure_blob import Manifest, ManifestFile, next_manifest, partition_key
+from engine.storage.base import owned_name
 
 
 def _files(write_id: str, part: str, *names: str) -> list[ManifestFile]:
@@ -82,3 +83,20 @@ def test_partition_key() -> None:
 def test_unknown_mode() -> None:
     with pytest.raises(StorageError, match="unknown write mode"):
         next_manifest(None, {}, "upsert", "w", [], "ds")
+
+
+def test_owned_append_replaces_only_the_owners_files() -> None:
+    def owned(owner: str, write_id: str, part: str, *names: str) -> list[ManifestFile]:
+        return _files(write_id, part, *(owned_name(owner, n) for n in names))
+
+    m = next_manifest(_v1(), {"d=1": owned("x", "w2", "d=1", "p"), "d=2": owned("x", "w2", "d=2", "q")},
+                      "append", "w2", ["d"], "ds", "x")
+    m = next_manifest(m, {"d=1": owned("y", "w3", "d=1", "p")}, "append", "w3", ["d"], "ds", "y")
+    assert {k: len(v) for k, v in m.partitions.items()} == {"d=1": 3, "d=2": 2}
+    m = next_manifest(m, {"d=1": owned("x", "w4", "d=1", "r"), "d=2": []}, "append", "w4", ["d"], "ds", "x")
+    assert {k: [f.blob for f in v] for k, v in m.partitions.items()} == {
+        "d=1": ["_runs/w1/d=1/a", f"_runs/w3/d=1/{owned_name('y', 'p')}", f"_runs/w4/d=1/{owned_name('x', 'r')}"],
+        "d=2": ["_runs/w1/d=2/b"]}
+    m = next_manifest(m, {"d=3": owned("x", "w5", "d=3", "s")}, "append", "w5", ["d"], "ds", "x")
+    m = next_manifest(m, {"d=3": []}, "append", "w6", ["d"], "ds", "x")
+    assert "d=3" not in m.partitions  # it held only the owner's files: the partition goes

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from engine.errors import StorageError
+from engine.storage.base import is_owned, owner_tag
 from engine.storage.local import STAGING, TRASH, LocalStorage
 
 
@@ -132,3 +137,52 @@ def test_settle_removes_what_this_process_left_and_keeps_other_processes_folders
     other.parent.rmdir()
     storage.settle()
     assert list(tmp_path.iterdir()) == []
+
+
+def _owned(storage: LocalStorage, owner: str, run_id: str, files: dict[str, str], replace: tuple[str, ...] = ()):
+    pending = storage.begin_write("quarantine", run_id, "append", ("trade_dt",), owner=owner)
+    pending = dataclasses.replace(pending, replace_partitions=replace)
+    for name, text in files.items():
+        path = Path(pending.uri) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    storage.commit(pending)
+
+
+def _contents(folder: Path) -> dict[str, list[str]]:
+    """Partition -> sorted texts of its data files."""
+    out: dict[str, list[str]] = {}
+    for p in sorted(folder.rglob("*")):
+        if p.is_file() and not p.name.startswith((".", "_")):
+            out.setdefault(p.parent.relative_to(folder).as_posix(), []).append(p.read_text())
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def test_an_owned_append_replaces_its_owners_files_and_keeps_everyone_elses(tmp_path):
+    """A shared dataset (a quarantine): a rerun of one writer replaces exactly its earlier files in the
+    partitions it writes or replaces; the partition's other writers and its other partitions stay."""
+    storage = LocalStorage(tmp_path)
+    storage.commit(_stage(storage, "quarantine", "ingest", {"trade_dt=D1/part-0.parquet": "ingest"}))
+    _owned(storage, "demo/a", "r1", {"trade_dt=D1/part-1.parquet": "a1", "trade_dt=D2/part-2.parquet": "a2"})
+    _owned(storage, "demo/b", "r1", {"trade_dt=D1/part-1.parquet": "b1"})  # the same file name: no clash
+    q = tmp_path / "quarantine"
+    assert _contents(q) == {"trade_dt=D1": ["a1", "b1", "ingest"], "trade_dt=D2": ["a2"]}
+
+    _owned(storage, "demo/a", "r2", {"trade_dt=D1/part-3.parquet": "a1 again"}, replace=("trade_dt=D1",))
+    assert _contents(q) == {"trade_dt=D1": ["a1 again", "b1", "ingest"], "trade_dt=D2": ["a2"]}
+    _owned(storage, "demo/a", "r3", {"trade_dt=D1/part-4.parquet": "a1 third"})  # a written partition is replaced
+    assert _contents(q) == {"trade_dt=D1": ["a1 third", "b1", "ingest"], "trade_dt=D2": ["a2"]}
+
+    _owned(storage, "demo/a", "r4", {}, replace=("trade_dt=D1", "trade_dt=D2"))  # a clean rerun: none left
+    assert _contents(q) == {"trade_dt=D1": ["b1", "ingest"]}
+    assert not (q / "trade_dt=D2").exists()  # no empty partition folder stays
+    assert not (tmp_path / STAGING).exists() and not (tmp_path / TRASH).exists()
+
+
+def test_owner_tags_never_collide_and_need_append(tmp_path):
+    assert owner_tag("demo/a") != owner_tag("demo_a") and owner_tag("demo/a").startswith("demo_a.")
+    assert is_owned("demo/a", owner_tag("demo/a") + "part-0.parquet")
+    assert not is_owned("demo/a", owner_tag("demo/ab") + "part-0.parquet")
+    assert not is_owned("a", "part-0.parquet") and not owner_tag("_x").startswith(("_", "."))
+    with pytest.raises(StorageError, match="mode append"):
+        LocalStorage(tmp_path).begin_write("quarantine", "r1", "overwrite_partitions", ("trade_dt",), owner="x")
