@@ -25,6 +25,7 @@ class TransformContext:
     _raw_reader: Callable[[str], str | None]
     metrics: dict[str, Any] = field(default_factory=dict)
     extras: Mapping[str, Any] = field(default_factory=dict)
+    raw_root: str = ""  # where raw input is looked for, as messages name it (e.g. "local folder /data/raw")
 
     def dataset_uri(self, rel_path: str, partitions: list[str] | None = None) -> str | None:
         """A readable URI of the committed dataset at ``rel_path`` under the storage root, or None.

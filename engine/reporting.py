@@ -35,7 +35,10 @@ def build_charts(runner: Any, record: RunRecord) -> list[Any]:
             if spark is None or uri is None:
                 return None
             return fetch_frame(spark.read.parquet(uri), spec)
-        return runner.chart_frames.get(spec.source)
+        frame = runner.chart_frames.get(spec)
+        if isinstance(frame, Exception):  # fetching failed while the step ran: the chart shows why
+            raise frame
+        return frame
 
     return render_all(parse_charts(list(runner.spec.charts)), fetch, log)
 

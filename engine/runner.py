@@ -2,6 +2,9 @@
 
 The runner is thin: the spec is already valid, the tracker guard decides whether we may run, the executor
 computes DataFrames, the writer publishes them. Refusals (lock, upstream) happen before Spark starts.
+A rerun resumes: a step whose 'success' mark stands and whose outputs exist is not recomputed, unless a step
+upstream of it is. A step about to rewrite its outputs first turns its downstream steps' marks 'stale', so no
+way a run ends (failure, kill, a --select leaving them out) leaves them looking fresh.
 Steps that do not need each other's outputs run concurrently (``parallel_steps``), so one step's planning,
 code generation and commit overlap another's tasks; Spark shares the cores between their jobs.
 """
@@ -15,7 +18,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +27,7 @@ from engine.config import Config
 from engine.context import TransformContext
 from engine.errors import StepFailed
 from engine.executor import compute_step
+from engine.expectations import ExpectationFailed
 from engine.logs import STEP_EVENT
 from engine.registry import Registry
 from engine.run_record import RunRecord, StepRecord
@@ -80,6 +84,12 @@ class NullGuard:
     def step_succeeded(self, step: str) -> bool:
         return False
 
+    def steps_not_succeeded(self, steps: Iterable[str]) -> list[tuple[str, str]]:
+        return []  # nothing is tracked, so nothing is known to be out of date
+
+    def invalidate_steps(self, steps: Iterable[str], message: str) -> list[str]:
+        return []
+
     def mark_step(self, step: str, status: str, message: str = "") -> None:
         return None
 
@@ -107,7 +117,7 @@ class PipelineRunner:
         self.order = self.dag.order()
         self.selection: Selection = (select(self.dag, parse_selectors(self.options.selectors))
                                      if self.options.selectors else select_all(self.dag))
-        self.chart_frames: dict[str, Any] = {}
+        self.chart_frames: dict[Any, Any] = {}  # ChartSpec -> its rows (pandas), or why they are missing
         self.record: RunRecord | None = None
         self.spark: Any = None
         self._lock = threading.Lock()  # use counts and persisted frames, shared by concurrent steps
@@ -161,16 +171,52 @@ class PipelineRunner:
     def resumable(self) -> tuple[set[str], dict[str, dict[str, list[str]]]]:
         """Steps a rerun need not compute: (skipped, reloaded).
 
-        A step that succeeded for this date and whose outputs exist is skipped when no running step needs
-        its result, and *reloaded* from its committed outputs (the partitions it wrote) when running steps
-        read only outputs it wrote. Append-mode outputs cannot be isolated, so such steps always rerun.
+        A selected step is *fresh* when it succeeded for this date, its outputs exist and none is append-mode
+        (appends cannot be isolated). A step is *dirty* when a step upstream of it (through steps without
+        outputs and feeders too) rewrites its outputs in this run: its own outputs were computed from data
+        that is being replaced, so it reruns even when fresh. A fresh step that is not dirty is skipped when
+        no running step needs its result, and *reloaded* from its committed outputs (the partitions it wrote)
+        when running steps read only outputs it wrote; otherwise it is recomputed, and rewrites its outputs
+        too, which can make more steps dirty: repeated until nothing changes.
         """
         if self.options.force:
             return set(), {}
+        selected = self.selection.selected
+        fresh = {name for name in self.order if name in selected and self._fresh(self.spec.steps[name])}
+        rewritten = {name for name in selected if self.spec.steps[name].outputs and name not in fresh}
+        partitions: dict[str, dict[str, list[str]] | None] = {}
+        while True:
+            dirty = self._dirty(rewritten)
+            skip, reload = self._reusable(fresh - dirty, dirty, partitions)
+            running = {name for name in selected if self.spec.steps[name].outputs
+                       and name not in skip and name not in reload}
+            if running <= rewritten:
+                return skip, reload
+            rewritten |= running  # recomputed though fresh: what it rewrites makes its downstream steps dirty
+
+    def _fresh(self, step: StepSpec) -> bool:
+        """Succeeded for this date, outputs exist, none appends: may be reused unless an upstream step reruns."""
+        if not step.outputs or any(o.mode == "append" for o in step.outputs.values()):
+            return False
+        return self.guard.step_succeeded(step.name) and all(self.storage.exists(o.path)
+                                                            for o in step.outputs.values())
+
+    def _dirty(self, rewritten: set[str]) -> set[str]:
+        """``rewritten`` and every step downstream of one of them."""
+        dirty: set[str] = set()
+        for name in self.order:
+            if name in rewritten or self.dag.parents[name] & dirty:
+                dirty.add(name)
+        return dirty
+
+    def _reusable(self, fresh: set[str], dirty: set[str], partitions: dict[str, dict[str, list[str]] | None]
+                  ) -> tuple[set[str], dict[str, dict[str, list[str]]]]:
+        """Of the selected steps that are not dirty: which are skipped and which reloaded (see ``resumable``);
+        consumers come first, since whether a step's result is needed depends on which of them run."""
         skip: set[str] = set()
         reload: dict[str, dict[str, list[str]]] = {}
         for name in reversed(self.order):
-            if name not in self.selection.selected:
+            if name not in self.selection.selected or name in dirty:
                 continue
             step = self.spec.steps[name]
             consumers = [c for c in self.dag.children(name) if self.selection.runs(c)]
@@ -179,21 +225,19 @@ class PipelineRunner:
                 if consumers and not running:
                     skip.add(name)  # a pure read needed by nobody that runs
                 continue
-            if any(o.mode == "append" for o in step.outputs.values()):
-                continue
-            if not (self.guard.step_succeeded(name) and all(self.storage.exists(o.path)
-                                                            for o in step.outputs.values())):
+            if name not in fresh:
                 continue
             if not running:
                 skip.add(name)
                 continue
-            partitions = self._written_partitions(name)
+            if name not in partitions:
+                partitions[name] = self._written_partitions(name)
+            written = partitions[name]
             needed = {self._needed_output(step, ref) for c in running
                       for ref in self.spec.steps[c].inputs.values() if ref.step == name}
-            if partitions is not None and all(o in step.outputs and (o in partitions or
-                                                                      not step.outputs[o].partition_by)
-                                              for o in needed):
-                reload[name] = partitions
+            if written is not None and all(o in step.outputs and (o in written or not step.outputs[o].partition_by)
+                                           for o in needed):
+                reload[name] = written
         return skip, reload
 
     def _needed_output(self, step: StepSpec, ref: InputRef) -> str:
@@ -238,7 +282,11 @@ class PipelineRunner:
                 raise
             record.status = "success"
             record.ended = dt.datetime.now()
-            guard.finish("success", self.summary(record))
+            behind = guard.steps_not_succeeded(n for n in self.order if self.spec.steps[n].outputs)
+            if behind:  # a --select run left steps out of date: the job is not done, a plain rerun finishes it
+                record.message = (f"not up to date: {', '.join(f'{n} ({status})' for n, status in behind)}; "
+                                  "a run without --select recomputes them")
+            guard.finish("stale" if behind else "success", self.summary(record))
         return record
 
     def _execute(self, record: RunRecord) -> None:
@@ -332,6 +380,15 @@ class PipelineRunner:
         with self._guard_lock:
             self.guard.mark_step(name, status, message)
 
+    def _invalidate_downstream(self, name: str) -> None:
+        """Before ``name`` rewrites its outputs: its downstream steps' outputs no longer follow from them."""
+        downstream = self.dag.downstream(name)
+        below = [n for n in self.order if n in downstream]
+        with self._guard_lock:
+            stale = self.guard.invalidate_steps(below, f"outputs of upstream step {name} are being recomputed")
+        if stale:
+            log.info("step %s: marked %s stale until recomputed", name, ", ".join(stale))
+
     def _read_committed(self, spark: Any, out: Any, partitions: list[str] | None) -> Any:
         uri = self.storage.read_uri(out.path, partitions)
         if not partitions:
@@ -359,7 +416,11 @@ class PipelineRunner:
                  "" if writes else " (feeding a selected step; outputs not written)", extra={STEP_EVENT: True})
         if self.progress is not None:
             self.progress.step_started(name, index)
-        self._mark(name, "running")
+        # a step's row tells about its committed outputs: a feeder writes none, so its row stays as it was
+        if writes:
+            if step.outputs:
+                self._invalidate_downstream(name)
+            self._mark(name, "running")
         spark.sparkContext.setJobGroup(f"{self.spec.name}.{name}", f"{self.spec.name}.{name}", True)
         try:
             inputs = {iname: self._resolve_input(spark, ref, results) for iname, ref in step.inputs.items()}
@@ -370,6 +431,7 @@ class PipelineRunner:
             ctx = TransformContext(
                 spark=spark, date=self.date, step=name, log=logging.getLogger(f"tickflow.step.{name}"),
                 _dataset_reader=self.storage.read_uri, _raw_reader=self._raw_reader,
+                raw_root=self.raw_storage.describe(),
             )
             outs = compute_step(step, inputs, ctx, self.registry)
             for oname, df in outs.items():
@@ -396,13 +458,16 @@ class PipelineRunner:
         except BaseException as exc:
             srec.status = "failed"
             srec.error = essential_line(exc)
+            # a failed check still reports the counts of every expectation of the step (ExpectationFailed.results)
+            srec.expectations.extend(getattr(exc, "results", ()))
             srec.ended = dt.datetime.now()
             srec.duration_s = time.monotonic() - t0
             log.error("step %s (%s) failed after %.1fs: %s", name, step.kind, srec.duration_s, srec.error)
             log.debug("step %s failure detail", name, exc_info=True)
             if self.progress is not None:
                 self.progress.step_finished(name, "failed", {})
-            self._mark(name, "failed", srec.error)
+            if writes:
+                self._mark(name, "failed", srec.error)
             if isinstance(exc, Exception):
                 raise StepFailed(name, step.kind, srec.error) from exc
             raise
@@ -413,13 +478,15 @@ class PipelineRunner:
         srec.status = "success"
         srec.ended = dt.datetime.now()
         srec.duration_s = time.monotonic() - t0
-        rows = ", ".join(f"{o}={n:,} rows" for o, n in srec.rows_out.items()) or "no outputs written"
+        rows = (", ".join(f"{o}={n:,} row{'' if n == 1 else 's'}" for o, n in srec.rows_out.items())
+                or "no outputs written")
         log.info("step %s: done in %.1fs (%s)", name, srec.duration_s, rows, extra={STEP_EVENT: True})
         if self.progress is not None:
             self.progress.step_finished(name, "success", dict(srec.rows_out))
         # what it wrote, so a rerun can feed later steps from the committed outputs instead of recomputing
         written = {"partitions": srec.metrics.get("partitions_written", {}), "rows": srec.rows_out}
-        self._mark(name, "success", json.dumps(written, separators=(",", ":")))
+        if writes:
+            self._mark(name, "success", json.dumps(written, separators=(",", ":")))
 
     def _write_outputs(self, spark: Any, step: StepSpec, results: dict[tuple[str, str], Any]) -> dict[str, Any]:
         """Writes every output of ``step``; several at once when steps may run concurrently.
@@ -427,21 +494,28 @@ class PipelineRunner:
         Returns {output: WriteResult} in declared order. Each output commits on its own; when one fails the
         others still finish, and the first failing output (in declared order) is raised.
         """
+        written: dict[str, Any] = {}  # outputs committed so far: their checks are reported if another fails
+
         def one(oname: str) -> Any:
             spark.sparkContext.setJobGroup(f"{self.spec.name}.{step.name}", f"{self.spec.name}.{step.name}", True)
             key = (step.name, self._canonical(step, oname))
-            return write_output(spark, results[key], step.outputs[oname], self.storage, self.options.run_id,
-                                expectations=self._expectations_for(step, oname),
-                                quarantine_date=srec_date(self.date))
+            written[oname] = write_output(spark, results[key], step.outputs[oname], self.storage,
+                                          self.options.run_id, expectations=self._expectations_for(step, oname),
+                                          quarantine_date=srec_date(self.date))
+            return written[oname]
 
         names = list(step.outputs)
         workers = min(self.options.parallel_steps, len(names))
-        if workers <= 1:
-            return {oname: one(oname) for oname in names}
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{step.name}.write") as pool:
-            futures = {oname: pool.submit(one, oname) for oname in names}
-            wait(futures.values())
-        return {oname: fut.result() for oname, fut in futures.items()}
+        try:
+            if workers <= 1:
+                return {oname: one(oname) for oname in names}
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{step.name}.write") as pool:
+                futures = {oname: pool.submit(one, oname) for oname in names}
+                wait(futures.values())
+            return {oname: fut.result() for oname, fut in futures.items()}
+        except ExpectationFailed as exc:
+            exc.results[:0] = [r for o in names if o in written for r in written[o].expectations]
+            raise
 
     def _expectations_for(self, step: StepSpec, output: str) -> list[Any]:
         if not step.expectations:
@@ -462,17 +536,22 @@ class PipelineRunner:
 
     def _collect_charts(self, name: str, results: dict[tuple[str, str], Any],
                         remaining: dict[tuple[str, str], int], persisted: dict[tuple[str, str], Any]) -> None:
-        for chart in self.spec.charts:
+        """Fetch the rows of each chart drawn from this step's results (each chart its own columns)."""
+        from engine.charts import fetch_frame, parse_chart
+
+        for i, chart in enumerate(self.spec.charts):
             src = str(chart.get("source", ""))
             if not src or src.startswith(("metrics:", "dataset:")):
                 continue
             ref = InputRef.parse(src)
-            if ref.step != name or src in self.chart_frames:
+            spec = parse_chart(i, chart)
+            if ref.step != name or spec in self.chart_frames:
                 continue
             key = (name, self._output_key(ref))
-            from engine.charts import fetch_frame, parse_chart
-
-            self.chart_frames[src] = fetch_frame(results[key], parse_chart(0, chart))
+            try:
+                self.chart_frames[spec] = fetch_frame(results[key], spec)
+            except Exception as exc:  # a chart that cannot be drawn costs the report a chart, not the step
+                self.chart_frames[spec] = exc
             self._release(key, remaining, persisted)
 
     def _raw_reader(self, rel: str) -> str | None:
@@ -484,8 +563,9 @@ class PipelineRunner:
         skipped = [s for s in record.steps if s.status == "skipped"]
         rows = sum(sum(s.rows_out.values()) for s in record.steps)
         dur = f"{record.duration_s:.1f}s" if record.duration_s is not None else "?"
-        return (f"{record.pipeline} {record.date or ''}: {record.status} in {dur}; {len(ran)} step(s) ran, "
+        text = (f"{record.pipeline} {record.date or ''}: {record.status} in {dur}; {len(ran)} step(s) ran, "
                 f"{len(skipped)} skipped; {rows:,} rows written").replace("  ", " ")
+        return f"{text}; {record.message}" if record.status == "success" and record.message else text
 
 
 def srec_date(date: dt.date | None) -> str | None:

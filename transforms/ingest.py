@@ -198,8 +198,10 @@ def ingest_frames(ctx: Any, params: Mapping[str, Any]) -> dict[str, DataFrame]:
             formats.append(fmt)
     if not parts:
         if params.get("require_input", True):
-            raise TransformError(f"ingest {day}: no raw input under {', '.join(looked)} (raw root)")
-        ctx.log.warning("ingest %s: no raw input under %s", day, ", ".join(looked))
+            raise TransformError(f"ingest {day}: no raw input under {', '.join(looked)} of the raw root "
+                                 f"({getattr(ctx, 'raw_root', '') or 'see [storage] raw_root'})")
+        ctx.log.warning("ingest %s: no raw input under %s of the raw root (%s)", day, ", ".join(looked),
+                        getattr(ctx, "raw_root", ""))
         return _empty(ctx)
     lines = reduce(DataFrame.unionByName, parts)
     check_date = run_date if params.get("check_run_date", True) else None

@@ -12,11 +12,15 @@ import datetime as dt
 import re
 import signal
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from engine.errors import TrackerError
 
-STATUSES = ("running", "success", "failed")
+STALE = "stale"
+# 'stale': a step's outputs predate a recomputation of a step upstream of it (turned so by ``invalidate``), or a
+# job whose run left such steps behind (a --select run): not 'success', so a rerun recomputes them
+STATUSES = ("running", "success", "failed", STALE)
 SEED_COLUMNS = ("job_id", "status", "updated_time", "lock_id")
 # Columns this version adds to the seed table (same type names work on both databases).
 EXTRA_COLUMNS = (
@@ -207,6 +211,17 @@ class Tracker(ABC):
                    fence: Lease | None = None) -> None:
         """Upsert a (step) row's status without locking it; with ``fence`` only while that lease is ours
         (else LeaseLost)."""
+
+    @abstractmethod
+    def invalidate(self, job_ids: Sequence[str], message: str, *, run_id: str | None = None,
+                   fence: Lease | None = None) -> list[str]:
+        """Turn the rows of ``job_ids`` that are 'success' into 'stale' with ``message``, in one statement (rows
+        missing or in another status stay as they are); with ``fence`` only while that lease is ours (else
+        LeaseLost). Returns the job ids changed, sorted."""
+
+    def _holds(self, fence: Lease) -> bool:
+        row = self.get(fence.job_id)
+        return row is not None and row.lock_id == fence.lock_id
 
     @abstractmethod
     def unlock(self, job_id: str, message: str, *, lock_id: str | None = None) -> bool:

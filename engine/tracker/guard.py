@@ -3,6 +3,9 @@
 On enter: upstream check (UpstreamNotReady, exit 3), already done (``already_succeeded``), atomic acquire
 (AlreadyRunning, exit 4), a heartbeat thread renewing the lease, and SIGTERM/SIGINT turned into exceptions
 so the release in ``__exit__`` runs. Refusals cost a few queries, never a JVM.
+
+Every message written to the table passes the configured secrets' masker first: step and run messages quote
+errors, and a driver error can quote a connection string.
 """
 
 from __future__ import annotations
@@ -16,12 +19,14 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import FrameType, TracebackType
 from typing import Any
 
 from engine.errors import AlreadyRunning, TrackerError, UpstreamNotReady
+from engine.logs import SecretMasker
 from engine.tracker.base import (
+    STALE,
     JobRow,
     Lease,
     LeaseLost,
@@ -95,7 +100,7 @@ class JobGuard:
 
     def __init__(self, tracker: Tracker, pipeline: str, date: dt.date, requires: Sequence[str] = (), *,
                  force: bool = False, wait_for_upstream: float = 0.0, lease_seconds: int = 180,
-                 log: logging.Logger | None = None, run_id: str | None = None):
+                 log: logging.Logger | None = None, run_id: str | None = None, secrets: Sequence[str] = ()):
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
         self.tracker = tracker
@@ -117,6 +122,7 @@ class JobGuard:
         self._releasing = False
         self._heartbeat: _Heartbeat | None = None
         self._handlers: dict[int, Any] = {}
+        self._masker = SecretMasker(secrets)
 
     # -- enter ---------------------------------------------------------------------------------------------
     def __enter__(self) -> JobGuard:
@@ -245,22 +251,52 @@ class JobGuard:
         row = self.tracker.get(step_job_id(self.pipeline, step, self.date))
         return row is not None and row.status == "success"
 
+    def steps_not_succeeded(self, steps: Iterable[str]) -> list[tuple[str, str]]:
+        """(step, status) of each of ``steps`` whose row is not 'success' ('missing' without a row): a run that
+        leaves such steps behind has not brought the job up to date."""
+        out = []
+        for step in steps:
+            row = self.tracker.get(step_job_id(self.pipeline, step, self.date))
+            status = "missing" if row is None else (row.status or "unknown")
+            if status != "success":
+                out.append((step, status))
+        return out
+
+    def _check_lock(self, what: str) -> None:
+        if self.lease is None:
+            raise TrackerError(f"job {self.job_id} is not locked by this run; cannot record {what}")
+        if self.lease_lost:
+            raise LeaseLost(f"lost the lock of job {self.job_id}; stopping before {what}")
+
     def mark_step(self, step: str, status: str, message: str = "") -> None:
         """Record a step's status, only while our lock is still ours (else LeaseLost)."""
         validate_status(status)
-        if self.lease is None:
-            raise TrackerError(f"job {self.job_id} is not locked by this run; cannot record step {step}")
-        if self.lease_lost:
-            raise LeaseLost(f"lost the lock of job {self.job_id}; stopping before step {step}")
-        self.tracker.set_status(step_job_id(self.pipeline, step, self.date), status, message,
+        self._check_lock(f"step {step}")
+        self.tracker.set_status(step_job_id(self.pipeline, step, self.date), status, self._masker.mask(message),
                                 run_id=self.run_id, fence=self.lease)
+
+    def invalidate_steps(self, steps: Iterable[str], message: str) -> list[str]:
+        """Turn the 'success' marks of ``steps`` stale, before a step upstream of them rewrites its outputs.
+
+        Done first, so a run killed or failing before it reaches them, or a --select run that leaves them out,
+        cannot leave outputs computed from the old upstream data marked fresh. Only while our lock is ours
+        (else LeaseLost). Returns the steps turned stale (rows missing or not 'success' stay as they are).
+        """
+        by_job = {step_job_id(self.pipeline, step, self.date): step for step in steps}
+        if not by_job:
+            return []
+        self._check_lock(f"marking {', '.join(by_job.values())} {STALE}")
+        changed = self.tracker.invalidate(list(by_job), self._masker.mask(message), run_id=self.run_id,
+                                          fence=self.lease)
+        return [by_job[job] for job in changed]
 
     # -- end -----------------------------------------------------------------------------------------------
     def finish(self, status: str, message: str = "") -> None:
-        """Record the final status ('success' or 'failed') and release our lock."""
+        """Record the final status and release our lock: 'success', 'failed', or 'stale' when the run succeeded
+        but left steps of the job out of date (a --select run), so that the job is not taken as done."""
         validate_status(status)
         if status == "running":
-            raise ValueError("finish() needs a final status: success or failed")
+            raise ValueError("finish() needs a final status: success, failed or stale")
         if self.lease is None or self._finished:
             return
         self._finished = True
@@ -274,7 +310,7 @@ class JobGuard:
         try:
             if self._heartbeat is not None:
                 self._heartbeat.stop()
-            ok = self.tracker.release(self.lease, status, message)
+            ok = self.tracker.release(self.lease, status, self._masker.mask(message))
         finally:
             self._releasing = False
         if ok:

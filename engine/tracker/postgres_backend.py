@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,6 +21,7 @@ from engine.tracker.base import (
     EXTRA_COLUMNS,
     LEASE_COLUMNS,
     ROW_COLUMNS,
+    STALE,
     JobRow,
     Lease,
     LeaseLost,
@@ -181,6 +182,22 @@ class PostgresTracker(Tracker):
             assert fence is not None
             raise LeaseLost(f"lost the lock of job {fence.job_id} (lease expired and taken over, or unlocked "
                             f"by an operator); not recording {job_id} as {status}")
+
+    def invalidate(self, job_ids: Sequence[str], message: str, *, run_id: str | None = None,
+                   fence: Lease | None = None) -> list[str]:
+        ids = list(dict.fromkeys(job_ids))
+        if not ids:
+            return []
+        rows = self._exec(
+            f"UPDATE {{t}} SET status = %(stale)s, updated_time = {_NOW}, run_id = %(run)s, message = %(msg)s "
+            "WHERE job_id = ANY(%(jobs)s) AND status = 'success' AND (%(fjob)s IS NULL OR EXISTS "
+            "(SELECT 1 FROM {t} AS f WHERE f.job_id = %(fjob)s AND f.lock_id = %(flock)s)) RETURNING job_id",
+            {"stale": STALE, "run": run_id, "msg": clip_message(message), "jobs": ids,
+             "fjob": fence.job_id if fence else None, "flock": fence.lock_id if fence else None})
+        if not rows and fence is not None and not self._holds(fence):
+            raise LeaseLost(f"lost the lock of job {fence.job_id} (lease expired and taken over, or unlocked "
+                            f"by an operator); not marking {', '.join(ids)} stale")
+        return sorted(r[0] for r in rows)
 
     def unlock(self, job_id: str, message: str, *, lock_id: str | None = None) -> bool:
         rows = self._exec(

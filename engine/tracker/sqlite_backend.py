@@ -19,6 +19,7 @@ from engine.tracker.base import (
     EXTRA_COLUMNS,
     LEASE_COLUMNS,
     ROW_COLUMNS,
+    STALE,
     JobRow,
     Lease,
     LeaseLost,
@@ -190,6 +191,25 @@ class SqliteTracker(Tracker):
             assert fence is not None
             raise LeaseLost(f"lost the lock of job {fence.job_id} (lease expired and taken over, or unlocked "
                             f"by an operator); not recording {job_id} as {status}")
+
+    def invalidate(self, job_ids: Sequence[str], message: str, *, run_id: str | None = None,
+                   fence: Lease | None = None) -> list[str]:
+        ids = list(dict.fromkeys(job_ids))
+        if not ids:
+            return []
+        params: dict[str, Any] = {f"j{i}": job for i, job in enumerate(ids)}
+        params.update({"stale": STALE, "run": run_id, "msg": clip_message(message),
+                       "fjob": fence.job_id if fence else None, "flock": fence.lock_id if fence else None})
+        with self._errors():
+            rows = self._conn.execute(
+                f"UPDATE {self._q} SET status = :stale, updated_time = {_NOW}, run_id = :run, message = :msg "
+                f"WHERE job_id IN ({', '.join(':j' + str(i) for i in range(len(ids)))}) AND status = 'success' "
+                f"AND (:fjob IS NULL OR EXISTS (SELECT 1 FROM {self._q} AS f "
+                "WHERE f.job_id = :fjob AND f.lock_id = :flock)) RETURNING job_id", params).fetchall()
+        if not rows and fence is not None and not self._holds(fence):
+            raise LeaseLost(f"lost the lock of job {fence.job_id} (lease expired and taken over, or unlocked "
+                            f"by an operator); not marking {', '.join(ids)} stale")
+        return sorted(r[0] for r in rows)
 
     def unlock(self, job_id: str, message: str, *, lock_id: str | None = None) -> bool:
         r = self._one(

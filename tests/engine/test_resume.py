@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import sys
 
 import pytest
 
@@ -13,6 +14,7 @@ from engine.registry import REGISTRY
 from engine.runner import PipelineRunner, RunOptions
 from engine.spec_loader import load_spec
 from engine.storage.local import LocalStorage
+from engine.tracker.base import Terminated
 from engine.tracker.factory import open_tracker
 from engine.tracker.guard import JobGuard
 
@@ -79,3 +81,208 @@ def test_rerun_after_failure_resumes_after_last_successful_step(setup):
     record = run(bad=False, force=True)
     assert [record.step(s).status for s in ("one", "two", "three")] == ["success"] * 3
     assert log_file.read_text().splitlines() == ["one", "one"]
+
+
+# -- a rerun recomputes every step downstream of a step it recomputes ---------------------------------------
+PROBE_MODULE = '''
+import signal
+import sqlite3
+
+from engine.errors import TransformError
+from engine.registry import transform
+from engine.tracker.base import Terminated
+
+
+@transform("t_probe", description="Passes `df` through after noting the tracker status of job `job`; "
+           "`stop: fail` fails, `stop: terminate` acts as SIGTERM arriving.", inputs=["df"],
+           params_schema={"type": "object", "required": ["tracker", "job", "record"],
+                          "properties": {"tracker": {"type": "string"}, "job": {"type": "string"},
+                                         "record": {"type": "string"}, "stop": {"type": "string", "default": ""}}})
+def t_probe(ctx, inputs, params):
+    with sqlite3.connect(params["tracker"]) as db:
+        row = db.execute("SELECT status FROM job_tracker WHERE job_id = ?", (params["job"],)).fetchone()
+    with open(params["record"], "a") as fh:
+        fh.write((row[0] if row else "none") + "\\n")
+    if params["stop"] == "fail":
+        raise TransformError("max_bad_share exceeded")
+    if params["stop"] == "terminate":
+        raise Terminated(signal.SIGTERM)
+    return inputs["df"]
+'''
+
+CHAIN = """
+pipeline: chain
+modules: [{mod}, {probe}]
+vars: {{n: 6, stop: ""}}
+steps:
+  src:
+    transform: t_counted
+    params: {{log: "{log}", n: "{{{{ vars.n }}}}"}}
+  ingest:
+    transform: t_probe
+    inputs: {{df: src}}
+    params: {{tracker: "{tracker}", job: chain.eod_2024-01-05, record: "{seen}", stop: "{{{{ vars.stop }}}}"}}
+    outputs: {{ingest: {{path: c/ingest, partition_by: [day]}}}}
+  scaled:
+    sql: SELECT id * 10 AS id, day FROM ingest
+    inputs: {{ingest: ingest}}
+  eod:
+    sql: SELECT day, count(*) AS n, sum(id) AS total FROM scaled GROUP BY day
+    inputs: {{scaled: scaled}}
+    outputs: {{eod: {{path: c/eod, partition_by: [day]}}}}
+"""
+
+
+@pytest.fixture(scope="session")
+def probe_module(tmp_path_factory) -> str:
+    folder = tmp_path_factory.mktemp("probe")
+    (folder / "tf_resume_probe.py").write_text(PROBE_MODULE)
+    sys.path.insert(0, str(folder))
+    return "tf_resume_probe"
+
+
+@pytest.fixture
+def chain(tmp_path, write_spec, test_transforms_module, probe_module, spark):
+    """ingest -> scaled (no outputs) -> eod; ``run`` returns the record, ``eod()`` the rows eod committed."""
+    files = {"log": tmp_path / "computed.log", "seen": tmp_path / "eod_status_seen_by_ingest.log",
+             "tracker": tmp_path / "t.sqlite"}
+    spec_path = write_spec(CHAIN.format(mod=test_transforms_module, probe=probe_module, **files))
+    config = Config(storage=StorageConfig(root=str(tmp_path / "wh")),
+                    tracker=TrackerConfig(sqlite_path=str(files["tracker"])), base_dir=tmp_path)
+    storage = LocalStorage(tmp_path / "wh")
+
+    def run(n: int, stop: str = "", force: bool = False, select: tuple[str, ...] = ()):
+        spec = load_spec(spec_path, date=DATE, var_overrides={"n": n, "stop": stop}, config=config)
+        with open_tracker(config) as tracker:
+            guard = JobGuard(tracker, spec.name, DATE, force=force, lease_seconds=30,
+                             log=logging.getLogger("tickflow.test"))
+            runner = PipelineRunner(spec, config, date=DATE, storage=storage, raw_storage=storage,
+                                    registry=REGISTRY, spark_provider=lambda: spark, guard=guard,
+                                    options=RunOptions(force=force, selectors=select))
+            return runner.run()
+
+    def row(job: str) -> tuple[str | None, str | None]:
+        with open_tracker(config) as tracker:
+            found = tracker.get(job)
+        return (found.status, found.message) if found is not None else (None, None)
+
+    def eod() -> list[tuple[int, int]]:
+        return [(r["n"], r["total"]) for r in spark.read.parquet(storage.read_uri("c/eod")).collect()]
+
+    def lines(name: str) -> list[str]:
+        return files[name].read_text().splitlines() if files[name].exists() else []
+
+    return run, row, eod, lines
+
+
+def test_rerun_after_a_failed_forced_run_recomputes_the_steps_downstream_of_the_failed_step(chain):
+    run, row, eod, lines = chain
+    assert run(n=6).status == "success"
+    assert eod() == [(6, 10 * sum(range(6)))]
+
+    with pytest.raises(StepFailed, match="max_bad_share exceeded"):  # new raw data for the date, rejected
+        run(n=4, stop="fail", force=True)
+    assert lines("seen") == ["none", "stale"]  # eod was no longer 'success' while ingest was recomputed
+    status, message = row("chain.eod_2024-01-05")
+    assert status == "stale" and "upstream step ingest" in message
+
+    record = run(n=4)  # the data fixed: ingest reruns, so eod (behind the output-less step scaled) reruns too
+    assert [record.step(s).status for s in ("src", "ingest", "scaled", "eod")] == ["success"] * 4
+    assert eod() == [(4, 10 * sum(range(4)))]
+    assert row("chain_2024-01-05")[0] == row("chain.eod_2024-01-05")[0] == "success"
+
+
+def test_a_run_stopped_while_a_step_runs_leaves_the_steps_downstream_of_it_stale(chain):
+    run, row, eod, lines = chain
+    run(n=6)
+    with pytest.raises(Terminated):  # SIGTERM while ingest recomputes: a kill now leaves eod stale already
+        run(n=4, stop="terminate", force=True)
+    assert lines("seen") == ["none", "stale"]
+    assert row("chain.eod_2024-01-05")[0] == "stale"
+
+    record = run(n=4, select=("eod",))  # only eod: it is stale, so it is recomputed (ingest feeds it)
+    assert record.step("eod").status == "success" and record.step("ingest").rows_out == {}
+    assert eod() == [(4, 10 * sum(range(4)))]
+    assert row("chain.ingest_2024-01-05")[0] == "failed"  # a feeder's row tells about its committed outputs
+    status, message = row("chain_2024-01-05")  # ingest's outputs are still those of n=6: the job is not done
+    assert status == "stale" and "ingest (failed)" in message
+
+
+def test_a_selected_upstream_step_leaves_its_unselected_downstream_steps_and_the_job_stale(chain):
+    run, row, eod, lines = chain
+    run(n=6)
+    record = run(n=4, select=("ingest",), force=True)
+    assert record.status == "success" and record.step("eod").status == "skipped"
+    assert row("chain.eod_2024-01-05")[0] == "stale"
+    status, message = row("chain_2024-01-05")
+    assert status == "stale" and "eod (stale)" in message
+    assert eod() == [(6, 10 * sum(range(6)))]  # not recomputed yet
+
+    record = run(n=4)  # a plain run is not refused as done: ingest is reused, eod recomputed
+    assert [record.step(s).status for s in ("src", "ingest", "scaled", "eod")] == [
+        "skipped", "skipped", "success", "success"]
+    assert lines("log") == ["src", "src"]  # ingest's committed output fed the rerun
+    assert eod() == [(4, 10 * sum(range(4)))]
+    assert row("chain_2024-01-05")[0] == "success"
+
+
+DIAMOND = """
+pipeline: diamond
+modules: [{mod}]
+steps:
+  base:
+    transform: t_numbers
+    outputs: {{base: {{path: d/base, partition_by: [day]}}}}
+  view:
+    sql: SELECT * FROM base
+    inputs: {{base: base}}
+  left:
+    sql: SELECT * FROM view
+    inputs: {{view: view}}
+    outputs: {{left: {{path: d/left, partition_by: [day]}}}}
+  right:
+    sql: SELECT * FROM base
+    inputs: {{base: base}}
+    outputs: {{right: {{path: d/right, partition_by: [day]}}}}
+"""
+
+
+@pytest.fixture
+def plan_resume(tmp_path, write_spec, test_transforms_module):
+    """``plan(marks)``: what a rerun would skip and reload, given step rows of the tracker (no Spark)."""
+    spec_path = write_spec(DIAMOND.format(mod=test_transforms_module))
+    config = Config(storage=StorageConfig(root=str(tmp_path / "wh")),
+                    tracker=TrackerConfig(sqlite_path=str(tmp_path / "t.sqlite")), base_dir=tmp_path)
+    storage = LocalStorage(tmp_path / "wh")
+    for rel in ("d/base/day=2024-01-05", "d/left/day=2024-01-05", "d/right/day=2024-01-05"):
+        (tmp_path / "wh" / rel).mkdir(parents=True)
+    written = '{"partitions":{"base":["day=2024-01-05"]},"rows":{"base":10}}'
+
+    def plan(marks: dict[str, str], reloadable: bool = True) -> tuple[set[str], set[str]]:
+        spec = load_spec(spec_path, date=DATE, config=config)
+        with open_tracker(config) as tracker:
+            for step, status in marks.items():
+                message = written if step == "base" and reloadable else ""
+                tracker.set_status(f"diamond.{step}_{DATE.isoformat()}", status, message)
+            runner = PipelineRunner(spec, config, date=DATE, storage=storage, raw_storage=storage,
+                                    registry=REGISTRY, spark_provider=lambda: None,
+                                    guard=JobGuard(tracker, spec.name, DATE))
+            skip, reload = runner.resumable()
+        return skip, set(reload)
+
+    return plan
+
+
+def test_a_step_is_not_reused_while_a_step_upstream_of_it_reruns(plan_resume):
+    # all fresh: nothing runs (the output-less view is needed by no running step)
+    assert plan_resume({"base": "success", "left": "success", "right": "success"}) == (
+        {"base", "view", "left", "right"}, set())
+    # left reruns and reads base through view: base is reloaded from its committed partition, right reused
+    assert plan_resume({"base": "success", "left": "failed", "right": "success"}) == ({"right"}, {"base"})
+    # base failed (or was left 'running' by a killed run of an older version): whatever marks its downstream
+    # steps have, they were computed from base's old outputs, and view passes that on to left
+    assert plan_resume({"base": "running", "left": "success", "right": "success"}) == (set(), set())
+    # base is fresh but cannot be reloaded (no record of the partitions it wrote), so left's rerun recomputes
+    # and rewrites it: right, fresh by its own mark, reruns as well
+    assert plan_resume({"base": "success", "left": "failed", "right": "success"}, reloadable=False) == (
+        set(), set())

@@ -47,7 +47,8 @@ def env(tmp_path, write_spec, test_transforms_module, spark):
     path = write_spec(SPEC.format(mod=test_transforms_module))
 
     def run(date, n=10, select=(), spec_path=path, parallel=2):
-        spec = load_spec(spec_path, date=date, var_overrides={"n": n}, config=config)
+        overrides = {"n": n} if n is not None else {}  # None: the spec declares no vars
+        spec = load_spec(spec_path, date=date, var_overrides=overrides, config=config)
         runner = PipelineRunner(spec, config, date=date, storage=storage, raw_storage=LocalStorage(tmp_path / "raw"),
                                 registry=REGISTRY, spark_provider=lambda: spark,
                                 options=RunOptions(selectors=tuple(select), parallel_steps=parallel))
@@ -214,7 +215,7 @@ def meet_spec(write_spec, module, *, fail=False, parties=2):
 
 def test_independent_steps_run_at_the_same_time_and_dependents_wait(env, write_spec, test_transforms_module):
     run, storage, spark = env
-    record = run(D1, spec_path=meet_spec(write_spec, test_transforms_module))
+    record = run(D1, n=None, spec_path=meet_spec(write_spec, test_transforms_module))
     assert record.status == "success"
     steps = {s.name: s for s in record.steps}
     for child, parents in (("a_total", ["a"]), ("both", ["a", "b"])):
@@ -238,7 +239,7 @@ def test_a_failing_step_lets_the_running_one_finish_and_starts_nothing_after(env
                                                                              test_transforms_module):
     run, storage, spark = env
     with pytest.raises(StepFailed) as info:
-        run(D1, spec_path=meet_spec(write_spec, test_transforms_module, fail=True))
+        run(D1, n=None, spec_path=meet_spec(write_spec, test_transforms_module, fail=True))
     assert "step 'b' (t_meet) failed" in str(info.value)
     assert read(spark, storage, "meet/a") == [(i, D1) for i in range(4)]  # ran beside b, committed
     assert not storage.exists("meet/b") and not storage.exists("meet/both")
@@ -268,3 +269,24 @@ def test_essential_line_takes_the_java_exception_of_a_py4j_error():
                                          "cancellation of all jobs SQLSTATE: XXKDA")
     assert essential_line(Py4JJavaError(call + "no Java line")) == "Py4JJavaError: " + call.strip()
     assert essential_line(ValueError("bad value\nsecond line")) == "ValueError: bad value"
+
+
+def test_a_chart_that_cannot_be_drawn_costs_a_chart_not_the_step(env, write_spec, test_transforms_module):
+    from engine.reporting import build_charts
+
+    run, storage, spark = env
+    text = SPEC.format(mod=test_transforms_module).replace("steps:\n", (
+        "report:\n  charts:\n"
+        "    - {title: Broken, source: nums, kind: bar, x: id, y: no_such_col}\n"
+        "    - {title: Fine, source: nums, kind: bar, x: id, y: id}\nsteps:\n"), 1)
+    path = write_spec(text)
+    config = Config(storage=StorageConfig(root=str(storage.root), raw_root=str(storage.root)))
+    spec = load_spec(path, date=D1, config=config)
+    runner = PipelineRunner(spec, config, date=D1, storage=storage, raw_storage=storage, registry=REGISTRY,
+                            spark_provider=lambda: spark)
+    record = runner.run()
+    assert record.status == "success" and record.step("nums").status == "success"
+    assert record.step("odd_total").status == "success"  # the steps after it ran
+    broken, fine = build_charts(runner, record)
+    assert "not drawn" in broken.svg and "no_such_col" in broken.note
+    assert "not drawn" not in fine.svg

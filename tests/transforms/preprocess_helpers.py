@@ -17,4 +17,4 @@ def raw_context(spark: Any, raw: Path, day: dt.date) -> TransformContext:
         return str(raw / rel) if (raw / rel).exists() else None
 
     return TransformContext(spark=spark, date=day, step="ingest", log=logging.getLogger("test.preprocess"),
-                            _dataset_reader=lambda rel: None, _raw_reader=raw_reader)
+                            _dataset_reader=lambda rel: None, _raw_reader=raw_reader, raw_root=f"local folder {raw}")

@@ -117,8 +117,10 @@ def test_bad_share_threshold_fails_naming_the_file(spark, tmp_path):
 
 def test_missing_raw_input_is_a_clear_error(spark, tmp_path):
     ctx = raw_context(spark, tmp_path, dt.date(2020, 8, 5))
-    with pytest.raises(TransformError, match="no raw input under csv/2020-08-05, json/2020-08-05"):
+    with pytest.raises(TransformError) as info:
         ingest_frames(ctx, {})
+    assert (f"no raw input under csv/2020-08-05, json/2020-08-05 of the raw root (local folder {tmp_path})"
+            in str(info.value))
     out = ingest_frames(ctx, {"require_input": False})
     assert out["events"].count() == 0 and out["quarantine"].count() == 0
 

@@ -206,3 +206,27 @@ def test_table_names_are_validated(backend: Backend, name: str) -> None:
 
 def test_table_names_fold_to_lower_case() -> None:
     assert validate_table_name("Job_Tracker") == "job_tracker"
+
+
+def test_invalidate_turns_only_success_rows_stale_and_is_fenced(backend: Backend) -> None:
+    t = backend.tracker()
+    lease = acquire(t)
+    assert lease is not None
+    done, failed, missing = "preprocess.eod_2020-08-06", "preprocess.bars_2020-08-06", "preprocess.x_2020-08-06"
+    t.set_status(done, "success", "42 rows", run_id="run-0")
+    t.set_status(failed, "failed", "broke", run_id="run-0")
+    assert t.invalidate([failed, done, missing, done], "upstream ingest recomputed", run_id="run-1",
+                        fence=lease) == [done]
+    row = t.get(done)
+    assert row is not None and (row.status, row.message, row.run_id, row.lock_id) == (
+        "stale", "upstream ingest recomputed", "run-1", None)
+    assert t.get(failed).status == "failed" and t.get(missing) is None  # type: ignore[union-attr]
+    assert t.invalidate([done], "again", fence=lease) == []  # nothing left to turn: not a lost lock
+    assert t.invalidate([], "none", fence=lease) == []
+    t.set_status(done, "success", "43 rows")
+    t.release(lease, "failed")
+    with pytest.raises(LeaseLost):
+        t.invalidate([done], "too late", fence=lease)
+    assert t.get(done).status == "success"  # type: ignore[union-attr]
+    with pytest.raises(ValueError):
+        t.set_status(done, "done")

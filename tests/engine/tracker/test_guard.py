@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 import time
+from urllib.parse import quote
 
 import pytest
 
@@ -193,3 +194,43 @@ def test_wait_for_upstream_gives_up_with_exit_3(backend: Backend) -> None:
             t, "analyze", DATE, ["preprocess"], wait_for_upstream=0.8):
         pytest.fail("must not run")
     assert 0.8 <= time.monotonic() - start < 3
+
+
+def test_downstream_success_marks_turn_stale_and_a_run_leaving_them_so_finishes_stale(backend: Backend) -> None:
+    t = backend.tracker()
+    t.set_status("analyze.enrich_2020-08-06", "success", '{"partitions":{}}')
+    t.set_status("analyze.report_2020-08-06", "failed", "broke")
+    with JobGuard(t, "analyze", DATE, run_id="r2") as g:
+        # before step load rewrites its outputs; chart has no row yet, report is not 'success': both stay so
+        assert g.invalidate_steps(["enrich", "report", "chart"], "outputs of upstream step load are being "
+                                  "recomputed") == ["enrich"]
+        assert not g.step_succeeded("enrich")
+        assert g.steps_not_succeeded(["enrich", "report", "chart"]) == [
+            ("enrich", "stale"), ("report", "failed"), ("chart", "missing")]
+        g.finish("stale", "not up to date: enrich (stale)")
+    row = t.get("analyze.enrich_2020-08-06")
+    assert row is not None and (row.status, row.message, row.run_id) == (
+        "stale", "outputs of upstream step load are being recomputed", "r2")
+    assert t.get("analyze.report_2020-08-06").message == "broke"  # type: ignore[union-attr]
+    assert t.get("analyze.chart_2020-08-06") is None
+    assert t.get(JOB).status == "stale"  # type: ignore[union-attr]
+    with JobGuard(t, "analyze", DATE) as g:  # a stale job is not done: a plain run takes it
+        assert not g.already_succeeded and g.lease is not None
+    with pytest.raises(LeaseLost):  # only while the lock is ours
+        g.invalidate_steps(["enrich"], "late")
+
+
+def test_messages_written_to_the_tracker_have_the_secrets_masked(backend: Backend) -> None:
+    t = backend.tracker()
+    secret = "s3cr:t/pw"
+    t.set_status("analyze.enrich_2020-08-06", "success")
+    with pytest.raises(RuntimeError), JobGuard(t, "analyze", DATE, secrets=[secret]) as g:
+        g.mark_step("load", "failed", f"OperationalError: password={secret} rejected")
+        g.invalidate_steps(["enrich"], f"upstream {secret}")
+        raise RuntimeError(f"cannot open abfss://c@acct/x?sig={quote(secret, safe='')}")
+    assert t.get("analyze.load_2020-08-06").message == "OperationalError: password=*** rejected"  # type: ignore[union-attr]
+    assert t.get("analyze.enrich_2020-08-06").message == "upstream ***"  # type: ignore[union-attr]
+    assert t.get(JOB).message == "RuntimeError: cannot open abfss://c@acct/x?sig=***"  # type: ignore[union-attr]
+    with JobGuard(t, "analyze", DATE, secrets=[secret]) as g:
+        g.finish("failed", f"step 'load' (sql) failed: password {secret}")
+    assert t.get(JOB).message == "step 'load' (sql) failed: password ***"  # type: ignore[union-attr]
