@@ -19,8 +19,10 @@ from typing import Any, TextIO
 
 from engine import errors
 from engine.config import Config, load_config
+from engine.console_out import ConsoleOut
 from engine.dates import candidate_dates, parse_date, weekdays
 from engine.errors import EXIT_OK, EXIT_STEP_FAILED, EXIT_USAGE, SpecError, TickflowError
+from engine.logs import SecretMasker
 from engine.registry import REGISTRY
 from engine.spec import PipelineSpec
 from engine.spec_loader import dag_of, load_spec, parse_var_overrides
@@ -38,10 +40,14 @@ commands:
   run_pipeline.py status [--pipeline P]                    job_tracker rows
   run_pipeline.py unlock JOB_ID [--yes]                    clear a stale lock
 
-exit codes: 0 success or nothing to do, 1 a step failed, 2 usage/spec/config error,
-            3 upstream job not successful for the date, 4 the job is already running
+exit codes: 0 success or nothing to do, 1 a step failed, 2 usage/spec/config error or tracker
+            database unusable, 3 upstream job not successful for the date, 4 the job is already
+            running; 130 interrupted (Ctrl-C), 143 terminated (SIGTERM)
 Use `run_pipeline.py COMMAND --help` for the options of each command.
 """
+
+
+SPEC_HELP = "pipeline spec (YAML), e.g. pipelines/preprocess.yaml"
 
 
 def _date(text: str) -> dt.date:
@@ -49,6 +55,22 @@ def _date(text: str) -> dt.date:
         return parse_date(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got '{text}'") from None
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"must be 0 or more seconds, got {text}")
+    return value
+
+
+def _var(text: str) -> str:
+    if "=" not in text or not text.partition("=")[0].strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got '{text}'")
+    return text
 
 
 def _positive_int(text: str) -> int:
@@ -62,12 +84,23 @@ def _positive_int(text: str) -> int:
 
 
 def _common(p: argparse.ArgumentParser, *, dates: bool = True) -> None:
-    p.add_argument("--config", metavar="FILE", help="INI config ([postgres], [azure], [spark], [storage], "
-                   "[tracker]); default $TICKFLOW_CONFIG or embedded defaults (local storage, SQLite tracker)")
-    p.add_argument("--var", action="append", metavar="KEY=VALUE", default=[],
-                   help="override a spec variable (repeatable); the value is read as a YAML scalar")
+    _config_option(p)
+    p.add_argument("--var", action="append", metavar="NAME=VALUE", default=[], type=_var,
+                   help="override a variable the spec declares under vars (repeatable); the value is read as a "
+                   "YAML scalar (30 is a number, '30 minutes' text)")
     if dates:
         p.add_argument("--date", type=_date, metavar="YYYY-MM-DD", help="processing date")
+
+
+def _config_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="INI config ([postgres], [azure], [spark], [storage], "
+                   "[tracker], [pipeline]); default $TICKFLOW_CONFIG, else embedded defaults (local storage, "
+                   "SQLite tracker, Spark local[*])")
+
+
+def _range_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--start", type=_date, metavar="YYYY-MM-DD", help="first date of a backfill")
+    p.add_argument("--end", type=_date, metavar="YYYY-MM-DD", help="last date of a backfill (inclusive)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,44 +114,56 @@ def build_parser() -> argparse.ArgumentParser:
                              "Run SPEC. With --date: that date. With --start/--end: a backfill over every "
                              "date in the range that has input, oldest first. With neither: catch up on every "
                              "date found in the input that has not yet succeeded."))
-    run.add_argument("spec", metavar="SPEC", help="pipeline YAML, e.g. pipelines/preprocess.yaml")
+    run.add_argument("spec", metavar="SPEC", help=SPEC_HELP)
     _common(run)
-    run.add_argument("--start", type=_date, metavar="YYYY-MM-DD", help="first date of a backfill")
-    run.add_argument("--end", type=_date, metavar="YYYY-MM-DD", help="last date of a backfill (inclusive)")
+    _range_options(run)
     run.add_argument("--select", action="append", default=[], metavar="SEL",
                      help="run only these steps: 'step' (its upstream steps feed it without writing), "
                      "'+step' (with its upstream steps), 'step+' (with its downstream steps); repeatable")
     run.add_argument("--force", action="store_true",
                      help="run even if the job already succeeded, and recompute steps that succeeded before")
-    run.add_argument("--wait-for-upstream", type=float, default=0.0, metavar="SECONDS",
+    run.add_argument("--wait-for-upstream", type=_seconds, default=0.0, metavar="SECONDS",
                      help="wait up to SECONDS for required upstream jobs to succeed (default: fail at once)")
     run.add_argument("--keep-going", action="store_true",
                      help="in a backfill, go on with the next date after a failure (default: stop)")
     run.add_argument("--parallel-steps", type=_positive_int, metavar="N",
                      help="run up to N steps at once when neither needs the other's output (default: "
                      "[pipeline] parallel_steps, else 2; 1 runs the steps one after another)")
-    run.add_argument("--dry-run", action="store_true", help="show the plan and exit; touches no data")
+    run.add_argument("--dry-run", action="store_true",
+                     help="show the plan of each date the run would process (as the plan command) and exit; "
+                     "touches no data")
     run.add_argument("--quiet", action="store_true", help="only warnings, errors and the final summary")
     run.add_argument("--log-format", choices=("text", "json"), default="text",
                      help="console log format (json: one object per line, for schedulers)")
 
-    val = sub.add_parser("validate", help="validate specs (YAML, templates, schema, transforms, graph)")
-    val.add_argument("specs", nargs="+", metavar="SPEC")
+    val = sub.add_parser("validate", help="validate specs (YAML, templates, schema, transforms, graph)",
+                         description="Load each SPEC as a run would (YAML, templates, JSON Schema, transforms and "
+                         "their params, inputs, outputs, cycles) and list every problem as file:line: key.path: "
+                         "what was expected. Runs nothing; exit 2 when a spec is invalid.")
+    val.add_argument("specs", nargs="+", metavar="SPEC", help=SPEC_HELP)
     _common(val)
 
-    plan = sub.add_parser("plan", help="dry run: what would run, in which order, with what")
-    plan.add_argument("spec", metavar="SPEC")
+    plan = sub.add_parser("plan", help="dry run: what would run, in which order, with what",
+                          description="Show what a run with the same arguments would do, date by date: the "
+                          "job's tracker state and the verdict (run, skip, exit 3 or 4), each step with its "
+                          "inputs, outputs and rendered params. Without --date: the dates a catch-up would "
+                          "process. Touches no data and starts no Spark.")
+    plan.add_argument("spec", metavar="SPEC", help=SPEC_HELP)
     _common(plan)
+    _range_options(plan)
     plan.add_argument("--select", action="append", default=[], metavar="SEL", help="as for run")
     plan.add_argument("--force", action="store_true", help="plan as if --force were given")
 
-    graph = sub.add_parser("graph", help="print the step graph as Mermaid or Graphviz DOT")
-    graph.add_argument("spec", metavar="SPEC")
+    graph = sub.add_parser("graph", help="print the step graph as Mermaid or Graphviz DOT",
+                           description="Print the step graph (edges from inputs and depends_on) as text to paste "
+                           "into a Mermaid or Graphviz renderer.")
+    graph.add_argument("spec", metavar="SPEC", help=SPEC_HELP)
     _common(graph)
-    graph.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
+    graph.add_argument("--format", choices=("mermaid", "dot"), default="mermaid",
+                       help="mermaid (default; renders in GitHub and most wikis) or dot (Graphviz)")
 
     lt = sub.add_parser("list-transforms", help="list registered transforms, descriptions and params")
-    lt.add_argument("--config", metavar="FILE")
+    _config_option(lt)
     lt.add_argument("--module", action="append", default=[], metavar="MODULE",
                     help="also import this Python module to register its transforms")
     lt.add_argument("--json", action="store_true", help="machine-readable output")
@@ -128,11 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     except ImportError:  # pragma: no cover - the tracker package is part of the product
         add_status_arguments = add_unlock_arguments = None
     st = sub.add_parser("status", help="show job_tracker rows")
-    st.add_argument("--config", metavar="FILE")
+    _config_option(st)
     if add_status_arguments:
         add_status_arguments(st)
     un = sub.add_parser("unlock", help="clear a job's lock (asks for confirmation unless --yes)")
-    un.add_argument("--config", metavar="FILE")
+    _config_option(un)
     if add_unlock_arguments:
         add_unlock_arguments(un)
     return parser
@@ -154,25 +199,36 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         parser.print_help(out)
         return EXIT_USAGE
     args = parser.parse_args(normalise_argv(raw))
+    masker = SecretMasker()
     try:
         config = load_config(getattr(args, "config", None))
+        masker = SecretMasker(config.secrets())
         handler = {
             "run": cmd_run, "validate": cmd_validate, "plan": cmd_plan, "graph": cmd_graph,
             "list-transforms": cmd_list_transforms, "status": cmd_status, "unlock": cmd_unlock,
         }[args.command]
-        return handler(args, config, out)
+        return handler(args, config, ConsoleOut(out, masker))  # type: ignore[arg-type]
     except SpecError as exc:
-        print(f"error: the spec is invalid ({len(exc.problems)} problem(s)):", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return EXIT_USAGE
+        lines = [f"error: the spec is invalid ({len(exc.problems)} problem(s)):",
+                 *[f"  {problem}" for problem in exc.problems]]
+        return _refused(args, exc.exit_code, lines, masker)
     except TickflowError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _refused(args, exc.exit_code, [f"error: {exc}"], masker)
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", None)
         print("terminated" if signum else "interrupted", file=sys.stderr)
         return 128 + int(signum) if signum else 130
+
+
+def _refused(args: argparse.Namespace, code: int, lines: list[str], masker: SecretMasker) -> int:
+    """Ends a command that could not start: the problem on stderr (one JSON event with --log-format json)."""
+    err = ConsoleOut(sys.stderr, masker)
+    if getattr(args, "log_format", "text") == "json":
+        event = {"event": "run_ended", "status": "error", "exit_code": code, "message": "\n".join(lines)}
+        print(json.dumps(event), file=err)
+    else:
+        print("\n".join(lines), file=err)
+    return code
 
 
 # -- validate / plan / graph / list-transforms ----------------------------------------------------------
@@ -251,11 +307,31 @@ def cmd_unlock(args: argparse.Namespace, config: Config, out: TextIO) -> int:
 
 
 def cmd_plan(args: argparse.Namespace, config: Config, out: TextIO) -> int:
+    """The plan of each date a run with the same arguments would process (``run --dry-run`` too)."""
     from engine.plan import describe_plan
+    from engine.storage.factory import open_storage
+    from engine.tracker.factory import open_tracker
 
-    date = args.date or dt.date.today()
-    spec = _load(args.spec, args, config, date)
-    print(describe_plan(spec, config, date, selectors=tuple(args.select), force=args.force), file=out)
+    start = args.date or getattr(args, "start", None)
+    probe = _load(args.spec, args, config, start)
+    check_selection(probe, args.select)
+    if args.date:
+        dates = [args.date]
+    else:
+        tracker = open_tracker(config)
+        try:
+            dates, done = dates_to_run(args, probe, open_storage(config.storage.raw_root, config), tracker)
+        finally:
+            tracker.close()
+        for d in done:
+            print(f"{probe.name} {d}: already succeeded; a run would leave it alone (use --force)", file=out)
+        if not dates:
+            print(f"{probe.name}: nothing to do (no new input dates)", file=out)
+            return EXIT_OK
+    for n, date in enumerate(dates):
+        spec = probe if date == start else _load(args.spec, args, config, date)
+        print(("\n" if n else "") + describe_plan(spec, config, date, selectors=tuple(args.select),
+                                                  force=args.force), file=out)
     return EXIT_OK
 
 
@@ -314,31 +390,47 @@ def resolve_dates(args: argparse.Namespace, spec: PipelineSpec, raw_storage: Any
     return offered
 
 
+def dates_to_run(args: argparse.Namespace, spec: PipelineSpec, raw_storage: Any,
+                 tracker: Any) -> tuple[list[dt.date], list[dt.date]]:
+    """(dates a run processes, dates it leaves alone because their job already succeeded).
+
+    An explicit --date always runs (the guard then decides); a catch-up or backfill skips succeeded dates
+    unless --force.
+    """
+    dates = resolve_dates(args, spec, raw_storage, tracker)
+    if args.date or getattr(args, "force", False):
+        return dates, []
+    succeeded = {row.job_id for row in tracker.list_jobs() if row.status == "success"}
+    done = [d for d in dates if f"{spec.name}_{d.isoformat()}" in succeeded]
+    return [d for d in dates if d not in done], done
+
+
+def check_selection(spec: PipelineSpec, selectors: Sequence[str]) -> None:
+    """A --select naming no step is a usage error, found before anything starts."""
+    if selectors:
+        from engine.selection import parse_selectors, select
+
+        select(dag_of(spec.steps), parse_selectors(tuple(selectors)))
+
+
 def cmd_run(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     from engine.storage.factory import open_storage
     from engine.tracker.factory import open_tracker
 
     if args.dry_run:
-        args.date = args.date or args.start or dt.date.today()
         return cmd_plan(args, config, out)
     probe = _load(args.spec, args, config, args.date or args.start)
+    check_selection(probe, args.select)
     raw_storage = open_storage(config.storage.raw_root, config)
     storage = open_storage(config.storage.root, config)
     storage.check()
     tracker = open_tracker(config)
     session = Session(config, storages=(storage, raw_storage))
     try:
-        dates = resolve_dates(args, probe, raw_storage, tracker)
-        if not args.date and not args.force:
-            done = {row.job_id for row in tracker.list_jobs() if row.status == "success"}
-            skipped = [d for d in dates if f"{probe.name}_{d.isoformat()}" in done]
-            if skipped and not (args.start or args.end):
-                dates = [d for d in dates if d not in skipped]
-            elif skipped:
-                for d in skipped:
-                    session.outcomes.append(DateOutcome(d, "skipped", EXIT_OK, 0.0,
-                                                        message="already succeeded"))
-                dates = [d for d in dates if d not in skipped]
+        dates, done = dates_to_run(args, probe, raw_storage, tracker)
+        if args.start or args.end:  # a backfill's table lists the dates it left alone
+            session.outcomes += [DateOutcome(d, "skipped", EXIT_OK, 0.0, message="already succeeded")
+                                 for d in done]
         if not dates and not session.outcomes:
             print(f"{probe.name}: nothing to do (no new input dates)", file=out)
             return EXIT_OK
@@ -373,7 +465,8 @@ def aggregate_exit(outcomes: list[DateOutcome]) -> int:
 def print_backfill_table(outcomes: list[DateOutcome], out: TextIO) -> None:
     print("\ndate        status    duration      rows  note", file=out)
     for o in outcomes:
-        print(f"{o.date.isoformat()}  {o.status:<8} {o.duration_s:>8.1f}s {o.rows:>9,}  {o.message[:80]}", file=out)
+        note = o.message if len(o.message) <= 80 else o.message[:79] + "…"
+        print(f"{o.date.isoformat()}  {o.status:<8} {o.duration_s:>8.1f}s {o.rows:>9,}  {note}", file=out)
 
 
 def run_one_date(args: argparse.Namespace, config: Config, date: dt.date, storage: Any, raw_storage: Any,
@@ -391,7 +484,7 @@ def run_one_date(args: argparse.Namespace, config: Config, date: dt.date, storag
     log_file = start_run_logging(config, spec.name, date, options.run_id, quiet=args.quiet, fmt=args.log_format)
     guard = JobGuard(tracker, spec.name, date, spec.requires, force=args.force,
                      wait_for_upstream=args.wait_for_upstream, lease_seconds=config.tracker.lease_seconds,
-                     log=logging.getLogger("tickflow.tracker"), run_id=options.run_id)
+                     log=logging.getLogger("tickflow.tracker"), run_id=options.run_id, secrets=config.secrets())
     def progress_factory(total: int, spark_context: Any) -> Any:
         from engine.progress import Progress
 
@@ -433,12 +526,13 @@ def run_one_date(args: argparse.Namespace, config: Config, date: dt.date, storag
             print(PipelineRunner.summary(record), file=out)
             status = "success"
         else:
-            status = {errors.EXIT_UPSTREAM: "waiting", errors.EXIT_RUNNING: "running"}.get(code, "failed")
+            # refused: an upstream job is not done (3), or the job runs elsewhere (4); else the run failed
+            status = {errors.EXIT_UPSTREAM: "blocked", errors.EXIT_RUNNING: "running"}.get(code, "failed")
             line = f"{spec.name} {date}: {status}: {message}"
             if args.log_format == "json":  # stderr stays one JSON object per line for schedulers
                 line = json.dumps({"event": "run_ended", "pipeline": spec.name, "date": str(date),
-                                   "status": status, "message": message})
-            print(line, file=sys.stderr)
+                                   "status": status, "exit_code": code, "message": message})
+            print(line, file=ConsoleOut(sys.stderr, SecretMasker(config.secrets())))
         if report:
             print(f"report: {report}", file=out)
         if log_file:

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import configparser
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,6 +112,39 @@ class Config:
         }
 
 
+# A comment after a value (``mode = staged ; or direct``) is not a comment in this INI dialect: the reader would
+# take it as part of the value, silently so for paths and passwords. Such values are refused instead.
+_INLINE_COMMENT = re.compile(r"\s[;#]")
+
+
+def _reject_inline_comments(path: Path, sections: Mapping[str, Mapping[str, str]]) -> None:
+    for section, values in sections.items():
+        for key, value in values.items():
+            if _INLINE_COMMENT.search(value):
+                shown = "its value" if key.lower() in SECRET_KEYS else f"'{value}'"
+                raise ConfigError(
+                    f"{path}: [{section}] {key}: {shown} contains ' ;' or ' #', which looks like a comment after "
+                    f"the value; comments go on their own line (if the value really holds it, set "
+                    f"{ENV_PREFIX}{section.upper()}_{key.upper()} in the environment instead)")
+
+
+# Folder and file settings; a relative one written in a config file means relative to that file's folder.
+PATH_KEYS = (("storage", "root"), ("storage", "raw_root"), ("storage", "cache_dir"), ("tracker", "sqlite_path"),
+             ("pipeline", "log_dir"))
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _anchor_paths(sections: dict[str, dict[str, str]], folder: Path) -> dict[str, dict[str, str]]:
+    """The file's relative paths made absolute against its folder. Settings the file leaves out keep their
+    defaults, relative to the working directory like everything else (a config holding only [postgres] in
+    /etc/tickflow must not move the warehouse there); environment values are relative to it as well."""
+    for section, key in PATH_KEYS:
+        value = sections.get(section, {}).get(key)
+        if value and not _SCHEME.match(value) and not value.startswith("~") and not Path(value).is_absolute():
+            sections[section][key] = str(folder / value)
+    return sections
+
+
 def _read_ini(path: Path) -> dict[str, dict[str, str]]:
     parser = configparser.ConfigParser(interpolation=None)
     parser.optionxform = str  # type: ignore[assignment,method-assign]  # Spark keys are case-sensitive
@@ -122,8 +156,10 @@ def _read_ini(path: Path) -> dict[str, dict[str, str]]:
     except configparser.Error as exc:
         raise ConfigError(f"config file {path} is not valid INI: {exc}".replace("\n", " ")) from exc
     # Our own keys are case-insensitive; spark.* keys keep their case (spark.eventLog.enabled, not ...eventlog...)
-    return {section: {(k if k.lower().startswith("spark.") else k.lower()): v for k, v in parser.items(section)}
-            for section in parser.sections()}
+    sections = {section: {(k if k.lower().startswith("spark.") else k.lower()): v
+                          for k, v in parser.items(section)} for section in parser.sections()}
+    _reject_inline_comments(path, sections)
+    return sections
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
@@ -139,11 +175,15 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
     return out
 
 
-def _int(section: str, key: str, value: str, where: str) -> int:
+def _env_name(section: str, key: str) -> str:
+    return f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
+
+
+def _int(section: str, key: str, value: str, where: Callable[..., str]) -> int:
     try:
         return int(value)
     except ValueError as exc:
-        raise ConfigError(f"{where}: [{section}] {key} must be an integer, got '{value}'") from exc
+        raise ConfigError(f"{where(section, key)}: [{section}] {key} must be an integer, got '{value}'") from exc
 
 
 def _split_list(value: str) -> tuple[str, ...]:
@@ -155,19 +195,24 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
     path = path or env.get(ENV_PREFIX + "CONFIG") or None
     sections: dict[str, dict[str, str]] = {}
     source = "(embedded defaults)"
-    base_dir = Path.cwd()
     if path:
         p = Path(path)
-        sections = _read_ini(p)
+        sections = _anchor_paths(_read_ini(p), p.resolve().parent)
         source = str(p)
-        base_dir = p.resolve().parent  # relative paths in a config file are relative to the file
+    from_env: set[tuple[str, str]] = set()
     for section, values in _env_overrides(env).items():
         sections.setdefault(section, {}).update(values)
+        from_env |= {(section, key) for key in values}
     unknown = sorted(set(sections) - set(KNOWN_SECTIONS))
     if unknown:
         raise ConfigError(f"{source}: unknown section(s) {', '.join('[' + u + ']' for u in unknown)}; "
                           f"expected some of {', '.join('[' + s + ']' for s in KNOWN_SECTIONS)}")
-    where = source
+
+    def where(section: str, *keys: str) -> str:
+        """Where a value came from, for error messages: the environment variable, else the file."""
+        env_names = [_env_name(section, k) for k in keys if (section, k) in from_env]
+        return f"environment {', '.join(env_names)}" if env_names else source
+
 
     pg = None
     if "postgres" in sections:
@@ -195,12 +240,13 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
     conf: dict[str, str] = {}
     for item in _split_list(spark_sec.pop("conf", "")):
         if "=" not in item:
-            raise ConfigError(f"{where}: [spark] conf entries must be key=value, got '{item}'")
+            raise ConfigError(f"{where('spark', 'conf')}: [spark] conf entries must be key=value, got '{item}'")
         k, v = item.split("=", 1)
         conf[k.strip()] = v.strip()
     for k, v in spark_sec.items():
         if not k.startswith("spark."):
-            raise ConfigError(f"{where}: [spark] unknown key '{k}'; expected master, conf or spark.* settings")
+            raise ConfigError(f"{where('spark', k)}: [spark] unknown key '{k}'; expected master, conf or spark.* "
+                              f"settings")
         conf[k] = v
     st = sections.get("storage", {})
     _reject_unknown("storage", st, {"root", "raw_root", "mode", "cache_dir", "cache_keep_days"}, where)
@@ -209,9 +255,11 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
     storage = StorageConfig(**st)
     if storage.cache_keep_days < 1:
         # a shorter horizon could remove the inputs another process's running job is reading
-        raise ConfigError(f"{where}: [storage] cache_keep_days must be at least 1, got {storage.cache_keep_days}")
+        raise ConfigError(f"{where('storage', 'cache_keep_days')}: [storage] cache_keep_days must be at least 1, "
+                          f"got {storage.cache_keep_days}")
     if storage.mode not in ("staged", "direct"):
-        raise ConfigError(f"{where}: [storage] mode must be 'staged' or 'direct', got '{storage.mode}'")
+        raise ConfigError(f"{where('storage', 'mode')}: [storage] mode must be 'staged' or 'direct', "
+                          f"got '{storage.mode}'")
     tr = sections.get("tracker", {})
     _reject_unknown("tracker", tr, {"sqlite_path", "lease_seconds", "table"}, where)
     tracker = TrackerConfig(
@@ -220,22 +268,24 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
         table=tr.get("table", "job_tracker"),
     )
     if tracker.lease_seconds < 2:
-        raise ConfigError(f"{where}: [tracker] lease_seconds must be at least 2")
+        raise ConfigError(f"{where('tracker', 'lease_seconds')}: [tracker] lease_seconds must be at least 2")
     pl = sections.get("pipeline", {})
     _reject_unknown("pipeline", pl, {"modules", "log_dir", "parallel_steps"}, where)
     parallel_steps = _int("pipeline", "parallel_steps", pl.get("parallel_steps", str(Config.parallel_steps)), where)
     if parallel_steps < 1:
-        raise ConfigError(f"{where}: [pipeline] parallel_steps must be at least 1, got {parallel_steps}")
+        raise ConfigError(f"{where('pipeline', 'parallel_steps')}: [pipeline] parallel_steps must be at least 1, "
+                          f"got {parallel_steps}")
     return Config(
         postgres=pg, azure=az, spark=SparkConfig(master=master, conf=conf), storage=storage,
         tracker=tracker, modules=_split_list(pl.get("modules", "")),
         log_dir=pl.get("log_dir", ".tickflow/logs"), parallel_steps=parallel_steps, source=source,
-        base_dir=base_dir,
+        base_dir=Path.cwd(),
     )
 
 
-def _reject_unknown(section: str, values: Mapping[str, str], allowed: set[str], where: str) -> None:
+def _reject_unknown(section: str, values: Mapping[str, str], allowed: set[str],
+                     where: Callable[..., str]) -> None:
     extra = sorted(set(values) - allowed)
     if extra:
-        raise ConfigError(f"{where}: [{section}] unknown key(s) {', '.join(extra)}; "
+        raise ConfigError(f"{where(section, *extra)}: [{section}] unknown key(s) {', '.join(extra)}; "
                           f"expected some of {', '.join(sorted(allowed))}")

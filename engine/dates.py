@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from engine.storage.base import Storage
 
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
 
 def parse_date(text: str) -> dt.date:
+    """A YYYY-MM-DD date; other forms ``date.fromisoformat`` takes (20240104, 2024-W01-4) are refused."""
     try:
+        if not _ISO_DATE.fullmatch(text):
+            raise ValueError(text)
         return dt.date.fromisoformat(text)
     except ValueError:
         raise ValueError(f"'{text}' is not a date; expected YYYY-MM-DD") from None

@@ -36,7 +36,7 @@ def _job_line(job_id: str, row: Any) -> str:
         return f"{job_id}: no record"
     text = f"{job_id}: {row.status or 'unknown'}"
     if row.lock_id:
-        text += f", locked by {row.holder} (lease until {row.lease_expires})"
+        text += f", locked by {row.holder()} (lease until {row.lease_expires})"
     return text
 
 
@@ -78,7 +78,7 @@ def describe_plan(spec: PipelineSpec, config: Config, date: dt.date, *, selector
             elif row is not None and row.status == "success" and not force:
                 verdict = "a run would do nothing: the job already succeeded (use --force)"
             elif row is not None and row.lock_id and not row.lease_expired(tracker.now()):
-                verdict = f"a run would exit 4: running on {row.holder}"
+                verdict = f"a run would exit 4: running on {row.holder()}"
         elif tracker_note:
             lines.append(tracker_note)
         skip, reload = runner.resumable()

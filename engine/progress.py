@@ -226,7 +226,8 @@ class Progress:
             self._done += 1
         rows = rows or {}
         rows_text = ", ".join(f"{k}={v:,}" if isinstance(v, int) else f"{k}={v}" for k, v in rows.items())
-        self._event(f"step {name} {_STEP_MARK.get(status, status)}" + (f" ({rows_text} rows)" if rows else ""),
+        noun = "row" if list(rows.values()) == [1] else "rows"
+        self._event(f"step {name} {_STEP_MARK.get(status, status)}" + (f" ({rows_text} {noun})" if rows else ""),
                     "step_finished", step=name, status=status, rows=rows)
 
     def stop(self) -> None:

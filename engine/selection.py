@@ -11,10 +11,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from engine.dag import Dag
+from engine.errors import TickflowError
 
 
-class SelectionError(ValueError):
-    pass
+class SelectionError(TickflowError):
+    """A --select that names no step of the spec: a usage error (exit 2)."""
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ from pathlib import Path
 from engine import jvm_stderr
 
 LOG4J_CONF = Path(__file__).resolve().parent / "log4j2.properties"
+# PySpark's loggers of analysis errors (from SQL text, from DataFrame calls), each with its own JSON handler
+QUERY_CONTEXT_LOGGERS = ("SQLQueryContextLogger", "DataFrameQueryContextLogger")
 
 # Timestamps in the raw files are exchange wall-clock without a zone: keep them zone-less everywhere.
 BASE_CONF: Mapping[str, str] = {
@@ -93,9 +95,10 @@ def build_session(master: str = "local[*]", conf: Mapping[str, str] | None = Non
     # PySpark logs every analysis error as JSON on its own handler; the runner reports errors itself.
     from pyspark.logger import PySparkLogger
 
-    noisy = PySparkLogger.getLogger("SQLQueryContextLogger")
-    noisy.handlers.clear()
-    noisy.disabled = True
+    for name in QUERY_CONTEXT_LOGGERS:
+        noisy = PySparkLogger.getLogger(name)
+        noisy.handlers.clear()
+        noisy.disabled = True
     return spark
 
 

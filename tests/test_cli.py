@@ -116,3 +116,101 @@ def test_spark_lines_are_log_records_in_the_console_format_and_the_log_file(tmp_
     assert "boom-" in records[-1]["message"]
     logs = list((tmp_path / ".tickflow" / "logs").glob("boom_2024-01-05_*.log"))
     assert logs and "spark Executor: Exception in task" in logs[0].read_text()
+
+
+def _local_config(tmp_path: Path, extra: str = "") -> Path:
+    cfg = tmp_path / "c.ini"
+    cfg.write_text(f"[storage]\nroot = {tmp_path}/wh\nraw_root = {tmp_path}/raw\n"
+                   f"[tracker]\nsqlite_path = {tmp_path}/t.sqlite\n{extra}")
+    return cfg
+
+
+def test_a_dry_run_plans_the_dates_the_run_would_process(tmp_path):
+    for day in ("2024-01-04", "2024-01-05"):
+        part = tmp_path / "raw" / "csv" / day / "NYSE" / "part-00000.txt"
+        part.parent.mkdir(parents=True)
+        part.write_text(f"{day},{day} 09:30:00.0,T,SYMA,{day} 09:30:00.0,1,NYSE,10.5,100\n")
+    cfg = _local_config(tmp_path)
+    spec = ROOT / "pipelines" / "preprocess.yaml"
+    for args in (["--dry-run"], ["--dry-run", "--start", "2024-01-01", "--end", "2024-01-31"], ["plan"]):
+        argv = ["plan", spec] if args == ["plan"] else [spec, *args]
+        out = cli(*argv, "--config", cfg)
+        assert out.returncode == 0, out.stderr
+        planned = [ln.rsplit(" ", 1)[-1] for ln in out.stdout.splitlines() if ln.startswith("plan for pipeline")]
+        assert planned == ["2024-01-04", "2024-01-05"], (args, out.stdout)
+    assert not (tmp_path / "wh").exists()
+
+
+def test_plan_names_the_lock_holder(tmp_path):
+    from engine.config import load_config
+    from engine.tracker.factory import open_tracker
+
+    cfg = _local_config(tmp_path)
+    tracker = open_tracker(load_config(cfg, env={}))
+    assert tracker.acquire("preprocess_2024-01-04", lease_seconds=600, holder_host="etl-7", holder_pid=4242)
+    tracker.close()
+    out = cli("plan", ROOT / "pipelines" / "preprocess.yaml", "--date", "2024-01-04", "--config", cfg)
+    assert out.returncode == 0, out.stderr
+    assert "locked by etl-7 (pid 4242)" in out.stdout and "would exit 4: running on etl-7 (pid 4242)" in out.stdout
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--select", "nosuch"], "error: unknown step(s) in --select: nosuch; steps are: ingest, eod"),
+    (["--date", "20240104"], "argument --date: '20240104' is not a date; expected YYYY-MM-DD"),
+    (["--wait-for-upstream", "-5"], "argument --wait-for-upstream: must be 0 or more seconds, got -5"),
+    (["--var", "max_bad_share"], "argument --var: expected NAME=VALUE, got 'max_bad_share'"),
+    (["--var", "max_bad_shar=0.2"], "--var max_bad_shar: the spec declares no such variable (its vars: max_bad_share)"),
+])
+def test_usage_errors_exit_2_before_anything_starts(tmp_path, args, words):
+    out = cli(ROOT / "pipelines" / "preprocess.yaml", *(["--date", "2024-01-04"] if "--date" not in args else []),
+              *args, "--config", _local_config(tmp_path))
+    assert out.returncode == 2, out.stderr
+    assert words in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "t.sqlite").exists()  # refused before the tracker, let alone Spark
+
+
+def test_json_logs_end_every_refusal_with_a_run_ended_event(tmp_path):
+    cfg = _local_config(tmp_path)
+    out = cli(ROOT / "pipelines" / "analyze.yaml", "--date", "2024-01-04", "--config", cfg, "--log-format", "json")
+    assert out.returncode == 3, out.stderr
+    records = [json.loads(line) for line in out.stderr.splitlines() if line.strip()]
+    assert records[-1]["event"] == "run_ended" and records[-1]["status"] == "blocked"
+    assert records[-1]["exit_code"] == 3 and "preprocess_2024-01-04" in records[-1]["message"]
+    out = cli(ROOT / "pipelines" / "analyze.yaml", "--date", "2024-01-04", "--config", cfg, "--log-format", "json",
+              "--select", "nosuch")
+    assert out.returncode == 2
+    (event,) = [json.loads(line) for line in out.stderr.splitlines()]
+    assert event["event"] == "run_ended" and event["status"] == "error" and event["exit_code"] == 2
+    assert "unknown step(s) in --select: nosuch" in event["message"]
+
+
+def test_secrets_are_masked_in_what_commands_print(tmp_path):
+    secret = "Zq9-hunter2"
+    cfg = _local_config(tmp_path, f"[postgres]\npassword = {secret}\nport = 1\n")
+    spec = tmp_path / "s.yaml"
+    spec.write_text(f"pipeline: s\nsteps:\n  a:\n    sql: SELECT 1 AS x\n    cache: '{secret}'\n")
+    out = cli("validate", spec, "--config", cfg)
+    assert out.returncode == 2 and "steps.a.cache" in out.stdout
+    assert secret not in out.stdout and "***" in out.stdout
+    out = cli(spec, "--date", "2024-01-04", "--config", cfg)
+    assert out.returncode == 2 and "steps.a.cache" in out.stderr
+    assert secret not in out.stderr + out.stdout and "***" in out.stderr
+
+
+def test_a_reader_that_goes_away_ends_the_output_quietly(tmp_path):
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run_pipeline.py"), "list-transforms", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path)
+    proc.stdout.close()  # before the interpreter has even started: every write meets a closed pipe
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, stderr
+    assert stderr == ""
+
+
+def test_an_interpreter_without_the_dependencies_continues_in_the_checkout_venv(tmp_path):
+    base = Path(sys.base_prefix) / "bin" / "python3"  # the venv's own interpreter, without its packages
+    probe = subprocess.run([str(base), "-c", "import pyspark"], capture_output=True)
+    assert probe.returncode != 0, "the base interpreter has pyspark: this test would prove nothing"
+    out = subprocess.run([str(base), str(ROOT / "run_pipeline.py"), "list-transforms"], capture_output=True,
+                         text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "read_dataset: Read a committed Parquet dataset" in out.stdout

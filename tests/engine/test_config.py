@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from engine.config import load_config
@@ -26,7 +29,24 @@ def test_ini_sections_and_env_override(tmp_path):
     assert cfg.spark.conf == {"spark.sql.shuffle.partitions": "3"}
     assert "fromenv" not in repr(cfg) and "fromenv" not in cfg.postgres.describe()
     assert cfg.secrets() == ["fromenv"]
-    assert cfg.base_dir == tmp_path
+
+
+def test_relative_paths_of_a_config_file_are_its_folders_and_left_out_ones_the_working_directory(tmp_path,
+                                                                                             monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    ini = etc / "c.ini"
+    ini.write_text("[storage]\nroot = wh\nraw_root = az://market/raw\n[tracker]\nsqlite_path = /abs/t.sqlite\n")
+    cfg = load_config(ini, env={"TICKFLOW_PIPELINE_LOG_DIR": "logs"})
+    assert cfg.storage.root == str(etc / "wh") and cfg.storage.raw_root == "az://market/raw"
+    assert cfg.tracker.sqlite_path == "/abs/t.sqlite"
+    assert cfg.log_dir == "logs" and cfg.storage.cache_dir == ".tickflow/cache" and cfg.base_dir == work
+    only_pg = etc / "pg.ini"
+    only_pg.write_text("[postgres]\nhost = db\n")
+    assert load_config(only_pg, env={}).storage.root == "warehouse"  # under the working directory, not etc/
 
 
 
@@ -59,6 +79,43 @@ def test_bad_config_names_what_and_where(tmp_path, text, words):
     assert words in str(info.value) and str(ini) in str(info.value)
 
 
+@pytest.mark.parametrize("text,words", [
+    ("[storage]\nraw_root = raw   ; where exchange files arrive\n", "[storage] raw_root: 'raw   ; where"),
+    ("[spark]\nmaster = local[*] # or yarn\n", "[spark] master: 'local[*] # or yarn'"),
+    ("[postgres]\npassword = hunter2pw ; better: env\n", "[postgres] password: its value contains"),
+])
+def test_a_comment_after_a_value_is_refused_not_read_as_the_value(tmp_path, text, words):
+    ini = tmp_path / "c.ini"
+    ini.write_text("; a comment on its own line is fine\n" + text)
+    with pytest.raises(ConfigError) as info:
+        load_config(ini, env={})
+    message = str(info.value)
+    assert words in message and str(ini) in message and "comments go on their own line" in message
+    assert "hunter2pw" not in message  # a secret is never shown, even when it is probably a comment
+
+
+def test_a_comment_sign_inside_a_value_or_from_the_environment_is_kept(tmp_path):
+    ini = tmp_path / "c.ini"
+    ini.write_text("[postgres]\npassword = p#ss;word\n; the next line continues the value list\n"
+                   "[spark]\nconf = spark.a=1,\n  # a comment line inside a list\n  spark.b=2\n")
+    cfg = load_config(ini, env={"TICKFLOW_STORAGE_RAW_ROOT": "/data/raw ;x"})
+    assert cfg.postgres is not None and cfg.postgres.password == "p#ss;word"
+    assert cfg.spark.conf == {"spark.a": "1", "spark.b": "2"} and cfg.storage.raw_root == "/data/raw ;x"
+
+
+@pytest.mark.parametrize("env,words", [
+    ({"TICKFLOW_TRACKER_LEASE_SECONDS": "abc"}, "environment TICKFLOW_TRACKER_LEASE_SECONDS: [tracker] lease_seconds"),
+    ({"TICKFLOW_STORAGE_MODE": "weird"}, "environment TICKFLOW_STORAGE_MODE: [storage] mode must be"),
+    ({"TICKFLOW_POSTGRES_HOSTT": "x"}, "environment TICKFLOW_POSTGRES_HOSTT: [postgres] unknown key(s) hostt"),
+])
+def test_a_bad_environment_override_is_named_as_such(tmp_path, env, words):
+    ini = tmp_path / "c.ini"
+    ini.write_text("[postgres]\nhost = 127.0.0.1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(ini, env=env)
+    assert words in str(info.value)
+
+
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "none.ini", env={})
@@ -71,3 +128,13 @@ def test_secrets_include_the_key_inside_a_connection_string(tmp_path):
     secrets = load_config(ini, env={}).secrets()
     assert "c2VjcmV0a2V5" in secrets  # masked on its own, not only as part of the whole string
     assert any("AccountKey=c2VjcmV0a2V5" in s for s in secrets)
+
+
+def test_every_ini_example_of_the_readme_loads(tmp_path):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = re.findall(r"```ini\n(.*?)```", readme, re.S)
+    assert len(blocks) >= 3
+    for n, block in enumerate(blocks):
+        ini = tmp_path / f"readme{n}.ini"
+        ini.write_text(block)
+        load_config(ini, env={})  # raises ConfigError naming the key of a broken example
