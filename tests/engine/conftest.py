@@ -70,12 +70,21 @@ def t_spark_fail(ctx, inputs, params):
 
 
 @pytest.fixture(scope="session")
-def test_transforms_module(tmp_path_factory) -> str:
-    """A module of test transforms importable by name (as a spec's `modules:` would name it)."""
-    folder = tmp_path_factory.mktemp("plugins")
-    (folder / "tf_test_transforms.py").write_text(TEST_TRANSFORMS)
-    sys.path.insert(0, str(folder))
-    return "tf_test_transforms"
+def install_module(tmp_path_factory):
+    """Makes a module importable by name (as a spec's `modules:` would name it) from its source text."""
+    def install(name: str, source: str) -> str:
+        folder = tmp_path_factory.mktemp(name)
+        (folder / f"{name}.py").write_text(source)
+        sys.path.insert(0, str(folder))
+        return name
+
+    return install
+
+
+@pytest.fixture(scope="session")
+def test_transforms_module(install_module) -> str:
+    """A module of test transforms."""
+    return install_module("tf_test_transforms", TEST_TRANSFORMS)
 
 
 @pytest.fixture

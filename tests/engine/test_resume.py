@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import sys
 
 import pytest
 
@@ -134,11 +133,8 @@ steps:
 
 
 @pytest.fixture(scope="session")
-def probe_module(tmp_path_factory) -> str:
-    folder = tmp_path_factory.mktemp("probe")
-    (folder / "tf_resume_probe.py").write_text(PROBE_MODULE)
-    sys.path.insert(0, str(folder))
-    return "tf_resume_probe"
+def probe_module(install_module) -> str:
+    return install_module("tf_resume_probe", PROBE_MODULE)
 
 
 @pytest.fixture
