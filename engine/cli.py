@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from engine import errors
 from engine.config import Config, load_config
-from engine.console_out import ConsoleOut
+from engine.console_out import ConsoleOut, clip
 from engine.dates import candidate_dates, parse_date, weekdays
 from engine.errors import EXIT_OK, EXIT_STEP_FAILED, EXIT_USAGE, SpecError, TickflowError
 from engine.logs import SecretMasker
@@ -465,8 +465,7 @@ def aggregate_exit(outcomes: list[DateOutcome]) -> int:
 def print_backfill_table(outcomes: list[DateOutcome], out: TextIO) -> None:
     print("\ndate        status    duration      rows  note", file=out)
     for o in outcomes:
-        note = o.message if len(o.message) <= 80 else o.message[:79] + "…"
-        print(f"{o.date.isoformat()}  {o.status:<8} {o.duration_s:>8.1f}s {o.rows:>9,}  {note}", file=out)
+        print(f"{o.date.isoformat()}  {o.status:<8} {o.duration_s:>8.1f}s {o.rows:>9,}  {clip(o.message)}", file=out)
 
 
 def run_one_date(args: argparse.Namespace, config: Config, date: dt.date, storage: Any, raw_storage: Any,

@@ -51,3 +51,9 @@ class ConsoleOut:
             os.dup2(devnull, fd)
         finally:
             os.close(devnull)
+
+
+def clip(text: str, width: int = 80) -> str:
+    """The first line of ``text`` in at most ``width`` characters, with '…' where it was cut (table columns)."""
+    line = text.splitlines()[0] if text else ""
+    return line if len(line) <= width else line[:width - 1] + "…"

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import IO
 
 from engine.config import Config
+from engine.console_out import clip
 from engine.tracker.base import JobRow, fmt_time, parse_job_id
 from engine.tracker.factory import open_tracker
 
@@ -78,7 +79,7 @@ def _table(rows: Sequence[JobRow], now: dt.datetime) -> str:
         body.append((r.job_id, r.status or "-", fmt_time(r.updated_time).removesuffix(" UTC"),
                      _lock_state(r, now), r.holder() if held else "-",
                      fmt_time(r.lease_expires).removesuffix(" UTC") if held else "-",
-                     (r.message or "").splitlines()[0][:80] if r.message else ""))
+                     clip(r.message or "")))
     widths = [max(len(str(x)) for x in col) for col in zip(header, *body, strict=True)]
     lines = ["  ".join(str(v).ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
              for line in (header, *body)]
