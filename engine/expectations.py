@@ -367,32 +367,17 @@ def _compact_row(row: Mapping[str, Any], first: Sequence[str], width: int) -> st
     return text[: max(width - 2, 1)] + "…}"  # not even the first field fits: cut it
 
 
-def _widths(lengths: Sequence[int], budget: int) -> list[int]:
-    """Share ``budget`` among texts of these lengths: a short one keeps its length, long ones get equal cuts."""
-    widths = list(lengths)
-    left, open_ = budget, sorted(range(len(lengths)), key=lambda i: lengths[i])
-    while open_:
-        share = left // len(open_)
-        if lengths[open_[0]] > share:
-            for i in open_:
-                widths[i] = share
-            break
-        left -= lengths[open_[0]]
-        open_.pop(0)
-    return widths
-
-
 def _fit_rows(rows: Sequence[Mapping[str, Any]], first: Sequence[str], budget: int) -> str:
-    """As many rows as fit in ``budget`` characters (at least one); a row is never cut below MIN_ROW_WIDTH."""
-    sep, more = " | ", " | …"
-    full = [_compact_row(r, first, 10**6) for r in rows]
-    for n in range(len(full), 0, -1):
-        room = budget - len(sep) * (n - 1) - (len(more) if n < len(full) else 0)
-        widths = _widths([len(t) for t in full[:n]], room)
-        if n == 1 or all(w >= min(MIN_ROW_WIDTH, len(t)) for w, t in zip(widths, full, strict=False)):
-            shown = sep.join(_compact_row(r, first, max(w, MIN_ROW_WIDTH)) for r, w in zip(rows, widths, strict=False))
-            return shown + (more if n < len(full) else "")
-    return ""
+    """As many rows as fit in ``budget`` characters (at least one), each cut to an equal share of it but never
+    below MIN_ROW_WIDTH: a few comparable rows tell more than one long one."""
+    width = max(MIN_ROW_WIDTH, budget // len(rows))
+    shown = [_compact_row(rows[0], first, width)]
+    for row in rows[1:]:
+        text = _compact_row(row, first, width)
+        if len(" | ".join([*shown, text])) + len(" | …") > budget:
+            break
+        shown.append(text)
+    return " | ".join(shown) + (" | …" if len(shown) < len(rows) else "")
 
 
 def _mentioned(columns: Sequence[str], expr: str) -> list[str]:

@@ -763,12 +763,9 @@ class AzureBlobStorage(Storage):
         keys = {rel: partition_key(rel, pending.partition_by, pending.rel_path) for rel in locals_}
         out: dict[str, list[ManifestFile]] = {}
         for f in _parallel(one, locals_, self.workers):
+            key = keys[f.name]
             if pending.owner:  # named for its owner, so that its rerun replaces exactly these
-                head, _, base = f.name.rpartition("/")
-                key, f = keys[f.name], replace(f, name=f"{head}/{owned_name(pending.owner, base)}" if head
-                                               else owned_name(pending.owner, base))
-            else:
-                key = keys[f.name]
+                f = replace(f, name=owned_name(pending.owner, f.name))
             out.setdefault(key, []).append(f)
         if pending.mode == "overwrite_partitions" or pending.owner:
             for key in pending.replace_partitions:  # owned partitions this write left empty

@@ -190,12 +190,10 @@ class AzureDirectStorage(Storage):
             rel = blob.name[len(staging) + 1:]
             if _hidden(rel) or _is_folder_marker(blob):
                 continue
-            head, _, base = rel.rpartition("/")
-            dest = f"{dataset}/{head}/{owned_name(pending.owner, base)}" if head else \
-                f"{dataset}/{owned_name(pending.owner, base)}"
+            dest = f"{dataset}/{owned_name(pending.owner, rel)}"
             self.access.copy(blob.name, dest)
             added.add(dest)
-            folders.add(head)
+            folders.add(rel.rpartition("/")[0])
         doomed = []
         for folder in folders:
             start = f"{dataset}/{folder}/" if folder else f"{dataset}/"

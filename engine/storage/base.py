@@ -54,9 +54,10 @@ def owner_tag(owner: str) -> str:
     return f"{readable}.{hashlib.sha1(owner.encode()).hexdigest()[:8]}."
 
 
-def owned_name(owner: str, file_name: str) -> str:
-    """``file_name`` (no folder) as a file of ``owner``."""
-    return owner_tag(owner) + file_name
+def owned_name(owner: str, rel: str) -> str:
+    """``rel`` (a file name, or a path whose last part is one) with that file named as a file of ``owner``."""
+    head, _, base = rel.rpartition("/")
+    return f"{head}/{owner_tag(owner)}{base}" if head else owner_tag(owner) + base
 
 
 def is_owned(owner: str, file_name: str) -> bool:

@@ -160,10 +160,7 @@ class LocalStorage(Storage):
                 if old.is_file() and old not in keep and is_owned(pending.owner, old.name):
                     old.unlink(missing_ok=True)
                     old.with_name(f".{old.name}.crc").unlink(missing_ok=True)
-            for empty in (folder, *folder.parents):  # a partition left with no file goes, as a rerun would
-                if empty == target or target not in empty.parents or any(empty.iterdir()):
-                    break
-                empty.rmdir()
+            LocalStorage._prune(folder, target)  # a partition left with no file goes, as a rerun's would
 
     def _finished(self, staged: Path) -> None:
         """One write of a run ended; the last one removes the run's (by then empty) staging folders."""
