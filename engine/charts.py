@@ -22,7 +22,16 @@ DEFAULT_LIMIT = 100_000  # rows fetched to the driver for one chart when the YAM
 
 
 class ChartSpecError(ValueError):
-    """A chart declared in the YAML is malformed; the message names the chart and the key."""
+    """A chart declared in the YAML is malformed; the message names the chart and the key.
+
+    ``index`` (the chart), ``key`` (the key at fault, when one is) and ``detail`` (the message without the
+    chart's name) let validation place each problem on the chart's own line.
+    """
+
+    def __init__(self, message: str, *, index: int | None = None, key: str | None = None,
+                 detail: str | None = None):
+        self.index, self.key, self.detail = index, key, detail if detail is not None else message
+        super().__init__(message)
 
 
 class ChartError(ValueError):
@@ -104,12 +113,17 @@ def _where(i: int, item: Mapping[str, Any]) -> str:
     return f"charts[{i}]" + (f" ({title})" if isinstance(title, str) else "")
 
 
+def _bad(i: int, item: Any, detail: str, key: str | None = None) -> ChartSpecError:
+    """``charts[i] (title): detail``, carrying the index and key for validation."""
+    return ChartSpecError(f"{_where(i, item)}: {detail}", index=i, key=key, detail=detail)
+
+
 def _opt_str(i: int, item: Mapping[str, Any], key: str) -> str | None:
     value = item.get(key)
     if value is None:
         return None
     if not isinstance(value, str) or not value:
-        raise ChartSpecError(f"{_where(i, item)}: '{key}' must be a column name (a non-empty string)")
+        raise _bad(i, item, f"'{key}' must be a column name (a non-empty string)", key)
     return value
 
 
@@ -118,27 +132,27 @@ def _opt_int(i: int, item: Mapping[str, Any], key: str, default: int | None, lo:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise ChartSpecError(f"{_where(i, item)}: '{key}' must be an integer in [{lo}, {hi}], got {value!r}")
+        raise _bad(i, item, f"'{key}' must be an integer in [{lo}, {hi}], got {value!r}", key)
     return value
 
 
 def parse_chart(i: int, item: Any) -> ChartSpec:
     """One YAML chart item -> ChartSpec; ``i`` is its index, used in error messages."""
     if not isinstance(item, Mapping):
-        raise ChartSpecError(f"charts[{i}]: expected a mapping with title, source, kind, x, y")
+        raise _bad(i, item, "expected a mapping with title, source, kind, x, y")
     unknown = sorted(set(item) - _KEYS)
     if unknown:
-        raise ChartSpecError(f"{_where(i, item)}: unknown key(s) {', '.join(unknown)}; "
-                             f"expected some of {', '.join(sorted(_KEYS))}")
+        raise _bad(i, item, f"unknown key(s) {', '.join(unknown)}; expected some of {', '.join(sorted(_KEYS))}",
+                   unknown[0])
     title, source = item.get("title"), item.get("source")
     if not isinstance(title, str) or not title.strip():
-        raise ChartSpecError(f"charts[{i}]: 'title' is required (a non-empty string)")
+        raise _bad(i, None, "'title' is required (a non-empty string)", "title" if "title" in item else None)
     if not isinstance(source, str) or not source.strip():
-        raise ChartSpecError(f"{_where(i, item)}: 'source' is required: a step, step.output, "
-                             "metrics:<step>.<key> or dataset:<path>")
+        raise _bad(i, item, "'source' is required: a step, step.output, metrics:<step>.<key> or dataset:<path>",
+                   "source" if "source" in item else None)
     kind = item.get("kind", "bar" if source.startswith("metrics:") else "line")
     if kind not in KINDS:
-        raise ChartSpecError(f"{_where(i, item)}: kind '{kind}' is not one of {', '.join(KINDS)}")
+        raise _bad(i, item, f"kind '{kind}' is not one of {', '.join(KINDS)}", "kind")
     y_raw = item.get("y")
     if y_raw is None:
         y: tuple[str, ...] = ()
@@ -147,7 +161,7 @@ def parse_chart(i: int, item: Any) -> ChartSpec:
     elif isinstance(y_raw, list) and y_raw and all(isinstance(c, str) and c for c in y_raw):
         y = tuple(y_raw)
     else:
-        raise ChartSpecError(f"{_where(i, item)}: 'y' must be a column name or a non-empty list of them")
+        raise _bad(i, item, "'y' must be a column name or a non-empty list of them", "y")
     spec = ChartSpec(
         title=title, source=source, kind=kind, x=_opt_str(i, item, "x"), y=y,
         series=_opt_str(i, item, "series"), facet=_opt_str(i, item, "facet"),
@@ -159,19 +173,42 @@ def parse_chart(i: int, item: Any) -> ChartSpec:
     if spec.source_kind == "metrics":
         ref = source.split(":", 1)[1]
         if "." not in ref or not all(ref.split(".", 1)):
-            raise ChartSpecError(f"{_where(i, item)}: metrics source must be 'metrics:<step>.<key>', got {source!r}")
+            raise _bad(i, item, f"metrics source must be 'metrics:<step>.<key>', got {source!r}", "source")
         if kind not in ("bar", "barh"):
-            raise ChartSpecError(f"{_where(i, item)}: a metrics chart is a 'bar' or 'barh' chart, not '{kind}'")
+            raise _bad(i, item, f"a metrics chart is a 'bar' or 'barh' chart, not '{kind}'", "kind")
         if spec.series or spec.facet:
-            raise ChartSpecError(f"{_where(i, item)}: a metrics chart takes no series or facet")
+            raise _bad(i, item, "a metrics chart takes no series or facet", "series" if spec.series else "facet")
     else:
         if spec.x is None or not spec.y:
-            raise ChartSpecError(f"{_where(i, item)}: 'x' and 'y' are required for a {spec.source_kind} source")
+            raise _bad(i, item, f"'x' and 'y' are required for a {spec.source_kind} source")
         if spec.source_kind == "dataset" and not spec.dataset:
-            raise ChartSpecError(f"{_where(i, item)}: dataset source must be 'dataset:<path>'")
+            raise _bad(i, item, "dataset source must be 'dataset:<path>'", "source")
     if spec.series and len(spec.y) > 1 and kind != "line":
-        raise ChartSpecError(f"{_where(i, item)}: with 'series', a {kind} chart takes a single 'y' column")
+        raise _bad(i, item, f"with 'series', a {kind} chart takes a single 'y' column", "series")
     return spec
+
+
+def chart_problems(items: Any) -> tuple[list[tuple[int, ChartSpec]], list[ChartSpecError]]:
+    """Every chart of `report.charts`: the good ones with their index, and an error for each bad one
+    (validation reports them all at once, each at its own line, not only the first)."""
+    if not isinstance(items, Sequence) or isinstance(items, str | bytes):
+        return [], [ChartSpecError("report.charts must be a list of charts")]
+    good: list[tuple[int, ChartSpec]] = []
+    errors: list[ChartSpecError] = []
+    first_of: dict[str, int] = {}
+    for i, item in enumerate(items):
+        try:
+            spec = parse_chart(i, item)
+        except ChartSpecError as exc:
+            errors.append(exc)
+            continue
+        if spec.title in first_of:
+            errors.append(_bad(i, item, f"duplicate chart title (charts[{first_of[spec.title]}] has it too); "
+                               "titles are unique", "title"))
+            continue
+        first_of[spec.title] = i
+        good.append((i, spec))
+    return good, errors
 
 
 def parse_charts(items: Sequence[Any]) -> list[ChartSpec]:

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from engine import errors
 from engine.config import Config, load_config
 from engine.console_out import ConsoleOut, clip
-from engine.dates import candidate_dates, parse_date, weekdays
+from engine.dates import candidate_dates, job_dates, parse_date, weekdays
 from engine.errors import EXIT_OK, EXIT_STEP_FAILED, EXIT_USAGE, SpecError, TickflowError
 from engine.logs import SecretMasker
 from engine.registry import REGISTRY
@@ -318,7 +318,7 @@ def cmd_plan(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     if args.date:
         dates = [args.date]
     else:
-        tracker = open_tracker(config)
+        tracker = open_tracker(config, read_only=True)  # planning only looks: no table, no SQLite file
         try:
             dates, done = dates_to_run(args, probe, open_storage(config.storage.raw_root, config), tracker)
         finally:
@@ -400,8 +400,8 @@ def dates_to_run(args: argparse.Namespace, spec: PipelineSpec, raw_storage: Any,
     dates = resolve_dates(args, spec, raw_storage, tracker)
     if args.date or getattr(args, "force", False):
         return dates, []
-    succeeded = {row.job_id for row in tracker.list_jobs() if row.status == "success"}
-    done = [d for d in dates if f"{spec.name}_{d.isoformat()}" in succeeded]
+    succeeded = set(job_dates(tracker.list_jobs(), spec.name, ("success",)))
+    done = [d for d in dates if d in succeeded]
     return [d for d in dates if d not in done], done
 
 

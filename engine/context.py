@@ -43,3 +43,23 @@ class TransformContext:
     def record(self, key: str, value: Any) -> None:
         """Attach a JSON-serialisable fact (counts by reason...) to this step's run record."""
         self.metrics[key] = value
+
+
+@dataclass(frozen=True)
+class PreflightContext:
+    """What a transform's preflight check sees: no Spark, because it runs before Spark starts.
+
+    A check that can refuse a run cheaply (its raw input is missing) then answers in a second, not after the
+    JVM's start-up; the transform itself still checks again when it runs.
+    """
+
+    date: dt.date | None
+    step: str
+    log: logging.Logger
+    # rel path under the raw root -> whether anything is there (never stages or downloads)
+    _raw_exists: Callable[[str], bool]
+    raw_root: str = ""
+
+    def raw_exists(self, rel_path: str) -> bool:
+        """True when the raw-input folder or file ``rel_path`` exists under the raw root."""
+        return self._raw_exists(rel_path)

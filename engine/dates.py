@@ -39,13 +39,14 @@ def raw_dates(raw_storage: Storage, folders: Iterable[str]) -> list[dt.date]:
     return sorted(found)
 
 
-def succeeded_dates(rows: Iterable[Any], pipeline: str) -> list[dt.date]:
-    """Dates whose ``<pipeline>_<date>`` job row is success."""
+def job_dates(rows: Iterable[Any], pipeline: str, statuses: Iterable[str] | None = None) -> list[dt.date]:
+    """Dates that have a ``<pipeline>_<date>`` job row (with one of ``statuses``, when given)."""
     prefix = pipeline + "_"
+    wanted = None if statuses is None else set(statuses)
     out: set[dt.date] = set()
     for row in rows:
         job_id = row.job_id
-        if job_id.startswith(prefix) and row.status == "success":
+        if job_id.startswith(prefix) and (wanted is None or row.status in wanted):
             try:
                 out.add(dt.date.fromisoformat(job_id[len(prefix):]))
             except ValueError:
@@ -54,9 +55,14 @@ def succeeded_dates(rows: Iterable[Any], pipeline: str) -> list[dt.date]:
 
 
 def candidate_dates(catch_up: Mapping[str, Any], raw_storage: Storage, tracker_rows: list[Any]) -> list[dt.date] | None:
-    """Dates the inputs offer, or None when the spec declares no catch-up source."""
+    """Dates the inputs offer, or None when the spec declares no catch-up source.
+
+    An upstream pipeline offers every date it has a job row for, whatever its status: a date whose upstream
+    run failed (or is still running, or stale) is then refused by the job guard with exit 3 and shows in the
+    run's table, instead of being left out without a word.
+    """
     if catch_up.get("raw_folders"):
         return raw_dates(raw_storage, catch_up["raw_folders"])
     if catch_up.get("upstream"):
-        return succeeded_dates(tracker_rows, catch_up["upstream"])
+        return job_dates(tracker_rows, catch_up["upstream"])
     return None

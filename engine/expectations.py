@@ -30,7 +30,16 @@ REASON_COL = "__tickflow_reason"  # internal column used while splitting
 
 
 class ExpectationSpecError(ValueError):
-    """An expectation item in the YAML is malformed; the message names the item and the key."""
+    """An expectation item in the YAML is malformed; the message names the item and the key.
+
+    ``index`` (the item), ``key`` (the key at fault, when one is) and ``detail`` (the message without the
+    item's name) let validation place each problem on the item's own line.
+    """
+
+    def __init__(self, message: str, *, index: int | None = None, key: str | None = None,
+                 detail: str | None = None):
+        self.index, self.key, self.detail = index, key, detail if detail is not None else message
+        super().__init__(message)
 
 
 class ExpectationError(TickflowError):
@@ -89,65 +98,99 @@ class Expectation:
 
 # ------------------------------------------------------------------------------------------------ parsing
 
-def _columns(where: str, key: str, value: Any) -> tuple[str, ...]:
+class _Item:
+    """Builds the errors of one item: ``expectations[i] (name): detail``, with the item's index and key."""
+
+    def __init__(self, i: int, name: Any = None):
+        self.i = i
+        self.where = f"expectations[{i}]" + (f" ({name})" if isinstance(name, str) else "")
+
+    def error(self, detail: str, key: str | None = None) -> ExpectationSpecError:
+        return ExpectationSpecError(f"{self.where}: {detail}", index=self.i, key=key, detail=detail)
+
+
+def _columns(item: _Item, key: str, value: Any) -> tuple[str, ...]:
     if isinstance(value, str) and value:
         value = [value]
     if not isinstance(value, list) or not value or not all(isinstance(c, str) and c for c in value):
-        raise ExpectationSpecError(f"{where}: '{key}' must be a column name or a non-empty list of column names")
+        raise item.error(f"'{key}' must be a column name or a non-empty list of column names", key)
     if len(set(value)) != len(value):
-        raise ExpectationSpecError(f"{where}: '{key}' lists a column twice")
+        raise item.error(f"'{key}' lists a column twice", key)
     return tuple(value)
 
 
-def _bound(where: str, key: str, value: Any) -> int | None:
+def _bound(item: _Item, key: str, value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ExpectationSpecError(f"{where}: row_count.{key} must be a non-negative integer, got {value!r}")
+        raise item.error(f"row_count.{key} must be a non-negative integer, got {value!r}", "row_count")
     return value
 
 
 def parse_expectation(i: int, item: Any) -> Expectation:
     """One YAML item -> Expectation; ``i`` is its index, used in error messages."""
     if not isinstance(item, Mapping):
-        raise ExpectationSpecError(f"expectations[{i}]: expected a mapping with 'name' and one of "
-                                   "'expr', 'row_count', 'unique', 'not_null'")
+        raise _Item(i).error("expected a mapping with 'name' and one of 'expr', 'row_count', 'unique', 'not_null'")
     name = item.get("name")
-    where = f"expectations[{i}]" + (f" ({name})" if isinstance(name, str) else "")
+    at = _Item(i, name)
+    if name is None:
+        raise at.error("'name' is required: letters, digits and _ (e.g. bid_le_ask)")
     if not isinstance(name, str) or not _NAME.match(name):
-        raise ExpectationSpecError(f"{where}: 'name' is required: letters, digits and _ (e.g. bid_le_ask)")
+        raise at.error(f"'name' must be letters, digits and _ (e.g. bid_le_ask), got {name!r}", "name")
     unknown = sorted(set(item) - _KEYS)
     if unknown:
-        raise ExpectationSpecError(f"{where}: unknown key(s) {', '.join(unknown)}; expected name, expr, "
-                                   "row_count, unique, not_null, action, output")
+        raise at.error(f"unknown key(s) {', '.join(unknown)}; expected name, expr, row_count, unique, not_null, "
+                       "action, output", unknown[0])
     kinds = [k for k in KINDS if k in item]
     if len(kinds) != 1:
-        raise ExpectationSpecError(f"{where}: give exactly one of expr, row_count, unique, not_null "
-                                   f"(got {', '.join(kinds) or 'none'})")
+        raise at.error(f"give exactly one of expr, row_count, unique, not_null (got {', '.join(kinds) or 'none'})")
     kind = kinds[0]
     action = item.get("action", "warn" if kind == "expr" else "fail")
     if action not in ACTIONS:
-        raise ExpectationSpecError(f"{where}: action '{action}' is not one of warn, drop, fail")
+        raise at.error(f"action '{action}' is not one of warn, drop, fail", "action")
     if kind != "expr" and action == "drop":
-        raise ExpectationSpecError(f"{where}: a dataset-level check ({kind}) cannot drop rows; use warn or fail")
+        raise at.error(f"a dataset-level check ({kind}) cannot drop rows; use warn or fail", "action")
     output = item.get("output")
     if output is not None and (not isinstance(output, str) or not output):
-        raise ExpectationSpecError(f"{where}: 'output' must name one of the step's outputs")
+        raise at.error("'output' must name one of the step's outputs", "output")
     if kind == "expr":
         expr = item["expr"]
         if not isinstance(expr, str) or not expr.strip():
-            raise ExpectationSpecError(f"{where}: 'expr' must be a Spark SQL boolean expression")
+            raise at.error("'expr' must be a Spark SQL boolean expression", "expr")
         return Expectation(name=name, kind=kind, action=action, expr=expr.strip(), output=output)
     if kind == "row_count":
         bounds = item["row_count"]
         if not isinstance(bounds, Mapping) or not set(bounds) <= {"min", "max"} or not bounds:
-            raise ExpectationSpecError(f"{where}: row_count must be a mapping with 'min' and/or 'max'")
-        lo, hi = _bound(where, "min", bounds.get("min")), _bound(where, "max", bounds.get("max"))
+            raise at.error("row_count must be a mapping with 'min' and/or 'max'", "row_count")
+        lo, hi = _bound(at, "min", bounds.get("min")), _bound(at, "max", bounds.get("max"))
         if lo is not None and hi is not None and lo > hi:
-            raise ExpectationSpecError(f"{where}: row_count.min ({lo}) is greater than row_count.max ({hi})")
+            raise at.error(f"row_count.min ({lo}) is greater than row_count.max ({hi})", "row_count")
         return Expectation(name=name, kind=kind, action=action, min=lo, max=hi, output=output)
-    return Expectation(name=name, kind=kind, action=action, columns=_columns(where, kind, item[kind]),
+    return Expectation(name=name, kind=kind, action=action, columns=_columns(at, kind, item[kind]),
                        output=output)
+
+
+def expectation_problems(items: Any) -> tuple[list[tuple[int, Expectation]], list[ExpectationSpecError]]:
+    """Every item of a step's `expectations:` list: the good ones with their index, and an error for each bad
+    one (validation reports them all at once, each at its own line, not only the first)."""
+    if not isinstance(items, list):
+        return [], [ExpectationSpecError("expectations must be a list")]
+    good: list[tuple[int, Expectation]] = []
+    errors: list[ExpectationSpecError] = []
+    first_of: dict[str, int] = {}
+    for i, item in enumerate(items):
+        try:
+            exp = parse_expectation(i, item)
+        except ExpectationSpecError as exc:
+            errors.append(exc)
+            continue
+        if exp.name in first_of:
+            errors.append(_Item(i, exp.name).error(f"duplicate name '{exp.name}' (expectations[{first_of[exp.name]}] "
+                                                    "has it too); names are unique within a step", "name"))
+            continue
+        first_of[exp.name] = i
+        good.append((i, exp))
+    return good, errors
 
 
 def parse_expectations(items: list[dict]) -> list[Expectation]:
@@ -165,11 +208,6 @@ def parse_expectations(items: list[dict]) -> list[Expectation]:
 def for_output(exps: Sequence[Expectation], output: str, default_output: str) -> list[Expectation]:
     """The expectations that apply to ``output`` (those without `output:` apply to the default output)."""
     return [e for e in exps if (e.output or default_output) == output]
-
-
-def unknown_outputs(exps: Sequence[Expectation], outputs: Sequence[str]) -> list[str]:
-    """Names of expectations whose `output:` is not one of the step's outputs (a spec error)."""
-    return [e.name for e in exps if e.output is not None and e.output not in outputs]
 
 
 # ------------------------------------------------------------------------------------------------ columns

@@ -8,7 +8,7 @@ from typing import Any
 
 from engine.config import Config
 from engine.errors import TickflowError
-from engine.runner import PipelineRunner, RunOptions
+from engine.runner import PipelineRunner, RunOptions, essential_line, preflight
 from engine.spec import PipelineSpec
 
 
@@ -40,6 +40,40 @@ def _job_line(job_id: str, row: Any) -> str:
     return text
 
 
+def _missing_dataset(spec: PipelineSpec, writing: frozenset[str], storage: Any, reader: str, path: str) -> str | None:
+    """Why a ``dataset:<path>`` input would not be there when ``reader`` runs (None: it exists, or a step of
+    this run writes it first). Validation cannot know: another pipeline may create it later; plan can look."""
+    from engine.spec import path_parts, paths_nest
+
+    parts = path_parts(path)
+    writers = [s.name for s in spec.steps.values() if s.name != reader
+               and any(paths_nest(parts, path_parts(out.path)) for out in s.outputs.values())]
+    if any(w in writing for w in writers):
+        return None
+    try:
+        if storage.exists(path):
+            return None
+    except TickflowError as exc:
+        return f"dataset:{path}: cannot tell whether it exists ({exc})"
+    not_run = f" (written by step {', '.join(writers)}, which does not write in this run)" if writers else ""
+    return (f"dataset:{path} does not exist (yet) under the storage root{not_run}; a run now would fail "
+            "at this step")
+
+
+def _preflight_refusals(runner: PipelineRunner, resumable: set[str], raw: Any) -> dict[str, str]:
+    """Step -> why its transform's pre-Spark check refuses (e.g. no raw input), for the steps a run computes."""
+    from engine.registry import REGISTRY
+
+    out = {}
+    for name in runner.order:
+        if runner.selection.runs(name) and name not in resumable:
+            try:
+                preflight(runner.spec.steps[name], REGISTRY, runner.date, raw)
+            except Exception as exc:
+                out[name] = essential_line(exc)
+    return out
+
+
 def describe_plan(spec: PipelineSpec, config: Config, date: dt.date, *, selectors: tuple[str, ...] = (),
                   force: bool = False) -> str:
     from engine.storage.factory import open_storage
@@ -51,7 +85,7 @@ def describe_plan(spec: PipelineSpec, config: Config, date: dt.date, *, selector
     try:
         from engine.tracker.factory import open_tracker
 
-        tracker = open_tracker(config)
+        tracker = open_tracker(config, read_only=True)  # a dry run leaves no trace, not even the table
     except TickflowError as exc:
         tracker_note = f"(tracker unavailable: {exc})"
     try:
@@ -83,6 +117,10 @@ def describe_plan(spec: PipelineSpec, config: Config, date: dt.date, *, selector
             lines.append(tracker_note)
         skip, reload = runner.resumable()
         resumable = skip | set(reload)
+        refusals = _preflight_refusals(runner, resumable, raw)
+        if not verdict and refusals:
+            name, why = next(iter(refusals.items()))
+            verdict = f"a run would exit 1 before Spark starts: step {name}: {why}"
         if not verdict:
             count = sum(1 for n in runner.order if runner.selection.runs(n) and n not in resumable)
             verdict = f"a run would compute {count} of {len(runner.order)} steps"
@@ -101,9 +139,15 @@ def describe_plan(spec: PipelineSpec, config: Config, date: dt.date, *, selector
             lines.append(f"  {i}. {name} [{step.kind}] -> {state}")
             for iname, ref in step.inputs.items():
                 lines.append(f"       input  {iname} <- {ref}")
+                missing = (_missing_dataset(spec, runner.selection.selected, storage, name, ref.dataset)
+                           if ref.dataset and state.startswith("run") else None)
+                if missing:
+                    lines.append(f"       note   input {iname}: {missing}")
             for oname, out in step.outputs.items():
                 part = f" partition_by {list(out.partition_by)}" if out.partition_by else ""
                 lines.append(f"       output {oname} -> {out.path} ({out.mode}{part})")
+            if name in refusals:
+                lines.append(f"       note   would fail before Spark starts: {refusals[name]}")
             if step.depends_on:
                 lines.append(f"       after  {', '.join(step.depends_on)}")
             if step.params:

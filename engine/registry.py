@@ -37,6 +37,8 @@ class TransformDef:
     inputs: tuple[str, ...] | None  # None: any input names are accepted
     outputs: tuple[str, ...]  # the first is the default output
     origin: str
+    # ``preflight(ctx, params)`` runs before Spark starts (engine.context.PreflightContext) and raises to refuse
+    preflight: Callable[..., None] | None = None
 
     @property
     def multi_output(self) -> bool:
@@ -161,11 +163,13 @@ def transform(
     inputs: Iterable[str] | None = None,
     outputs: Iterable[str] = ("out",),
     registry: Registry | None = None,
+    preflight: Callable[..., None] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``func(ctx, inputs, params)`` as transform ``name``.
 
     ``inputs`` names the DataFrames the transform expects (None accepts any); ``outputs`` names what it
-    returns: one name means it returns a DataFrame, several mean it returns a dict of them.
+    returns: one name means it returns a DataFrame, several mean it returns a dict of them. ``preflight(ctx,
+    params)``, if given, runs before Spark starts and raises (e.g. TransformError) to refuse the run early.
     """
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -181,6 +185,7 @@ def transform(
                 inputs=tuple(inputs) if inputs is not None else None,
                 outputs=outs,
                 origin=_origin_of(func),
+                preflight=preflight,
             )
         )
         return func

@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.config import Config
-from engine.context import TransformContext
-from engine.errors import StepFailed
+from engine.context import PreflightContext, TransformContext
+from engine.errors import StepFailed, TransformError
 from engine.executor import compute_step
 from engine.expectations import ExpectationFailed
 from engine.logs import STEP_EVENT
@@ -54,7 +54,10 @@ _JAVA_CAUSE = re.compile(r"^:\s*(?:[\w$]+\.)*([\w$]+(?:Exception|Error)):\s*(.*)
 
 
 def essential_line(exc: BaseException) -> str:
-    """The one line of an error worth showing: class and first message line (no JVM stack)."""
+    """The one line of an error worth showing: class and first message line (no JVM stack).
+
+    A TransformError's message is written for the user (it names the date, file or rule): it stands alone.
+    """
     text = str(exc).strip()
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     first = lines[0] if lines else ""
@@ -65,8 +68,18 @@ def essential_line(exc: BaseException) -> str:
     java = _JAVA_CAUSE.match(lines[1]) if py4j_call else None
     if java:  # py4j's first line only names the call: the Java exception's own line says what went wrong
         name, first = java.group(1), java.group(2)
-    line = f"{name}: {first}" if first else name
+    line = f"{name}: {first}" if first and not isinstance(exc, TransformError) else first or name
     return line if len(line) <= 400 else line[:397] + "..."
+
+
+def preflight(step: StepSpec, registry: Registry, date: dt.date | None, raw_storage: Storage) -> None:
+    """Runs the step's transform's check made for before Spark starts (if it has one); raises to refuse."""
+    tdef = registry.get(step.transform) if step.transform else None
+    if tdef is None or tdef.preflight is None:
+        return
+    ctx = PreflightContext(date=date, step=step.name, log=logging.getLogger(f"tickflow.step.{step.name}"),
+                           _raw_exists=raw_storage.exists, raw_root=raw_storage.describe())
+    tdef.preflight(ctx, dict(step.params))
 
 
 class NullGuard:
@@ -299,6 +312,7 @@ class PipelineRunner:
         to_run = [n for n in self.order if self.selection.runs(n) and n not in skip and n not in reload]
         if not to_run:
             return
+        self._preflight(record, to_run)
         spark = self.spark = self.spark_provider()
         self.storage.cleanup("")
         remaining = self.consumers()
@@ -321,6 +335,21 @@ class PipelineRunner:
             for df in persisted.values():
                 df.unpersist()
             spark.catalog.clearCache()  # what transforms persisted for this date must not pile up in a backfill
+
+    def _preflight(self, record: RunRecord, to_run: list[str]) -> None:
+        """The transforms' own cheap checks (is the raw input there?), so that such a run fails before Spark."""
+        for name in to_run:
+            step = self.spec.steps[name]
+            try:
+                preflight(step, self.registry, self.date, self.raw_storage)
+            except Exception as exc:
+                srec = record.step(name)
+                srec.status, srec.error = "failed", essential_line(exc)
+                log.error("step %s (%s) failed before Spark started: %s", name, step.kind, srec.error)
+                log.debug("step %s preflight detail", name, exc_info=True)
+                if name in self.selection.selected:
+                    self._mark(name, "failed", srec.error)
+                raise StepFailed(name, step.kind, srec.error) from exc
 
     def _run_steps(self, spark: Any, to_run: list[str], record: RunRecord, results: dict[tuple[str, str], Any],
                    persisted: dict[tuple[str, str], Any], remaining: dict[tuple[str, str], int]) -> None:

@@ -10,7 +10,7 @@ import datetime as dt
 import difflib
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,14 @@ from engine.errors import RegistryError, SpecError
 from engine.params import params_problems, with_defaults
 from engine.registry import REGISTRY, Registry
 from engine.spec import InputRef, OutputSpec, PipelineSpec, StepSpec, path_parts, paths_nest
-from engine.templating import TemplateProblem, build_context, make_environment, public_env, render_tree
+from engine.templating import (
+    TemplateProblem,
+    build_context,
+    failed_var,
+    make_environment,
+    public_env,
+    render_tree,
+)
 from engine.yaml_lines import KeyPath, LineMap, YamlSyntaxError, format_path, load_scalar, load_with_lines
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "pipeline.schema.json"
@@ -132,23 +139,30 @@ def load_spec(
     raw_vars = data.get("vars") or {}
     overrides = dict(var_overrides or {})
     variables: dict[str, Any] = {}
+    # what templates see as vars: a var whose template failed is a marker, so a value using it is not reported
+    # again (its text would be the var's raw '{{ ... }}' and fail every later check a second time)
+    seen_vars: dict[str, Any] = {}
     if isinstance(raw_vars, Mapping):
         for key, value in raw_vars.items():
             if key in overrides:  # before the later vars render: they see the overriding value
-                variables[key] = overrides[key]
+                variables[key] = seen_vars[key] = overrides[key]
                 continue
-            ctx = {**base_ctx, "vars": dict(variables)}
-            variables[key] = render_tree(jenv, value, ctx, ("vars", key), tproblems)
+            ctx = {**base_ctx, "vars": dict(seen_vars)}
+            before = len(tproblems)
+            variables[key] = seen_vars[key] = render_tree(jenv, value, ctx, ("vars", key), tproblems)
+            if len(tproblems) > before:
+                seen_vars[key] = failed_var(str(key))
         for key in overrides:
             if key not in raw_vars:
                 declared = ", ".join(map(str, raw_vars)) or "none"
                 problems.add(("vars",), f"--var {key}: the spec declares no such variable (its vars: {declared})")
-    ctx = {**base_ctx, "vars": variables}
+    ctx = {**base_ctx, "vars": seen_vars}
     rendered = render_tree(jenv, {k: v for k, v in data.items() if k != "vars"}, ctx, (), tproblems)
     if "vars" in data:
         rendered["vars"] = variables if isinstance(raw_vars, Mapping) else raw_vars
     for tp in tproblems:
-        problems.add(tp.path, str(tp))
+        if not tp.derived:  # a derived one was reported at the var it uses
+            problems.add(tp.path, str(tp))
     problems.unrendered |= {tp.path for tp in tproblems}
 
     # -- JSON Schema ---------------------------------------------------------------------------------
@@ -332,62 +346,77 @@ def _check_graph(steps: Mapping[str, StepSpec], problems: Problems) -> None:
 
 
 def _check_extras(rendered: Mapping[str, Any], steps: Mapping[str, StepSpec], problems: Problems) -> None:
-    """Expectations and charts are validated by their own modules, when present."""
-    try:
-        from engine.expectations import parse_expectations, unknown_outputs
-    except ImportError:
-        parse_expectations = unknown_outputs = None
+    """Expectations and charts are validated by their own modules; every bad item is reported at its line."""
     for step in steps.values():
         if step.expectations:
-            _check_expectations(step, parse_expectations, unknown_outputs, problems)
+            _check_expectations(step, problems)
     charts = (rendered.get("report") or {}).get("charts") or []
     if charts:
-        try:
-            from engine.charts import parse_charts
-        except ImportError:
-            parse_charts = None
-        if parse_charts is not None:
-            try:
-                parse_charts(list(charts))
-            except Exception as exc:
-                problems.add(("report", "charts"), str(exc))
-        for i, chart in enumerate(charts):
-            src = str(chart.get("source", "")) if isinstance(chart, Mapping) else ""
-            if src.startswith("dataset:"):
-                continue
-            if src.startswith("metrics:"):
-                src = src[len("metrics:"):]
-            if src and src.split(".")[0] not in steps:
-                problems.add(("report", "charts", i, "source"), f"chart source '{src}' names no step")
+        _check_charts(list(charts), steps, problems)
 
 
-def _check_expectations(step: StepSpec, parse: Callable[[list[Any]], list[Any]] | None,
-                        unknown_outputs: Callable[[list[Any], list[str]], list[str]] | None,
-                        problems: Problems) -> None:
+def _item_name(item: Any, key: str) -> str | None:
+    value = item.get(key) if isinstance(item, Mapping) else None
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _check_expectations(step: StepSpec, problems: Problems) -> None:
     """Expectations run on what a step writes: on a step without outputs, or naming an output the step does
     not write, they would silently never run."""
+    from engine.expectations import expectation_problems
+
     base: KeyPath = ("steps", step.name, "expectations")
     if not step.outputs:
         problems.add(base, "this step writes no outputs, so its expectations would never run; expectations "
                      "belong on a step with outputs (add one, or move them to the step that writes the data)")
-    if parse is None:
-        return
-    try:
-        exps = parse(list(step.expectations))
-    except Exception as exc:  # the module raises its own error class with the item
-        problems.add(base, str(exc))
-        return
-    if not step.outputs or unknown_outputs is None:
+    items = list(step.expectations)
+    good, errors = expectation_problems(items)
+    for err in errors:
+        if err.index is None:
+            problems.add(base, err.detail)
+            continue
+        name = _item_name(items[err.index], "name")
+        where: KeyPath = (*base, err.index, *((err.key,) if err.key else ()))
+        problems.add(where, f"expectation '{name}': {err.detail}" if name else err.detail)
+    if not step.outputs:
         return
     written = list(step.outputs)
-    bad = set(unknown_outputs(exps, written))
-    for i, exp in enumerate(exps):
-        if exp.name not in bad:
+    for i, exp in good:
+        if exp.output is None or exp.output in written:
             continue
         hint = (f" (transform '{step.transform}' returns it, but the step does not write it)"
                 if exp.output in step.declared_outputs and step.transform else _suggest(exp.output, written))
         problems.add((*base, i, "output"), f"expectation '{exp.name}' checks output '{exp.output}', which this "
                      f"step does not write{hint}; its outputs are: {', '.join(written)}")
+
+
+def _check_charts(charts: list[Any], steps: Mapping[str, StepSpec], problems: Problems) -> None:
+    """Every chart must parse and its source must resolve: a chart reading a step or output that is not
+    there would only show up as a missing picture in the report of a finished run."""
+    from engine.charts import chart_problems
+
+    base: KeyPath = ("report", "charts")
+    good, errors = chart_problems(charts)
+    for err in errors:
+        if err.index is None:
+            problems.add(base, err.detail)
+            continue
+        title = _item_name(charts[err.index], "title")
+        where: KeyPath = (*base, err.index, *((err.key,) if err.key else ()))
+        problems.add(where, f"chart '{title}': {err.detail}" if title else err.detail)
+    for i, chart in good:
+        if chart.source_kind == "dataset":
+            continue  # a committed dataset: it may be written by another pipeline; `plan` tells whether it exists
+        where = (*base, i, "source")
+        step = steps.get(str(chart.step))
+        if step is None:
+            problems.add(where, f"chart '{chart.title}': source '{chart.source}' names no step"
+                         f"{_suggest(str(chart.step), list(steps))}; expected a step, step.output, "
+                         "metrics:<step>.<key> or dataset:<path>")
+        elif chart.output is not None and chart.output not in step.output_names():
+            problems.add(where, f"chart '{chart.title}': source '{chart.source}': step '{step.name}' has no output "
+                         f"'{chart.output}'{_suggest(chart.output, step.output_names())}; its outputs are: "
+                         f"{', '.join(step.output_names())}")
 
 
 def dataset_edges(steps: Mapping[str, StepSpec]) -> dict[tuple[str, str], str]:

@@ -25,9 +25,22 @@ _NATIVE = bool | int | float | list
 
 
 class TemplateProblem(Exception):
-    def __init__(self, path: KeyPath, message: str):
+    """A value whose template cannot be rendered; ``derived`` when only because a var it uses failed."""
+
+    def __init__(self, path: KeyPath, message: str, *, derived: bool = False):
         self.path = path
+        self.derived = derived
         super().__init__(message)
+
+
+class _FailedVarUsed(jinja2.TemplateRuntimeError):
+    """Raised while rendering a value that uses a var whose own template failed."""
+
+
+def failed_var(name: str) -> jinja2.StrictUndefined:
+    """What ``vars.<name>`` is while that var's template failed: using it fails as a *derived* problem, so the
+    mistake is reported once, at the var, and not again at every value built from it."""
+    return jinja2.StrictUndefined(hint=f"vars.{name} failed to render", name=name, exc=_FailedVarUsed)
 
 
 def previous_weekday(day: dt.date) -> dt.date:
@@ -82,6 +95,8 @@ def render_value(env: SandboxedEnvironment, value: str, context: Mapping[str, An
         return value
     try:
         rendered = env.from_string(value).render(context)
+    except _FailedVarUsed as exc:
+        raise TemplateProblem(path, f"uses a var that failed to render ({exc})", derived=True) from exc
     except jinja2.UndefinedError as exc:
         what = _undefined_name(value, exc.message or "", context) or exc.message
         raise TemplateProblem(path, f"template refers to something undefined: {what}") from exc

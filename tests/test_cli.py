@@ -214,3 +214,43 @@ def test_an_interpreter_without_the_dependencies_continues_in_the_checkout_venv(
                          text=True, cwd=tmp_path, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "read_dataset: Read a committed Parquet dataset" in out.stdout
+
+
+def test_a_date_without_raw_input_fails_before_spark_starts(tmp_path):
+    day = tmp_path / "raw" / "csv" / "2024-01-04" / "NYSE"  # another date's input only
+    day.mkdir(parents=True)
+    (day / "part-00000.txt").write_text("2024-01-04,2024-01-04 09:30:00.0,T,SYMA,2024-01-04 09:30:00.0,1,NYSE,"
+                                        "10.5,100\n")
+    cfg = _local_config(tmp_path)
+    out = cli(ROOT / "pipelines" / "preprocess.yaml", "--date", "2024-01-08", "--config", cfg, cwd=tmp_path)
+    assert out.returncode == 1, out.stderr
+    assert (f"step 'ingest' (ingest_raw) failed: ingest 2024-01-08: no raw input under csv/2024-01-08, "
+            f"json/2024-01-08 of the raw root (local folder {tmp_path / 'raw'})") in out.stderr
+    (log,) = (tmp_path / ".tickflow" / "logs").glob("preprocess_2024-01-08_*.log")
+    assert "failed before Spark started" in log.read_text() and "starting Spark" not in log.read_text()
+    rows = {r["job_id"]: r["status"] for r in json.loads(cli("status", "--steps", "--json", "--config", cfg).stdout)}
+    assert rows["preprocess_2024-01-08"] == "failed" and rows["preprocess.ingest_2024-01-08"] == "failed"
+    assert not (tmp_path / "wh" / "trade").exists()
+
+
+def test_a_catch_up_reports_dates_whose_upstream_job_did_not_succeed(tmp_path):
+    from engine.config import load_config
+    from engine.tracker.factory import open_tracker
+
+    cfg = _local_config(tmp_path)
+    tracker = open_tracker(load_config(cfg, env={}))
+    for day, status in (("2024-01-05", "failed"), ("2024-01-09", "running")):
+        lease = tracker.acquire(f"preprocess_{day}", lease_seconds=600, holder_host="etl-7", holder_pid=4242)
+        if status != "running":
+            tracker.release(lease, status, "ingest failed")
+    tracker.close()
+    spec = ROOT / "pipelines" / "analyze.yaml"
+    for args in ([], ["--start", "2024-01-01", "--end", "2024-01-31"]):
+        out = cli(spec, *args, "--keep-going", "--config", cfg, cwd=tmp_path)
+        assert out.returncode == 3, (args, out.stderr)
+        table = [ln.split()[:2] for ln in out.stdout.splitlines() if ln.startswith("2024-")]
+        assert table == [["2024-01-05", "blocked"], ["2024-01-09", "blocked"]], out.stdout
+        assert "upstream job preprocess_2024-01-05 (status: failed)" in out.stderr
+    out = cli(spec, "--config", cfg, cwd=tmp_path)  # without --keep-going the first blocked date ends the catch-up
+    assert out.returncode == 3
+    assert "analyze 2024-01-05: blocked" in out.stderr and "2024-01-09" not in out.stderr + out.stdout

@@ -75,12 +75,43 @@ def _run_date(ctx: Any, params: Mapping[str, Any]) -> dt.date:
     return ctx.date
 
 
+def _source_folders(folder: str, day: str, exchanges: Sequence[str] | None) -> list[str]:
+    """The raw folders (relative to the raw root) one source reads for ``day``."""
+    return [f"{folder}/{day}/{ex}" for ex in exchanges] if exchanges else [f"{folder}/{day}"]
+
+
 def _source_uris(ctx: Any, folder: str, day: str, exchanges: Sequence[str] | None) -> list[str]:
-    if not exchanges:
-        uri = ctx.raw_uri(f"{folder}/{day}")
-        return [uri] if uri else []
-    uris = [ctx.raw_uri(f"{folder}/{day}/{ex}") for ex in exchanges]
+    uris = [ctx.raw_uri(rel) for rel in _source_folders(folder, day, exchanges)]
     return [u for u in uris if u]
+
+
+def _sources(params: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(folder, format) of each configured source; TransformError for a format no reader exists for."""
+    sources = params.get("sources") or [{"folder": "csv", "format": "csv"}, {"folder": "json", "format": "json"}]
+    out = []
+    for src in sources:
+        folder, fmt = str(src["folder"]), str(src.get("format", src["folder"]))
+        if fmt not in FORMATS:
+            raise TransformError(f"ingest: unknown format '{fmt}' for folder '{folder}'; expected one of "
+                                 f"{', '.join(FORMATS)}")
+        out.append((folder, fmt))
+    return out
+
+
+def _no_input(day: str, looked: Sequence[str], raw_root: str) -> str:
+    return (f"ingest {day}: no raw input under {', '.join(looked)} of the raw root "
+            f"({raw_root or 'see [storage] raw_root'})")
+
+
+def ingest_preflight(ctx: Any, params: Mapping[str, Any]) -> None:
+    """Refuses a date without any raw folder before Spark starts (the run would fail on it a minute later)."""
+    day = _run_date(ctx, params).isoformat()
+    sources = _sources(params)
+    if not params.get("require_input", True):
+        return
+    exchanges = params.get("exchanges")
+    if not any(ctx.raw_exists(rel) for folder, _fmt in sources for rel in _source_folders(folder, day, exchanges)):
+        raise TransformError(_no_input(day, [f"{folder}/{day}" for folder, _fmt in sources], ctx.raw_root))
 
 
 def _read_source(ctx: Any, uris: list[str], folder: str, day: str, fmt: str, glob: str) -> DataFrame:
@@ -181,16 +212,11 @@ def ingest_frames(ctx: Any, params: Mapping[str, Any]) -> dict[str, DataFrame]:
     """The transform's body, callable directly (tests, other plugins)."""
     run_date = _run_date(ctx, params)
     day = run_date.isoformat()
-    sources = params.get("sources") or [{"folder": "csv", "format": "csv"}, {"folder": "json", "format": "json"}]
     glob = str(params.get("file_glob", "part-*"))
     parts: list[DataFrame] = []
     looked: list[str] = []
     formats: list[str] = []
-    for src in sources:
-        folder, fmt = str(src["folder"]), str(src.get("format", src["folder"]))
-        if fmt not in FORMATS:
-            raise TransformError(f"ingest: unknown format '{fmt}' for folder '{folder}'; expected one of "
-                                 f"{', '.join(FORMATS)}")
+    for folder, fmt in _sources(params):
         looked.append(f"{folder}/{day}")
         uris = _source_uris(ctx, folder, day, params.get("exchanges"))
         if uris:
@@ -198,8 +224,7 @@ def ingest_frames(ctx: Any, params: Mapping[str, Any]) -> dict[str, DataFrame]:
             formats.append(fmt)
     if not parts:
         if params.get("require_input", True):
-            raise TransformError(f"ingest {day}: no raw input under {', '.join(looked)} of the raw root "
-                                 f"({getattr(ctx, 'raw_root', '') or 'see [storage] raw_root'})")
+            raise TransformError(_no_input(day, looked, getattr(ctx, "raw_root", "")))
         ctx.log.warning("ingest %s: no raw input under %s of the raw root (%s)", day, ", ".join(looked),
                         getattr(ctx, "raw_root", ""))
         return _empty(ctx)
@@ -236,6 +261,7 @@ def ingest_frames(ctx: Any, params: Mapping[str, Any]) -> dict[str, DataFrame]:
     params_schema="ingest_raw.json",
     inputs=[],
     outputs=["events", "quarantine"],
+    preflight=ingest_preflight,
 )
 def ingest_raw(ctx: Any, inputs: Mapping[str, DataFrame], params: Mapping[str, Any]) -> dict[str, DataFrame]:
     """Valid records as typed events (one common schema for trades and quotes) and the quarantine."""

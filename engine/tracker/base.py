@@ -46,6 +46,10 @@ class InvalidTableName(TrackerError):
     """A configured table name is not a plain SQL identifier."""
 
 
+class ReadOnlyViolation(TrackerError):
+    """A write on a tracker opened read-only (``status``, ``plan``): a bug, refused before the database."""
+
+
 class Terminated(KeyboardInterrupt):
     """Raised in the main thread on SIGTERM so finally-paths (release, cleanup) run.
 
@@ -118,6 +122,22 @@ def fmt_time(value: dt.datetime | None) -> str:
     return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%S") + " UTC"
 
 
+def iso_utc(value: dt.datetime | None) -> str | None:
+    """ISO 8601 with an explicit ``+00:00``: the tracker's naive times are UTC, and scripts must not guess."""
+    if value is None:
+        return None
+    utc = value.astimezone(dt.UTC) if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+    return utc.isoformat()
+
+
+def row_select_list(have: set[str]) -> str:
+    """The SELECT list of ``ROW_COLUMNS``, with NULL for those a table of an older version lacks.
+
+    A read-only open does not upgrade the table, yet ``status`` and ``plan`` must still read it.
+    """
+    return ", ".join(c if c in have else f"NULL AS {c}" for c in ROW_COLUMNS)
+
+
 @dataclass(frozen=True)
 class JobRow:
     """One row of the tracker table (times are naive UTC from the database clock)."""
@@ -175,6 +195,12 @@ class Tracker(ABC):
     """A job tracker table: atomic locks with leases, statuses, and what operators need to see."""
 
     table: str
+    read_only: bool = False
+
+    def _writable(self) -> None:
+        """Refuse a write on a read-only open here: the database may not even have the table."""
+        if self.read_only:
+            raise ReadOnlyViolation(f"job tracker {self.describe()} is opened read-only; not writing to it")
 
     @abstractmethod
     def describe(self) -> str:

@@ -13,7 +13,7 @@ from typing import IO
 
 from engine.config import Config
 from engine.console_out import clip
-from engine.tracker.base import JobRow, fmt_time, parse_job_id
+from engine.tracker.base import JobRow, fmt_time, iso_utc, parse_job_id
 from engine.tracker.factory import open_tracker
 
 
@@ -62,13 +62,11 @@ def _lock_state(row: JobRow, now: dt.datetime) -> str:
 
 
 def _as_json(row: JobRow, now: dt.datetime) -> dict[str, object]:
-    def iso(v: dt.datetime | None) -> str | None:
-        return None if v is None else v.isoformat()
-
-    return {"job_id": row.job_id, "status": row.status, "updated_time": iso(row.updated_time),
-            "lock_id": row.lock_id, "lock": _lock_state(row, now), "lease_expires": iso(row.lease_expires),
+    """Times as ISO 8601 with their UTC offset, so scripts need not know the tracker keeps UTC."""
+    return {"job_id": row.job_id, "status": row.status, "updated_time": iso_utc(row.updated_time),
+            "lock_id": row.lock_id, "lock": _lock_state(row, now), "lease_expires": iso_utc(row.lease_expires),
             "holder_host": row.holder_host, "holder_pid": row.holder_pid, "run_id": row.run_id,
-            "started_time": iso(row.started_time), "message": row.message}
+            "started_time": iso_utc(row.started_time), "message": row.message}
 
 
 def _table(rows: Sequence[JobRow], now: dt.datetime) -> str:
@@ -87,8 +85,10 @@ def _table(rows: Sequence[JobRow], now: dt.datetime) -> str:
 
 
 def cmd_status(args: argparse.Namespace, config: Config, out: IO[str] = sys.stdout) -> int:
-    """Print the job rows (a table, or JSON with --json); TrackerError propagates (exit 2)."""
-    with open_tracker(config) as tracker:
+    """Print the job rows (a table, or JSON with --json); TrackerError propagates (exit 2).
+
+    Read-only: looking must not create the table (or an SQLite file) nor upgrade an older one."""
+    with open_tracker(config, read_only=True) as tracker:
         rows = select_rows(tracker.list_jobs(), args.pipeline, args.start, args.end, args.steps)
         now = tracker.now()
         where = tracker.describe()

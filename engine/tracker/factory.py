@@ -15,18 +15,24 @@ def sqlite_path(config: Config) -> Path:
     return path if path.is_absolute() else Path(config.base_dir) / path
 
 
-def open_tracker(config: Config) -> Tracker:
-    """Open (and create or upgrade) the job tracker table; TrackerError on any connection problem."""
+def open_tracker(config: Config, *, read_only: bool = False) -> Tracker:
+    """Open (and create or upgrade) the job tracker table; TrackerError on any connection problem.
+
+    ``read_only`` is for commands that only look (``status``, ``plan``, ``run --dry-run``): they must leave no
+    trace, so nothing is created or upgraded (no table, no SQLite file or folder) and writes are refused; a
+    missing table reads as no jobs. An unusable PostgreSQL is still a TrackerError.
+    """
     if config.postgres is not None:
         from engine.tracker.postgres_backend import PostgresTracker  # psycopg2 only when needed
 
-        return PostgresTracker(config.postgres)
+        return PostgresTracker(config.postgres, read_only=read_only)
     from engine.tracker.sqlite_backend import SqliteTracker
 
     path = sqlite_path(config)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise TrackerError(f"cannot create the folder of the job tracker SQLite file {path}: "
-                           f"{exc.strerror or exc}") from None
-    return SqliteTracker(path, config.tracker.table)
+    if not read_only:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TrackerError(f"cannot create the folder of the job tracker SQLite file {path}: "
+                               f"{exc.strerror or exc}") from None
+    return SqliteTracker(path, config.tracker.table, read_only=read_only)

@@ -27,13 +27,15 @@ from engine.tracker.base import (
     LeaseLost,
     Tracker,
     clip_message,
+    row_select_list,
     validate_status,
     validate_table_name,
 )
 
 _NOW = "(now() AT TIME ZONE 'UTC')"
 _LEASE = f"({_NOW} + %(lease)s * interval '1 second')"
-_COLS = ", ".join(ROW_COLUMNS)
+_HAVE_COLUMNS = ("SELECT column_name FROM information_schema.columns "
+                 "WHERE table_schema = current_schema() AND table_name = %(name)s")
 
 
 def _first_line(exc: BaseException, secret: str) -> str:
@@ -44,10 +46,15 @@ def _first_line(exc: BaseException, secret: str) -> str:
 
 
 class PostgresTracker(Tracker):
-    """The ``job_tracker`` table in PostgreSQL (autocommit: every statement is its own transaction)."""
+    """The ``job_tracker`` table in PostgreSQL (autocommit: every statement is its own transaction).
 
-    def __init__(self, config: PostgresConfig):
+    ``read_only``: for ``status`` and ``plan``: no CREATE/ALTER (a missing table reads as empty, missing
+    columns as NULL), and the session itself is read-only so the server refuses any write too.
+    """
+
+    def __init__(self, config: PostgresConfig, *, read_only: bool = False):
         self.config = config
+        self.read_only = read_only
         self.table = validate_table_name(config.job_tracker_table_name)
         self._t = sql.Identifier(self.table)
         try:
@@ -59,7 +66,15 @@ class PostgresTracker(Tracker):
             raise TrackerError(f"cannot connect to the PostgreSQL job tracker at {config.describe()}: "
                                f"{_first_line(exc, config.password)}") from None
         self._conn.autocommit = True
-        self._ensure_schema()
+        if read_only:
+            with self._errors():
+                self._conn.set_session(readonly=True)
+            have = {r[0] for r in self._exec(_HAVE_COLUMNS, {"name": self.table})}
+        else:
+            self._ensure_schema()
+            have = set(ROW_COLUMNS)
+        self._has_table = bool(have)  # False only on a read-only open: nothing recorded yet
+        self._select = row_select_list(have)
 
     def describe(self) -> str:
         return f"PostgreSQL {self.config.describe()} table {self.table}"
@@ -82,9 +97,7 @@ class PostgresTracker(Tracker):
         """Create the seed table if missing and add missing columns in place (serialised by an advisory
         lock so racing first runs do not collide), never dropping anything."""
         needed = {name for name, _ in EXTRA_COLUMNS}
-        have_q = ("SELECT column_name FROM information_schema.columns "
-                  "WHERE table_schema = current_schema() AND table_name = %(name)s")
-        if needed <= {r[0] for r in self._exec(have_q, {"name": self.table})}:
+        if needed <= {r[0] for r in self._exec(_HAVE_COLUMNS, {"name": self.table})}:
             return
         with self._errors(), self._conn.cursor() as cur:
             cur.execute("BEGIN")
@@ -111,14 +124,19 @@ class PostgresTracker(Tracker):
         return self._exec(f"SELECT {_NOW}")[0][0]
 
     def get(self, job_id: str) -> JobRow | None:
-        rows = self._exec(f"SELECT {_COLS} FROM {{t}} WHERE job_id = %(job)s", {"job": job_id})
+        if not self._has_table:
+            return None
+        rows = self._exec(f"SELECT {self._select} FROM {{t}} WHERE job_id = %(job)s", {"job": job_id})
         return self._row(rows[0]) if rows else None
 
     def list_jobs(self) -> list[JobRow]:
-        return [self._row(r) for r in self._exec(f"SELECT {_COLS} FROM {{t}} ORDER BY job_id")]
+        if not self._has_table:
+            return []
+        return [self._row(r) for r in self._exec(f"SELECT {self._select} FROM {{t}} ORDER BY job_id")]
 
     def acquire(self, job_id: str, *, lease_seconds: float, holder_host: str, holder_pid: int,
                 run_id: str | None = None, force: bool = False) -> Lease | None:
+        self._writable()
         lock_id = str(uuid.uuid4())
         query = (
             "INSERT INTO {t} AS t (job_id, status, updated_time, lock_id, lease_expires, holder_host, "
@@ -148,12 +166,14 @@ class PostgresTracker(Tracker):
                      prev_holder_pid=got["prev_holder_pid"], prev_lease_expires=got["prev_lease_expires"])
 
     def renew(self, lease: Lease, lease_seconds: float) -> dt.datetime | None:
+        self._writable()
         rows = self._exec(f"UPDATE {{t}} SET lease_expires = {_LEASE} WHERE job_id = %(job)s "
                           "AND lock_id = %(lock)s RETURNING lease_expires",
                           {"lease": float(lease_seconds), "job": lease.job_id, "lock": lease.lock_id})
         return rows[0][0] if rows else None
 
     def release(self, lease: Lease, status: str, message: str = "") -> bool:
+        self._writable()
         validate_status(status)
         rows = self._exec(f"UPDATE {{t}} SET status = %(status)s, updated_time = {_NOW}, lock_id = NULL, "
                           "lease_expires = NULL, message = %(msg)s WHERE job_id = %(job)s AND lock_id = %(lock)s "
@@ -164,6 +184,7 @@ class PostgresTracker(Tracker):
 
     def set_status(self, job_id: str, status: str, message: str = "", *, run_id: str | None = None,
                    fence: Lease | None = None) -> None:
+        self._writable()
         validate_status(status)
         query = (
             "INSERT INTO {t} AS t (job_id, status, updated_time, run_id, message, started_time) "
@@ -185,6 +206,7 @@ class PostgresTracker(Tracker):
 
     def invalidate(self, job_ids: Sequence[str], message: str, *, run_id: str | None = None,
                    fence: Lease | None = None) -> list[str]:
+        self._writable()
         ids = list(dict.fromkeys(job_ids))
         if not ids:
             return []
@@ -200,6 +222,7 @@ class PostgresTracker(Tracker):
         return sorted(r[0] for r in rows)
 
     def unlock(self, job_id: str, message: str, *, lock_id: str | None = None) -> bool:
+        self._writable()
         rows = self._exec(
             f"UPDATE {{t}} SET lock_id = NULL, lease_expires = NULL, updated_time = {_NOW}, "
             "status = CASE WHEN status = 'running' THEN 'failed' ELSE status END, message = %(msg)s "
@@ -209,7 +232,7 @@ class PostgresTracker(Tracker):
         return bool(rows)
 
     def reopen(self) -> PostgresTracker:
-        return PostgresTracker(self.config)
+        return PostgresTracker(self.config, read_only=self.read_only)
 
     def close(self) -> None:
         self._conn.close()

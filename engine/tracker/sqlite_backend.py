@@ -25,6 +25,7 @@ from engine.tracker.base import (
     LeaseLost,
     Tracker,
     clip_message,
+    row_select_list,
     validate_status,
     validate_table_name,
 )
@@ -49,21 +50,42 @@ def _lease_modifier(seconds: float) -> str:
 
 
 class SqliteTracker(Tracker):
-    """A tracker table in a local SQLite file; safe for many processes on one machine."""
+    """A tracker table in a local SQLite file; safe for many processes on one machine.
 
-    def __init__(self, path: str | Path, table: str = "job_tracker"):
+    ``read_only``: for ``status`` and ``plan``, which must not create or upgrade anything. An existing file is
+    opened with ``mode=ro``; a missing one is not created (an empty in-memory database stands in for it, so
+    every read finds no table and the clock still works).
+    """
+
+    def __init__(self, path: str | Path, table: str = "job_tracker", *, read_only: bool = False):
         if sqlite3.sqlite_version_info < MIN_SQLITE:
             raise TrackerError(f"SQLite {sqlite3.sqlite_version} is too old for the job tracker "
                                f"(needs {'.'.join(map(str, MIN_SQLITE))} for upsert with RETURNING)")
         self.path = Path(path)
         self.table = validate_table_name(table)
+        self.read_only = read_only
         self._q = f'"{self.table}"'
         try:
-            self._conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                                         check_same_thread=False)
+            self._conn = sqlite3.connect(self._target(), timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                                         check_same_thread=False, uri=read_only)
         except sqlite3.Error as exc:
             raise TrackerError(f"cannot open the job tracker SQLite file {self.path}: {exc}") from exc
-        self._ensure_schema()
+        if read_only:
+            with self._errors():
+                have = self._columns()
+        else:
+            self._ensure_schema()
+            have = set(ROW_COLUMNS)
+        self._has_table = bool(have)  # False only on a read-only open: nothing recorded yet
+        self._select = row_select_list(have)
+
+    def _target(self) -> str:
+        """What to connect to: the file, read-only by URI when ``read_only`` (in memory when it is missing)."""
+        if not self.read_only:
+            return str(self.path)
+        if not self.path.exists():
+            return "file::memory:"
+        return self.path.resolve().as_uri() + "?mode=ro"
 
     def describe(self) -> str:
         return f"SQLite {self.path} table {self.table}"
@@ -117,17 +139,21 @@ class SqliteTracker(Tracker):
         return ts
 
     def get(self, job_id: str) -> JobRow | None:
-        r = self._one(f"SELECT {', '.join(ROW_COLUMNS)} FROM {self._q} WHERE job_id = ?", (job_id,))
+        if not self._has_table:
+            return None
+        r = self._one(f"SELECT {self._select} FROM {self._q} WHERE job_id = ?", (job_id,))
         return None if r is None else self._row(r)
 
     def list_jobs(self) -> list[JobRow]:
+        if not self._has_table:
+            return []
         with self._errors():
-            rows = self._conn.execute(
-                f"SELECT {', '.join(ROW_COLUMNS)} FROM {self._q} ORDER BY job_id").fetchall()
+            rows = self._conn.execute(f"SELECT {self._select} FROM {self._q} ORDER BY job_id").fetchall()
         return [self._row(r) for r in rows]
 
     def acquire(self, job_id: str, *, lease_seconds: float, holder_host: str, holder_pid: int,
                 run_id: str | None = None, force: bool = False) -> Lease | None:
+        self._writable()
         lock_id = str(uuid.uuid4())
         sql = (
             f"INSERT INTO {self._q} AS t (job_id, status, updated_time, lock_id, lease_expires, holder_host, "
@@ -158,12 +184,14 @@ class SqliteTracker(Tracker):
                      prev_holder_pid=got["prev_holder_pid"], prev_lease_expires=_ts(got["prev_lease_expires"]))
 
     def renew(self, lease: Lease, lease_seconds: float) -> dt.datetime | None:
+        self._writable()
         r = self._one(f"UPDATE {self._q} SET lease_expires = {_LEASE} WHERE job_id = :job AND lock_id = :lock "
                       "RETURNING lease_expires",
                       {"lease": _lease_modifier(lease_seconds), "job": lease.job_id, "lock": lease.lock_id})
         return None if r is None else _ts(r[0])
 
     def release(self, lease: Lease, status: str, message: str = "") -> bool:
+        self._writable()
         validate_status(status)
         r = self._one(f"UPDATE {self._q} SET status = :status, updated_time = {_NOW}, lock_id = NULL, "
                       "lease_expires = NULL, message = :msg WHERE job_id = :job AND lock_id = :lock "
@@ -174,6 +202,7 @@ class SqliteTracker(Tracker):
 
     def set_status(self, job_id: str, status: str, message: str = "", *, run_id: str | None = None,
                    fence: Lease | None = None) -> None:
+        self._writable()
         validate_status(status)
         sql = (
             f"INSERT INTO {self._q} AS t (job_id, status, updated_time, run_id, message, started_time) "
@@ -194,6 +223,7 @@ class SqliteTracker(Tracker):
 
     def invalidate(self, job_ids: Sequence[str], message: str, *, run_id: str | None = None,
                    fence: Lease | None = None) -> list[str]:
+        self._writable()
         ids = list(dict.fromkeys(job_ids))
         if not ids:
             return []
@@ -212,6 +242,7 @@ class SqliteTracker(Tracker):
         return sorted(r[0] for r in rows)
 
     def unlock(self, job_id: str, message: str, *, lock_id: str | None = None) -> bool:
+        self._writable()
         r = self._one(
             f"UPDATE {self._q} SET lock_id = NULL, lease_expires = NULL, updated_time = {_NOW}, "
             "status = CASE WHEN status = 'running' THEN 'failed' ELSE status END, message = :msg "
@@ -221,7 +252,7 @@ class SqliteTracker(Tracker):
         return r is not None
 
     def reopen(self) -> SqliteTracker:
-        return SqliteTracker(self.path, self.table)
+        return SqliteTracker(self.path, self.table, read_only=self.read_only)
 
     def close(self) -> None:
         self._conn.close()

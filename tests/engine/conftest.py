@@ -63,6 +63,18 @@ def t_fail(ctx, inputs, params):
     raise TransformError("deliberate failure for the test")
 
 
+def _needs_marker(ctx, params):
+    if not ctx.raw_exists(params["marker"]):
+        raise TransformError(f"{ctx.date}: no {params['marker']} under {ctx.raw_root}")
+
+
+@transform("t_needs_marker", description="Rows of its input once raw file `marker` exists (checked before Spark).",
+           params_schema={"type": "object", "required": ["marker"], "properties": {"marker": {"type": "string"}}},
+           inputs=["df"], preflight=_needs_marker)
+def t_needs_marker(ctx, inputs, params):
+    return inputs["df"]
+
+
 @transform("t_spark_fail", description="Fails inside Spark.", inputs=["df"])
 def t_spark_fail(ctx, inputs, params):
     return inputs["df"].selectExpr("no_such_column + 1 AS x")

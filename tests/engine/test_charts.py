@@ -9,7 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.charts import ChartError, ChartSpecError, fetch_frame, parse_charts, render_all, render_chart
+from engine.charts import (
+    ChartError,
+    ChartSpecError,
+    chart_problems,
+    fetch_frame,
+    parse_charts,
+    render_all,
+    render_chart,
+)
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 
@@ -58,6 +66,23 @@ def test_parse_errors(item, fragment):
     with pytest.raises(ChartSpecError) as exc:
         parse_charts([item])
     assert fragment in str(exc.value)
+
+
+def test_validation_gets_every_bad_chart_with_its_index_and_key():
+    """parse_charts stops at the first bad chart; validation reports them all, each at its own line."""
+    good, errors = chart_problems([
+        {"title": "a", "source": "s", "x": "a", "y": "b"},
+        {"title": "b", "source": "s", "kind": "pie", "x": "a", "y": "b"},
+        {"title": "c", "source": "metrics:s.k", "series": "z"},
+        {"title": "a", "source": "t", "x": "a", "y": "b"},
+    ])
+    assert [(i, c.title) for i, c in good] == [(0, "a")]
+    assert [(e.index, e.key, e.detail) for e in errors] == [
+        (1, "kind", "kind 'pie' is not one of line, bar, barh, stacked_bar"),
+        (2, "series", "a metrics chart takes no series or facet"),
+        (3, "title", "duplicate chart title (charts[0] has it too); titles are unique"),
+    ]
+    assert str(errors[0]) == "charts[1] (b): kind 'pie' is not one of line, bar, barh, stacked_bar"
 
 
 def test_duplicate_titles_rejected():

@@ -13,6 +13,7 @@ from engine.expectations import (
     count_dropped,
     enforce,
     evaluate,
+    expectation_problems,
     for_output,
     parse_expectations,
     split_rows,
@@ -68,6 +69,23 @@ def test_parse_errors_name_the_item(items, fragment):
     with pytest.raises(ExpectationSpecError) as exc:
         parse_expectations(items)
     assert fragment in str(exc.value)
+
+
+def test_validation_gets_every_bad_item_with_its_index_and_key():
+    """parse_expectations stops at the first bad item; validation reports them all, each at its own line."""
+    good, errors = expectation_problems([
+        {"name": "ok", "expr": "a > 0"},
+        {"name": "x", "expr": "a > 0", "action": "explode"},
+        {"expr": "a > 0"},
+        {"name": "ok", "not_null": ["a"]},
+    ])
+    assert [(i, e.name) for i, e in good] == [(0, "ok")]
+    assert [(e.index, e.key, e.detail) for e in errors] == [
+        (1, "action", "action 'explode' is not one of warn, drop, fail"),
+        (2, None, "'name' is required: letters, digits and _ (e.g. bid_le_ask)"),
+        (3, "name", "duplicate name 'ok' (expectations[0] has it too); names are unique within a step"),
+    ]
+    assert str(errors[0]) == "expectations[1] (x): action 'explode' is not one of warn, drop, fail"
 
 
 def test_warn_counts_and_keeps_rows(df):

@@ -12,7 +12,7 @@ import pytest
 from engine.config import Config, StorageConfig
 from engine.errors import StepFailed
 from engine.registry import REGISTRY
-from engine.runner import PipelineRunner, RunOptions, essential_line
+from engine.runner import NullGuard, PipelineRunner, RunOptions, essential_line
 from engine.spec_loader import load_spec
 from engine.storage.local import LocalStorage
 
@@ -290,3 +290,60 @@ def test_a_chart_that_cannot_be_drawn_costs_a_chart_not_the_step(env, write_spec
     broken, fine = build_charts(runner, record)
     assert "not drawn" in broken.svg and "no_such_col" in broken.note
     assert "not drawn" not in fine.svg
+
+
+class _Marks(NullGuard):
+    def __init__(self):
+        self.marks: list[tuple[str, str, str]] = []
+
+    def mark_step(self, step, status, message=""):
+        self.marks.append((step, status, message))
+
+
+def test_a_preflight_refusal_fails_the_step_before_spark_starts(tmp_path, write_spec, test_transforms_module):
+    path = write_spec(f"""
+        pipeline: pf
+        modules: [{test_transforms_module}]
+        steps:
+          nums:
+            transform: t_numbers
+            outputs: {{nums: {{path: pf/nums, partition_by: [day]}}}}
+          gated:
+            transform: t_needs_marker
+            inputs: {{df: nums}}
+            params: {{marker: "ready/{{{{ date }}}}"}}
+            outputs: {{out: {{path: pf/gated, partition_by: [day]}}}}
+          after:
+            sql: SELECT * FROM g
+            inputs: {{g: gated}}
+            outputs: {{after: {{path: pf/after, partition_by: [day]}}}}
+        """)
+    config = Config(storage=StorageConfig(root=str(tmp_path / "wh"), raw_root=str(tmp_path / "raw")),
+                    base_dir=tmp_path)
+    started = []
+
+    def run(select=()):
+        guard = _Marks()
+        spec = load_spec(path, date=D1, config=config)
+        runner = PipelineRunner(spec, config, date=D1, storage=LocalStorage(tmp_path / "wh"),
+                                raw_storage=LocalStorage(tmp_path / "raw"), registry=REGISTRY,
+                                spark_provider=lambda: started.append(1), guard=guard,
+                                options=RunOptions(selectors=tuple(select)))
+        return runner, guard
+
+    why = f"{D1}: no ready/{D1} under local folder {tmp_path / 'raw'}"
+    runner, guard = run()
+    with pytest.raises(StepFailed) as info:
+        runner.run()
+    assert str(info.value) == f"step 'gated' (t_needs_marker) failed: {why}"
+    assert guard.marks == [("gated", "failed", why)] and started == []
+    assert runner.record.step("gated").status == "failed" and runner.record.step("gated").error == why
+    runner, guard = run(select=("after",))  # gated only feeds the selected step: it fails the run, marks nothing
+    with pytest.raises(StepFailed):
+        runner.run()
+    assert guard.marks == [] and started == []
+    (tmp_path / "raw" / "ready" / str(D1)).mkdir(parents=True)
+    runner, guard = run()
+    with pytest.raises(AttributeError):  # the check passed: the runner went on to start Spark (a stub here)
+        runner.run()
+    assert started == [1]

@@ -13,7 +13,7 @@ from datagen import GenConfig, generate
 from engine.errors import TransformError
 from tests.transforms import preprocess_reference as ref
 from tests.transforms.preprocess_helpers import raw_context
-from transforms.ingest import ingest_frames
+from transforms.ingest import ingest_frames, ingest_preflight
 from transforms.validation import REASON_CODES
 
 SAMPLE_DATES = (dt.date(2020, 8, 5), dt.date(2020, 8, 6))
@@ -123,6 +123,30 @@ def test_missing_raw_input_is_a_clear_error(spark, tmp_path):
             in str(info.value))
     out = ingest_frames(ctx, {"require_input": False})
     assert out["events"].count() == 0 and out["quarantine"].count() == 0
+
+
+def test_preflight_refuses_a_date_without_raw_input_without_spark(tmp_path):
+    import logging
+
+    from engine.context import PreflightContext
+    from engine.storage.local import LocalStorage
+
+    ctx = PreflightContext(date=dt.date(2020, 8, 5), step="ingest", log=logging.getLogger("test"),
+                           _raw_exists=LocalStorage(tmp_path).exists, raw_root=f"local folder {tmp_path}")
+    with pytest.raises(TransformError) as info:
+        ingest_preflight(ctx, {})
+    assert str(info.value) == (f"ingest 2020-08-05: no raw input under csv/2020-08-05, json/2020-08-05 of the raw "
+                               f"root (local folder {tmp_path})")
+    ingest_preflight(ctx, {"require_input": False})
+    (tmp_path / "json" / "2020-08-05" / "NYSE").mkdir(parents=True)
+    ingest_preflight(ctx, {})  # one source with input is enough
+    ingest_preflight(ctx, {"exchanges": ["NYSE"]})
+    with pytest.raises(TransformError, match="no raw input"):
+        ingest_preflight(ctx, {"exchanges": ["NASDAQ"]})
+    with pytest.raises(TransformError, match="no raw input under csv/2020-08-06"):
+        ingest_preflight(ctx, {"date": "2020-08-06", "sources": [{"folder": "csv"}]})
+    with pytest.raises(TransformError, match="unknown format 'xml'"):
+        ingest_preflight(ctx, {"sources": [{"folder": "x", "format": "xml"}]})
 
 
 def test_exchange_filter_and_crlf_lines(spark, shared_sample, tmp_path):

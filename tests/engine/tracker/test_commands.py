@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import io
 import json
 
@@ -59,6 +60,20 @@ def test_status_json(backend: Backend) -> None:
     assert [(r["job_id"], r["status"], r["lock"]) for r in rows] == [
         ("analyze_2020-08-06", "success", "-"), ("analyze_2020-08-07", "running", "held")]
     assert rows[1]["holder_pid"] == 77 and rows[0]["message"] == "ok analyze_2020-08-06"
+
+
+def test_status_json_times_carry_the_utc_offset(backend: Backend) -> None:
+    seed(backend)
+    rows = {r["job_id"]: r for r in json.loads(status(backend, "--json", "--pipeline", "analyze"))}
+    held = rows["analyze_2020-08-07"]
+    tracked = backend.tracker().get("analyze_2020-08-07")
+    assert tracked is not None and tracked.updated_time is not None and tracked.lease_expires is not None
+    for key, value in (("updated_time", tracked.updated_time), ("started_time", tracked.started_time),
+                       ("lease_expires", tracked.lease_expires)):
+        assert held[key].endswith("+00:00"), (key, held[key])
+        parsed = dt.datetime.fromisoformat(held[key])
+        assert parsed.utcoffset() == dt.timedelta(0) and parsed.replace(tzinfo=None) == value
+    assert rows["analyze_2020-08-06"]["lease_expires"] is None
 
 
 def test_unlock_asks_and_records_who(backend: Backend) -> None:

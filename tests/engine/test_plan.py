@@ -1,0 +1,84 @@
+"""`plan` shows what validation cannot know: a dataset: input that is not in storage (read-only, no Spark)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from engine.config import Config, StorageConfig, TrackerConfig
+from engine.plan import describe_plan
+from engine.spec_loader import load_spec
+
+DATE = dt.date(2024, 1, 5)
+
+SPEC = """
+pipeline: demo
+steps:
+  writer:
+    sql: SELECT 1 AS x
+    outputs: {o: {path: mine}}
+  reader:
+    sql: SELECT * FROM t JOIN u
+    inputs: {t: "dataset:elsewhere/made", u: "dataset:mine"}
+    outputs: {o: {path: out/r}}
+"""
+
+
+@pytest.fixture()
+def config(tmp_path: Path) -> Config:
+    return Config(storage=StorageConfig(root=str(tmp_path / "wh"), raw_root=str(tmp_path / "raw")),
+                  tracker=TrackerConfig(sqlite_path=str(tmp_path / "t.sqlite")))
+
+
+def notes(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip().startswith("note")]
+
+
+def test_a_missing_dataset_input_is_shown_under_its_step(write_spec, config, tmp_path):
+    spec = load_spec(write_spec(SPEC), date=DATE)  # validation accepts it: another pipeline may write it later
+    text = describe_plan(spec, config, DATE)
+    assert notes(text) == ["note   input t: dataset:elsewhere/made does not exist (yet) under the storage root; "
+                           "a run now would fail at this step"]  # dataset:mine is written first by this run
+    lines = text.splitlines()
+    assert lines[lines.index("       input  t <- dataset:elsewhere/made") + 1].strip() == notes(text)[0]
+    assert not (tmp_path / "wh").exists()  # plan only looks
+
+
+def test_an_existing_dataset_input_has_no_note(write_spec, config, tmp_path):
+    (tmp_path / "wh" / "elsewhere" / "made").mkdir(parents=True)
+    text = describe_plan(load_spec(write_spec(SPEC), date=DATE), config, DATE)
+    assert notes(text) == []
+
+
+def test_a_dataset_whose_writer_does_not_write_in_this_run_is_shown(write_spec, config, tmp_path):
+    (tmp_path / "wh" / "elsewhere" / "made").mkdir(parents=True)
+    text = describe_plan(load_spec(write_spec(SPEC), date=DATE), config, DATE, selectors=("reader",))
+    assert notes(text) == ["note   input u: dataset:mine does not exist (yet) under the storage root (written by "
+                           "step writer, which does not write in this run); a run now would fail at this step"]
+
+
+def test_a_step_whose_preflight_refuses_is_shown_with_the_verdict(write_spec, config, tmp_path,
+                                                                   test_transforms_module):
+    text = f"""
+        pipeline: pf
+        modules: [{test_transforms_module}]
+        steps:
+          nums: {{transform: t_numbers, outputs: {{nums: {{path: pf/nums}}}}}}
+          gated:
+            transform: t_needs_marker
+            inputs: {{df: nums}}
+            params: {{marker: "ready/{{{{ date }}}}"}}
+            outputs: {{out: {{path: pf/gated}}}}
+        """
+    spec = load_spec(write_spec(text), date=DATE)
+    why = f"{DATE}: no ready/{DATE} under local folder {tmp_path / 'raw'}"
+    plan = describe_plan(spec, config, DATE)
+    assert f"verdict:  a run would exit 1 before Spark starts: step gated: {why}" in plan.splitlines()
+    assert notes(plan) == [f"note   would fail before Spark starts: {why}"]
+    assert "not selected" in describe_plan(spec, config, DATE, selectors=("nums",))
+    assert notes(describe_plan(spec, config, DATE, selectors=("nums",))) == []  # a step that does not run
+    (tmp_path / "raw" / "ready" / str(DATE)).mkdir(parents=True)
+    plan = describe_plan(spec, config, DATE)
+    assert notes(plan) == [] and "verdict:  a run would compute 2 of 2 steps" in plan.splitlines()
