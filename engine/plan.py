@@ -10,6 +10,7 @@ from engine.config import Config
 from engine.errors import TickflowError
 from engine.runner import PipelineRunner, RunOptions, essential_line, preflight
 from engine.spec import PipelineSpec
+from engine.tracker.base import fmt_time
 
 
 class _ReadOnlyGuard:
@@ -36,7 +37,7 @@ def _job_line(job_id: str, row: Any) -> str:
         return f"{job_id}: no record"
     text = f"{job_id}: {row.status or 'unknown'}"
     if row.lock_id:
-        text += f", locked by {row.holder()} (lease until {row.lease_expires})"
+        text += f", locked by {row.holder()} (lease until {fmt_time(row.lease_expires)})"
     return text
 
 

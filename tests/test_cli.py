@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -152,6 +153,7 @@ def test_plan_names_the_lock_holder(tmp_path):
     out = cli("plan", ROOT / "pipelines" / "preprocess.yaml", "--date", "2024-01-04", "--config", cfg)
     assert out.returncode == 0, out.stderr
     assert "locked by etl-7 (pid 4242)" in out.stdout and "would exit 4: running on etl-7 (pid 4242)" in out.stdout
+    assert re.search(r"\(lease until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\)", out.stdout), out.stdout
 
 
 @pytest.mark.parametrize("args,words", [
