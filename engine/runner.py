@@ -323,6 +323,7 @@ class PipelineRunner:
             for oname, out in step.outputs.items():
                 results[(name, self._canonical(step, oname))] = self._read_committed(spark, out,
                                                                                     partitions.get(oname))
+        self._charts_of_reused(spark, skip, reload)
         total = len(to_run)
         if self.progress_factory is not None:
             self.progress = self.progress_factory(total, spark.sparkContext)
@@ -582,6 +583,31 @@ class PipelineRunner:
             except Exception as exc:  # a chart that cannot be drawn costs the report a chart, not the step
                 self.chart_frames[spec] = exc
             self._release(key, remaining, persisted)
+
+    def _charts_of_reused(self, spark: Any, skip: set[str], reload: dict[str, dict[str, list[str]]]) -> None:
+        """Charts drawn from a step this run reuses (it succeeded earlier) read the step's committed output, the
+        partitions it wrote for this date, so that a resumed run's report still shows them."""
+        from engine.charts import ChartError, fetch_frame, parse_chart
+
+        for i, chart in enumerate(self.spec.charts):
+            src = str(chart.get("source", ""))
+            if not src or src.startswith(("metrics:", "dataset:")):
+                continue
+            ref = InputRef.parse(src)
+            if ref.step not in skip and ref.step not in reload:
+                continue
+            spec, step = parse_chart(i, chart), self.spec.steps[ref.step or ""]
+            oname = self._needed_output(step, ref)
+            out = step.outputs.get(oname)
+            written = reload.get(ref.step or "") or self._written_partitions(ref.step or "") or {}
+            partitions = written.get(oname)
+            try:
+                if out is None or (out.partition_by and partitions is None):
+                    raise ChartError(f"step {ref.step} was not recomputed (it succeeded earlier) and its "
+                                     f"{oname} rows of this date cannot be read back; --force recomputes it")
+                self.chart_frames[spec] = fetch_frame(self._read_committed(spark, out, partitions), spec)
+            except Exception as exc:  # as for a step that ran: the chart shows why, the run goes on
+                self.chart_frames[spec] = exc
 
     def _raw_reader(self, rel: str) -> str | None:
         return self.raw_storage.read_uri(rel)

@@ -38,10 +38,19 @@ steps:
 """
 
 
-@pytest.fixture
-def setup(tmp_path, write_spec, test_transforms_module, spark):
+CHARTS = """
+report:
+  charts:
+    - {title: One, source: one, x: id, y: id}
+    - {title: Two, source: two.two, x: id, y: id}
+    - {title: Missing column, source: two, x: id, y: nope}
+"""
+
+
+@pytest.fixture(params=[""])
+def setup(request, tmp_path, write_spec, test_transforms_module, spark):
     log_file = tmp_path / "computed.log"
-    spec_path = write_spec(SPEC.format(mod=test_transforms_module, log=log_file))
+    spec_path = write_spec(SPEC.format(mod=test_transforms_module, log=log_file) + request.param)
     config = Config(storage=StorageConfig(root=str(tmp_path / "wh")),
                     tracker=TrackerConfig(sqlite_path=str(tmp_path / "t.sqlite")), base_dir=tmp_path)
     storage = LocalStorage(tmp_path / "wh")
@@ -51,14 +60,32 @@ def setup(tmp_path, write_spec, test_transforms_module, spark):
         tracker = open_tracker(config)
         guard = JobGuard(tracker, spec.name, DATE, force=force, lease_seconds=30,
                          log=logging.getLogger("tickflow.test"))
-        runner = PipelineRunner(spec, config, date=DATE, storage=storage, raw_storage=storage, registry=REGISTRY,
-                                spark_provider=lambda: spark, guard=guard, options=RunOptions(force=force))
+        runner = run.runner = PipelineRunner(spec, config, date=DATE, storage=storage, raw_storage=storage,
+                                             registry=REGISTRY, spark_provider=lambda: spark, guard=guard,
+                                             options=RunOptions(force=force))
         try:
             return runner.run()
         finally:
             tracker.close()
 
     return run, log_file, storage, spark
+
+
+@pytest.mark.parametrize("setup", [CHARTS], indirect=True)
+def test_a_resumed_runs_charts_read_the_outputs_of_the_steps_it_reuses(setup):
+    from engine.charts import ChartError
+
+    run, _log_file, storage, spark = setup
+    with pytest.raises(StepFailed, match="step 'three'"):
+        run(bad=True)
+    spark.range(3).selectExpr("id", f"DATE'{DATE + dt.timedelta(1)}' AS day").write.mode("append") \
+        .partitionBy("day").parquet(storage.read_uri("r/one"))  # another date's rows must not show
+    record = run(bad=False)
+    assert [record.step(s).status for s in ("one", "two", "three")] == ["skipped", "skipped", "success"]
+    frames = {spec.title: frame for spec, frame in run.runner.chart_frames.items()}
+    assert sorted(frames["One"]["id"]) == list(range(6))  # skipped: read back, this date's partition only
+    assert sorted(frames["Two"]["id"]) == [10 * i for i in range(6)]  # reloaded for step three
+    assert isinstance(frames["Missing column"], ChartError) and "nope" in str(frames["Missing column"])
 
 
 def test_rerun_after_failure_resumes_after_last_successful_step(setup):
