@@ -163,8 +163,9 @@ def params_problems(schema: Mapping[str, Any], params: Mapping[str, Any]) -> lis
         if err.validator == "additionalProperties" and isinstance(err.instance, Mapping):
             allowed = sorted(err.schema.get("properties", {}))
             for key in err.instance:
-                if key not in allowed:
-                    out.append(((*path, key), f"unknown parameter '{key}'; expected one of: "
+                if key not in allowed:  # a key of a nested mapping (e.g. a list item) is not a parameter
+                    what = "key" if path else "parameter"
+                    out.append(((*path, key), f"unknown {what} '{key}'; expected one of: "
                                 f"{', '.join(allowed) or 'none'}"))
             continue
         if err.validator == "required":
