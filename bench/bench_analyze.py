@@ -65,7 +65,9 @@ def generate(spark, root: Path, events: int, day: dt.date, seed: int) -> None:
         (F.col("_mid") - half).alias("bid_pr"), lots(seed + 5, 9).alias("bid_size"),
         (F.col("_mid") + half).alias("ask_pr"), lots(seed + 6, 9).alias("ask_size"),
         "source_file")
-    for name, df in (("trade", trades), ("quote", quotes)):
+    from transforms.eod_load import day_closes
+
+    for name, df in (("trade", trades), ("quote", quotes), ("trade_close", day_closes(trades))):
         df.write.mode("overwrite").partitionBy("trade_dt").option("partitionOverwriteMode", "dynamic") \
             .parquet(str(root / name))
 
@@ -73,7 +75,7 @@ def generate(spark, root: Path, events: int, day: dt.date, seed: int) -> None:
 def prepare(spark, work: Path, millions: int) -> Path:
     """The storage root of one size, generated once (Friday history and the Monday benchmarked)."""
     root = work / f"{millions}m" / "warehouse"
-    done = root / "_bench_generated"
+    done = root / "_bench_generated_with_closes"  # trade_close too (older workdirs are regenerated)
     if not done.exists():
         for i, day in enumerate((PREV, DAY)):
             generate(spark, root, millions * 1_000_000, day, seed=17 + 31 * i)
@@ -114,7 +116,7 @@ def enrichment_exchanges(spark, root: Path) -> dict[str, list[str]]:
                            _dataset_reader=lambda rel, *a: None, _raw_reader=lambda rel: None)
     trades = spark.read.parquet(str(root / "trade")).where(f"trade_dt = DATE'{DAY}'")
     quotes = spark.read.parquet(str(root / "quote")).where(f"trade_dt = DATE'{DAY}'")
-    history = spark.read.parquet(str(root / "trade")).where(f"trade_dt < DATE'{DAY}'")
+    history = spark.read.parquet(str(root / "trade_close")).where(f"trade_dt < DATE'{DAY}'")
     params = {"by": ["trade_dt", "symbol", "exchange"], "time_col": "event_tm", "seq_col": "event_seq_nb"}
     ma = moving_average(ctx, {"trades": trades}, {"value": "trade_pr", "window": "30 minutes",
                                                   "by": ["trade_dt", "symbol", "exchange"],

@@ -28,6 +28,7 @@ TRADE_COLUMNS: tuple[str, ...] = ("trade_dt", "symbol", "exchange", "event_tm", 
                                   "trade_pr", "trade_size", "execution_id", "source_file")
 QUOTE_COLUMNS: tuple[str, ...] = ("trade_dt", "symbol", "exchange", "event_tm", "event_seq_nb", "arrival_tm",
                                   "bid_pr", "bid_size", "ask_pr", "ask_size", "source_file")
+CLOSE_COLUMNS: tuple[str, ...] = ("trade_dt", "symbol", "exchange", "event_tm", "event_seq_nb", "trade_pr")
 _HASH = "_tf_key_hash"
 
 
@@ -60,24 +61,35 @@ def split_repeated(events: DataFrame, repeated: DataFrame) -> tuple[DataFrame, D
     return single, multiple
 
 
+def day_closes(trades: DataFrame) -> DataFrame:
+    """Each (trade_dt, symbol, exchange)'s last trade: latest event_tm, then highest event_seq_nb (unique per key
+    once corrections are resolved). A later date's prior close reads these few rows instead of every earlier
+    trade, so it can look back over the whole history however long a key did not trade."""
+    last = F.max(F.struct("event_tm", "event_seq_nb", "trade_pr")).alias("_last")
+    return trades.groupBy("trade_dt", "symbol", "exchange").agg(last).select(
+        "trade_dt", "symbol", "exchange", *[F.col(f"_last.{c}").alias(c) for c in CLOSE_COLUMNS[3:]])
+
+
 def eod_frames(events: DataFrame) -> dict[str, DataFrame]:
-    """The transform's body: {'trade': ..., 'quote': ...}, each partitionable by trade_dt."""
+    """The transform's body: {'trade': ..., 'quote': ..., 'close': ...}, each partitionable by trade_dt."""
     single, multiple = split_repeated(events, repeated_key_hashes(events))
 
     def of_type(rec_type: str, columns: tuple[str, ...]) -> DataFrame:
         is_type = F.col("rec_type") == rec_type
         return single.where(is_type).unionByName(multiple.where(is_type)).select(*columns)
 
-    return {"trade": of_type("T", TRADE_COLUMNS), "quote": of_type("Q", QUOTE_COLUMNS)}
+    trade = of_type("T", TRADE_COLUMNS)
+    return {"trade": trade, "quote": of_type("Q", QUOTE_COLUMNS), "close": day_closes(trade)}
 
 
 @transform(
     "eod_load",
-    description="End-of-day load: keep the latest arrival of each trade/quote key; split trades and quotes.",
+    description="End-of-day load: keep the latest arrival of each trade/quote key; split trades and quotes; "
+                "each key's last trade of the day (close).",
     params_schema="eod_load.json",
     inputs=["events"],
-    outputs=["trade", "quote"],
+    outputs=["trade", "quote", "close"],
 )
 def eod_load(ctx: Any, inputs: Mapping[str, DataFrame], params: Mapping[str, Any]) -> dict[str, DataFrame]:
-    """Corrections resolved; the engine writes trade/ and quote/ partitioned by trade_dt."""
+    """Corrections resolved; the engine writes trade/, quote/ and trade_close/ partitioned by trade_dt."""
     return eod_frames(inputs["events"])

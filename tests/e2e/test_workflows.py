@@ -82,3 +82,26 @@ def test_report_json_matches_datasets(workdir, spark):
     steps = {s["name"]: s for s in data["steps"]}
     bars = spark.read.parquet(str(workdir / "warehouse" / "analytics" / "bars_1m"))
     assert steps["bars_1m"]["rows_out"]["bars_1m"] == bars.where(f"trade_dt = '{TRADING[-1]}'").count()
+
+
+def test_a_day_of_empty_files_runs_through_both_workflows(workdir):
+    """An exchange holiday delivered as empty files: nothing valid, yet both jobs succeed, the summary has its
+    row of zeros, and the prior close still comes from each key's own latest earlier trading date."""
+    import pandas as pd
+
+    day = TRADING[-1] + dt.timedelta(days=1)
+    (workdir / "raw" / "csv" / day.isoformat() / "NYSE").mkdir(parents=True)
+    (workdir / "raw" / "csv" / day.isoformat() / "NYSE" / "part-00000.txt").write_text("")
+    for script in ("preprocess.sh", "analyze.sh"):
+        out = run([str(ROOT / script), "--date", day.isoformat(), "--config", "tickflow.ini"], workdir)
+        assert out.returncode == 0, (script, out.stdout[-2000:], out.stderr[-3000:])
+    wh = workdir / "warehouse"
+    summary = pd.read_parquet(wh / "analytics" / "market_summary" / f"trade_dt={day}")
+    assert summary[["symbol_count", "advancers", "total_volume"]].values.tolist() == [[0, 0, 0]]
+    trades = pd.read_parquet(wh / "trade")
+    trades = trades[trades["trade_dt"].astype(str) < str(day)].sort_values(["trade_dt", "event_tm", "event_seq_nb"])
+    last = trades.groupby(["symbol", "exchange"]).tail(1)
+    expected = {(r.symbol, r.exchange): (r.trade_pr, str(r.trade_dt)) for r in last.itertuples()}
+    closes = pd.read_parquet(wh / "analytics" / "prior_close" / f"trade_dt={day}")
+    assert {(r.symbol, r.exchange): (r.close_pr, str(r.close_dt)) for r in closes.itertuples()} == expected
+    assert len(expected) > 4

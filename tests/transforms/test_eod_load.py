@@ -11,6 +11,7 @@ from datagen import GenConfig, generate
 from tests.transforms import preprocess_reference as ref
 from tests.transforms.preprocess_helpers import raw_context
 from transforms.eod_load import (
+    CLOSE_COLUMNS,
     KEY,
     QUOTE_COLUMNS,
     TRADE_COLUMNS,
@@ -50,6 +51,20 @@ def test_eod_rows_exactly_match_reference(loaded, name, rec, columns):
     got = Counter(tuple(r[c] for c in columns) for r in out[name])
     assert got == _expected(raw, rec, columns)
     assert list(out[name][0].asDict()) == list(columns)
+
+
+def test_each_keys_close_is_its_last_trade_after_corrections(loaded):
+    raw, out = loaded
+    last: dict[tuple, dict] = {}
+    for key, r in ref.eod(ref.ingest_day(raw, DAY)).items():
+        v = r.values
+        if key[1] == "T" and (key[2:4] not in last or (v["event_tm"], v["event_seq_nb"]) > (
+                last[key[2:4]]["event_tm"], last[key[2:4]]["event_seq_nb"])):
+            last[key[2:4]] = v
+    expected = {k: (DAY, *k, v["event_tm"], v["event_seq_nb"], v["trade_pr"]) for k, v in last.items()}
+    got = {(r["symbol"], r["exchange"]): tuple(r) for r in out["close"]}
+    assert got == expected and len(got) == len(out["close"]) > 3
+    assert list(out["close"][0].asDict()) == list(CLOSE_COLUMNS)
 
 
 def test_corrections_keep_the_latest_arrival(loaded):

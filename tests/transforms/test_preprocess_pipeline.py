@@ -49,6 +49,11 @@ def test_catch_up_then_rerun_one_date(repo_root, tmp_path):
             (k[2], k[3], k[4], k[5], r.values["trade_pr"], r.values["arrival_tm"])  # type: ignore[index]
             for k, r in best.items() if k[1] == "T")
         assert len(_partition(store, "quote", day)) == sum(1 for k in best if k[1] == "Q")
+        closes = {(c["symbol"], c["exchange"]): (c["event_tm"], c["event_seq_nb"], c["trade_pr"])
+                  for c in _partition(store, "trade_close", day)}
+        assert closes == {(t["symbol"], t["exchange"]): max((u["event_tm"], u["event_seq_nb"], u["trade_pr"])
+                                                           for u in trades if u["symbol"] == t["symbol"]
+                                                           and u["exchange"] == t["exchange"]) for t in trades}
         quarantine = _partition(store, "quarantine", day)
         assert Counter(q["reason"] for q in quarantine) == Counter(r.reason for r in records if r.reason)
     # rerun the first date with a stricter threshold: it fails and leaves the good outputs in place

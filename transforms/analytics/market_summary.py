@@ -34,7 +34,7 @@ def market_summary(ctx: Any, inputs: dict[str, DataFrame], params: dict[str, Any
                     input_name="daily")
     n = int(params["top_n"])
     ret = F.col("return")
-    return df.groupBy("trade_dt").agg(
+    summary = df.groupBy("trade_dt").agg(
         F.count(F.when(F.col("trade_count") > 0, True)).alias("symbol_count"),
         F.count(F.when(ret > 0, True)).alias("advancers"),
         F.count(F.when(ret < 0, True)).alias("decliners"),
@@ -43,4 +43,15 @@ def market_summary(ctx: Any, inputs: dict[str, DataFrame], params: dict[str, Any
         F.sum("trade_count").cast("long").alias("total_trades"),
         _top(ret > 0, -ret, n).alias("top_gainers"),
         _top(ret < 0, ret, n).alias("top_losers"),
+    )
+    if ctx.date is None:
+        return summary
+    # A day without trades (an exchange holiday delivering empty files) still gets its row: zero counts, no movers.
+    day = ctx.spark.createDataFrame([(ctx.date,)], "trade_dt date")
+    zero = F.lit(0).cast("long")
+    return day.join(summary, "trade_dt", "full_outer").select(
+        "trade_dt", *[F.coalesce(F.col(c), zero).alias(c) for c in ("symbol_count", "advancers", "decliners",
+                                                                       "unchanged", "total_volume", "total_trades")],
+        *[F.coalesce(F.col(c), F.array().cast(summary.schema[c].dataType)).alias(c)
+          for c in ("top_gainers", "top_losers")],
     )

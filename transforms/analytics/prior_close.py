@@ -21,8 +21,9 @@ def prior_close(ctx: Any, inputs: dict[str, DataFrame], params: dict[str, Any]) 
     """One aggregation over the history: the maximum of (trade_dt, order...) picks the latest date and the
     last trade on it in one pass, so days a key did not trade (weekends, holidays) are skipped naturally.
 
-    The input is the trades of a bounded look-back before the run date (the pipeline's read step); rows on
-    or after the run date are ignored here, so a wider read cannot leak today's trades into the close.
+    The input is earlier trades, or (in analyze.yaml) each key's last trade per date from trade_close/, which
+    gives the same closes from far fewer rows; rows on or after the run date are ignored here, so a wider read
+    cannot leak today's trades into the close.
     """
     date = require_date(ctx, "prior_close")
     df = inputs["history"]

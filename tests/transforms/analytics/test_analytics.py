@@ -302,6 +302,18 @@ def test_market_summary_matches_oracle(spark, frames, market, top_n):
             assert all(abs(g["return"] - r) <= 1e-9 * abs(r) for g, (_, r) in zip(got[col], exp[col], strict=True))
 
 
+def test_a_day_without_trades_gets_a_market_summary_row_of_zeros(spark, frames):
+    daily_df = _pipeline_day(spark, frames, FRI)["daily"]
+    holiday = FRI + dt.timedelta(days=3)
+    out = keyed(market_summary(ctx(spark, holiday), {"daily": daily_df.limit(0)}, params("market_summary")),
+                ["trade_dt"])
+    assert out == {(holiday,): {"trade_dt": holiday, "symbol_count": 0, "advancers": 0, "decliners": 0,
+                                "unchanged": 0, "total_volume": 0, "total_trades": 0, "top_gainers": [],
+                                "top_losers": []}}
+    both = keyed(market_summary(ctx(spark, holiday), {"daily": daily_df}, params("market_summary")), ["trade_dt"])
+    assert sorted(both) == [(FRI,), (holiday,)] and both[(FRI,)]["symbol_count"] > 0
+
+
 def test_bad_parameters_and_inputs_fail_with_one_line(spark, frames):
     with pytest.raises(jsonschema.ValidationError, match="'7 fortnights' does not match"):
         params("bars", bar_length="7 fortnights")  # the spec's validation refuses it before Spark starts

@@ -18,6 +18,7 @@ from engine.tracker.factory import open_tracker
 from tests.transforms.analytics import oracle
 from tests.transforms.analytics.builder import DATES, build_market, quotes_df, trades_df
 from tests.transforms.analytics.helpers import compare, keyed
+from transforms.eod_load import day_closes
 
 _, _, MON = DATES
 ROOT = Path(__file__).resolve().parents[3]
@@ -38,9 +39,18 @@ def size_bucket(size: int) -> str:
     return "5000+"
 
 
+OLD_DAY = MON - dt.timedelta(days=45)  # a key that last traded this long ago still has its prior close
+
+
 @pytest.fixture(scope="module")
 def market():
-    return build_market()
+    market = build_market()
+    for n, (symbol, exchange) in enumerate((("SYMA", "IEX"), ("ZOLD", "NYSE"), ("ZOLD", "NYSE"))):
+        market.trades.append({"trade_dt": OLD_DAY, "symbol": symbol, "exchange": exchange,
+                              "event_tm": dt.datetime.combine(OLD_DAY, dt.time(15, 59, 59)), "event_seq_nb": 10 - n,
+                              "arrival_tm": dt.datetime.combine(OLD_DAY, dt.time(17)), "trade_pr": 41.5 + n,
+                              "trade_size": 100, "execution_id": f"old{n}", "source_file": "old"})
+    return market
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +59,7 @@ def run(spark, market, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("analyze_e2e")
     root = tmp / "warehouse"
     trades_df(spark, market.trades).write.partitionBy("trade_dt").parquet(str(root / "trade"))
+    day_closes(trades_df(spark, market.trades)).write.partitionBy("trade_dt").parquet(str(root / "trade_close"))
     quotes_df(spark, market.quotes).write.partitionBy("trade_dt").parquet(str(root / "quote"))
     ini = tmp / "tickflow.ini"
     ini.write_text(f"[storage]\nroot = {root}\nraw_root = {tmp / 'raw'}\n\n"
@@ -94,6 +105,7 @@ def test_pipeline_outputs_match_oracle(spark, run, market):
     compare({k: {"m": v["mov_avg_pr"]} for k, v in got.items()}, {k: {"m": v} for k, v in ma.items()}, ["m"])
 
     closes = oracle.prior_close(market.trades, MON, ("symbol", "exchange"))
+    assert closes[("ZOLD", "NYSE")] == (42.5, OLD_DAY) and closes[("SYMA", "IEX")] == (41.5, OLD_DAY)  # seq 9 > 8
     compare(_read(spark, run, "prior_close", ["symbol", "exchange"], MON),
             {k: {"close_pr": v[0], "close_dt": v[1]} for k, v in closes.items()}, ["close_pr", "close_dt"])
 
