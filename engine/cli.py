@@ -26,6 +26,7 @@ from engine.logs import SecretMasker
 from engine.registry import REGISTRY
 from engine.spec import PipelineSpec
 from engine.spec_loader import dag_of, load_spec, parse_var_overrides
+from engine.tracker.base import outdated_by, pipeline_job_id
 
 log = logging.getLogger("tickflow.cli")
 SUBCOMMANDS = ("run", "validate", "plan", "graph", "list-transforms", "status", "unlock")
@@ -216,7 +217,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return _refused(args, exc.exit_code, [f"error: {exc}"], masker)
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", None)
-        print("terminated" if signum else "interrupted", file=sys.stderr)
+        if not getattr(exc, "reported", False):  # a run reports its own end; this is an interrupt around it
+            print("terminated" if signum else "interrupted", file=sys.stderr)
         return 128 + int(signum) if signum else 130
 
 
@@ -312,6 +314,7 @@ def cmd_plan(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     from engine.storage.factory import open_storage
     from engine.tracker.factory import open_tracker
 
+    check_date_args(args)
     start = args.date or getattr(args, "start", None)
     probe = _load(args.spec, args, config, start)
     check_selection(probe, args.select)
@@ -336,6 +339,9 @@ def cmd_plan(args: argparse.Namespace, config: Config, out: TextIO) -> int:
 
 
 # -- run ---------------------------------------------------------------------------------------------------
+# How a run that did not succeed is labelled (stderr line, JSON run_ended event, backfill table) by exit code
+END_STATUS = {EXIT_STEP_FAILED: "failed", EXIT_USAGE: "error", errors.EXIT_UPSTREAM: "blocked",
+              errors.EXIT_RUNNING: "running", 130: "interrupted", 143: "terminated"}
 @dataclass
 class DateOutcome:
     date: dt.date
@@ -362,25 +368,33 @@ class Session:
             from engine.spark import build_session
 
             conf = dict(self.config.spark.conf)
-            for storage in self.storages:  # direct mode: abfss:// credentials (never logged)
+            for storage in self.storages:  # direct mode: the connector's non-secret settings
                 conf.update(getattr(storage, "spark_conf", dict)())
             log.info("starting Spark (%s)", self.config.spark.master)
-            self.spark = build_session(self.config.spark.master, conf)
+            spark = build_session(self.config.spark.master, conf)
+            for storage in self.storages:  # credentials go to the running session: never on the JVM's command line
+                getattr(storage, "configure_spark", lambda _spark: None)(spark)
+            self.spark = spark
         return self.spark
 
 
-def resolve_dates(args: argparse.Namespace, spec: PipelineSpec, raw_storage: Any, tracker: Any) -> list[dt.date]:
+def check_date_args(args: argparse.Namespace) -> None:
+    """Mistakes in --date/--start/--end are usage errors, found before the tracker, storage or Spark."""
     if args.date and (args.start or args.end):
         raise TickflowError("give either --date or --start/--end, not both")
+    if (args.start or args.end) and not (args.start and args.end):
+        raise TickflowError("a backfill needs both --start and --end")
+    if args.start and args.end and args.start > args.end:
+        raise TickflowError(f"--start {args.start} is after --end {args.end}")
+
+
+def resolve_dates(args: argparse.Namespace, spec: PipelineSpec, raw_storage: Any, tracker: Any) -> list[dt.date]:
+    check_date_args(args)
     if args.date:
         return [args.date]
     rows = tracker.list_jobs() if tracker is not None else []
     offered = candidate_dates(spec.catch_up, raw_storage, rows)
     if args.start or args.end:
-        if not (args.start and args.end):
-            raise TickflowError("a backfill needs both --start and --end")
-        if args.start > args.end:
-            raise TickflowError(f"--start {args.start} is after --end {args.end}")
         if offered is None:
             return weekdays(args.start, args.end)
         return [d for d in offered if args.start <= d <= args.end]
@@ -395,13 +409,15 @@ def dates_to_run(args: argparse.Namespace, spec: PipelineSpec, raw_storage: Any,
     """(dates a run processes, dates it leaves alone because their job already succeeded).
 
     An explicit --date always runs (the guard then decides); a catch-up or backfill skips succeeded dates
-    unless --force.
+    unless --force, or unless a job they require succeeded again after them (their outputs are out of date).
     """
     dates = resolve_dates(args, spec, raw_storage, tracker)
     if args.date or getattr(args, "force", False):
         return dates, []
-    succeeded = set(job_dates(tracker.list_jobs(), spec.name, ("success",)))
-    done = [d for d in dates if d in succeeded]
+    rows = {row.job_id: row for row in tracker.list_jobs()}
+    succeeded = set(job_dates(rows.values(), spec.name, ("success",)))
+    done = [d for d in dates if d in succeeded and not outdated_by(
+        rows.get(pipeline_job_id(spec.name, d)), [rows.get(pipeline_job_id(up, d)) for up in spec.requires])]
     return [d for d in dates if d not in done], done
 
 
@@ -419,6 +435,7 @@ def cmd_run(args: argparse.Namespace, config: Config, out: TextIO) -> int:
 
     if args.dry_run:
         return cmd_plan(args, config, out)
+    check_date_args(args)
     probe = _load(args.spec, args, config, args.date or args.start)
     check_selection(probe, args.select)
     raw_storage = open_storage(config.storage.raw_root, config)
@@ -444,7 +461,10 @@ def cmd_run(args: argparse.Namespace, config: Config, out: TextIO) -> int:
         if session.spark is not None:
             from engine.spark import stop_jvm
 
-            session.spark.stop()
+            try:
+                session.spark.stop()
+            except Exception as exc:  # the JVM already ended (stopped with us): nothing left to stop
+                log.debug("stopping Spark: %s", exc)
             stop_jvm()
             for store in session.storages:
                 store.settle()
@@ -497,6 +517,7 @@ def run_one_date(args: argparse.Namespace, config: Config, date: dt.date, storag
     record.log_file = str(log_file) if log_file else None
     code = EXIT_OK
     message = ""
+    interrupt: KeyboardInterrupt | None = None
     try:
         try:
             record = runner.run()
@@ -505,8 +526,7 @@ def run_one_date(args: argparse.Namespace, config: Config, date: dt.date, storag
         except TickflowError as exc:
             code = exc.exit_code
             message = str(exc)
-            if code == EXIT_STEP_FAILED:
-                record = _failed_record(runner, record, message)
+            record = _failed_record(runner, record, message)
         except Exception as exc:  # infrastructure trouble outside a step: one line, trace in the log
             from engine.runner import essential_line
 
@@ -514,9 +534,16 @@ def run_one_date(args: argparse.Namespace, config: Config, date: dt.date, storag
             message = essential_line(exc)
             log.error("run failed: %s", message)
             log.debug("detail", exc_info=True)
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: reported like any other end, then the command stops
+            from engine.tracker.base import stop_message
+
+            interrupt, signum = exc, getattr(exc, "signum", None)
+            code, message = (128 + int(signum) if signum else 130), stop_message(exc)
+            record = _failed_record(runner, record, message)
         rows = sum(sum(s.rows_out.values()) for s in record.steps)
         report = None
-        if code in (EXIT_OK, EXIT_STEP_FAILED) and record.status != "skipped":
+        started = any(s.started is not None or s.status == "failed" for s in record.steps)
+        if record.status != "skipped" and (code in (EXIT_OK, EXIT_STEP_FAILED) or started):
             report = publish_report(record, runner, storage, log_file)
         if record.status == "skipped":
             print(f"{spec.name} {date}: already succeeded; nothing to do (use --force to rerun)", file=out)
@@ -525,8 +552,9 @@ def run_one_date(args: argparse.Namespace, config: Config, date: dt.date, storag
             print(PipelineRunner.summary(record), file=out)
             status = "success"
         else:
-            # refused: an upstream job is not done (3), or the job runs elsewhere (4); else the run failed
-            status = {errors.EXIT_UPSTREAM: "blocked", errors.EXIT_RUNNING: "running"}.get(code, "failed")
+            # refused: an upstream job is not done (3), or the job runs elsewhere (4); a step failed (1); the
+            # tracker or storage failed, or the lock was lost (2); stopped by Ctrl-C (130) or SIGTERM (143)
+            status = END_STATUS.get(code, "failed")
             line = f"{spec.name} {date}: {status}: {message}"
             if args.log_format == "json":  # stderr stays one JSON object per line for schedulers
                 line = json.dumps({"event": "run_ended", "pipeline": spec.name, "date": str(date),
@@ -536,6 +564,9 @@ def run_one_date(args: argparse.Namespace, config: Config, date: dt.date, storag
             print(f"report: {report}", file=out)
         if log_file:
             print(f"log: {log_file}", file=out)
+        if interrupt is not None:
+            interrupt.reported = True  # type: ignore[attr-defined]  # main() adds no second line
+            raise interrupt
         return DateOutcome(date, status, code, time.monotonic() - t0, rows, message,
                            str(log_file) if log_file else None, report)
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import re
 import sys
 from collections.abc import Callable, Iterable
@@ -138,6 +139,15 @@ def _remove_previous(root: logging.Logger) -> None:
             handler.close()
 
 
+class LibraryRootFilter(logging.Filter):
+    """py4j logs through the root logger (``logging.info(...)``, ``logging.exception(...)``), so it cannot be
+    quietened by name: its records (a full traceback for each call to a JVM that has gone away) stay out of the
+    console, and the file keeps them. What such a call means for the run is reported by the run itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "root" and f"{os.sep}py4j{os.sep}" in record.pathname)
+
+
 def setup_logging(log_dir: Path, run_name: str, *, quiet: bool, fmt: str = "text", secrets: list[str],
                   stream: IO[str] | None = None) -> Path:
     """Install the run's handlers on the root logger and return the log file's path.
@@ -167,6 +177,7 @@ def setup_logging(log_dir: Path, run_name: str, *, quiet: bool, fmt: str = "text
     console = ConsoleHandler(stream if stream is not None else sys.stderr)
     console.setLevel(logging.WARNING if quiet else logging.INFO)
     console.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(CONSOLE_FORMAT, "%H:%M:%S"))
+    console.addFilter(LibraryRootFilter())
     for handler in (file_handler, console):
         handler.addFilter(SecretFilter(masker))
         setattr(handler, _MARK, True)
@@ -177,5 +188,12 @@ def setup_logging(log_dir: Path, run_name: str, *, quiet: bool, fmt: str = "text
 
 
 def close_logging() -> None:
-    """Flush and remove the handlers installed by setup_logging (end of a run, tests)."""
-    _remove_previous(logging.getLogger())
+    """Flush and remove the handlers installed by setup_logging (end of a run, tests).
+
+    A NullHandler stays: a library calling ``logging.info(...)`` on a root logger without handlers (py4j does,
+    with a traceback, when Spark is stopped after its JVM ended) would install a console handler of its own.
+    """
+    root = logging.getLogger()
+    _remove_previous(root)
+    if not root.handlers:
+        root.addHandler(logging.NullHandler())

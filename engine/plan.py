@@ -10,7 +10,7 @@ from engine.config import Config
 from engine.errors import TickflowError
 from engine.runner import PipelineRunner, RunOptions, essential_line, preflight
 from engine.spec import PipelineSpec
-from engine.tracker.base import fmt_time
+from engine.tracker.base import fmt_time, outdated_by
 
 
 class _ReadOnlyGuard:
@@ -18,6 +18,7 @@ class _ReadOnlyGuard:
 
     already_succeeded = False
     took_over = None
+    outdated_by: str | None = None
 
     def __init__(self, tracker: Any, pipeline: str, date: dt.date):
         self.tracker, self.pipeline, self.date = tracker, pipeline, date
@@ -102,14 +103,19 @@ def describe_plan(spec: PipelineSpec, config: Config, date: dt.date, *, selector
             row = tracker.get(job_id)
             lines.append("job:      " + _job_line(job_id, row))
             not_ready = []
+            up_rows = []
             for up in spec.requires:
                 up_id = f"{up}_{date.isoformat()}"
-                up_row = tracker.get(up_id)
+                up_rows.append(up_row := tracker.get(up_id))
                 lines.append("upstream: " + _job_line(up_id, up_row))
                 if up_row is None or up_row.status != "success":
                     not_ready.append(up_id)
+            outdated = None if force else outdated_by(row, up_rows)
             if not_ready:
                 verdict = f"a run would exit 3: upstream {', '.join(not_ready)} not successful"
+            elif outdated:
+                guard.outdated_by = outdated  # the run recomputes every step, as with --force
+                verdict = f"a run would recompute every step: {outdated}"
             elif row is not None and row.status == "success" and not force:
                 verdict = "a run would do nothing: the job already succeeded (use --force)"
             elif row is not None and row.lock_id and not row.lease_expired(tracker.now()):

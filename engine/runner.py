@@ -11,6 +11,7 @@ code generation and commit overlap another's tasks; Spark shares the cores betwe
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -106,6 +107,9 @@ class NullGuard:
     def mark_step(self, step: str, status: str, message: str = "") -> None:
         return None
 
+    def assert_lock(self, what: str = "committing outputs") -> None:
+        return None  # no lock to lose
+
     def finish(self, status: str, message: str = "") -> None:
         return None
 
@@ -192,7 +196,7 @@ class PipelineRunner:
         when running steps read only outputs it wrote; otherwise it is recomputed, and rewrites its outputs
         too, which can make more steps dirty: repeated until nothing changes.
         """
-        if self.options.force:
+        if self.options.force or getattr(self.guard, "outdated_by", None):  # outdated: its inputs were replaced
             return set(), {}
         selected = self.selection.selected
         fresh = {name for name in self.order if name in selected and self._fresh(self.spec.steps[name])}
@@ -331,11 +335,19 @@ class PipelineRunner:
         try:
             self._run_steps(spark, to_run, record, results, persisted, remaining)
         finally:
+            self._release_all(spark, persisted)
+
+    def _release_all(self, spark: Any, persisted: dict[tuple[str, str], Any]) -> None:
+        """What transforms persisted for this date must not pile up in a backfill. When the JVM is gone (it was
+        stopped with us) this cannot work, and must not replace the error or interrupt that ends the run."""
+        try:
             if self.progress is not None:
                 self.progress.stop()
             for df in persisted.values():
                 df.unpersist()
-            spark.catalog.clearCache()  # what transforms persisted for this date must not pile up in a backfill
+            spark.catalog.clearCache()
+        except Exception as exc:
+            log.warning("could not release the run's cached data: %s", essential_line(exc))
 
     def _preflight(self, record: RunRecord, to_run: list[str]) -> None:
         """The transforms' own cheap checks (is the raw input there?), so that such a run fails before Spark."""
@@ -398,7 +410,8 @@ class PipelineRunner:
                 # interrupted: cancel the running steps' Spark jobs until every step has ended (a step may be
                 # between two jobs, or just submitting one, when a cancel arrives)
                 while running:
-                    spark.sparkContext.cancelAllJobs()
+                    with contextlib.suppress(Exception):  # a JVM killed with us (a process-group SIGTERM) has
+                        spark.sparkContext.cancelAllJobs()  # no jobs to cancel: the interrupt must still win
                     done, _ = wait(running, timeout=0.5)
                     for fut in done:
                         running.pop(fut)
@@ -494,10 +507,11 @@ class PipelineRunner:
             srec.duration_s = time.monotonic() - t0
             log.error("step %s (%s) failed after %.1fs: %s", name, step.kind, srec.duration_s, srec.error)
             log.debug("step %s failure detail", name, exc_info=True)
-            if self.progress is not None:
-                self.progress.step_finished(name, "failed", {})
             if writes:
                 self._mark(name, "failed", srec.error)
+            if self.progress is not None:
+                with contextlib.suppress(Exception):  # the display asks Spark, whose JVM may have ended
+                    self.progress.step_finished(name, "failed", {})
             if isinstance(exc, Exception):
                 raise StepFailed(name, step.kind, srec.error) from exc
             raise
@@ -529,9 +543,11 @@ class PipelineRunner:
         def one(oname: str) -> Any:
             spark.sparkContext.setJobGroup(f"{self.spec.name}.{step.name}", f"{self.spec.name}.{step.name}", True)
             key = (step.name, self._canonical(step, oname))
+            # the guard checks against the database that our lock is still ours right before each commit
             written[oname] = write_output(spark, results[key], step.outputs[oname], self.storage,
                                           self.options.run_id, expectations=self._expectations_for(step, oname),
-                                          quarantine_date=srec_date(self.date))
+                                          quarantine_date=srec_date(self.date),
+                                          before_commit=getattr(self.guard, "assert_lock", None))
             return written[oname]
 
         names = list(step.outputs)

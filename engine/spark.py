@@ -34,6 +34,17 @@ BASE_CONF: Mapping[str, str] = {
     "spark.sql.maxConcurrentOutputFiles": "16",
 }
 
+# Spark's default spark.redaction.regex misses the Hadoop settings holding Azure credentials
+# (fs.azure.account.key.<host>): the event log's environment and the UI show what the regex does not match.
+SPARK_REDACTION_DEFAULT = r"(?i)secret|password|token|access[.]?key"
+CREDENTIAL_SETTINGS = r"fs[.]azure[.]account[.]key|fs[.]azure[.]sas"
+
+
+def redaction_regex(configured: str = "") -> str:
+    """The configured ``spark.redaction.regex`` (else Spark's default), also matching the Azure credentials."""
+    base = configured or SPARK_REDACTION_DEFAULT
+    return base if CREDENTIAL_SETTINGS in base else f"{base}|{CREDENTIAL_SETTINGS}"
+
 
 # A run is one short-lived JVM on few cores, where the JIT compiler threads take about a third of the CPU:
 # - wide generated validation code exceeds the JIT's huge-method limit: compile it anyway (else interpreted);
@@ -87,6 +98,7 @@ def build_session(master: str = "local[*]", conf: Mapping[str, str] | None = Non
     options = (f"-Dlog4j.configurationFile=file:{LOG4J_CONF}", JVM_FLAGS, archive, java_options)
     merged["spark.driver.extraJavaOptions"] = " ".join(o for o in options if o)
     merged.update(conf or {})
+    merged["spark.redaction.regex"] = redaction_regex(merged.get("spark.redaction.regex", ""))
     for key, value in merged.items():
         builder = builder.config(key, value)
     _start_context(master, app_name, merged)

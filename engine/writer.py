@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,11 +101,15 @@ def begin_quarantine(storage: Storage, out: OutputSpec, run_id: str, quarantine_
 
 
 def write_output(spark: Any, df: Any, out: OutputSpec, storage: Storage, run_id: str, *,
-                 expectations: list[Any] | None = None, quarantine_date: str | None = None) -> WriteResult:
+                 expectations: list[Any] | None = None, quarantine_date: str | None = None,
+                 before_commit: Callable[[], None] | None = None) -> WriteResult:
     """Write ``df`` to ``out.path``; drop/warn/fail expectations are applied on the way.
 
     The row count and the expectations' violation counts are observed while the rows are written (no second
     pass over the output); only `unique` checks and the samples of a failure read the staged files back.
+    ``before_commit`` runs once everything is staged and checked, right before the output and its quarantine
+    rows commit; when it raises (the runner's lock check: LeaseLost) both writes are aborted and nothing is
+    published. A callback, so the writer knows nothing of the job tracker.
     """
     from pyspark.sql import Observation
 
@@ -153,6 +158,8 @@ def write_output(spark: Any, df: Any, out: OutputSpec, storage: Storage, run_id:
             result.expectations = evaluate(written, exps, dropped_counts=dropped_counts, observed=observed)
             if not all(r.ok for r in result.expectations):
                 enforce(written if written is not None else staged(), exps, result.expectations)
+        if before_commit is not None:
+            before_commit()  # last: no slow work between this check and the commits below
     except BaseException:
         settle_tasks(spark)
         storage.abort(pending)

@@ -46,12 +46,16 @@ def test_product_pipelines_validate_and_plan(spec, tmp_path):
     out = cli("plan", ROOT / "pipelines" / spec, "--date", "2020-08-06", "--config", cfg)
     assert out.returncode == 0, out.stderr
     assert "steps (in order):" in out.stdout and " -> run" in out.stdout
-    # nothing has run in this empty tracker: analyze (requires preprocess) would be refused, preprocess runs
+    # nothing has run in this empty tracker: analyze (requires preprocess) would be refused; preprocess finds no
+    # raw input before Spark starts, and would compute its steps once the date's raw folder is there
     verdict = next(ln for ln in out.stdout.splitlines() if ln.startswith("verdict:"))
     if spec == "analyze.yaml":
         assert "would exit 3: upstream preprocess_2020-08-06 not successful" in verdict
     else:
-        assert "would compute" in verdict
+        assert "would exit 1 before Spark starts: step ingest: ingest 2020-08-06: no raw input" in verdict
+        (tmp_path / "raw" / "json" / "2020-08-06").mkdir(parents=True)
+        out = cli("plan", ROOT / "pipelines" / spec, "--date", "2020-08-06", "--config", cfg)
+        assert "verdict:  a run would compute 2 of 2 steps" in out.stdout, out.stdout
     assert not (tmp_path / "wh").exists() or not any((tmp_path / "wh").iterdir())  # plan touches no data
 
 
@@ -162,13 +166,20 @@ def test_plan_names_the_lock_holder(tmp_path):
     (["--wait-for-upstream", "-5"], "argument --wait-for-upstream: must be 0 or more seconds, got -5"),
     (["--var", "max_bad_share"], "argument --var: expected NAME=VALUE, got 'max_bad_share'"),
     (["--var", "max_bad_shar=0.2"], "--var max_bad_shar: the spec declares no such variable (its vars: max_bad_share)"),
+    (["--date", "2024-01-04", "--start", "2024-01-01", "--end", "2024-01-05"],
+     "give either --date or --start/--end, not both"),
+    (["--start", "2024-01-08", "--end", "2024-01-05"], "--start 2024-01-08 is after --end 2024-01-05"),
+    (["--start", "2024-01-08"], "a backfill needs both --start and --end"),
 ])
 def test_usage_errors_exit_2_before_anything_starts(tmp_path, args, words):
-    out = cli(ROOT / "pipelines" / "preprocess.yaml", *(["--date", "2024-01-04"] if "--date" not in args else []),
-              *args, "--config", _local_config(tmp_path))
-    assert out.returncode == 2, out.stderr
-    assert words in out.stderr and "Traceback" not in out.stderr
-    assert not (tmp_path / "t.sqlite").exists()  # refused before the tracker, let alone Spark
+    dated = "--date" in args or "--start" in args
+    for command in (["run"], ["plan"]) if "--wait-for-upstream" not in args else (["run"],):  # a run option
+        out = cli(*command, ROOT / "pipelines" / "preprocess.yaml", *([] if dated else ["--date", "2024-01-04"]),
+                  *args, "--config", _local_config(tmp_path))
+        assert out.returncode == 2, out.stderr
+        assert words in out.stderr and "Traceback" not in out.stderr
+        assert not (tmp_path / "t.sqlite").exists()  # refused before the tracker, let alone Spark
+        assert not (tmp_path / "wh").exists()  # and before the storage root is made
 
 
 def test_json_logs_end_every_refusal_with_a_run_ended_event(tmp_path):
@@ -256,3 +267,24 @@ def test_a_catch_up_reports_dates_whose_upstream_job_did_not_succeed(tmp_path):
     out = cli(spec, "--config", cfg, cwd=tmp_path)  # without --keep-going the first blocked date ends the catch-up
     assert out.returncode == 3
     assert "analyze 2024-01-05: blocked" in out.stderr and "2024-01-09" not in out.stderr + out.stdout
+
+
+def test_a_catch_up_reruns_a_date_whose_upstream_job_succeeded_again(tmp_path):
+    from engine.config import load_config
+    from engine.tracker.factory import open_tracker
+
+    cfg = _local_config(tmp_path)
+    tracker = open_tracker(load_config(cfg, env={}))
+    for job in ("preprocess_2024-01-04", "analyze_2024-01-04", "preprocess_2024-01-05", "analyze_2024-01-05"):
+        tracker.set_status(job, "success")
+    while tracker.get("preprocess_2024-01-05").updated_time <= tracker.get("analyze_2024-01-05").updated_time:
+        tracker.set_status("preprocess_2024-01-05", "success")  # preprocess reran the 5th after analyze
+    tracker.close()
+    out = cli("plan", ROOT / "pipelines" / "analyze.yaml", "--config", cfg, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "analyze 2024-01-04: already succeeded; a run would leave it alone" in out.stdout
+    planned = [ln.rsplit(" ", 1)[-1] for ln in out.stdout.splitlines() if ln.startswith("plan for pipeline")]
+    assert planned == ["2024-01-05"], out.stdout
+    assert ("verdict:  a run would recompute every step: upstream job preprocess_2024-01-05 succeeded again at "
+            in out.stdout)
+    assert " -> skip" not in out.stdout  # no step is reused from the outdated run

@@ -5,15 +5,23 @@ settings (``spark.hadoop.fs.azure.account.key.<account>.dfs.core.windows.net``..
 output committer's: data is written under ``_temporary``/``.spark-staging-*`` and moved into place at job
 commit, which then writes ``_SUCCESS``; readers treat a dataset as committed only when ``_SUCCESS`` is
 there, and ``commit`` verifies it. Metadata calls (exists, list_dirs, check, put_file) use the Blob SDK.
+
+Credentials never go into the SparkConf (the driver JVM's command line, the event log's environment): the
+session starts with the connector's non-secret settings and ``configure_spark`` puts the key (or SAS token)
+into the running session's Hadoop configuration.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import os
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from engine.config import Config
@@ -31,6 +39,132 @@ LEFTOVER_DIRS = ("_temporary/", ".spark-staging-")
 # copies its files into the partitions under the owner's names: Spark cannot name the files it writes.
 OWNED_STAGING = "_owned"
 _SAFE_ID_RE = re.compile(r"[^A-Za-z0-9._-]+")
+# Hadoop settings that carry a credential: set on the running session only, never in the SparkConf
+_SECRET_SETTING_RE = re.compile(r"^fs[.]azure[.](account[.]key|sas)[.]|secret", re.IGNORECASE)
+# The ABFS connector's artifact (jar file or Maven coordinate); hadoop-azure-datalake is the older adl:// one
+_CONNECTOR_RE = re.compile(r"hadoop-azure(?!-datalake)", re.IGNORECASE)
+# [spark] settings that put jars on the driver's class path (spark-submit's --jars, --packages...)
+CLASSPATH_SETTINGS = ("spark.jars", "spark.jars.packages", "spark.driver.extraClassPath")
+# Environment variables spark-submit adds to the class path or its arguments
+CLASSPATH_ENV = ("SPARK_DIST_CLASSPATH", "SPARK_CLASSPATH", "PYSPARK_SUBMIT_ARGS")
+
+
+def is_secret_setting(key: str) -> bool:
+    """True for Hadoop settings holding a key or token (``fs.azure.account.key.<host>``...)."""
+    return bool(_SECRET_SETTING_RE.search(key))
+
+
+@dataclass(frozen=True)
+class ConnectorSearch:
+    """Where the hadoop-azure connector was found for Spark's driver ("" when not), and where we looked."""
+
+    found: str
+    looked: tuple[str, ...]
+
+
+def _jars_in(entry: str) -> list[str]:
+    """Jar names a class path entry stands for: a jar, a folder (``dir`` or ``dir/*``) holding jars."""
+    path = Path(entry[:-2] if entry.endswith(("/*", "\\*")) else entry).expanduser()
+    if path.is_dir():
+        try:
+            return sorted(p.name for p in path.iterdir() if p.name.endswith(".jar"))
+        except OSError:
+            return []
+    return [path.name]
+
+
+def _names_connector(value: str, separators: str) -> str:
+    """The first entry of a jar/package/class path list that is (or holds) hadoop-azure, else ""."""
+    for entry in re.split(f"[{re.escape(separators)}]", value):
+        entry = entry.strip()
+        if entry and (_CONNECTOR_RE.search(entry) or any(_CONNECTOR_RE.search(j) for j in _jars_in(entry))):
+            return entry
+    return ""
+
+
+def _spark_defaults(spark_home: Path, env: Mapping[str, str]) -> tuple[Path, dict[str, str]]:
+    """spark-submit's spark-defaults.conf (SPARK_CONF_DIR, else SPARK_HOME/conf) and its settings."""
+    path = Path(env.get("SPARK_CONF_DIR") or spark_home / "conf") / "spark-defaults.conf"
+    settings: dict[str, str] = {}
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return path, settings
+    for line in lines:
+        key, _, value = line.strip().replace("=", " ", 1).partition(" ")
+        if key and not key.startswith("#"):
+            settings[key] = value.strip()
+    return path, settings
+
+
+def spark_home(env: Mapping[str, str] | None = None) -> Path:
+    """The Spark installation spark-submit runs from, as pyspark finds it: $SPARK_HOME, else pyspark's folder."""
+    env = os.environ if env is None else env
+    if env.get("SPARK_HOME"):
+        return Path(env["SPARK_HOME"])
+    spec = importlib.util.find_spec("pyspark")
+    return Path(spec.origin).parent if spec and spec.origin else Path("pyspark")
+
+
+def find_abfs_connector(spark_conf: Mapping[str, str], home: Path, env: Mapping[str, str]) -> ConnectorSearch:
+    """Look for hadoop-azure where the driver JVM that spark-submit starts gets its classes from.
+
+    Generous on purpose (any jar, package or class path entry naming hadoop-azure counts): the point is to
+    stop a run that surely cannot open abfss:// before it locks the job and starts Spark, never to refuse a
+    Spark that has the connector.
+    """
+    jars_dir = home / "jars"
+    looked = [f"{'Spark' if env.get('SPARK_HOME') else 'pyspark'}'s jars folder {jars_dir}"]
+    if jars := [j for j in _jars_in(str(jars_dir)) if _CONNECTOR_RE.search(j)]:
+        return ConnectorSearch(f"{jars_dir}/{jars[0]}", tuple(looked))
+    defaults_file, defaults = _spark_defaults(home, env)
+    configured = False
+    for source, settings in (("[spark]", spark_conf), (str(defaults_file), defaults)):
+        for key in CLASSPATH_SETTINGS:
+            if settings.get(key):  # names only: a jar URL may carry a token
+                configured = True
+                looked.append(f"{source} {key}")
+                if jar := _names_connector(settings[key], ":;" if key.endswith("ClassPath") else ",;"):
+                    return ConnectorSearch(f"{source} {key} ({jar})", tuple(looked))
+    if not configured:
+        looked.append(f"[spark] (no {', '.join(CLASSPATH_SETTINGS)} set)")
+    for var in CLASSPATH_ENV:
+        if env.get(var):
+            looked.append(f"${var}")
+            if jar := _names_connector(env[var], " \t,=:;\"'" if var == "PYSPARK_SUBMIT_ARGS" else ":;"):
+                return ConnectorSearch(f"${var} ({jar})", tuple(looked))
+    return ConnectorSearch("", tuple(looked))
+
+
+def _hadoop_version(home: Path) -> str:
+    """The Hadoop version Spark was built with (from its hadoop-client jar), for the suggested package."""
+    for name in _jars_in(str(home / "jars")):
+        if m := re.fullmatch(r"hadoop-client-(?:api|runtime)-(\d[\w.-]*)\.jar", name):
+            return m.group(1)
+    return "<Spark's Hadoop version>"
+
+
+def require_abfs_connector(spark_conf: Mapping[str, str], env: Mapping[str, str] | None = None) -> None:
+    """StorageError (exit 2) when direct mode's Spark surely lacks hadoop-azure.
+
+    Without it the run would lock the job, start Spark and fail its first step with a ClassNotFoundException.
+    A JVM that is already running (spark-submit, Databricks, a notebook) got its class path elsewhere: its
+    own settings decide, so nothing is checked then.
+    """
+    env = os.environ if env is None else env
+    if env.get("PYSPARK_GATEWAY_PORT"):
+        return
+    home = spark_home(env)
+    search = find_abfs_connector(spark_conf, home, env)
+    if search.found:
+        log.debug("direct mode: hadoop-azure found in %s", search.found)
+        return
+    raise StorageError(
+        "Azure storage: [storage] mode = direct needs the hadoop-azure connector (abfss://, "
+        "org.apache.hadoop.fs.azurebfs) on Spark's class path, and none was found (looked in: "
+        f"{'; '.join(search.looked)}); add it (e.g. [spark] spark.jars.packages = "
+        f"org.apache.hadoop:hadoop-azure:{_hadoop_version(home)}, or spark.jars = /path/to/hadoop-azure.jar) "
+        "or set [storage] mode = staged (the engine downloads and uploads; Spark needs no connector)")
 
 
 def direct_credentials(config: Config) -> tuple[str, str]:
@@ -71,7 +205,8 @@ class AzureDirectStorage(Storage):
 
     def __init__(self, root_uri: str, target: AzureTarget, dfs_suffix: str, hadoop_conf: dict[str, str], *,
                  retry: RetrySettings | None = None, api_version: str | None = None,
-                 cleanup_grace_seconds: float = 3600.0):
+                 cleanup_grace_seconds: float = 3600.0, spark_settings: Mapping[str, str] | None = None,
+                 check_connector: bool = True):
         self.root = root_uri
         self.target = target
         self.dfs_suffix = dfs_suffix
@@ -80,6 +215,8 @@ class AzureDirectStorage(Storage):
         self._retry = retry
         self._api_version = api_version
         self._access: BlobAccess | None = None
+        self._spark_settings = dict(spark_settings or {})  # [spark]: where check() looks for hadoop-azure
+        self.check_connector = check_connector
 
     @classmethod
     def from_config(cls, root_uri: str, config: Config, **options: Any) -> AzureDirectStorage:
@@ -94,6 +231,7 @@ class AzureDirectStorage(Storage):
                 endpoint_suffix = parse_connection_string(az.connection_string).endpoint_suffix
             suffix = dfs_suffix_for(target.account, az.endpoint if az else "", endpoint_suffix)
         key, sas = direct_credentials(config)
+        options.setdefault("spark_settings", config.spark.conf)
         return cls(root_uri, target, suffix, abfs_hadoop_conf(target.account, suffix, key, sas), **options)
 
     # -- what Spark gets
@@ -114,11 +252,18 @@ class AzureDirectStorage(Storage):
         return dict(self._hadoop_conf)
 
     def spark_conf(self) -> dict[str, str]:
-        """The same as ``spark.hadoop.*`` settings, for the SparkSession builder."""
-        return {f"spark.hadoop.{k}": v for k, v in self._hadoop_conf.items()}
+        """The non-secret settings as ``spark.hadoop.*``, for the SparkSession builder.
+
+        The SparkConf becomes the driver JVM's command line (``ps`` shows it to every local user) and the
+        event log's environment: the key goes in through ``configure_spark`` once the session runs.
+        """
+        return {f"spark.hadoop.{k}": v for k, v in self._hadoop_conf.items() if not is_secret_setting(k)}
 
     def configure_spark(self, spark: Any) -> None:
-        """Apply the settings to a running session (when it was built without ``spark_conf()``)."""
+        """Put every setting, the credential included, into the running session's Hadoop configuration.
+
+        Spark SQL jobs copy it to their tasks, so abfss:// reads and writes authenticate.
+        """
         hconf = spark.sparkContext._jsc.hadoopConfiguration()
         for key, value in self._hadoop_conf.items():
             hconf.set(key, value)
@@ -129,6 +274,9 @@ class AzureDirectStorage(Storage):
         return f"{self.uri('')} (direct; {self.target.where})"
 
     def check(self) -> None:
+        """Spark must have the ABFS connector (checked locally, first), and the container must answer."""
+        if self.check_connector:
+            require_abfs_connector(self._spark_settings)
         self.access.check()
 
     def _committed(self, rel_path: str) -> bool:

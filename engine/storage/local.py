@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from engine.storage.base import PendingWrite, Storage, check_write_mode, is_owne
 
 STAGING = ".tickflow_staging"
 TRASH = ".tickflow_trash"
+# A root may be shared (NFS, a container volume): another host's run folder is only known abandoned when
+# nothing in it changed for this long (its PID means nothing here; a run writes into it while alive).
+FOREIGN_ABANDONED_SECONDS = 24 * 3600.0
 
 
 def _pid_alive(pid: int) -> bool:
@@ -25,6 +29,18 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _changed_since(folder: Path, cutoff: float) -> bool:
+    """True when ``folder`` or anything below it was modified after ``cutoff`` (epoch seconds)."""
+    for dirpath, dirnames, filenames in os.walk(folder):
+        for name in (".", *dirnames, *filenames):
+            try:
+                if os.lstat(os.path.join(dirpath, name)).st_mtime > cutoff:
+                    return True
+            except OSError:  # removed meanwhile: its run is alive, or someone cleans it
+                continue
+    return False
 
 
 def _make_dirs(folder: Path) -> None:
@@ -219,26 +235,34 @@ class LocalStorage(Storage):
     def settle(self) -> None:
         """Remove this process's staging and trash folders (no write of it is open any more)."""
         prefix = f"{socket.gethostname()}-{os.getpid()}-"
-        self._sweep(lambda name: name.startswith(prefix))
+        self._sweep(lambda entry: entry.name.startswith(prefix))
 
-    def cleanup(self, rel_path: str = "") -> None:
-        """Remove staging/trash folders left by processes of this host that no longer exist."""
-        host = socket.gethostname()
+    def cleanup(self, rel_path: str = "", *, foreign_after: float = FOREIGN_ABANDONED_SECONDS) -> None:
+        """Remove abandoned staging/trash folders (``<host>-<pid>-<run id>``).
 
-        def abandoned(name: str) -> bool:
-            parts = name.rsplit("-", 2)
-            return not (len(parts) == 3 and parts[0] == host and parts[1].isdigit() and _pid_alive(int(parts[1])))
+        This host's are abandoned when their process is gone. Another host's PID cannot be checked from here
+        (the root may be shared), so its folders stay unless nothing in them changed for ``foreign_after``
+        seconds.
+        """
+        prefix = f"{socket.gethostname()}-"
+        cutoff = time.time() - foreign_after
+
+        def abandoned(entry: Path) -> bool:
+            pid = entry.name[len(prefix):].partition("-")[0] if entry.name.startswith(prefix) else ""
+            if pid.isdigit():
+                return not _pid_alive(int(pid))
+            return not _changed_since(entry, cutoff)
 
         self._sweep(abandoned)
 
-    def _sweep(self, doomed: Callable[[str], bool]) -> None:
-        """Remove the run folders under the staging and trash bases whose name is ``doomed``, then empty bases."""
+    def _sweep(self, doomed: Callable[[Path], bool]) -> None:
+        """Remove the run folders under the staging and trash bases that are ``doomed``, then empty bases."""
         for base in (self.path / STAGING, self.path / TRASH):
             try:
                 entries = list(base.iterdir())
             except FileNotFoundError:  # none, or another process's run removed the empty base just now
                 continue
             for entry in entries:
-                if doomed(entry.name):
+                if doomed(entry):
                     shutil.rmtree(entry, ignore_errors=True)
             _remove_if_empty(base)

@@ -42,6 +42,10 @@ class LeaseLost(TrackerError):
     """Our lock was cleared or taken over (operator unlock, or our lease expired) while we ran."""
 
 
+class TrackerUnreachable(TrackerError):
+    """The tracker's connection broke and could not be reopened (the database stays unreachable)."""
+
+
 class InvalidTableName(TrackerError):
     """A configured table name is not a plain SQL identifier."""
 
@@ -120,6 +124,19 @@ def clip_message(message: str) -> str:
 
 def fmt_time(value: dt.datetime | None) -> str:
     return "-" if value is None else value.strftime("%Y-%m-%d %H:%M:%S") + " UTC"
+
+
+def outdated_by(row: JobRow | None, upstream: Sequence[JobRow | None]) -> str | None:
+    """Why a job that succeeded is out of date: a job it requires succeeded again after it (its outputs were
+    computed from data that has since been replaced). None when it is up to date, or did not succeed."""
+    if row is None or row.status != "success" or row.updated_time is None:
+        return None
+    for up in upstream:
+        if up is not None and up.status == "success" and up.updated_time is not None \
+                and up.updated_time > row.updated_time:
+            return (f"upstream job {up.job_id} succeeded again at {fmt_time(up.updated_time)}, after "
+                    f"{row.job_id} succeeded at {fmt_time(row.updated_time)}")
+    return None
 
 
 def iso_utc(value: dt.datetime | None) -> str | None:
@@ -245,9 +262,15 @@ class Tracker(ABC):
         missing or in another status stay as they are); with ``fence`` only while that lease is ours (else
         LeaseLost). Returns the job ids changed, sorted."""
 
-    def _holds(self, fence: Lease) -> bool:
-        row = self.get(fence.job_id)
-        return row is not None and row.lock_id == fence.lock_id
+    def lock_of(self, job_id: str) -> str | None:
+        """The job's current lock_id (None: unlocked or no row). Backends read just that column: it is asked
+        before every output commit."""
+        row = self.get(job_id)
+        return None if row is None else row.lock_id
+
+    def holds(self, lease: Lease) -> bool:
+        """The database still says the lock is ours (not unlocked by an operator, not taken over)."""
+        return self.lock_of(lease.job_id) == lease.lock_id
 
     @abstractmethod
     def unlock(self, job_id: str, message: str, *, lock_id: str | None = None) -> bool:

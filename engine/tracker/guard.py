@@ -6,6 +6,12 @@ so the release in ``__exit__`` runs. Refusals cost a few queries, never a JVM.
 
 Every message written to the table passes the configured secrets' masker first: step and run messages quote
 errors, and a driver error can quote a connection string.
+
+A lost lock (operator unlock, or our lease expired and another run took over) stops the run: the heartbeat
+notices it (and cancels the running Spark jobs), every tracker write is fenced by our lock_id, and
+``assert_lock`` asks the database right before each output commit, so such a run never publishes outputs next
+to the new holder's. A tracker connection the server closed is reopened by the backend (PostgreSQL) and the
+statement retried once, so a database blip shorter than the lease does not end the run.
 """
 
 from __future__ import annotations
@@ -16,10 +22,11 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import FrameType, TracebackType
 from typing import Any
 
@@ -33,6 +40,7 @@ from engine.tracker.base import (
     Terminated,
     Tracker,
     fmt_time,
+    outdated_by,
     pipeline_job_id,
     step_job_id,
     stop_message,
@@ -49,13 +57,32 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
+def _cancel_spark_jobs(job_id: str, log: logging.Logger) -> None:
+    """Stop the Spark work of a run that lost its lock now, not at its next commit or step mark.
+
+    Best effort and cheap: only a SparkContext already running in this process (none is started, pyspark is
+    not imported for it); the cancelled step then fails on its fenced mark with LeaseLost.
+    """
+    pyspark = sys.modules.get("pyspark")
+    context = getattr(getattr(pyspark, "SparkContext", None), "_active_spark_context", None)
+    if context is None:
+        return
+    try:
+        context.cancelAllJobs()
+    except Exception as exc:  # a stopping JVM: the fenced marks and commit check still stop the run
+        log.warning("heartbeat: could not cancel the Spark jobs of job %s: %s", job_id, _one_line(exc))
+    else:
+        log.error("heartbeat: cancelled the running Spark jobs of job %s", job_id)
+
+
 class _Heartbeat(threading.Thread):
     """Renews the lease every lease/3 seconds on its own connection, also while Spark blocks the main thread."""
 
     def __init__(self, reopen: Callable[[], Tracker], lease: Lease, lease_seconds: float,
-                 log: logging.Logger):
+                 log: logging.Logger, on_lost: Callable[[], None] | None = None):
         super().__init__(name=f"tickflow-heartbeat-{lease.job_id}", daemon=True)
         self._reopen = reopen
+        self._on_lost = on_lost
         self._tracker: Tracker | None = reopen()  # opened now so a failure shows before the run starts
         self._lease = lease
         self._lease_seconds = lease_seconds
@@ -79,6 +106,8 @@ class _Heartbeat(threading.Thread):
                 self._log.error("heartbeat: the lock of job %s is no longer ours (unlocked by an operator or "
                                 "taken over after our lease expired)", self._lease.job_id)
                 self.lost.set()
+                if self._on_lost is not None and not self._stop_event.is_set():
+                    self._on_lost()
                 break
             self.renewals += 1
         self._drop()
@@ -116,17 +145,24 @@ class JobGuard:
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self.already_succeeded = False
+        self.outdated_by: str | None = None  # set on enter: an upstream job succeeded again after this one
         self.took_over: str | None = None
         self.lease: Lease | None = None
         self._finished = False
         self._releasing = False
         self._heartbeat: _Heartbeat | None = None
+        self._lost = threading.Event()  # set when the database showed the lock is no longer ours
+        self._db = threading.RLock()  # one statement at a time on the main connection (steps run in threads)
         self._handlers: dict[int, Any] = {}
         self._masker = SecretMasker(secrets)
 
     # -- enter ---------------------------------------------------------------------------------------------
     def __enter__(self) -> JobGuard:
         self._check_upstream()
+        self.outdated_by = None if self.force else self._outdated()
+        if self.outdated_by:
+            self.log.info("job %s succeeded before, but %s: running it again, every step", self.job_id,
+                          self.outdated_by)
         lease = self._acquire()
         if lease is None:
             return self  # already_succeeded
@@ -180,17 +216,27 @@ class JobGuard:
             time.sleep(min(delay, remaining))
             delay = min(delay * 1.5, _BACKOFF_MAX_S)
 
+    def _outdated(self) -> str | None:
+        """Why this job's earlier success no longer stands (see tracker.base.outdated_by), or None."""
+        if not self.requires:
+            return None
+        with self._db:
+            row = self.tracker.get(self.job_id)
+            upstream = [self.tracker.get(pipeline_job_id(up, self.date)) for up in self.requires]
+        return outdated_by(row, upstream)
+
     def _acquire(self) -> Lease | None:
         row: JobRow | None = None
+        rerun = self.force or self.outdated_by is not None
         for _ in range(_ACQUIRE_ATTEMPTS):
             lease = self.tracker.acquire(self.job_id, lease_seconds=self.lease_seconds, holder_host=self.host,
-                                         holder_pid=self.pid, run_id=self.run_id, force=self.force)
+                                         holder_pid=self.pid, run_id=self.run_id, force=rerun)
             if lease is not None:
                 return lease
             row = self.tracker.get(self.job_id)
             if row is None:
                 continue  # deleted between the two statements: try again
-            if not row.locked and row.status == "success" and not self.force:
+            if not row.locked and row.status == "success" and not rerun:
                 self.already_succeeded = True
                 self.log.info("job %s already succeeded (at %s); nothing to do, use --force to run it again",
                               self.job_id, fmt_time(row.updated_time))
@@ -214,7 +260,8 @@ class JobGuard:
 
     def _start_heartbeat(self) -> None:
         assert self.lease is not None
-        hb = _Heartbeat(self.tracker.reopen, self.lease, self.lease_seconds, self.log)
+        hb = _Heartbeat(self.tracker.reopen, self.lease, self.lease_seconds, self.log,
+                        on_lost=lambda: _cancel_spark_jobs(self.job_id, self.log))
         hb.start()
         self._heartbeat = hb
 
@@ -244,11 +291,12 @@ class JobGuard:
     # -- during the run ------------------------------------------------------------------------------------
     @property
     def lease_lost(self) -> bool:
-        return self._heartbeat is not None and self._heartbeat.lost.is_set()
+        return self._lost.is_set() or (self._heartbeat is not None and self._heartbeat.lost.is_set())
 
     def step_succeeded(self, step: str) -> bool:
         """The step's row for this date is 'success' (the runner still checks its outputs exist)."""
-        row = self.tracker.get(step_job_id(self.pipeline, step, self.date))
+        with self._db:
+            row = self.tracker.get(step_job_id(self.pipeline, step, self.date))
         return row is not None and row.status == "success"
 
     def steps_not_succeeded(self, steps: Iterable[str]) -> list[tuple[str, str]]:
@@ -256,7 +304,8 @@ class JobGuard:
         leaves such steps behind has not brought the job up to date."""
         out = []
         for step in steps:
-            row = self.tracker.get(step_job_id(self.pipeline, step, self.date))
+            with self._db:
+                row = self.tracker.get(step_job_id(self.pipeline, step, self.date))
             status = "missing" if row is None else (row.status or "unknown")
             if status != "success":
                 out.append((step, status))
@@ -268,12 +317,35 @@ class JobGuard:
         if self.lease_lost:
             raise LeaseLost(f"lost the lock of job {self.job_id}; stopping before {what}")
 
+    @contextlib.contextmanager
+    def _noting_loss(self) -> Iterator[None]:
+        """A fenced write that found the lock gone: later calls fail fast, without the database."""
+        try:
+            yield
+        except LeaseLost:
+            self._lost.set()
+            raise
+
+    def assert_lock(self, what: str = "committing outputs") -> None:
+        """LeaseLost unless the database still says our lock is ours: one small SELECT, asked right before an
+        output commit (the heartbeat notices a lost lock only every lease/3 seconds, and a run stopped for
+        longer than its lease notices nothing until it asks)."""
+        self._check_lock(what)
+        assert self.lease is not None
+        with self._db:
+            ours = self.tracker.holds(self.lease)
+        if not ours:
+            self._lost.set()
+            raise LeaseLost(f"lost the lock of job {self.job_id} (unlocked by an operator, or taken over after "
+                            f"our lease expired); stopping before {what}")
+
     def mark_step(self, step: str, status: str, message: str = "") -> None:
         """Record a step's status, only while our lock is still ours (else LeaseLost)."""
         validate_status(status)
         self._check_lock(f"step {step}")
-        self.tracker.set_status(step_job_id(self.pipeline, step, self.date), status, self._masker.mask(message),
-                                run_id=self.run_id, fence=self.lease)
+        with self._db, self._noting_loss():
+            self.tracker.set_status(step_job_id(self.pipeline, step, self.date), status,
+                                    self._masker.mask(message), run_id=self.run_id, fence=self.lease)
 
     def invalidate_steps(self, steps: Iterable[str], message: str) -> list[str]:
         """Turn the 'success' marks of ``steps`` stale, before a step upstream of them rewrites its outputs.
@@ -286,8 +358,9 @@ class JobGuard:
         if not by_job:
             return []
         self._check_lock(f"marking {', '.join(by_job.values())} {STALE}")
-        changed = self.tracker.invalidate(list(by_job), self._masker.mask(message), run_id=self.run_id,
-                                          fence=self.lease)
+        with self._db, self._noting_loss():
+            changed = self.tracker.invalidate(list(by_job), self._masker.mask(message), run_id=self.run_id,
+                                              fence=self.lease)
         return [by_job[job] for job in changed]
 
     # -- end -----------------------------------------------------------------------------------------------
@@ -310,7 +383,8 @@ class JobGuard:
         try:
             if self._heartbeat is not None:
                 self._heartbeat.stop()
-            ok = self.tracker.release(self.lease, status, self._masker.mask(message))
+            with self._db:  # a connection the server closed is reopened by the backend: still released
+                ok = self.tracker.release(self.lease, status, self._masker.mask(message))
         finally:
             self._releasing = False
         if ok:

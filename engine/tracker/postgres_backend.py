@@ -2,11 +2,18 @@
 
 The table name is composed with ``psycopg2.sql.Identifier``; every value is a bound parameter. The clock is
 the server's (``now() AT TIME ZONE 'UTC'``), so leases of holders on several machines share one clock.
+
+A session the server closed (restart, failover, network blip, ``pg_terminate_backend``) is reopened once per
+statement and the statement retried: every write is conditional on the caller's lock_id (or idempotent), so a
+retry cannot act for a run that lost its lock. A run survives a blip shorter than its lease.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import logging
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -26,6 +33,7 @@ from engine.tracker.base import (
     Lease,
     LeaseLost,
     Tracker,
+    TrackerUnreachable,
     clip_message,
     row_select_list,
     validate_status,
@@ -34,6 +42,7 @@ from engine.tracker.base import (
 
 _NOW = "(now() AT TIME ZONE 'UTC')"
 _LEASE = f"({_NOW} + %(lease)s * interval '1 second')"
+log = logging.getLogger("tickflow.tracker")
 _HAVE_COLUMNS = ("SELECT column_name FROM information_schema.columns "
                  "WHERE table_schema = current_schema() AND table_name = %(name)s")
 
@@ -57,24 +66,35 @@ class PostgresTracker(Tracker):
         self.read_only = read_only
         self.table = validate_table_name(config.job_tracker_table_name)
         self._t = sql.Identifier(self.table)
+        self._lock = threading.RLock()  # the session may be swapped by a reconnect: one statement at a time
+        self.reconnects = 0
         try:
-            self._conn = psycopg2.connect(
-                host=config.host, port=config.port, dbname=config.database, user=config.user,
-                password=config.password or None, connect_timeout=config.connect_timeout,
-                application_name="tickflow-tracker")
+            self._conn = self._connect()
         except psycopg2.Error as exc:
             raise TrackerError(f"cannot connect to the PostgreSQL job tracker at {config.describe()}: "
                                f"{_first_line(exc, config.password)}") from None
-        self._conn.autocommit = True
         if read_only:
-            with self._errors():
-                self._conn.set_session(readonly=True)
             have = {r[0] for r in self._exec(_HAVE_COLUMNS, {"name": self.table})}
         else:
             self._ensure_schema()
             have = set(ROW_COLUMNS)
         self._has_table = bool(have)  # False only on a read-only open: nothing recorded yet
         self._select = row_select_list(have)
+
+    def _connect(self) -> Any:
+        """A new autocommit session, read-only when the tracker is (the server then refuses any write too)."""
+        cfg = self.config
+        conn = psycopg2.connect(host=cfg.host, port=cfg.port, dbname=cfg.database, user=cfg.user,
+                                password=cfg.password or None, connect_timeout=cfg.connect_timeout,
+                                application_name="tickflow-tracker")
+        try:
+            conn.autocommit = True
+            if self.read_only:
+                conn.set_session(readonly=True)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def describe(self) -> str:
         return f"PostgreSQL {self.config.describe()} table {self.table}"
@@ -87,9 +107,40 @@ class PostgresTracker(Tracker):
             raise TrackerError(f"job tracker {self.describe()}: "
                                f"{_first_line(exc, self.config.password)}") from None
 
+    def _broken(self, exc: psycopg2.Error) -> bool:
+        """The session itself is gone (not a statement error on a live session, e.g. a timeout)."""
+        return isinstance(exc, psycopg2.OperationalError | psycopg2.InterfaceError) and bool(self._conn.closed)
+
+    def _reconnect(self, exc: psycopg2.Error) -> None:
+        """Replace a session the server closed; TrackerUnreachable (one line, where) when that fails too."""
+        lost = _first_line(exc, self.config.password)
+        with contextlib.suppress(psycopg2.Error):
+            self._conn.close()
+        try:
+            self._conn = self._connect()
+        except psycopg2.Error as err:
+            raise TrackerUnreachable(
+                f"lost the connection to the PostgreSQL job tracker at {self.config.describe()} ({lost}) and "
+                f"could not reconnect: {_first_line(err, self.config.password)}") from None
+        self.reconnects += 1
+        log.warning("job tracker %s: the connection was lost (%s); reconnected", self.describe(), lost)
+
     def _exec(self, query: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        """Run one statement; a session the server closed is reopened and the statement retried once."""
         composed = sql.SQL(query).format(t=self._t)
-        with self._errors(), self._conn.cursor() as cur:
+        with self._lock:
+            try:
+                return self._fetch(composed, params)
+            except psycopg2.Error as exc:
+                if not self._broken(exc):
+                    raise TrackerError(f"job tracker {self.describe()}: "
+                                       f"{_first_line(exc, self.config.password)}") from None
+                self._reconnect(exc)
+            with self._errors():
+                return self._fetch(composed, params)
+
+    def _fetch(self, composed: sql.Composable, params: dict[str, Any] | None) -> list[tuple[Any, ...]]:
+        with self._conn.cursor() as cur:
             cur.execute(composed, params)
             return cur.fetchall() if cur.description is not None else []
 
@@ -128,6 +179,12 @@ class PostgresTracker(Tracker):
             return None
         rows = self._exec(f"SELECT {self._select} FROM {{t}} WHERE job_id = %(job)s", {"job": job_id})
         return self._row(rows[0]) if rows else None
+
+    def lock_of(self, job_id: str) -> str | None:
+        if not self._has_table:
+            return None
+        rows = self._exec("SELECT lock_id FROM {t} WHERE job_id = %(job)s", {"job": job_id})
+        return None if not rows or rows[0][0] is None else str(rows[0][0])
 
     def list_jobs(self) -> list[JobRow]:
         if not self._has_table:
@@ -216,7 +273,7 @@ class PostgresTracker(Tracker):
             "(SELECT 1 FROM {t} AS f WHERE f.job_id = %(fjob)s AND f.lock_id = %(flock)s)) RETURNING job_id",
             {"stale": STALE, "run": run_id, "msg": clip_message(message), "jobs": ids,
              "fjob": fence.job_id if fence else None, "flock": fence.lock_id if fence else None})
-        if not rows and fence is not None and not self._holds(fence):
+        if not rows and fence is not None and not self.holds(fence):
             raise LeaseLost(f"lost the lock of job {fence.job_id} (lease expired and taken over, or unlocked "
                             f"by an operator); not marking {', '.join(ids)} stale")
         return sorted(r[0] for r in rows)
@@ -235,4 +292,5 @@ class PostgresTracker(Tracker):
         return PostgresTracker(self.config, read_only=self.read_only)
 
     def close(self) -> None:
-        self._conn.close()
+        with self._lock:
+            self._conn.close()

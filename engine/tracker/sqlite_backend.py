@@ -144,6 +144,12 @@ class SqliteTracker(Tracker):
         r = self._one(f"SELECT {self._select} FROM {self._q} WHERE job_id = ?", (job_id,))
         return None if r is None else self._row(r)
 
+    def lock_of(self, job_id: str) -> str | None:
+        if not self._has_table:
+            return None
+        r = self._one(f"SELECT lock_id FROM {self._q} WHERE job_id = ?", (job_id,))
+        return None if r is None or r[0] is None else str(r[0])
+
     def list_jobs(self) -> list[JobRow]:
         if not self._has_table:
             return []
@@ -236,7 +242,7 @@ class SqliteTracker(Tracker):
                 f"WHERE job_id IN ({', '.join(':j' + str(i) for i in range(len(ids)))}) AND status = 'success' "
                 f"AND (:fjob IS NULL OR EXISTS (SELECT 1 FROM {self._q} AS f "
                 "WHERE f.job_id = :fjob AND f.lock_id = :flock)) RETURNING job_id", params).fetchall()
-        if not rows and fence is not None and not self._holds(fence):
+        if not rows and fence is not None and not self.holds(fence):
             raise LeaseLost(f"lost the lock of job {fence.job_id} (lease expired and taken over, or unlocked "
                             f"by an operator); not marking {', '.join(ids)} stale")
         return sorted(r[0] for r in rows)

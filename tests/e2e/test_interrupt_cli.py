@@ -7,12 +7,15 @@ start and the job must be recorded as failed.
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 from tests.e2e.test_job_tracking_cli import env_for
 from tests.engine.tracker.test_contract import wait_until
@@ -72,7 +75,10 @@ def _running(pid: int) -> bool:
     return text[text.rindex(")") + 2] != "Z"  # a zombie has ended
 
 
-def test_sigterm_cancels_both_running_steps_and_commits_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("whole_group", [False, True], ids=["to-the-process", "to-its-process-group"])
+def test_sigterm_cancels_both_running_steps_and_commits_nothing(tmp_path: Path, whole_group: bool) -> None:
+    """To the process alone (kill PID), or to its process group as systemd, docker and Kubernetes send it: then
+    the JVM gets it too and ends by itself, which must not turn the interrupt into a crash."""
     plugins = tmp_path / "plugins"
     plugins.mkdir()
     (plugins / "tf_interrupt_e2e.py").write_text(PLUGIN)
@@ -115,14 +121,18 @@ def test_sigterm_cancels_both_running_steps_and_commits_nothing(tmp_path: Path) 
     log = tmp_path / "run.txt"
     with log.open("w") as fh:
         proc = subprocess.Popen([sys.executable, str(CLI), "run", str(spec), "--date", DATE, "--config", str(ini)],
-                                cwd=tmp_path, env=env, stdout=fh, stderr=subprocess.STDOUT, text=True)
+                                cwd=tmp_path, env=env, stdout=fh, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=whole_group)
     try:
         staging = warehouse / ".tickflow_staging"
         # both writes have tasks running: each output's staging folder holds Spark's task attempt folders
         wait_until(lambda: marks["left"].exists() and marks["right"].exists(), 180, "both steps to start")
         wait_until(lambda: _count(staging, "_temporary") >= 2, 120, "both writes to run tasks")
         jvms = _children(proc.pid)
-        proc.send_signal(signal.SIGTERM)
+        if whole_group:
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            proc.send_signal(signal.SIGTERM)
         code = proc.wait(120)
     finally:
         if proc.poll() is None:
@@ -137,7 +147,11 @@ def test_sigterm_cancels_both_running_steps_and_commits_nothing(tmp_path: Path) 
         rows = dict(((job, (status, message)) for job, status, message in
                      db.execute("SELECT job_id, status, message FROM job_tracker")))
     assert rows[f"twosteps_{DATE}"] == ("failed", "terminated by SIGTERM"), rows
-    for step in ("left", "right"):  # each step's record says its Spark job was cancelled
+    for step in ("left", "right"):  # each step's record says its Spark job was cancelled (or its JVM ended)
         status, message = rows[f"twosteps.{step}_{DATE}"]
-        assert status == "failed" and message.startswith("SparkException: [SPARK_JOB_CANCELLED]"), rows
+        assert status == "failed", rows
+        assert whole_group or message.startswith("SparkException: [SPARK_JOB_CANCELLED]"), rows
     assert f"twosteps.down_{DATE}" not in rows
+    assert "Traceback" not in out and f"twosteps {DATE}: terminated: terminated by SIGTERM" in out, out[-3000:]
+    reports = list((warehouse / "_reports" / "twosteps" / DATE).glob("*/report.json"))  # reported like any end
+    assert len(reports) == 1 and "log: " in out and "report: " in out, out[-3000:]

@@ -114,3 +114,35 @@ def test_step_lines_appear_once_on_the_console(tmp_path, console, mode, on_conso
     for h in logging.getLogger().handlers:
         h.flush()
     assert "step load: done" in path.read_text()
+
+
+def test_py4j_chatter_through_the_root_logger_stays_off_the_console(tmp_path):
+    """py4j logs a traceback with logging.info() on the root logger for each call to a JVM that has ended."""
+    import io
+    import os
+
+    from engine.logs import close_logging, setup_logging
+
+    stream = io.StringIO()
+    setup_logging(tmp_path, "run", quiet=False, secrets=[], stream=stream)
+    try:
+        py4j_file = f"{os.sep}venv{os.sep}py4j{os.sep}java_gateway.py"
+        for level, text in ((logging.INFO, "Exception while sending command."), (logging.ERROR, "py4j errs")):
+            record = logging.LogRecord("root", level, py4j_file, 1, text, None, None)
+            logging.getLogger().handle(record)
+        logging.getLogger().info("our own root-level line")
+    finally:
+        close_logging()
+    console = stream.getvalue()
+    assert "Exception while sending command." not in console
+    assert "py4j errs" not in console and "our own root-level line" in console
+    assert "Exception while sending command." in (tmp_path / "run.log").read_text()  # the file keeps it
+    # after the run, logging.info() on a root logger without handlers would install a console handler
+    import subprocess
+    import sys
+
+    code = ("import logging, sys; from engine.logs import setup_logging, close_logging; "
+            f"setup_logging({str(tmp_path)!r}, 'again', quiet=False, secrets=[], stream=sys.stdout); "
+            "close_logging(); logging.info('after the run')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "after the run" not in done.stdout + done.stderr, done.stderr

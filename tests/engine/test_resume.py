@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 
 import pytest
@@ -309,3 +310,134 @@ def test_a_step_is_not_reused_while_a_step_upstream_of_it_reruns(plan_resume):
     # and rewrites it: right, fresh by its own mark, reruns as well
     assert plan_resume({"base": "success", "left": "failed", "right": "success"}, reloadable=False) == (
         set(), set())
+
+
+# -- a run whose lock was taken away commits nothing ------------------------------------------------------------
+GRAB_MODULE = '''
+import sqlite3
+import uuid
+
+from engine.registry import transform
+
+
+@transform("t_grab", description="Passes `df` through after taking job `job`'s lock away in the tracker file: "
+           "`grab: takeover` as a run taking over an expired lease does, `grab: unlock` as an operator does.",
+           inputs=["df"],
+           params_schema={"type": "object", "required": ["tracker", "job"],
+                          "properties": {"tracker": {"type": "string"}, "job": {"type": "string"},
+                                         "grab": {"type": "string", "default": ""}}})
+def t_grab(ctx, inputs, params):
+    # runs on the driver between the step's compute and its commit (the DataFrame is written afterwards)
+    with sqlite3.connect(params["tracker"], isolation_level=None) as db:
+        if params["grab"] == "takeover":
+            db.execute("UPDATE job_tracker SET lock_id = ?, holder_host = 'other-node', holder_pid = 4711 "
+                       "WHERE job_id = ?", (str(uuid.uuid4()), params["job"]))
+        elif params["grab"] == "unlock":
+            db.execute("UPDATE job_tracker SET lock_id = NULL, lease_expires = NULL, status = 'failed', "
+                       "message = 'unlocked by ops@box' WHERE job_id = ?", (params["job"],))
+    return inputs["df"]
+'''
+
+GRAB = """
+pipeline: grab
+modules: [{mod}, {grab}]
+vars: {{n: 6, grab: ""}}
+steps:
+  src:
+    transform: t_counted
+    params: {{log: "{log}", n: "{{{{ vars.n }}}}"}}
+  out:
+    transform: t_grab
+    inputs: {{df: src}}
+    params: {{tracker: "{tracker}", job: grab_2024-01-05, grab: "{{{{ vars.grab }}}}"}}
+    outputs: {{out: {{path: g/out, partition_by: [day]}}}}
+    expectations:
+      - {{name: odd, expr: "id % 2 = 0", action: drop}}
+"""
+
+
+@pytest.fixture(scope="session")
+def grab_module(install_module) -> str:
+    return install_module("tf_resume_grab", GRAB_MODULE)
+
+
+@pytest.mark.parametrize("grab", ["takeover", "unlock"])
+def test_a_run_whose_lock_is_taken_away_before_its_commit_commits_nothing(grab, tmp_path, write_spec,
+                                                                          test_transforms_module, grab_module,
+                                                                          spark):
+    from engine.tracker.base import LeaseLost
+
+    tracker_file = tmp_path / "t.sqlite"
+    spec_path = write_spec(GRAB.format(mod=test_transforms_module, grab=grab_module, log=tmp_path / "computed.log",
+                                       tracker=tracker_file))
+    config = Config(storage=StorageConfig(root=str(tmp_path / "wh")),
+                    tracker=TrackerConfig(sqlite_path=str(tracker_file)), base_dir=tmp_path)
+    storage = LocalStorage(tmp_path / "wh")
+
+    def run(n: int, grab: str = "", force: bool = False):
+        spec = load_spec(spec_path, date=DATE, var_overrides={"n": n, "grab": grab}, config=config)
+        with open_tracker(config) as tracker:  # a long lease: the heartbeat does not notice in time
+            guard = JobGuard(tracker, spec.name, DATE, force=force, lease_seconds=60,
+                             log=logging.getLogger("tickflow.test"))
+            return PipelineRunner(spec, config, date=DATE, storage=storage, raw_storage=storage,
+                                  registry=REGISTRY, spark_provider=lambda: spark, guard=guard,
+                                  options=RunOptions(force=force)).run()
+
+    def committed() -> tuple[list[int], list[int]]:
+        out = sorted(r["id"] for r in spark.read.parquet(storage.read_uri("g/out")).collect())
+        dropped = sorted(json.loads(r["raw_line"])["id"]
+                         for r in spark.read.parquet(storage.read_uri("quarantine")).collect())
+        return out, dropped
+
+    assert run(n=6).status == "success"
+    assert committed() == ([0, 2, 4], [1, 3, 5])
+    files = sorted(p.relative_to(storage.path) for p in storage.path.rglob("*.parquet"))
+
+    with pytest.raises(LeaseLost, match="grab_2024-01-05") as info:
+        run(n=4, grab=grab, force=True)  # other rows: a commit would show in the output and in quarantine
+    assert committed() == ([0, 2, 4], [1, 3, 5])  # was: ([0, 2], [1, 3]), next to the new holder's outputs
+    assert sorted(p.relative_to(storage.path) for p in storage.path.rglob("*.parquet")) == files
+    chain, exc = [], info.value
+    while exc is not None:
+        chain.append(str(exc))
+        exc = exc.__cause__ or exc.__context__
+    assert any("stopping before committing outputs" in text for text in chain), chain
+    with open_tracker(config) as tracker:
+        job, step = tracker.get("grab_2024-01-05"), tracker.get("grab.out_2024-01-05")
+    assert job is not None and step is not None
+    if grab == "takeover":  # the new holder's row is left as it is
+        assert (job.status, job.holder_host) == ("running", "other-node") and job.lock_id is not None
+    else:
+        assert (job.status, job.lock_id, job.message) == ("failed", None, "unlocked by ops@box")
+    assert step.status != "success"
+
+
+def test_a_job_whose_upstream_succeeded_again_recomputes_every_step(tmp_path, write_spec, test_transforms_module,
+                                                                     spark):
+    log_file = tmp_path / "computed.log"
+    spec_path = write_spec(SPEC.format(mod=test_transforms_module, log=log_file).replace(
+        "pipeline: resume\n", "pipeline: resume\nrequires: [up]\n"))
+    config = Config(storage=StorageConfig(root=str(tmp_path / "wh")),
+                    tracker=TrackerConfig(sqlite_path=str(tmp_path / "t.sqlite")), base_dir=tmp_path)
+    storage = LocalStorage(tmp_path / "wh")
+    tracker = open_tracker(config)
+    up, job = f"up_{DATE}", f"resume_{DATE}"
+
+    def run():
+        spec = load_spec(spec_path, date=DATE, var_overrides={"bad": False}, config=config)
+        guard = JobGuard(tracker, spec.name, DATE, spec.requires, lease_seconds=30)
+        return PipelineRunner(spec, config, date=DATE, storage=storage, raw_storage=storage, registry=REGISTRY,
+                              spark_provider=lambda: spark, guard=guard).run()
+
+    try:
+        tracker.set_status(up, "success")
+        assert run().status == "success" and run().status == "skipped"
+        assert log_file.read_text().splitlines() == ["one"]
+        while tracker.get(up).updated_time <= tracker.get(job).updated_time:  # the upstream reran later
+            tracker.set_status(up, "success")
+        record = run()
+        assert [record.step(s).status for s in ("one", "two", "three")] == ["success"] * 3  # no step reused
+        assert log_file.read_text().splitlines() == ["one", "one"]
+        assert run().status == "skipped"
+    finally:
+        tracker.close()

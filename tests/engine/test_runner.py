@@ -347,3 +347,36 @@ def test_a_preflight_refusal_fails_the_step_before_spark_starts(tmp_path, write_
     with pytest.raises(AttributeError):  # the check passed: the runner went on to start Spark (a stub here)
         runner.run()
     assert started == [1]
+
+
+def test_a_failing_before_commit_check_aborts_the_output_and_its_quarantine_rows(tmp_path, spark):
+    """The runner's lock check runs as ``before_commit``: when it raises, nothing of the write is published."""
+    from pyspark.sql import functions as F
+
+    from engine.expectations import parse_expectations
+    from engine.spec import OutputSpec
+    from engine.tracker.base import LeaseLost
+    from engine.writer import write_output
+
+    storage = LocalStorage(tmp_path / "wh")
+    out = OutputSpec("nums", "fenced/nums", ("day",))
+    drop_odd = parse_expectations([{"name": "even", "expr": "id % 2 = 0", "action": "drop"}])
+
+    def nums(n):
+        return spark.range(n).withColumn("day", F.lit(D1.isoformat()).cast("date"))
+
+    checks = []
+    write_output(spark, nums(6), out, storage, "r1", expectations=drop_odd, quarantine_date=D1.isoformat(),
+                 before_commit=lambda: checks.append("ok"))
+    assert checks == ["ok"]
+    files = sorted(p.relative_to(storage.path) for p in storage.path.rglob("*.parquet"))
+
+    def lost():
+        raise LeaseLost("lost the lock of job demo_2024-01-04; stopping before committing outputs")
+
+    with pytest.raises(LeaseLost):
+        write_output(spark, nums(4), out, storage, "r2", expectations=drop_odd, quarantine_date=D1.isoformat(),
+                     before_commit=lost)
+    assert sorted(p.relative_to(storage.path) for p in storage.path.rglob("*.parquet")) == files
+    assert sorted(r[0] for r in read(spark, storage, "fenced/nums")) == [0, 2, 4]
+    assert NullGuard().assert_lock() is None  # runs without a tracker have no lock to lose

@@ -4,12 +4,19 @@ and its _SUCCESS-gated metadata calls against Azurite's blob endpoint."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
-from engine.config import AzureConfig, Config, StorageConfig
+from engine.config import AzureConfig, Config, SparkConfig, StorageConfig
 from engine.errors import ConfigError, StorageError
-from engine.storage.azure_direct import OWNED_STAGING, AzureDirectStorage
+from engine.storage.azure_direct import (
+    OWNED_STAGING,
+    AzureDirectStorage,
+    find_abfs_connector,
+    require_abfs_connector,
+    spark_home,
+)
 from engine.storage.base import owned_name
 from tests.azurite import ACCOUNT, ACCOUNT_KEY
 
@@ -45,8 +52,9 @@ def test_hadoop_and_spark_conf_for_an_access_key() -> None:
         f"fs.azure.account.key.{HOST}": KEY,
         "mapreduce.fileoutputcommitter.marksuccessfuljobs": "true",
     }
-    assert st.spark_conf()[f"spark.hadoop.fs.azure.account.key.{HOST}"] == KEY
-    assert all(k.startswith("spark.hadoop.") for k in st.spark_conf())
+    # the key stays out of the SparkConf (the JVM's command line): configure_spark sets it on the running session
+    assert st.spark_conf() == {f"spark.hadoop.fs.azure.account.auth.type.{HOST}": "SharedKey",
+                               "spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs": "true"}
     assert KEY not in repr(st) and KEY not in st.describe()
 
 
@@ -65,6 +73,7 @@ def test_conf_from_a_sas_connection_string() -> None:
     st = AzureDirectStorage.from_config("az://market/wh", _config(access_key="", connection_string=cs))
     assert st.hadoop_conf()[f"fs.azure.account.auth.type.{HOST}"] == "SAS"
     assert st.hadoop_conf()[f"fs.azure.sas.fixed.token.{HOST}"] == "sv=2022&sig=abc"
+    assert not any("sig=abc" in v or "sas" in k for k, v in st.spark_conf().items())
 
 
 def test_endpoint_override_maps_blob_host_to_dfs_host() -> None:
@@ -88,7 +97,8 @@ def test_success_marker_gates_reads_and_commit(azurite, container) -> None:
     """Metadata calls go through the Blob API, which Azurite serves (the abfss:// side needs a real account)."""
     config = Config(azure=AzureConfig(storage_account=ACCOUNT, container=container, access_key=ACCOUNT_KEY,
                                       endpoint=azurite.endpoint), storage=StorageConfig(mode="direct"))
-    st = AzureDirectStorage.from_config(f"az://{container}/wh", config, cleanup_grace_seconds=0)
+    st = AzureDirectStorage.from_config(f"az://{container}/wh", config, cleanup_grace_seconds=0,
+                                        check_connector=False)  # Azurite serves the Blob API only
     st.check()
     client = st.access.client
     pending = st.begin_write("trade", "run-1", "overwrite", ["trade_dt"])
@@ -115,7 +125,8 @@ def test_owned_append_is_staged_then_replaces_its_owners_files_only(azurite, con
     for the abfss:// side: the test writes what Spark would)."""
     config = Config(azure=AzureConfig(storage_account=ACCOUNT, container=container, access_key=ACCOUNT_KEY,
                                       endpoint=azurite.endpoint), storage=StorageConfig(mode="direct"))
-    st = AzureDirectStorage.from_config(f"az://{container}/wh", config, cleanup_grace_seconds=0)
+    st = AzureDirectStorage.from_config(f"az://{container}/wh", config, cleanup_grace_seconds=0,
+                                        check_connector=False)  # Azurite serves the Blob API only
     client = st.access.client
     client.upload_blob("wh/q/_SUCCESS", b"")
     client.upload_blob("wh/q/d=1/part-0.parquet", b"ingest")
@@ -147,3 +158,177 @@ def test_owned_append_is_staged_then_replaces_its_owners_files_only(azurite, con
     owned("demo/a", {}, replace=("d=1", "d=2"))
     assert contents() == {"d=1/part-0.parquet": b"ingest", f"d=1/{owned_name('demo/b', 'part-1.parquet')}": b"b1"}
     assert st.exists("q")
+
+
+# -- the account key stays out of the SparkConf and the JVM's command line
+
+_SESSION_AS_THE_CLI_BUILDS_IT = """
+import json, sys
+from pyspark import SparkContext
+from engine.cli import Session
+from engine.config import AzureConfig, Config, SparkConfig, StorageConfig
+from engine.storage.factory import open_storage
+
+key, name = sys.argv[1], sys.argv[2]
+config = Config(azure=AzureConfig(storage_account="acct01", container="market", access_key=key),
+                storage=StorageConfig(root="az://market/wh", mode="direct"), spark=SparkConfig(master="local[1]"))
+session = Session(config, storages=(open_storage("az://market/wh", config), open_storage("az://market/raw", config)))
+spark = session.spark_provider()
+cmdline = open(f"/proc/{SparkContext._gateway.proc.pid}/cmdline", "rb").read().decode().split("\\0")
+hconf = spark.sparkContext._jsc.hadoopConfiguration()
+print(json.dumps({"cmdline": cmdline, "spark_conf": spark.sparkContext.getConf().getAll(),
+                  "session_conf": list(spark.conf.getAll.items()), "hadoop": hconf.get(name),
+                  "auth": hconf.get(name.replace(".key.", ".auth.type."))}))
+"""
+
+
+def test_the_cli_session_gets_the_key_in_its_hadoop_configuration_not_on_the_jvm_command_line(repo_root) -> None:
+    """A fresh JVM (the shared test session already runs, so its command line proves nothing): built as the
+    CLI builds it for direct mode, the driver JVM's arguments (``ps -o args``) and the SparkConf never hold the
+    key, and the running session's Hadoop configuration does."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    name = f"fs.azure.account.key.{HOST}"
+    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(repo_root)}
+    out = subprocess.run([sys.executable, "-c", _SESSION_AS_THE_CLI_BUILDS_IT, KEY, name], cwd=repo_root, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    seen = json.loads(out.stdout.strip().splitlines()[-1])
+    assert seen["cmdline"][0].endswith("java") and any("SparkSubmit" in a for a in seen["cmdline"])
+    assert not any(KEY in arg for arg in seen["cmdline"])
+    assert not any(KEY in value or name in key for key, value in seen["spark_conf"])
+    assert not any(KEY in value for _, value in seen["session_conf"])
+    assert seen["hadoop"] == KEY and seen["auth"] == "SharedKey"
+    assert KEY not in out.stdout.replace(seen["hadoop"], "") and KEY not in out.stderr
+
+
+def test_configure_spark_sets_the_key_on_the_running_session(spark) -> None:
+    st = AzureDirectStorage.from_config("az://market/wh", _config())
+    hconf = spark.sparkContext._jsc.hadoopConfiguration()
+    try:
+        st.configure_spark(spark)
+        assert hconf.get(f"fs.azure.account.key.{HOST}") == KEY
+        assert hconf.get(f"fs.azure.account.auth.type.{HOST}") == "SharedKey"
+    finally:  # the session is shared by the whole test run
+        for key in st.hadoop_conf():
+            hconf.unset(key)
+    assert hconf.get(f"fs.azure.account.key.{HOST}") is None
+
+
+# -- direct mode refuses a Spark without the hadoop-azure connector before the lock and Spark
+
+
+def _spark_home(tmp_path: Path, *jars: str) -> Path:
+    """A Spark installation's layout: jars/ with the given jar files (empty stand-ins)."""
+    home = tmp_path / "spark"
+    (home / "jars").mkdir(parents=True)
+    for jar in ("spark-core_2.13-4.0.0.jar", "hadoop-client-api-3.4.1.jar", *jars):
+        (home / "jars" / jar).write_bytes(b"")
+    return home
+
+
+def test_a_spark_without_hadoop_azure_is_refused_naming_where_it_looked(tmp_path: Path) -> None:
+    home = _spark_home(tmp_path, "hadoop-azure-datalake-3.4.1.jar")  # the adl:// connector does not do
+    with pytest.raises(StorageError) as info:
+        require_abfs_connector({"spark.jars": "/opt/jars/delta-spark.jar",
+                                "spark.driver.extraClassPath": f"{tmp_path}/nothing/*"}, {"SPARK_HOME": str(home)})
+    message = str(info.value)
+    assert info.value.exit_code == 2
+    for words in ("mode = direct needs the hadoop-azure connector", f"Spark's jars folder {home}/jars",
+                  "[spark] spark.jars;", "[spark] spark.driver.extraClassPath", "hadoop-azure:3.4.1",
+                  "mode = staged"):
+        assert words in message
+    assert "delta-spark" not in message  # names of settings only: a jar URL may carry a token
+    with pytest.raises(StorageError, match=r"\(no spark.jars, spark.jars.packages, spark.driver.extraClassPath"):
+        require_abfs_connector({}, {"SPARK_HOME": str(home)})
+
+
+def test_pyspark_without_spark_home_is_looked_at_in_its_own_jars_folder() -> None:
+    import pyspark
+
+    assert spark_home({}) == Path(pyspark.__file__).parent
+    search = find_abfs_connector({}, spark_home({}), {})
+    assert search.looked[0] == f"pyspark's jars folder {Path(pyspark.__file__).parent / 'jars'}"
+
+
+@pytest.mark.parametrize("where", ["jars folder", "spark.jars", "spark.jars.packages", "extraClassPath folder",
+                                   "spark-defaults.conf", "SPARK_DIST_CLASSPATH", "PYSPARK_SUBMIT_ARGS",
+                                   "running JVM"])
+def test_a_spark_with_hadoop_azure_is_not_refused(tmp_path: Path, where: str) -> None:
+    home = _spark_home(tmp_path, "hadoop-azure-3.4.1.jar" if where == "jars folder" else "other.jar")
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "hadoop-azure-3.4.1.jar").write_bytes(b"")
+    conf_dir = tmp_path / "conf"
+    conf_dir.mkdir()
+    (conf_dir / "spark-defaults.conf").write_text("# cluster defaults\nspark.jars.packages  "
+                                                  "org.apache.hadoop:hadoop-azure:3.4.1\n")
+    env = {"SPARK_HOME": str(home)}
+    conf: dict[str, str] = {}
+    match where:
+        case "spark.jars":
+            conf["spark.jars"] = "/opt/jars/delta.jar,/opt/jars/hadoop-azure-3.4.1.jar"
+        case "spark.jars.packages":
+            conf["spark.jars.packages"] = "io.delta:delta-spark_2.13:4.0.0,org.apache.hadoop:hadoop-azure:3.4.1"
+        case "extraClassPath folder":
+            conf["spark.driver.extraClassPath"] = f"/opt/none.jar:{extra}/*"
+        case "spark-defaults.conf":
+            env["SPARK_CONF_DIR"] = str(conf_dir)
+        case "SPARK_DIST_CLASSPATH":
+            env["SPARK_DIST_CLASSPATH"] = f"/etc/hadoop/conf:{extra}/*"
+        case "PYSPARK_SUBMIT_ARGS":
+            env["PYSPARK_SUBMIT_ARGS"] = "--packages org.apache.hadoop:hadoop-azure:3.4.1 pyspark-shell"
+        case "running JVM":  # spark-submit, Databricks: the JVM's class path was decided elsewhere
+            env["PYSPARK_GATEWAY_PORT"] = "40123"
+    require_abfs_connector(conf, env)
+    if where != "running JVM":
+        assert find_abfs_connector(conf, home, env).found
+
+
+def test_check_refuses_before_any_network_call(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SPARK_HOME", str(_spark_home(tmp_path)))
+    monkeypatch.delenv("PYSPARK_GATEWAY_PORT", raising=False)
+    for var in ("SPARK_CONF_DIR", "SPARK_DIST_CLASSPATH", "SPARK_CLASSPATH", "PYSPARK_SUBMIT_ARGS"):
+        monkeypatch.delenv(var, raising=False)
+    st = AzureDirectStorage.from_config("az://market/wh", _config())
+    with pytest.raises(StorageError, match="needs the hadoop-azure connector"):
+        st.check()
+    assert st._access is None  # refused locally: no Blob client, no request to acct01
+    with_jar = dataclasses.replace(_config(), spark=SparkConfig(conf={"spark.jars.packages":
+                                                                      "org.apache.hadoop:hadoop-azure:3.4.1"}))
+    st = AzureDirectStorage.from_config("az://market/wh", with_jar)
+    monkeypatch.setattr(AzureDirectStorage, "access", property(lambda self: pytest.fail("reached the network")))
+    with pytest.raises(pytest.fail.Exception, match="reached the network"):
+        st.check()  # the connector is configured: on to the container check
+
+
+def test_a_direct_run_without_the_connector_exits_2_before_the_lock_and_spark(
+        azurite, container, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        repo_root: Path) -> None:
+    from engine import cli
+    from engine import spark as spark_module
+
+    monkeypatch.setenv("SPARK_HOME", str(_spark_home(tmp_path)))
+    for var in ("PYSPARK_GATEWAY_PORT", "SPARK_CONF_DIR", "SPARK_DIST_CLASSPATH", "SPARK_CLASSPATH",
+                "PYSPARK_SUBMIT_ARGS"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(spark_module, "build_session", lambda *a, **k: pytest.fail("Spark was started"))
+    from azure.storage.blob import ContainerClient
+
+    with ContainerClient(azurite.endpoint, container,
+                         credential={"account_name": ACCOUNT, "account_key": ACCOUNT_KEY}) as client:
+        client.upload_blob("raw/csv/2020-08-05/NYSE/part-00000.txt", b"a raw file: the run would reach Spark")
+    ini = tmp_path / "direct.ini"
+    ini.write_text(f"[storage]\nroot = az://{container}/wh\nraw_root = az://{container}/raw\nmode = direct\n"
+                   f"[azure]\nstorage_account = {ACCOUNT}\naccess_key = {ACCOUNT_KEY}\nendpoint = {azurite.endpoint}\n"
+                   f"[tracker]\nsqlite_path = {tmp_path}/tracker.sqlite\n[pipeline]\nlog_dir = {tmp_path}/logs\n")
+    code = cli.main(["run", str(repo_root / "pipelines" / "preprocess.yaml"), "--date", "2020-08-05",
+                     "--config", str(ini), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "needs the hadoop-azure connector" in err and "mode = staged" in err
+    assert not (tmp_path / "tracker.sqlite").exists()  # refused before the tracker (and its lock)
+    assert ACCOUNT_KEY not in err

@@ -7,13 +7,14 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from engine.errors import StorageError
 from engine.storage.base import is_owned, owner_tag
-from engine.storage.local import STAGING, TRASH, LocalStorage
+from engine.storage.local import FOREIGN_ABANDONED_SECONDS, STAGING, TRASH, LocalStorage
 
 
 def _stage(storage: LocalStorage, rel: str, run_id: str, files: dict[str, str], mode: str = "overwrite_partitions"):
@@ -186,3 +187,45 @@ def test_owner_tags_never_collide_and_need_append(tmp_path):
     assert not is_owned("a", "part-0.parquet") and not owner_tag("_x").startswith(("_", "."))
     with pytest.raises(StorageError, match="mode append"):
         LocalStorage(tmp_path).begin_write("quarantine", "r1", "overwrite_partitions", ("trade_dt",), owner="x")
+
+
+def test_cleanup_leaves_other_hosts_runs_alone_until_they_are_a_day_old(tmp_path):
+    """A root shared over NFS or a volume: another host's PID means nothing here, so its folders are
+    abandoned only when nothing in them changed for FOREIGN_ABANDONED_SECONDS; this host's when the PID is gone."""
+    host = socket.gethostname()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+    def run_folder(base: str, name: str) -> Path:
+        part = tmp_path / base / name / "trade" / "_temporary" / "0" / "part-00000.parquet"
+        part.parent.mkdir(parents=True)
+        part.write_text("in flight")
+        return tmp_path / base / name
+
+    fresh = run_folder(STAGING, "other-host-4242-r1")  # dashes in a host name, as in web-01
+    fresh_trash = run_folder(TRASH, "other-host-4242-r1")
+    stale = run_folder(STAGING, "other-host-4343-r2")
+    stale_trash = run_folder(TRASH, "other-host-4343-r2")
+    two_days_ago = time.time() - 2 * 24 * 3600
+    for folder in (stale, stale_trash):
+        for path in [folder, *folder.rglob("*")]:
+            os.utime(path, (two_days_ago, two_days_ago))
+    mine_dead = run_folder(STAGING, f"{host}-{dead}-r3")
+    mine_live = run_folder(STAGING, f"{host}-{os.getpid()}-r-4")  # a run id with a dash
+    assert FOREIGN_ABANDONED_SECONDS <= 24 * 3600 < 2 * 24 * 3600
+    LocalStorage(tmp_path).cleanup("")
+    assert fresh.exists() and fresh_trash.exists() and mine_live.exists()
+    assert not stale.exists() and not stale_trash.exists() and not mine_dead.exists()
+
+
+def test_another_hosts_run_folder_written_to_recently_deep_inside_is_kept(tmp_path):
+    """A long write changes files deep in its folder, not the run folder itself: any recent change keeps it."""
+    folder = tmp_path / STAGING / "other-host-7-r1"
+    part = folder / "trade" / "trade_dt=2020-08-05" / "part-0.parquet"
+    part.parent.mkdir(parents=True)
+    part.write_text("x")
+    old = time.time() - 2 * 24 * 3600
+    for path in (folder, folder / "trade", part.parent):
+        os.utime(path, (old, old))
+    LocalStorage(tmp_path).cleanup("")
+    assert part.exists()

@@ -234,3 +234,59 @@ def test_messages_written_to_the_tracker_have_the_secrets_masked(backend: Backen
     with JobGuard(t, "analyze", DATE, secrets=[secret]) as g:
         g.finish("failed", f"step 'load' (sql) failed: password {secret}")
     assert t.get(JOB).message == "step 'load' (sql) failed: password ***"  # type: ignore[union-attr]
+
+
+def test_a_lost_lock_cancels_the_running_spark_jobs(tmp_path, spark, rec: Recorder) -> None:
+    """The heartbeat that finds the lock gone stops the Spark work at once, not at the next commit or mark."""
+    from engine.tracker.sqlite_backend import SqliteTracker
+
+    t = SqliteTracker(tmp_path / "t.sqlite")
+    try:
+        with pytest.raises(LeaseLost), JobGuard(t, "analyze", DATE, lease_seconds=1, log=logger(rec)) as g:
+            def slow(rows):  # about 20 s per task unless cancelled
+                for row in rows:
+                    time.sleep(0.05)
+                    yield row
+
+            def unlock() -> None:
+                with t.reopen() as ops:
+                    ops.unlock(JOB, "unlocked by ops@box")
+
+            unlocker = threading.Timer(1.0, unlock)
+            unlocker.start()
+            start = time.monotonic()
+            try:
+                with pytest.raises(Exception, match="cancel"):
+                    spark.sparkContext.parallelize(range(800), 2).mapPartitions(slow).count()
+            finally:
+                unlocker.join()
+            assert time.monotonic() - start < 15
+            rec.wait_for("cancelled the running Spark jobs of job analyze_2020-08-06", 5)
+            g.mark_step("load", "failed")
+    finally:
+        t.close()
+
+
+def _succeed_after(t, job: str, other: str) -> None:
+    """Record ``job`` success at a database time later than ``other``'s row (clocks tick in ms or us)."""
+    while True:
+        t.set_status(job, "success", "again")
+        if t.get(job).updated_time > t.get(other).updated_time:  # type: ignore[union-attr, operator]
+            return
+
+
+def test_a_job_whose_upstream_succeeded_again_after_it_runs_again(backend: Backend, rec: Recorder) -> None:
+    t = backend.tracker()
+    t.set_status(UP, "success")
+    with JobGuard(t, "analyze", DATE, ["preprocess"]) as g:
+        assert g.outdated_by is None
+    with JobGuard(t, "analyze", DATE, ["preprocess"]) as g:
+        assert g.already_succeeded  # up to date: nothing to do
+    _succeed_after(t, UP, JOB)  # preprocess reran for the date (e.g. corrected raw files)
+    with JobGuard(t, "analyze", DATE, ["preprocess"], log=logger(rec)) as g:
+        assert not g.already_succeeded and g.lease is not None
+        assert g.outdated_by and g.outdated_by.startswith(f"upstream job {UP} succeeded again at ")
+        assert t.get(JOB).status == "running"  # type: ignore[union-attr]
+    assert any("running it again, every step" in line for line in rec.lines)
+    with JobGuard(t, "analyze", DATE, ["preprocess"]) as g:
+        assert g.already_succeeded and g.outdated_by is None  # recomputed after the upstream: up to date again
