@@ -48,6 +48,15 @@ def _bounds(schema: Mapping[str, Any]) -> str:
     return " and ".join(parts)
 
 
+def _sized(text: str, noun: str, unit: str, lo: int | None, hi: int | None) -> str:
+    """``a non-empty list``, ``a string of 2 to 8 characters``, ``a list of at least 3 items``."""
+    if lo == 1 and hi is None:
+        return f"a non-empty {noun}"
+    if hi is not None:
+        return f"{text} of {lo or 0} to {hi} {unit}"
+    return f"{text} of at least {lo} {unit}" if lo else text
+
+
 def describe_schema(schema: Any) -> str | None:
     """What a value must look like, in words, from the schema's own keywords (None: too complex to say)."""
     if schema is True or schema == {}:
@@ -79,21 +88,13 @@ def describe_schema(schema: Any) -> str | None:
         if "multipleOf" in schema:
             text += f", a multiple of {schema['multipleOf']}"
     elif name == "string":
-        lo, hi = schema.get("minLength"), schema.get("maxLength")
-        if lo == 1 and hi is None:
-            text = "a non-empty string"
-        elif lo or hi is not None:
-            text += f" of {lo or 0} to {hi} characters" if hi is not None else f" of at least {lo} characters"
+        text = _sized(text, "string", "characters", schema.get("minLength"), schema.get("maxLength"))
         if "format" in schema:
             text += f" in {schema['format']} format"
         if "pattern" in schema:
             text += f" matching the pattern {schema['pattern']}"
     elif name == "array":
-        lo, hi = schema.get("minItems"), schema.get("maxItems")
-        if lo == 1 and hi is None:
-            text = "a non-empty list"
-        elif lo or hi is not None:
-            text += f" of {lo or 0} to {hi} items" if hi is not None else f" of at least {lo} items"
+        text = _sized(text, "list", "items", schema.get("minItems"), schema.get("maxItems"))
         if schema.get("uniqueItems"):
             text += " without repeated items"
         if isinstance(schema.get("items"), Mapping) and schema["items"]:

@@ -360,6 +360,18 @@ def _item_name(item: Any, key: str) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
+def _item_problems(base: KeyPath, items: list[Any], errors: list[Any], kind: str, label: str,
+                   problems: Problems) -> None:
+    """Each bad item of a list (expectations, charts) at its own line and key, named by its ``label`` key."""
+    for err in errors:
+        if err.index is None:
+            problems.add(base, err.detail)
+            continue
+        name = _item_name(items[err.index], label)
+        where: KeyPath = (*base, err.index, *((err.key,) if err.key else ()))
+        problems.add(where, f"{kind} '{name}': {err.detail}" if name else err.detail)
+
+
 def _check_expectations(step: StepSpec, problems: Problems) -> None:
     """Expectations run on what a step writes: on a step without outputs, or naming an output the step does
     not write, they would silently never run."""
@@ -371,13 +383,7 @@ def _check_expectations(step: StepSpec, problems: Problems) -> None:
                      "belong on a step with outputs (add one, or move them to the step that writes the data)")
     items = list(step.expectations)
     good, errors = expectation_problems(items)
-    for err in errors:
-        if err.index is None:
-            problems.add(base, err.detail)
-            continue
-        name = _item_name(items[err.index], "name")
-        where: KeyPath = (*base, err.index, *((err.key,) if err.key else ()))
-        problems.add(where, f"expectation '{name}': {err.detail}" if name else err.detail)
+    _item_problems(base, items, errors, "expectation", "name", problems)
     if not step.outputs:
         return
     written = list(step.outputs)
@@ -397,13 +403,7 @@ def _check_charts(charts: list[Any], steps: Mapping[str, StepSpec], problems: Pr
 
     base: KeyPath = ("report", "charts")
     good, errors = chart_problems(charts)
-    for err in errors:
-        if err.index is None:
-            problems.add(base, err.detail)
-            continue
-        title = _item_name(charts[err.index], "title")
-        where: KeyPath = (*base, err.index, *((err.key,) if err.key else ()))
-        problems.add(where, f"chart '{title}': {err.detail}" if title else err.detail)
+    _item_problems(base, charts, errors, "chart", "title", problems)
     for i, chart in good:
         if chart.source_kind == "dataset":
             continue  # a committed dataset: it may be written by another pipeline; `plan` tells whether it exists

@@ -12,7 +12,7 @@ import datetime as dt
 import re
 import signal
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from engine.errors import TrackerError
@@ -218,6 +218,21 @@ class Tracker(ABC):
         """Refuse a write on a read-only open here: the database may not even have the table."""
         if self.read_only:
             raise ReadOnlyViolation(f"job tracker {self.describe()} is opened read-only; not writing to it")
+
+    def _open_table(self, existing_columns: Callable[[], set[str]]) -> None:
+        """Create or upgrade the table, or on a read-only open take it as it is (no DDL): a missing table then
+        reads as no jobs, and columns an older version lacks read as NULL."""
+        if self.read_only:
+            have = existing_columns()
+        else:
+            self._ensure_schema()
+            have = set(ROW_COLUMNS)
+        self._has_table = bool(have)  # False only on a read-only open: nothing recorded yet
+        self._select = row_select_list(have)
+
+    @abstractmethod
+    def _ensure_schema(self) -> None:
+        """Create the table if missing and add the columns of newer versions (never drops anything)."""
 
     @abstractmethod
     def describe(self) -> str:

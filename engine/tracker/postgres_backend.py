@@ -35,7 +35,6 @@ from engine.tracker.base import (
     Tracker,
     TrackerUnreachable,
     clip_message,
-    row_select_list,
     validate_status,
     validate_table_name,
 )
@@ -73,13 +72,7 @@ class PostgresTracker(Tracker):
         except psycopg2.Error as exc:
             raise TrackerError(f"cannot connect to the PostgreSQL job tracker at {config.describe()}: "
                                f"{_first_line(exc, config.password)}") from None
-        if read_only:
-            have = {r[0] for r in self._exec(_HAVE_COLUMNS, {"name": self.table})}
-        else:
-            self._ensure_schema()
-            have = set(ROW_COLUMNS)
-        self._has_table = bool(have)  # False only on a read-only open: nothing recorded yet
-        self._select = row_select_list(have)
+        self._open_table(lambda: {r[0] for r in self._exec(_HAVE_COLUMNS, {"name": self.table})})
 
     def _connect(self) -> Any:
         """A new autocommit session, read-only when the tracker is (the server then refuses any write too)."""

@@ -25,7 +25,6 @@ from engine.tracker.base import (
     LeaseLost,
     Tracker,
     clip_message,
-    row_select_list,
     validate_status,
     validate_table_name,
 )
@@ -70,14 +69,8 @@ class SqliteTracker(Tracker):
                                          check_same_thread=False, uri=read_only)
         except sqlite3.Error as exc:
             raise TrackerError(f"cannot open the job tracker SQLite file {self.path}: {exc}") from exc
-        if read_only:
-            with self._errors():
-                have = self._columns()
-        else:
-            self._ensure_schema()
-            have = set(ROW_COLUMNS)
-        self._has_table = bool(have)  # False only on a read-only open: nothing recorded yet
-        self._select = row_select_list(have)
+        with self._errors():
+            self._open_table(self._columns)
 
     def _target(self) -> str:
         """What to connect to: the file, read-only by URI when ``read_only`` (in memory when it is missing)."""
