@@ -550,7 +550,7 @@ def run_one_date(args: argparse.Namespace, config: Config, date: dt.date, storag
             status = "skipped"
         elif code == EXIT_OK:
             print(PipelineRunner.summary(record), file=out)
-            status = "success"
+            status = record.status  # success, or stale: a --select run left steps out of date (exit 0)
         else:
             # refused: an upstream job is not done (3), or the job runs elsewhere (4); a step failed (1); the
             # tracker or storage failed, or the lock was lost (2); stopped by Ctrl-C (130) or SIGTERM (143)

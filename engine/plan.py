@@ -62,8 +62,9 @@ def _missing_dataset(spec: PipelineSpec, writing: frozenset[str], storage: Any, 
             "at this step")
 
 
-def _preflight_refusals(runner: PipelineRunner, resumable: set[str], raw: Any) -> dict[str, str]:
-    """Step -> why its transform's pre-Spark check refuses (e.g. no raw input), for the steps a run computes."""
+def _preflight_refusals(runner: PipelineRunner, resumable: set[str], raw: Any) -> dict[str, tuple[int, str]]:
+    """Step -> (exit code, why) where its transform's pre-Spark check refuses (e.g. no raw input: 1; the raw
+    storage cannot be read: 2), for the steps a run computes."""
     from engine.registry import REGISTRY
 
     out = {}
@@ -71,8 +72,10 @@ def _preflight_refusals(runner: PipelineRunner, resumable: set[str], raw: Any) -
         if runner.selection.runs(name) and name not in resumable:
             try:
                 preflight(runner.spec.steps[name], REGISTRY, runner.date, raw)
+            except TickflowError as exc:
+                out[name] = (exc.exit_code, str(exc))
             except Exception as exc:
-                out[name] = essential_line(exc)
+                out[name] = (1, essential_line(exc))
     return out
 
 
@@ -126,8 +129,8 @@ def describe_plan(spec: PipelineSpec, config: Config, date: dt.date, *, selector
         resumable = skip | set(reload)
         refusals = _preflight_refusals(runner, resumable, raw)
         if not verdict and refusals:
-            name, why = next(iter(refusals.items()))
-            verdict = f"a run would exit 1 before Spark starts: step {name}: {why}"
+            name, (code, why) = next(iter(refusals.items()))
+            verdict = f"a run would exit {code} before Spark starts: step {name}: {why}"
         if not verdict:
             count = sum(1 for n in runner.order if runner.selection.runs(n) and n not in resumable)
             verdict = f"a run would compute {count} of {len(runner.order)} steps"
@@ -154,7 +157,7 @@ def describe_plan(spec: PipelineSpec, config: Config, date: dt.date, *, selector
                 part = f" partition_by {list(out.partition_by)}" if out.partition_by else ""
                 lines.append(f"       output {oname} -> {out.path} ({out.mode}{part})")
             if name in refusals:
-                lines.append(f"       note   would fail before Spark starts: {refusals[name]}")
+                lines.append(f"       note   would fail before Spark starts: {refusals[name][1]}")
             if step.depends_on:
                 lines.append(f"       after  {', '.join(step.depends_on)}")
             if step.params:

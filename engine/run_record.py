@@ -45,7 +45,7 @@ class RunRecord:
     date: str | None
     spec_file: str
     storage_root: str
-    status: str = "running"  # running | success | failed | skipped
+    status: str = "running"  # running | success | stale (a --select run left steps out of date) | failed | skipped
     started: dt.datetime | None = None
     ended: dt.datetime | None = None
     steps: list[StepRecord] = field(default_factory=list)  # topological order

@@ -26,7 +26,7 @@ from typing import Any
 
 from engine.config import Config
 from engine.context import PreflightContext, TransformContext
-from engine.errors import StepFailed, TransformError
+from engine.errors import StepFailed, TickflowError, TransformError
 from engine.executor import compute_step
 from engine.expectations import ExpectationFailed
 from engine.logs import STEP_EVENT
@@ -297,13 +297,13 @@ class PipelineRunner:
                                   stop_message(exc) if isinstance(exc, KeyboardInterrupt) else essential_line(exc))
                 guard.finish("failed", record.message)
                 raise
-            record.status = "success"
             record.ended = dt.datetime.now()
             behind = guard.steps_not_succeeded(n for n in self.order if self.spec.steps[n].outputs)
+            record.status = "stale" if behind else "success"
             if behind:  # a --select run left steps out of date: the job is not done, a plain rerun finishes it
                 record.message = (f"not up to date: {', '.join(f'{n} ({status})' for n, status in behind)}; "
                                   "a run without --select recomputes them")
-            guard.finish("stale" if behind else "success", self.summary(record))
+            guard.finish(record.status, self.summary(record))
         return record
 
     def _execute(self, record: RunRecord) -> None:
@@ -355,6 +355,8 @@ class PipelineRunner:
             step = self.spec.steps[name]
             try:
                 preflight(step, self.registry, self.date, self.raw_storage)
+            except TickflowError:
+                raise  # the raw storage itself failed (StorageError, exit 2): not the step's verdict
             except Exception as exc:
                 srec = record.step(name)
                 srec.status, srec.error = "failed", essential_line(exc)
@@ -636,7 +638,7 @@ class PipelineRunner:
         dur = f"{record.duration_s:.1f}s" if record.duration_s is not None else "?"
         text = (f"{record.pipeline} {record.date or ''}: {record.status} in {dur}; {len(ran)} step(s) ran, "
                 f"{len(skipped)} skipped; {rows:,} rows written").replace("  ", " ")
-        return f"{text}; {record.message}" if record.status == "success" and record.message else text
+        return f"{text}; {record.message}" if record.status in ("success", "stale") and record.message else text
 
 
 def srec_date(date: dt.date | None) -> str | None:

@@ -87,9 +87,15 @@ def _typed_double(c: Column, shaped: Column) -> Column:
     return F.when((shaped | c.rlike(DECIMAL_RE)) & (F.abs(v) < F.lit(float("inf"))), v)
 
 
-def _fields_where(cond_by_field: dict[str, Column]) -> Column:
-    """Comma-separated names of the fields whose condition holds (for the human-readable detail)."""
-    return F.concat_ws(", ", *[F.when(cond, F.lit(name)) for name, cond in cond_by_field.items()])
+def _fields_where(cond_by_field: dict[str, Column], *, values: bool = True) -> Column:
+    """The fields whose condition holds, each with its raw text (``trade_pr '12,5'``), for the human-readable
+    detail; ``values=False`` names them only (an empty value has nothing to show)."""
+    def shown(name: str) -> Column:
+        if not values:
+            return F.lit(name)
+        return F.concat(F.lit(f"{name} '"), F.coalesce(_s(name), F.lit("")), F.lit("'"))
+
+    return F.concat_ws(", ", *[F.when(cond, shown(name)) for name, cond in cond_by_field.items()])
 
 
 def classify(df: DataFrame, run_date: dt.date | None, *, with_detail: bool = True) -> DataFrame:
@@ -143,7 +149,7 @@ def classify(df: DataFrame, run_date: dt.date | None, *, with_detail: bool = Tru
          F.concat(F.lit("record type '"), F.coalesce(rec, F.lit("<missing>")), F.lit("' is not T or Q"))),
         ("wrong_field_count", ~c("fields_ok"), c("field_detail")),
         ("missing_value", F.greatest(*empty.values()),
-         F.concat(F.lit("empty: "), _fields_where(empty))),
+         F.concat(F.lit("empty: "), _fields_where(empty, values=False))),
         ("bad_date", c("trade_dt").isNull(),
          F.concat(F.lit("trade_dt '"), F.coalesce(_s("trade_dt"), F.lit("<null>")),
                   F.lit("' is not a yyyy-MM-dd date"))),

@@ -236,7 +236,8 @@ def test_a_selected_upstream_step_leaves_its_unselected_downstream_steps_and_the
     run, row, eod, lines = chain
     run(n=6)
     record = run(n=4, select=("ingest",), force=True)
-    assert record.status == "success" and record.step("eod").status == "skipped"
+    assert record.status == "stale" and record.step("eod").status == "skipped"
+    assert PipelineRunner.summary(record).startswith("chain 2024-01-05: stale in ")
     assert row("chain.eod_2024-01-05")[0] == "stale"
     status, message = row("chain_2024-01-05")
     assert status == "stale" and "eod (stale)" in message

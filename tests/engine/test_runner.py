@@ -380,3 +380,30 @@ def test_a_failing_before_commit_check_aborts_the_output_and_its_quarantine_rows
     assert sorted(p.relative_to(storage.path) for p in storage.path.rglob("*.parquet")) == files
     assert sorted(r[0] for r in read(spark, storage, "fenced/nums")) == [0, 2, 4]
     assert NullGuard().assert_lock() is None  # runs without a tracker have no lock to lose
+
+
+def test_a_raw_storage_that_cannot_be_read_is_not_a_step_failure(tmp_path, write_spec, test_transforms_module):
+    from engine.errors import StorageError
+
+    class Unreachable(LocalStorage):
+        def exists(self, rel_path):
+            raise StorageError("Azure storage: authentication failed for account 'acme'")
+
+    path = write_spec(f"""
+        pipeline: pf
+        modules: [{test_transforms_module}]
+        steps:
+          nums: {{transform: t_numbers, outputs: {{nums: {{path: pf/nums}}}}}}
+          gated: {{transform: t_needs_marker, inputs: {{df: nums}}, params: {{marker: m}},
+                   outputs: {{out: {{path: pf/gated}}}}}}
+        """)
+    config = Config(storage=StorageConfig(root=str(tmp_path / "wh"), raw_root=str(tmp_path / "raw")),
+                    base_dir=tmp_path)
+    guard = _Marks()
+    runner = PipelineRunner(load_spec(path, date=D1, config=config), config, date=D1,
+                            storage=LocalStorage(tmp_path / "wh"), raw_storage=Unreachable(tmp_path / "raw"),
+                            registry=REGISTRY, spark_provider=lambda: pytest.fail("Spark must not start"),
+                            guard=guard)
+    with pytest.raises(StorageError, match="authentication failed") as info:
+        runner.run()
+    assert info.value.exit_code == 2 and guard.marks == []

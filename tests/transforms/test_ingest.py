@@ -95,6 +95,14 @@ def test_generated_each_bad_line_kept_with_file_line_and_reason(corrupted):
     assert all(r["partition"] == "B" and r["trade_dt"] == day and r["detail"] for r in quarantine)
     # the generator's intended kind is the reason found: one rule broken per corrupted line
     assert {(f, n): k for f, n, k in stats.bad_lines} == {k: v[1] for k, v in got.items()}
+    # a field's rule names the field and shows its raw text, which is in the raw line
+    named = [r for r in quarantine if r["reason"] in ("bad_number", "non_positive", "bad_timestamp")]
+    assert named
+    for r in named:
+        field, _, value = r["detail"].split(": ", 1)[1].partition(" '")
+        assert value.endswith("'") and value[:-1] in r["raw_line"] and field in (
+            "event_seq_nb", "trade_pr", "trade_size", "bid_pr", "bid_size", "ask_pr", "ask_size", "file_tm",
+            "event_tm"), r
 
 
 def test_generated_valid_events_match_reference(corrupted):
