@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from engine.errors import StorageError
+from engine.processes import pid_alive
 from engine.storage.base import PendingWrite, Storage, check_write_mode, is_owned, owned_name
 
 STAGING = ".tickflow_staging"
@@ -19,16 +20,6 @@ TRASH = ".tickflow_trash"
 # A root may be shared (NFS, a container volume): another host's run folder is only known abandoned when
 # nothing in it changed for this long (its PID means nothing here; a run writes into it while alive).
 FOREIGN_ABANDONED_SECONDS = 24 * 3600.0
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _changed_since(folder: Path, cutoff: float) -> bool:
@@ -250,7 +241,7 @@ class LocalStorage(Storage):
         def abandoned(entry: Path) -> bool:
             pid = entry.name[len(prefix):].partition("-")[0] if entry.name.startswith(prefix) else ""
             if pid.isdigit():
-                return not _pid_alive(int(pid))
+                return not pid_alive(int(pid))
             return not _changed_since(entry, cutoff)
 
         self._sweep(abandoned)

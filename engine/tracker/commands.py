@@ -13,6 +13,7 @@ from typing import IO
 
 from engine.config import Config
 from engine.console_out import clip
+from engine.processes import gone_here
 from engine.tracker.base import JobRow, fmt_time, iso_utc, parse_job_id
 from engine.tracker.factory import open_tracker
 
@@ -56,9 +57,10 @@ def select_rows(rows: Sequence[JobRow], pipelines: Sequence[str] | None, start: 
 def _lock_state(row: JobRow, now: dt.datetime) -> str:
     if not row.locked:
         return "-"
+    gone = " (process gone)" if gone_here(row.holder_host, row.holder_pid) else ""
     if row.lease_expires is None:
-        return "held (no lease)"
-    return "expired" if row.lease_expired(now) else "held"
+        return f"held (no lease){gone}"
+    return "expired" if row.lease_expired(now) else f"held{gone}"
 
 
 def _as_json(row: JobRow, now: dt.datetime) -> dict[str, object]:
@@ -129,9 +131,11 @@ def cmd_unlock(args: argparse.Namespace, config: Config, out: IO[str] = sys.stdo
             return 0
         now = tracker.now()
         state = "EXPIRED" if row.lease_expired(now) else "still valid"
+        gone = ("; its process is not running on this host any more (crashed or killed): safe to unlock"
+                if gone_here(row.holder_host, row.holder_pid) else "")
         out.write(f"job {row.job_id} is locked by {row.holder()} since "
                   f"{fmt_time(row.started_time or row.updated_time)}; lease {state} "
-                  f"(expires {fmt_time(row.lease_expires)})\n")
+                  f"(expires {fmt_time(row.lease_expires)}){gone}\n")
         if not args.yes:
             out.write("Clear this lock? A run still alive would lose it. [y/N] ")
             out.flush()

@@ -101,3 +101,22 @@ def test_unlock_yes_unknown_and_not_locked(backend: Backend) -> None:
     assert code == 0 and "not locked" in text
     code, text = unlock(backend, "", "nope_2020-01-01", "--yes")
     assert code == 2 and "no job nope_2020-01-01" in text
+
+
+def test_a_lock_whose_process_on_this_host_is_gone_says_so(backend: Backend) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a real process of this host that has ended (its pid is not reused this quickly)
+    t = backend.tracker()
+    assert t.acquire("preprocess_2020-08-07", lease_seconds=600, holder_host=socket.gethostname(),
+                     holder_pid=child.pid)
+    assert t.acquire("preprocess_2020-08-10", lease_seconds=600, holder_host="worker-3", holder_pid=child.pid)
+    lines = {ln.split()[0]: ln for ln in status(backend).splitlines()[1:]}
+    assert " held (process gone) " in lines["preprocess_2020-08-07"]
+    assert " held " in lines["preprocess_2020-08-10"] and "gone" not in lines["preprocess_2020-08-10"]
+    code, out = unlock(backend, "n\n", "preprocess_2020-08-07")
+    assert code == 1 and "its process is not running on this host any more" in out
+    assert "not running" not in unlock(backend, "n\n", "preprocess_2020-08-10")[1]  # another host: unknown
