@@ -15,23 +15,16 @@ from typing import Any
 
 import pandas as pd
 
+from engine.spec_items import ItemSpecError, item_problems
+
 KINDS = ("line", "bar", "barh", "stacked_bar")
 _KEYS = {"title", "source", "kind", "x", "y", "series", "facet", "max_facets", "limit", "max_series",
          "xlabel", "ylabel"}
 DEFAULT_LIMIT = 100_000  # rows fetched to the driver for one chart when the YAML sets no limit
 
 
-class ChartSpecError(ValueError):
-    """A chart declared in the YAML is malformed; the message names the chart and the key.
-
-    ``index`` (the chart), ``key`` (the key at fault, when one is) and ``detail`` (the message without the
-    chart's name) let validation place each problem on the chart's own line.
-    """
-
-    def __init__(self, message: str, *, index: int | None = None, key: str | None = None,
-                 detail: str | None = None):
-        self.index, self.key, self.detail = index, key, detail if detail is not None else message
-        super().__init__(message)
+class ChartSpecError(ItemSpecError):
+    """A chart declared in the YAML is malformed; the message names the chart and the key."""
 
 
 class ChartError(ValueError):
@@ -188,27 +181,13 @@ def parse_chart(i: int, item: Any) -> ChartSpec:
     return spec
 
 
-def chart_problems(items: Any) -> tuple[list[tuple[int, ChartSpec]], list[ChartSpecError]]:
+def chart_problems(items: Any) -> tuple[list[tuple[int, ChartSpec]], list[ItemSpecError]]:
     """Every chart of `report.charts`: the good ones with their index, and an error for each bad one
     (validation reports them all at once, each at its own line, not only the first)."""
     if not isinstance(items, Sequence) or isinstance(items, str | bytes):
         return [], [ChartSpecError("report.charts must be a list of charts")]
-    good: list[tuple[int, ChartSpec]] = []
-    errors: list[ChartSpecError] = []
-    first_of: dict[str, int] = {}
-    for i, item in enumerate(items):
-        try:
-            spec = parse_chart(i, item)
-        except ChartSpecError as exc:
-            errors.append(exc)
-            continue
-        if spec.title in first_of:
-            errors.append(_bad(i, item, f"duplicate chart title (charts[{first_of[spec.title]}] has it too); "
-                               "titles are unique", "title"))
-            continue
-        first_of[spec.title] = i
-        good.append((i, spec))
-    return good, errors
+    return item_problems(items, parse_chart, lambda spec: spec.title, lambda i, item, _spec, first: _bad(
+        i, item, f"duplicate chart title (charts[{first}] has it too); titles are unique", "title"))
 
 
 def parse_charts(items: Sequence[Any]) -> list[ChartSpec]:

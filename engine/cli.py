@@ -389,7 +389,8 @@ def check_date_args(args: argparse.Namespace) -> None:
 
 
 def resolve_dates(args: argparse.Namespace, spec: PipelineSpec, raw_storage: Any, tracker: Any) -> list[dt.date]:
-    check_date_args(args)
+    """The dates the arguments name or the inputs offer (``check_date_args`` has passed: run and plan call it
+    first, before they open anything)."""
     if args.date:
         return [args.date]
     rows = tracker.list_jobs() if tracker is not None else []

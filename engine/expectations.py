@@ -16,6 +16,7 @@ from typing import Any
 
 from engine.errors import EXIT_STEP_FAILED, TickflowError
 from engine.run_record import ExpectationResult
+from engine.spec_items import ItemSpecError, item_problems
 
 KINDS = ("expr", "row_count", "unique", "not_null")
 ACTIONS = ("warn", "drop", "fail")
@@ -29,17 +30,8 @@ _KEYS = {"name", "expr", "action", "row_count", "unique", "not_null", "output", 
 REASON_COL = "__tickflow_reason"  # internal column used while splitting
 
 
-class ExpectationSpecError(ValueError):
-    """An expectation item in the YAML is malformed; the message names the item and the key.
-
-    ``index`` (the item), ``key`` (the key at fault, when one is) and ``detail`` (the message without the
-    item's name) let validation place each problem on the item's own line.
-    """
-
-    def __init__(self, message: str, *, index: int | None = None, key: str | None = None,
-                 detail: str | None = None):
-        self.index, self.key, self.detail = index, key, detail if detail is not None else message
-        super().__init__(message)
+class ExpectationSpecError(ItemSpecError):
+    """An expectation item in the YAML is malformed; the message names the item and the key."""
 
 
 class ExpectationError(TickflowError):
@@ -170,27 +162,14 @@ def parse_expectation(i: int, item: Any) -> Expectation:
                        output=output)
 
 
-def expectation_problems(items: Any) -> tuple[list[tuple[int, Expectation]], list[ExpectationSpecError]]:
+def expectation_problems(items: Any) -> tuple[list[tuple[int, Expectation]], list[ItemSpecError]]:
     """Every item of a step's `expectations:` list: the good ones with their index, and an error for each bad
     one (validation reports them all at once, each at its own line, not only the first)."""
     if not isinstance(items, list):
         return [], [ExpectationSpecError("expectations must be a list")]
-    good: list[tuple[int, Expectation]] = []
-    errors: list[ExpectationSpecError] = []
-    first_of: dict[str, int] = {}
-    for i, item in enumerate(items):
-        try:
-            exp = parse_expectation(i, item)
-        except ExpectationSpecError as exc:
-            errors.append(exc)
-            continue
-        if exp.name in first_of:
-            errors.append(_Item(i, exp.name).error(f"duplicate name '{exp.name}' (expectations[{first_of[exp.name]}] "
-                                                    "has it too); names are unique within a step", "name"))
-            continue
-        first_of[exp.name] = i
-        good.append((i, exp))
-    return good, errors
+    return item_problems(items, parse_expectation, lambda exp: exp.name, lambda i, _item, exp, first: _Item(
+        i, exp.name).error(f"duplicate name '{exp.name}' (expectations[{first}] has it too); names are unique "
+                           "within a step", "name"))
 
 
 def parse_expectations(items: list[dict]) -> list[Expectation]:
