@@ -132,7 +132,7 @@ def enrichment_exchanges(spark, root: Path) -> dict[str, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="1,5,10", help="millions of events per day, comma separated")
     ap.add_argument("--workdir", default="/tmp/tickflow_bench_analyze")
     args = ap.parse_args(argv)

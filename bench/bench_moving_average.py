@@ -82,7 +82,7 @@ def exchanges(df) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--trades", type=int, default=2_000_000)
     ap.add_argument("--keys", type=int, default=80, help="(symbol, exchange) pairs")
     ap.add_argument("--window", default="30 minutes")

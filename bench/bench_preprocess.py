@@ -41,7 +41,7 @@ def bench_one(events: int, work: Path, master: str) -> dict[str, float]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, nargs="+", default=[1_000_000, 5_000_000, 10_000_000])
     ap.add_argument("--master", default="local[2]")
     ap.add_argument("--workdir", type=Path, default=None, help="keep data here (default: a temp dir)")

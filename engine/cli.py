@@ -26,20 +26,21 @@ from engine.logs import SecretMasker
 from engine.registry import REGISTRY
 from engine.spec import PipelineSpec
 from engine.spec_loader import dag_of, load_spec, parse_var_overrides
-from engine.tracker.base import outdated_by, pipeline_job_id
+from engine.tracker.base import outdated_by, parse_job_id, pipeline_job_id, upstream_rows
 
 log = logging.getLogger("tickflow.cli")
-SUBCOMMANDS = ("run", "validate", "plan", "graph", "list-transforms", "status", "unlock")
+SUBCOMMANDS = ("run", "validate", "plan", "graph", "list-transforms", "status", "unlock", "forget")
 
 EPILOG = """\
 commands:
   run_pipeline.py SPEC [--date D | --start D1 --end D2]   run a pipeline (the default command)
   run_pipeline.py validate SPEC...                         check specs without running anything
-  run_pipeline.py plan SPEC --date D                       dry run: order, inputs, outputs, params, lock state
+  run_pipeline.py plan SPEC [--date D | --start D1 --end D2]  dry run: order, inputs, outputs, params, locks
   run_pipeline.py graph SPEC [--format mermaid|dot]        print the step graph
   run_pipeline.py list-transforms                          registered transforms with their params
   run_pipeline.py status [--pipeline P]                    job_tracker rows
   run_pipeline.py unlock JOB_ID [--yes]                    clear a stale lock
+  run_pipeline.py forget JOB_ID [--yes]                    delete a mistaken job's rows (e.g. a mistyped date)
 
 exit codes: 0 success or nothing to do, 1 a step failed, 2 usage/spec/config error or tracker
             database unusable, 3 upstream job not successful for the date, 4 the job is already
@@ -169,18 +170,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also import this Python module to register its transforms")
     lt.add_argument("--json", action="store_true", help="machine-readable output")
 
-    try:
-        from engine.tracker.commands import add_status_arguments, add_unlock_arguments
-    except ImportError:  # pragma: no cover - the tracker package is part of the product
-        add_status_arguments = add_unlock_arguments = None
+    from engine.tracker.commands import add_forget_arguments, add_status_arguments, add_unlock_arguments
+
     st = sub.add_parser("status", help="show job_tracker rows")
     _config_option(st)
-    if add_status_arguments:
-        add_status_arguments(st)
+    add_status_arguments(st)
     un = sub.add_parser("unlock", help="clear a job's lock (asks for confirmation unless --yes)")
     _config_option(un)
-    if add_unlock_arguments:
-        add_unlock_arguments(un)
+    add_unlock_arguments(un)
+    fg = sub.add_parser("forget", help="delete a job's row and its steps' rows, e.g. of a mistyped date (asks "
+                        "for confirmation unless --yes)")
+    _config_option(fg)
+    add_forget_arguments(fg)
     return parser
 
 
@@ -207,6 +208,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         handler = {
             "run": cmd_run, "validate": cmd_validate, "plan": cmd_plan, "graph": cmd_graph,
             "list-transforms": cmd_list_transforms, "status": cmd_status, "unlock": cmd_unlock,
+            "forget": cmd_forget,
         }[args.command]
         return handler(args, config, ConsoleOut(out, masker))  # type: ignore[arg-type]
     except SpecError as exc:
@@ -258,13 +260,10 @@ def cmd_graph(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     spec = _load(args.spec, args, config, args.date)
     dag = dag_of(spec.steps)
     nodes, edges = list(dag.nodes), dag.edges()
-    try:
-        from engine import graph_render
+    from engine import graph_render
 
-        text = (graph_render.to_mermaid(nodes, edges, None) if args.format == "mermaid"
-                else graph_render.to_dot(nodes, edges, None))
-    except ImportError:
-        text = "\n".join(["graph TD", *[f"  {a} --> {b}" for a, b in edges]])
+    text = (graph_render.to_mermaid(nodes, edges, None) if args.format == "mermaid"
+            else graph_render.to_dot(nodes, edges, None, name=spec.name))
     print(text, file=out)
     return EXIT_OK
 
@@ -304,6 +303,12 @@ def cmd_status(args: argparse.Namespace, config: Config, out: TextIO) -> int:
 
 def cmd_unlock(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     from engine.tracker.commands import cmd_unlock as run
+
+    return run(args, config, out=out)
+
+
+def cmd_forget(args: argparse.Namespace, config: Config, out: TextIO) -> int:
+    from engine.tracker.commands import cmd_forget as run
 
     return run(args, config, out=out)
 
@@ -417,8 +422,17 @@ def dates_to_run(args: argparse.Namespace, spec: PipelineSpec, raw_storage: Any,
         return dates, []
     rows = {row.job_id: row for row in tracker.list_jobs()}
     succeeded = set(job_dates(rows.values(), spec.name, ("success",)))
-    done = [d for d in dates if d in succeeded and not outdated_by(
-        rows.get(pipeline_job_id(spec.name, d)), [rows.get(pipeline_job_id(up, d)) for up in spec.requires])]
+    if spec.reads_earlier_dates and dates:  # parsed once: a catch-up may weigh years of dates
+        earlier = [(r, parse_job_id(r.job_id).date)  # type: ignore[union-attr]
+                   for r in upstream_rows(rows.values(), spec.requires, max(dates), earlier=True)]
+
+        def upstream(d: dt.date) -> list[Any]:
+            return [r for r, day in earlier if day <= d]
+    else:
+        def upstream(d: dt.date) -> list[Any]:
+            return [rows.get(pipeline_job_id(up, d)) for up in spec.requires]
+    done = [d for d in dates if d in succeeded and not outdated_by(rows.get(pipeline_job_id(spec.name, d)),
+                                                                   upstream(d))]
     return [d for d in dates if d not in done], done
 
 
@@ -441,7 +455,7 @@ def cmd_run(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     check_selection(probe, args.select)
     raw_storage = open_storage(config.storage.raw_root, config)
     storage = open_storage(config.storage.root, config)
-    storage.check()
+    storage.check()  # creates nothing: a run the tracker then refuses leaves no folder
     tracker = open_tracker(config)
     session = Session(config, storages=(storage, raw_storage))
     try:
@@ -452,10 +466,12 @@ def cmd_run(args: argparse.Namespace, config: Config, out: TextIO) -> int:
         if not dates and not session.outcomes:
             print(f"{probe.name}: nothing to do (no new input dates)", file=out)
             return EXIT_OK
-        for date in dates:
+        for i, date in enumerate(dates):
             outcome = run_one_date(args, config, date, storage, raw_storage, tracker, session, out)
             session.outcomes.append(outcome)
             if outcome.exit_code != EXIT_OK and not args.keep_going:
+                note = f"not attempted: {date.isoformat()} was {outcome.status} (--keep-going goes on)"
+                session.outcomes += [DateOutcome(d, "not run", EXIT_OK, 0.0, message=note) for d in dates[i + 1:]]
                 break
     finally:
         tracker.close()
@@ -469,6 +485,9 @@ def cmd_run(args: argparse.Namespace, config: Config, out: TextIO) -> int:
             stop_jvm()
             for store in session.storages:
                 store.settle()
+        from engine.run_logging import stop_run_logging
+
+        stop_run_logging()
     outcomes = sorted(session.outcomes, key=lambda o: o.date)
     if len(outcomes) > 1 or args.start:
         print_backfill_table(outcomes, out)
@@ -492,7 +511,7 @@ def print_backfill_table(outcomes: list[DateOutcome], out: TextIO) -> None:
 def run_one_date(args: argparse.Namespace, config: Config, date: dt.date, storage: Any, raw_storage: Any,
                  tracker: Any, session: Session, out: TextIO) -> DateOutcome:
     from engine.reporting import publish_report
-    from engine.run_logging import start_run_logging, stop_run_logging
+    from engine.run_logging import end_of_run_console, start_run_logging
     from engine.runner import PipelineRunner, RunOptions
     from engine.tracker.guard import JobGuard
 
@@ -504,7 +523,8 @@ def run_one_date(args: argparse.Namespace, config: Config, date: dt.date, storag
     log_file = start_run_logging(config, spec.name, date, options.run_id, quiet=args.quiet, fmt=args.log_format)
     guard = JobGuard(tracker, spec.name, date, spec.requires, force=args.force,
                      wait_for_upstream=args.wait_for_upstream, lease_seconds=config.tracker.lease_seconds,
-                     log=logging.getLogger("tickflow.tracker"), run_id=options.run_id, secrets=config.secrets())
+                     log=logging.getLogger("tickflow.tracker"), run_id=options.run_id, secrets=config.secrets(),
+                     reads_earlier=spec.reads_earlier_dates)
     def progress_factory(total: int, spark_context: Any) -> Any:
         from engine.progress import Progress
 
@@ -571,7 +591,7 @@ def run_one_date(args: argparse.Namespace, config: Config, date: dt.date, storag
         return DateOutcome(date, status, code, time.monotonic() - t0, rows, message,
                            str(log_file) if log_file else None, report)
     finally:
-        stop_run_logging()
+        end_of_run_console()  # the JVM's last words (it stops after the last date) go to the log file only
 
 
 def _failed_record(runner: Any, record: Any, message: str) -> Any:

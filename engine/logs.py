@@ -33,6 +33,7 @@ _console_hooks: dict[str, Callable[[], None] | None] = {"before": None, "after":
 # a progress display prints its own line for each such event, the console leaves them out (the file keeps them).
 STEP_EVENT = "tickflow_step_event"
 _progress_shows_steps = {"on": False}
+_console_muted: dict[str, frozenset[str]] = {"names": frozenset()}  # see mute_console
 
 
 class SecretMasker:
@@ -107,6 +108,8 @@ class ConsoleHandler(logging.StreamHandler):
         if (_progress_shows_steps["on"] and getattr(record, STEP_EVENT, False)
                 and record.levelno < logging.WARNING):
             return
+        if any(record.name == n or record.name.startswith(n + ".") for n in _console_muted["names"]):
+            return
         before, after = _console_hooks["before"], _console_hooks["after"]
         if before:
             before()
@@ -115,6 +118,16 @@ class ConsoleHandler(logging.StreamHandler):
         finally:
             if after:
                 after()
+
+
+def mute_console(*names: str) -> None:
+    """From now on the records of these loggers (and their children) go to the log file only.
+
+    For what a run that has stopped still hears: the JVM's errors about the jobs an interrupt cancelled, and
+    whatever it says while it shuts down after the run's last line. Expected, not news; the file keeps them.
+    The next setup_logging unmutes.
+    """
+    _console_muted["names"] = _console_muted["names"] | frozenset(names)
 
 
 def set_console_hooks(before: Callable[[], None] | None, after: Callable[[], None] | None) -> None:
@@ -165,6 +178,7 @@ def setup_logging(log_dir: Path, run_name: str, *, quiet: bool, fmt: str = "text
 
     root = logging.getLogger()
     _remove_previous(root)
+    _console_muted["names"] = frozenset()
     root.setLevel(logging.INFO)
     for name in DETAILED_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG)

@@ -10,7 +10,7 @@ from engine.config import Config
 from engine.errors import TickflowError
 from engine.runner import PipelineRunner, RunOptions, essential_line, preflight
 from engine.spec import PipelineSpec
-from engine.tracker.base import fmt_time, outdated_by
+from engine.tracker.base import fmt_time, outdated_by, upstream_rows
 
 
 class _ReadOnlyGuard:
@@ -22,22 +22,25 @@ class _ReadOnlyGuard:
 
     def __init__(self, tracker: Any, pipeline: str, date: dt.date):
         self.tracker, self.pipeline, self.date = tracker, pipeline, date
+        self.upstream: list[Any] = []  # as JobGuard: a step older than an upstream success is not reused
 
     def step_succeeded(self, step: str) -> bool:
         if self.tracker is None:
             return False
-        from engine.tracker.base import step_job_id
+        from engine.tracker.base import step_job_id, succeeded_since
 
-        row = self.tracker.get(step_job_id(self.pipeline, step, self.date))
-        return row is not None and row.status == "success"
+        return succeeded_since(self.tracker.get(step_job_id(self.pipeline, step, self.date)), self.upstream)
 
 
-def _job_line(job_id: str, row: Any) -> str:
+def _job_line(job_id: str, row: Any, now: dt.datetime) -> str:
     """One tracker row as the plan shows it (``row`` is None when the job has no record)."""
     if row is None:
         return f"{job_id}: no record"
     text = f"{job_id}: {row.status or 'unknown'}"
-    if row.lock_id:
+    if row.lease_expired(now):
+        text += (f", lock of {row.holder()} expired at {fmt_time(row.lease_expires)} "
+                 "(a run would take it over)")
+    elif row.lock_id:
         text += f", locked by {row.holder()} (lease until {fmt_time(row.lease_expires)})"
     return text
 
@@ -104,15 +107,19 @@ def describe_plan(spec: PipelineSpec, config: Config, date: dt.date, *, selector
         if tracker is not None:
             job_id = f"{spec.name}_{date.isoformat()}"
             row = tracker.get(job_id)
-            lines.append("job:      " + _job_line(job_id, row))
+            now = tracker.now()
+            lines.append("job:      " + _job_line(job_id, row, now))
             not_ready = []
             up_rows = []
             for up in spec.requires:
                 up_id = f"{up}_{date.isoformat()}"
                 up_rows.append(up_row := tracker.get(up_id))
-                lines.append("upstream: " + _job_line(up_id, up_row))
+                lines.append("upstream: " + _job_line(up_id, up_row, now))
                 if up_row is None or up_row.status != "success":
                     not_ready.append(up_id)
+            if spec.reads_earlier_dates:
+                up_rows = upstream_rows(tracker.list_jobs(), spec.requires, date, earlier=True)
+            guard.upstream = up_rows
             outdated = None if force else outdated_by(row, up_rows)
             if not_ready:
                 verdict = f"a run would exit 3: upstream {', '.join(not_ready)} not successful"
@@ -121,10 +128,11 @@ def describe_plan(spec: PipelineSpec, config: Config, date: dt.date, *, selector
                 verdict = f"a run would recompute every step: {outdated}"
             elif row is not None and row.status == "success" and not force:
                 verdict = "a run would do nothing: the job already succeeded (use --force)"
-            elif row is not None and row.lock_id and not row.lease_expired(tracker.now()):
+            elif row is not None and row.lock_id and not row.lease_expired(now):
                 verdict = f"a run would exit 4: running on {row.holder()}"
         elif tracker_note:
             lines.append(tracker_note)
+            verdict = "a run would exit 2: it cannot open the job tracker (see above)"
         skip, reload = runner.resumable()
         resumable = skip | set(reload)
         refusals = _preflight_refusals(runner, resumable, raw)

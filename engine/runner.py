@@ -29,7 +29,7 @@ from engine.context import PreflightContext, TransformContext
 from engine.errors import StepFailed, TickflowError, TransformError
 from engine.executor import compute_step
 from engine.expectations import ExpectationFailed
-from engine.logs import STEP_EVENT
+from engine.logs import STEP_EVENT, mute_console
 from engine.registry import Registry
 from engine.run_record import RunRecord, StepRecord
 from engine.selection import Selection, parse_selectors, select, select_all
@@ -139,6 +139,7 @@ class PipelineRunner:
         self.spark: Any = None
         self._lock = threading.Lock()  # use counts and persisted frames, shared by concurrent steps
         self._guard_lock = threading.Lock()  # one tracker connection: one call at a time
+        self._stopping: str | None = None  # why the run is stopping (an interrupt): its steps are cancelled
 
     # -- planning -----------------------------------------------------------------------------------------
     def new_record(self) -> RunRecord:
@@ -408,9 +409,10 @@ class PipelineRunner:
                             continue
                         for other in pending:
                             waiting[other].discard(name)
-            except BaseException:
+            except BaseException as exc:
                 # interrupted: cancel the running steps' Spark jobs until every step has ended (a step may be
                 # between two jobs, or just submitting one, when a cancel arrives)
+                self._stop(exc)
                 while running:
                     with contextlib.suppress(Exception):  # a JVM killed with us (a process-group SIGTERM) has
                         spark.sparkContext.cancelAllJobs()  # no jobs to cancel: the interrupt must still win
@@ -420,6 +422,13 @@ class PipelineRunner:
                 raise
         if failure is not None:
             raise failure
+
+    def _stop(self, exc: BaseException) -> None:
+        """The run is being stopped: the steps still running end as cancelled, and what Spark logs about the
+        jobs it cancels (errors, by its lights) stays in the log file."""
+        if self._stopping is None:
+            self._stopping = stop_message(exc) if isinstance(exc, KeyboardInterrupt) else essential_line(exc)
+            mute_console("spark", "py4j")
 
     def _mark(self, name: str, status: str, message: str = "") -> None:
         with self._guard_lock:
@@ -501,13 +510,16 @@ class PipelineRunner:
             self._collect_charts(name, results, remaining, persisted)
             srec.metrics.update(ctx.metrics)
         except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):  # the step ran in the interrupted thread
+                self._stop(exc)
             srec.status = "failed"
-            srec.error = essential_line(exc)
+            srec.error = f"cancelled: {self._stopping}" if self._stopping else essential_line(exc)
             # a failed check still reports the counts of every expectation of the step (ExpectationFailed.results)
             srec.expectations.extend(getattr(exc, "results", ()))
             srec.ended = dt.datetime.now()
             srec.duration_s = time.monotonic() - t0
-            log.error("step %s (%s) failed after %.1fs: %s", name, step.kind, srec.duration_s, srec.error)
+            log.log(logging.WARNING if self._stopping else logging.ERROR, "step %s (%s) failed after %.1fs: %s",
+                    name, step.kind, srec.duration_s, srec.error)
             log.debug("step %s failure detail", name, exc_info=True)
             if writes:
                 self._mark(name, "failed", srec.error)

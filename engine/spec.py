@@ -93,6 +93,7 @@ class PipelineSpec:
     file: str
     steps: Mapping[str, StepSpec]  # in file order
     requires: tuple[str, ...] = ()
+    reads_earlier_dates: bool = False  # a rerun of a required job of an earlier date outdates this date's job
     variables: Mapping[str, Any] = field(default_factory=dict)
     modules: tuple[str, ...] = ()
     catch_up: Mapping[str, Any] = field(default_factory=dict)

@@ -197,6 +197,7 @@ def load_spec(
         file=file,
         steps=steps,
         requires=tuple(rendered.get("requires") or ()),
+        reads_earlier_dates=bool(rendered.get("reads_earlier_dates", False)),
         variables=variables,
         modules=modules,
         catch_up=dict(rendered.get("catch_up") or {}),

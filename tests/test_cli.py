@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -90,7 +91,7 @@ def test_graph_prints_mermaid(tmp_path):
     out = cli("graph", spec)
     assert out.returncode == 0 and "a" in out.stdout and "-->" in out.stdout
     out = cli("graph", spec, "--format", "dot")
-    assert out.returncode == 0 and "->" in out.stdout and "digraph" in out.stdout
+    assert out.returncode == 0 and "->" in out.stdout and out.stdout.startswith('digraph "g" {')
 
 
 def test_step_failure_exits_1_with_essential_line(tmp_path):
@@ -158,6 +159,17 @@ def test_plan_names_the_lock_holder(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "locked by etl-7 (pid 4242)" in out.stdout and "would exit 4: running on etl-7 (pid 4242)" in out.stdout
     assert re.search(r"\(lease until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\)", out.stdout), out.stdout
+    tracker = open_tracker(load_config(cfg, env={}))
+    assert tracker.acquire("preprocess_2024-01-05", lease_seconds=600, holder_host="etl-8", holder_pid=4343)
+    tracker.close()
+    with sqlite3.connect(tmp_path / "t.sqlite") as db:  # the holder died long ago
+        db.execute("UPDATE job_tracker SET lease_expires = ? WHERE job_id = ?",
+                   ("2024-01-05 23:00:00", "preprocess_2024-01-05"))
+    out = cli("plan", ROOT / "pipelines" / "preprocess.yaml", "--date", "2024-01-05", "--config", cfg)
+    assert out.returncode == 0, out.stderr
+    assert ("job:      preprocess_2024-01-05: running, lock of etl-8 (pid 4343) expired at 2024-01-05 23:00:00 UTC "
+            "(a run would take it over)") in out.stdout
+    assert "would exit 4" not in out.stdout
 
 
 @pytest.mark.parametrize("args,words", [
@@ -266,7 +278,17 @@ def test_a_catch_up_reports_dates_whose_upstream_job_did_not_succeed(tmp_path):
         assert "upstream job preprocess_2024-01-05 (status: failed)" in out.stderr
     out = cli(spec, "--config", cfg, cwd=tmp_path)  # without --keep-going the first blocked date ends the catch-up
     assert out.returncode == 3
-    assert "analyze 2024-01-05: blocked" in out.stderr and "2024-01-09" not in out.stderr + out.stdout
+    assert "analyze 2024-01-05: blocked" in out.stderr and "2024-01-09" not in out.stderr
+    table = [ln.split(None, 2) for ln in out.stdout.splitlines() if ln.startswith("2024-")]
+    assert [t[:2] for t in table] == [["2024-01-05", "blocked"], ["2024-01-09", "not"]], out.stdout
+    assert table[1][2].split() == ["run", "0.0s", "0", "not", "attempted:", "2024-01-05", "was", "blocked",
+                                   "(--keep-going", "goes", "on)"]
+    # a mistaken preprocess job (e.g. a mistyped date) is forgotten: the catch-up no longer offers its date
+    out = cli("forget", "preprocess_2024-01-05", "--yes", "--config", cfg)
+    assert out.returncode == 0 and "forgot preprocess_2024-01-05 and 0 step row(s)" in out.stdout, out.stderr
+    out = cli("plan", spec, "--config", cfg, cwd=tmp_path)
+    planned = [ln.rsplit(" ", 1)[-1] for ln in out.stdout.splitlines() if ln.startswith("plan for pipeline")]
+    assert planned == ["2024-01-09"], out.stdout
 
 
 def test_a_catch_up_reruns_a_date_whose_upstream_job_succeeded_again(tmp_path):
@@ -288,3 +310,34 @@ def test_a_catch_up_reruns_a_date_whose_upstream_job_succeeded_again(tmp_path):
     assert ("verdict:  a run would recompute every step: upstream job preprocess_2024-01-05 succeeded again at "
             in out.stdout)
     assert " -> skip" not in out.stdout  # no step is reused from the outdated run
+
+
+def test_a_catch_up_reruns_later_dates_after_an_earlier_upstream_date_succeeded_again(tmp_path):
+    """analyze reads earlier dates' closes (reads_earlier_dates: true): a restated preprocess date outdates every
+    later analyze date; a copy of the spec without the key leaves them alone."""
+    from engine.config import load_config
+    from engine.tracker.factory import open_tracker
+
+    cfg = _local_config(tmp_path)
+    tracker = open_tracker(load_config(cfg, env={}))
+    days = ("2024-01-04", "2024-01-05", "2024-01-08")
+    for day in days:
+        tracker.set_status(f"preprocess_{day}", "success")
+        tracker.set_status(f"analyze_{day}", "success")
+    while tracker.get("preprocess_2024-01-05").updated_time <= tracker.get("analyze_2024-01-08").updated_time:
+        tracker.set_status("preprocess_2024-01-05", "success")  # the 5th restated after every analyze run
+    tracker.close()
+    spec = ROOT / "pipelines" / "analyze.yaml"
+    out = cli("plan", spec, "--config", cfg, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    planned = [ln.rsplit(" ", 1)[-1] for ln in out.stdout.splitlines() if ln.startswith("plan for pipeline")]
+    assert planned == ["2024-01-05", "2024-01-08"], out.stdout
+    assert "analyze 2024-01-04: already succeeded; a run would leave it alone" in out.stdout
+    assert ("verdict:  a run would recompute every step: upstream job preprocess_2024-01-05 (an earlier date, "
+            "which this job reads) succeeded at ") in out.stdout
+    assert "after analyze_2024-01-08 succeeded at" in out.stdout
+    plain = tmp_path / "analyze_plain.yaml"
+    plain.write_text(spec.read_text().replace("reads_earlier_dates: true", "reads_earlier_dates: false"))
+    out = cli("plan", plain, "--config", cfg, "--date", "2024-01-08", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "verdict:  a run would do nothing: the job already succeeded" in out.stdout

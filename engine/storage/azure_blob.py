@@ -41,7 +41,15 @@ from engine.config import AzureConfig, Config
 from engine.errors import ConfigError, StorageError
 from engine.storage.azure_errors import AzureWhere, azure_secrets, scrub, translate_errors
 from engine.storage.azure_uri import AzureLocation, clean_rel_path, parse_azure_uri, parse_connection_string
-from engine.storage.base import WRITE_MODES, PendingWrite, Storage, check_write_mode, is_owned, owned_name
+from engine.storage.base import (
+    WRITE_MODES,
+    PendingWrite,
+    Storage,
+    check_write_mode,
+    is_hidden_path,
+    is_owned,
+    owned_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +203,7 @@ class BlobAccess:
         with self.errors(f"list '{prefix or '/'}'"):
             names = {item.name[len(start):].strip("/") for item in self.client.walk_blobs(start, delimiter="/")
                      if isinstance(item, BlobPrefix)}
-        return sorted(n for n in names if n and (include_hidden or not _hidden(n)))
+        return sorted(n for n in names if n and (include_hidden or not is_hidden_path(n)))
 
     def walk_names(self, start: str) -> list[str]:
         """Names of the blobs and virtual folders right under ``start`` (which ends with '/')."""
@@ -207,7 +215,7 @@ class BlobAccess:
         start = prefix + "/" if prefix else ""
         with self.errors(f"list '{prefix or '/'}'"):
             for item in self.client.walk_blobs(start, delimiter="/"):
-                if not _hidden(item.name[len(start):].strip("/")):
+                if not is_hidden_path(item.name[len(start):].strip("/")):
                     return True
         return False
 
@@ -223,11 +231,6 @@ class BlobAccess:
                     return 0
 
         return sum(_parallel(one, names, workers))
-
-
-def _hidden(rel: str) -> bool:
-    """Hadoop's convention: path components starting with '_' or '.' are not data."""
-    return any(part.startswith(("_", ".")) for part in rel.split("/") if part)
 
 
 def _parallel(fn: Callable[[Any], Any], items: Sequence[Any], workers: int) -> list[Any]:
@@ -703,12 +706,12 @@ class AzureBlobStorage(Storage):
             files = {f.name: f"{dataset}/{f.blob}" for f in chosen}
         else:
             start = dataset + "/" if dataset else ""
-            blobs = [b for b in self.access.list_blobs(start, metadata=True) if not _is_folder_marker(b)]
+            blobs = [b for b in self.access.list_blobs(start, metadata=True) if not is_folder_marker(b)]
             wanted = [p.strip("/") for p in partitions] if partitions else None
             refs, files = [], {}
             for b in blobs:
                 rel = b.name[len(start):]
-                if _hidden(rel):  # uncommitted _runs/ of a dataset, markers: never data
+                if is_hidden_path(rel):  # uncommitted _runs/ of a dataset, markers: never data
                     continue
                 if wanted is not None and not any(rel.startswith(p + "/") for p in wanted):
                     continue
@@ -751,7 +754,7 @@ class AzureBlobStorage(Storage):
         if not root.is_dir():
             raise StorageError(f"nothing to commit for '{pending.rel_path}': {root} does not exist")
         locals_ = sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
-                         if p.is_file() and not _hidden(p.relative_to(root).as_posix()))
+                         if p.is_file() and not is_hidden_path(p.relative_to(root).as_posix()))
         dataset = self._dataset(pending.rel_path)
 
         def one(rel: str) -> ManifestFile:
@@ -819,7 +822,7 @@ class AzureBlobStorage(Storage):
         found = [rel_path] if RUNS_DIR in subdirs else []
         if depth > 0:
             for sub in subdirs:
-                if not _hidden(sub) and "=" not in sub:  # partition folders hold no datasets
+                if not is_hidden_path(sub) and "=" not in sub:  # partition folders hold no datasets
                     found += self._datasets_with_runs(f"{rel_path}/{sub}" if rel_path else sub, depth - 1)
         return found
 
@@ -856,7 +859,7 @@ class AzureBlobStorage(Storage):
         return f"AzureBlobStorage({scrub(self.describe(), self.target.secrets)})"
 
 
-def _is_folder_marker(blob: Any) -> bool:
+def is_folder_marker(blob: Any) -> bool:
     """Empty blobs standing for folders (ADLS Gen2, some tools) are not data."""
     meta = getattr(blob, "metadata", None) or {}
     return blob.name.endswith("/") or (blob.size == 0 and str(meta.get("hdi_isfolder", "")).lower() == "true")

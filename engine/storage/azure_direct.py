@@ -26,10 +26,10 @@ from typing import Any
 
 from engine.config import Config
 from engine.errors import ConfigError, StorageError
-from engine.storage.azure_blob import AzureTarget, BlobAccess, RetrySettings, _hidden, _is_folder_marker, resolve_target
+from engine.storage.azure_blob import AzureTarget, BlobAccess, RetrySettings, is_folder_marker, resolve_target
 from engine.storage.azure_errors import scrub
 from engine.storage.azure_uri import abfss_uri, clean_rel_path, dfs_suffix_for, parse_connection_string
-from engine.storage.base import PendingWrite, Storage, check_write_mode, is_owned, owned_name
+from engine.storage.base import PendingWrite, Storage, check_write_mode, is_hidden_path, is_owned, owned_name
 
 log = logging.getLogger(__name__)
 
@@ -291,7 +291,7 @@ class AzureDirectStorage(Storage):
         names = [n[len(start):].strip("/") for n in self.access.walk_names(start)]
         if any(_spark_written(n) for n in names):
             return False  # a dataset whose job has not committed (or was killed): not readable
-        return any(not n.startswith(("_", ".")) for n in names)
+        return any(not is_hidden_path(n) for n in names)
 
     def list_dirs(self, rel_path: str) -> list[str]:
         return self.access.list_dirs(self.target.blob_path(rel_path))
@@ -336,7 +336,7 @@ class AzureDirectStorage(Storage):
         folders = {p.strip("/") for p in pending.replace_partitions}
         for blob in self.access.list_blobs(f"{staging}/", metadata=True):
             rel = blob.name[len(staging) + 1:]
-            if _hidden(rel) or _is_folder_marker(blob):
+            if is_hidden_path(rel) or is_folder_marker(blob):
                 continue
             dest = f"{dataset}/{owned_name(pending.owner, rel)}"
             self.access.copy(blob.name, dest)

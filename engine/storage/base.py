@@ -36,6 +36,11 @@ class PendingWrite:
     owner: str = ""
 
 
+def is_hidden_path(rel: str) -> bool:
+    """Hadoop's convention: path components starting with '_' or '.' are not data (markers, uncommitted runs)."""
+    return any(part.startswith(("_", ".")) for part in rel.split("/") if part)
+
+
 def check_write_mode(mode: str, owner: str = "") -> None:
     """The checks every backend's begin_write makes (StorageError)."""
     if mode not in WRITE_MODES:

@@ -75,12 +75,15 @@ class LocalStorage(Storage):
         return f"local folder {self.path}"
 
     def check(self) -> None:
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"cannot use storage root {self.path}: {exc.strerror}") from None
-        if not os.access(self.path, os.W_OK):
-            raise StorageError(f"storage root {self.path} is not writable")
+        """The root is a writable folder, or can be made one: checked without creating anything, so that a run
+        refused afterwards (e.g. by an unreachable tracker) leaves no folder behind. Writes create it."""
+        existing = self.path
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise StorageError(f"cannot use storage root {self.path}: {existing} is not a folder")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise StorageError(f"storage root {self.path} is not writable ({existing} is not)")
 
     def _abs(self, rel_path: str) -> Path:
         rel = rel_path.strip("/")

@@ -12,7 +12,7 @@ import datetime as dt
 import re
 import signal
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from engine.errors import TrackerError
@@ -78,7 +78,7 @@ def pipeline_job_id(pipeline: str, date: dt.date) -> str:
 
 
 def step_job_id(pipeline: str, step: str, date: dt.date) -> str:
-    """``preprocess.load_trades_2020-08-06``: one step of that run, so a rerun can resume."""
+    """``preprocess.eod_2020-08-06``: one step of that run, so a rerun can resume."""
     return f"{pipeline}.{step}_{date.isoformat()}"
 
 
@@ -127,16 +127,49 @@ def fmt_time(value: dt.datetime | None) -> str:
 
 
 def outdated_by(row: JobRow | None, upstream: Sequence[JobRow | None]) -> str | None:
-    """Why a job that succeeded is out of date: a job it requires succeeded again after it (its outputs were
-    computed from data that has since been replaced). None when it is up to date, or did not succeed."""
+    """Why a job that succeeded is out of date: a job it requires succeeded after it (its outputs were
+    computed from data that has since been replaced). None when it is up to date, or did not succeed.
+
+    ``upstream`` holds the required jobs of the same date and, for a job that reads earlier dates too (see
+    ``upstream_rows``), those of earlier dates: the earliest such date is named.
+    """
     if row is None or row.status != "success" or row.updated_time is None:
         return None
-    for up in upstream:
-        if up is not None and up.status == "success" and up.updated_time is not None \
-                and up.updated_time > row.updated_time:
-            return (f"upstream job {up.job_id} succeeded again at {fmt_time(up.updated_time)}, after "
-                    f"{row.job_id} succeeded at {fmt_time(row.updated_time)}")
-    return None
+    newer = [up for up in upstream if up is not None and up.status == "success" and up.updated_time is not None
+             and up.updated_time > row.updated_time]
+    if not newer:
+        return None
+    up = min(newer, key=lambda r: r.job_id.rsplit("_", 1)[-1])
+    own, theirs = parse_job_id(row.job_id), parse_job_id(up.job_id)
+    earlier = own is not None and theirs is not None and theirs.date < own.date
+    what = "(an earlier date, which this job reads) succeeded" if earlier else "succeeded again"
+    more = f" (and {len(newer) - 1} more)" if len(newer) > 1 else ""
+    return (f"upstream job {up.job_id} {what} at {fmt_time(up.updated_time)}{more}, after "
+            f"{row.job_id} succeeded at {fmt_time(row.updated_time)}")
+
+
+def succeeded_since(row: JobRow | None, upstream: Sequence[JobRow | None]) -> bool:
+    """The row (a step's) is 'success' and no upstream job succeeded after it. A step computed before its
+    upstream data was replaced is not reusable, even when the job's rerun that noticed it was interrupted."""
+    if row is None or row.status != "success":
+        return False
+    return row.updated_time is None or not any(
+        up is not None and up.status == "success" and up.updated_time is not None
+        and up.updated_time > row.updated_time for up in upstream)
+
+
+def upstream_rows(rows: Iterable[JobRow], requires: Sequence[str], date: dt.date, *,
+                  earlier: bool = False) -> list[JobRow]:
+    """The rows of the jobs ``requires`` names for ``date`` and, when ``earlier`` (the job reads earlier
+    dates' data too, e.g. a prior close), for every earlier date: what ``outdated_by`` compares with."""
+    wanted = set(requires)
+    out = []
+    for r in rows:
+        key = parse_job_id(r.job_id)
+        if key is not None and key.step is None and key.pipeline in wanted \
+                and (key.date == date or (earlier and key.date < date)):
+            out.append(r)
+    return out
 
 
 def iso_utc(value: dt.datetime | None) -> str | None:
@@ -291,6 +324,12 @@ class Tracker(ABC):
     def unlock(self, job_id: str, message: str, *, lock_id: str | None = None) -> bool:
         """Operator override: clear the lock (only ``lock_id`` when given); a running job becomes 'failed'.
         False when there was nothing to clear."""
+
+    @abstractmethod
+    def forget(self, job_id: str, related: Sequence[str] = ()) -> list[str]:
+        """Operator override: delete the row of ``job_id`` and the rows ``related`` (its steps) in one statement,
+        and only while ``job_id`` is not locked (a run holding it keeps every row). The job ids deleted, sorted.
+        """
 
     @abstractmethod
     def reopen(self) -> Tracker:

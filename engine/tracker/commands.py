@@ -1,4 +1,5 @@
-"""Operator commands: ``status`` (what ran, what is locked) and ``unlock JOB_ID`` (clear a stuck lock)."""
+"""Operator commands: ``status`` (what ran, what is locked), ``unlock JOB_ID`` (clear a stuck lock) and
+``forget JOB_ID`` (delete a mistaken job's rows)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import IO
 
 from engine.config import Config
 from engine.console_out import clip
+from engine.errors import EXIT_RUNNING
 from engine.processes import gone_here
 from engine.tracker.base import JobRow, fmt_time, iso_utc, parse_job_id
 from engine.tracker.factory import open_tracker
@@ -152,3 +154,46 @@ def cmd_unlock(args: argparse.Namespace, config: Config, out: IO[str] = sys.stdo
             return 0
         out.write(f"job {row.job_id}: the lock changed meanwhile (released or taken over); run status again\n")
         return 1
+
+
+def add_forget_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("job_id", metavar="JOB_ID", help="a pipeline job, e.g. preprocess_2020-08-09")
+    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+
+def cmd_forget(args: argparse.Namespace, config: Config, out: IO[str] = sys.stdout,
+               inp: IO[str] = sys.stdin) -> int:
+    """Delete a pipeline job's row and its steps' rows after confirmation, e.g. a run for a mistyped date whose
+    failed row would otherwise be offered (and refused) by every later catch-up of the pipelines requiring it.
+    0 done, 1 declined, 2 unknown or not a pipeline job, 4 locked (a run holds it, or crashed: unlock first)."""
+    key = parse_job_id(args.job_id)
+    if key is None or key.step is not None:
+        out.write(f"{args.job_id!r} is not a pipeline job id (<pipeline>_<YYYY-MM-DD>, e.g. preprocess_2020-08-06); "
+                  "a step's row goes with its job\n")
+        return 2
+    with open_tracker(config) as tracker:
+        row = tracker.get(args.job_id)
+        if row is None:
+            out.write(f"no job {args.job_id} in {tracker.describe()}\n")
+            return 2
+        if row.locked:
+            out.write(f"job {row.job_id} is locked by {row.holder()}: a run holds it (if it crashed, `unlock` it "
+                      "first); nothing deleted\n")
+            return EXIT_RUNNING
+        steps = [r.job_id for r in tracker.list_jobs()
+                 if (k := parse_job_id(r.job_id)) is not None and k.step is not None
+                 and (k.pipeline, k.date) == (key.pipeline, key.date)]
+        out.write(f"job {row.job_id}: status {row.status or '-'}, updated {fmt_time(row.updated_time)}; "
+                  f"{len(steps)} step row(s)\n")
+        if not args.yes:
+            out.write("Delete these rows? The date then counts as never run; its outputs stay. [y/N] ")
+            out.flush()
+            if inp.readline().strip().lower() not in ("y", "yes"):
+                out.write("nothing deleted\n")
+                return 1
+        gone = tracker.forget(row.job_id, steps)
+        if row.job_id not in gone:
+            out.write(f"job {row.job_id} was locked meanwhile (a run started); nothing deleted\n")
+            return EXIT_RUNNING
+        out.write(f"forgot {row.job_id} and {len(gone) - 1} step row(s) (by {operator()})\n")
+        return 0

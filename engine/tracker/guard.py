@@ -44,6 +44,8 @@ from engine.tracker.base import (
     pipeline_job_id,
     step_job_id,
     stop_message,
+    succeeded_since,
+    upstream_rows,
     validate_status,
 )
 
@@ -129,13 +131,15 @@ class JobGuard:
 
     def __init__(self, tracker: Tracker, pipeline: str, date: dt.date, requires: Sequence[str] = (), *,
                  force: bool = False, wait_for_upstream: float = 0.0, lease_seconds: int = 180,
-                 log: logging.Logger | None = None, run_id: str | None = None, secrets: Sequence[str] = ()):
+                 log: logging.Logger | None = None, run_id: str | None = None, secrets: Sequence[str] = (),
+                 reads_earlier: bool = False):
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
         self.tracker = tracker
         self.pipeline = pipeline
         self.date = date
         self.requires = tuple(requires)
+        self.reads_earlier = reads_earlier  # earlier dates' upstream jobs outdate this one too
         self.force = force
         self.wait_for_upstream = max(0.0, float(wait_for_upstream))
         self.lease_seconds = lease_seconds
@@ -146,6 +150,7 @@ class JobGuard:
         self.pid = os.getpid()
         self.already_succeeded = False
         self.outdated_by: str | None = None  # set on enter: an upstream job succeeded again after this one
+        self.upstream: list[JobRow | None] = []  # set on enter: the upstream rows the job's data comes from
         self.took_over: str | None = None
         self.lease: Lease | None = None
         self._finished = False
@@ -159,7 +164,8 @@ class JobGuard:
     # -- enter ---------------------------------------------------------------------------------------------
     def __enter__(self) -> JobGuard:
         self._check_upstream()
-        self.outdated_by = None if self.force else self._outdated()
+        outdated = self._outdated()
+        self.outdated_by = None if self.force else outdated
         if self.outdated_by:
             self.log.info("job %s succeeded before, but %s: running it again, every step", self.job_id,
                           self.outdated_by)
@@ -217,13 +223,17 @@ class JobGuard:
             delay = min(delay * 1.5, _BACKOFF_MAX_S)
 
     def _outdated(self) -> str | None:
-        """Why this job's earlier success no longer stands (see tracker.base.outdated_by), or None."""
+        """Why this job's earlier success no longer stands (see tracker.base.outdated_by), or None. Remembers the
+        upstream rows it compared with: step_succeeded weighs the steps' rows against them too."""
         if not self.requires:
             return None
         with self._db:
             row = self.tracker.get(self.job_id)
-            upstream = [self.tracker.get(pipeline_job_id(up, self.date)) for up in self.requires]
-        return outdated_by(row, upstream)
+            if self.reads_earlier:
+                self.upstream = list(upstream_rows(self.tracker.list_jobs(), self.requires, self.date, earlier=True))
+            else:
+                self.upstream = [self.tracker.get(pipeline_job_id(up, self.date)) for up in self.requires]
+        return outdated_by(row, self.upstream)
 
     def _acquire(self) -> Lease | None:
         row: JobRow | None = None
@@ -294,10 +304,11 @@ class JobGuard:
         return self._lost.is_set() or (self._heartbeat is not None and self._heartbeat.lost.is_set())
 
     def step_succeeded(self, step: str) -> bool:
-        """The step's row for this date is 'success' (the runner still checks its outputs exist)."""
+        """The step's row for this date is 'success' and no upstream job succeeded after it (the runner still
+        checks its outputs exist)."""
         with self._db:
             row = self.tracker.get(step_job_id(self.pipeline, step, self.date))
-        return row is not None and row.status == "success"
+        return succeeded_since(row, self.upstream)
 
     def steps_not_succeeded(self, steps: Iterable[str]) -> list[tuple[str, str]]:
         """(step, status) of each of ``steps`` whose row is not 'success' ('missing' without a row): a run that

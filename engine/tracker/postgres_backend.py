@@ -53,6 +53,14 @@ def _first_line(exc: BaseException, secret: str) -> str:
     return text.replace(secret, "***") if secret else text
 
 
+# A silently dropped link (a firewall, a lost host) would otherwise block a statement, and with it the heartbeat,
+# until the kernel gives up after many minutes, long after the lease expired and another run took the job.
+# Keepalives and a TCP user timeout turn it into a connection error within about 30 s, which the reconnect
+# path handles like a server restart.
+DEAD_LINK_DETECTION = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3,
+                       "tcp_user_timeout": 30_000}
+
+
 class PostgresTracker(Tracker):
     """The ``job_tracker`` table in PostgreSQL (autocommit: every statement is its own transaction).
 
@@ -79,7 +87,7 @@ class PostgresTracker(Tracker):
         cfg = self.config
         conn = psycopg2.connect(host=cfg.host, port=cfg.port, dbname=cfg.database, user=cfg.user,
                                 password=cfg.password or None, connect_timeout=cfg.connect_timeout,
-                                application_name="tickflow-tracker")
+                                application_name="tickflow-tracker", **DEAD_LINK_DETECTION)
         try:
             conn.autocommit = True
             if self.read_only:
@@ -280,6 +288,14 @@ class PostgresTracker(Tracker):
             "RETURNING job_id",
             {"msg": clip_message(message), "job": job_id, "lock": lock_id})
         return bool(rows)
+
+    def forget(self, job_id: str, related: Sequence[str] = ()) -> list[str]:
+        self._writable()
+        rows = self._exec(
+            "DELETE FROM {t} WHERE job_id = ANY(%(jobs)s) AND NOT EXISTS "
+            "(SELECT 1 FROM {t} AS l WHERE l.job_id = %(job)s AND l.lock_id IS NOT NULL) RETURNING job_id",
+            {"jobs": list(dict.fromkeys([job_id, *related])), "job": job_id})
+        return sorted(r[0] for r in rows)
 
     def reopen(self) -> PostgresTracker:
         return PostgresTracker(self.config, read_only=self.read_only)

@@ -250,6 +250,17 @@ class SqliteTracker(Tracker):
             {"msg": clip_message(message), "job": job_id, "lock": lock_id})
         return r is not None
 
+    def forget(self, job_id: str, related: Sequence[str] = ()) -> list[str]:
+        self._writable()
+        ids = list(dict.fromkeys([job_id, *related]))
+        params: dict[str, Any] = {f"j{i}": job for i, job in enumerate(ids)} | {"job": job_id}
+        with self._errors():
+            rows = self._conn.execute(
+                f"DELETE FROM {self._q} WHERE job_id IN ({', '.join(':j' + str(i) for i in range(len(ids)))}) "
+                f"AND NOT EXISTS (SELECT 1 FROM {self._q} AS l WHERE l.job_id = :job AND l.lock_id IS NOT NULL) "
+                "RETURNING job_id", params).fetchall()
+        return sorted(r[0] for r in rows)
+
     def reopen(self) -> SqliteTracker:
         return SqliteTracker(self.path, self.table, read_only=self.read_only)
 

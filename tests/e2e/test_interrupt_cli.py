@@ -1,4 +1,4 @@
-"""SIGTERM in the middle of two steps running at once, through the real CLI.
+"""SIGTERM (or SIGINT) in the middle of two steps running at once, through the real CLI.
 
 Both steps write an endless range, so neither can end by itself: the run ends only if the interrupt cancels
 both Spark jobs. Then nothing may be committed, no staging folder may stay, the downstream step must not
@@ -75,10 +75,16 @@ def _running(pid: int) -> bool:
     return text[text.rindex(")") + 2] != "Z"  # a zombie has ended
 
 
-@pytest.mark.parametrize("whole_group", [False, True], ids=["to-the-process", "to-its-process-group"])
-def test_sigterm_cancels_both_running_steps_and_commits_nothing(tmp_path: Path, whole_group: bool) -> None:
+@pytest.mark.parametrize(("sig", "whole_group", "parallel"), [
+    (signal.SIGTERM, False, 2), (signal.SIGTERM, True, 2), (signal.SIGINT, False, 1)],
+    ids=["to-the-process", "to-its-process-group", "sigint-one-step-at-a-time"])
+def test_sigterm_cancels_both_running_steps_and_commits_nothing(tmp_path: Path, sig: signal.Signals,
+                                                                whole_group: bool, parallel: int) -> None:
     """To the process alone (kill PID), or to its process group as systemd, docker and Kubernetes send it: then
-    the JVM gets it too and ends by itself, which must not turn the interrupt into a crash."""
+    the JVM gets it too and ends by itself, which must not turn the interrupt into a crash. SIGINT (Ctrl-C
+    where the terminal's group is not signalled) with one step at a time interrupts the step's own thread."""
+    stopped = "terminated by SIGTERM" if sig == signal.SIGTERM else "interrupted (Ctrl-C)"
+    started = ("left", "right") if parallel == 2 else ("left",)
     plugins = tmp_path / "plugins"
     plugins.mkdir()
     (plugins / "tf_interrupt_e2e.py").write_text(PLUGIN)
@@ -112,7 +118,7 @@ def test_sigterm_cancels_both_running_steps_and_commits_nothing(tmp_path: Path, 
         sqlite_path = {tracker_db}
         [pipeline]
         log_dir = {tmp_path / 'logs'}
-        parallel_steps = 2
+        parallel_steps = {parallel}
         [spark]
         master = local[2]
         spark.driver.memory = 1g
@@ -126,19 +132,19 @@ def test_sigterm_cancels_both_running_steps_and_commits_nothing(tmp_path: Path, 
     try:
         staging = warehouse / ".tickflow_staging"
         # both writes have tasks running: each output's staging folder holds Spark's task attempt folders
-        wait_until(lambda: marks["left"].exists() and marks["right"].exists(), 180, "both steps to start")
-        wait_until(lambda: _count(staging, "_temporary") >= 2, 120, "both writes to run tasks")
+        wait_until(lambda: all(marks[s].exists() for s in started), 180, "the steps to start")
+        wait_until(lambda: _count(staging, "_temporary") >= len(started), 120, "the writes to run tasks")
         jvms = _children(proc.pid)
         if whole_group:
-            os.killpg(proc.pid, signal.SIGTERM)
+            os.killpg(proc.pid, sig)
         else:
-            proc.send_signal(signal.SIGTERM)
+            proc.send_signal(sig)
         code = proc.wait(120)
     finally:
         if proc.poll() is None:
             proc.kill()
     out = log.read_text()
-    assert code == 143, out
+    assert code == (143 if sig == signal.SIGTERM else 130), out
     assert jvms and not any(_running(pid) for pid in jvms), jvms  # the command returned after its JVM ended
     assert not marks["down"].exists(), out
     assert not (warehouse / "two").exists() or not any((warehouse / "two").iterdir()), out
@@ -146,12 +152,19 @@ def test_sigterm_cancels_both_running_steps_and_commits_nothing(tmp_path: Path, 
     with sqlite3.connect(tracker_db) as db:
         rows = dict(((job, (status, message)) for job, status, message in
                      db.execute("SELECT job_id, status, message FROM job_tracker")))
-    assert rows[f"twosteps_{DATE}"] == ("failed", "terminated by SIGTERM"), rows
-    for step in ("left", "right"):  # each step's record says its Spark job was cancelled (or its JVM ended)
+    assert rows[f"twosteps_{DATE}"] == ("failed", stopped), rows
+    for step in started:  # each step's record says it was cancelled, and why
         status, message = rows[f"twosteps.{step}_{DATE}"]
         assert status == "failed", rows
-        assert whole_group or message.startswith("SparkException: [SPARK_JOB_CANCELLED]"), rows
+        assert whole_group or message == f"cancelled: {stopped}", rows
+    # what Spark logs about the jobs it cancels (as errors) and while its JVM stops goes to the log file only
+    assert "SPARK_JOB_CANCELLED" not in out and "Aborting job" not in out and " spark " not in out, out[-3000:]
+    if not whole_group:
+        (run_log,) = (tmp_path / "logs").glob(f"twosteps_{DATE}_*.log")
+        assert "spark FileFormatWriter: Aborting job" in run_log.read_text()
+        assert "step left (endless_rows) failed after" in out and f"cancelled: {stopped}" in out
     assert f"twosteps.down_{DATE}" not in rows
-    assert "Traceback" not in out and f"twosteps {DATE}: terminated: terminated by SIGTERM" in out, out[-3000:]
+    end = "terminated" if sig == signal.SIGTERM else "interrupted"
+    assert "Traceback" not in out and f"twosteps {DATE}: {end}: {stopped}" in out, out[-3000:]
     reports = list((warehouse / "_reports" / "twosteps" / DATE).glob("*/report.json"))  # reported like any end
     assert len(reports) == 1 and "log: " in out and "report: " in out, out[-3000:]

@@ -146,3 +146,24 @@ def test_py4j_chatter_through_the_root_logger_stays_off_the_console(tmp_path):
             "close_logging(); logging.info('after the run')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "after the run" not in done.stdout + done.stderr, done.stderr
+
+
+def test_muted_loggers_reach_the_file_only_until_the_next_run(tmp_path, console):
+    from engine.logs import mute_console
+
+    path = setup_logging(tmp_path / "logs", "one", quiet=False, fmt="text", secrets=[], stream=console)
+    mute_console("spark")
+    logging.getLogger("spark").error("spark FileFormatWriter: Aborting job 7")
+    logging.getLogger("spark.child").error("a child of spark")
+    logging.getLogger("sparkling").error("another logger")
+    logging.getLogger("tickflow.runner").warning("step x failed: cancelled")
+    for h in logging.getLogger().handlers:
+        h.flush()
+    shown = console.getvalue()
+    assert "Aborting job 7" not in shown and "a child of spark" not in shown
+    assert "another logger" in shown and "cancelled" in shown
+    kept = path.read_text()
+    assert "Aborting job 7" in kept and "a child of spark" in kept
+    setup_logging(tmp_path / "logs", "two", quiet=False, fmt="text", secrets=[], stream=console)
+    logging.getLogger("spark").error("the next run's spark error")
+    assert "the next run's spark error" in console.getvalue()

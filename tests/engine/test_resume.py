@@ -413,8 +413,13 @@ def test_a_run_whose_lock_is_taken_away_before_its_commit_commits_nothing(grab, 
     assert step.status != "success"
 
 
-def test_a_job_whose_upstream_succeeded_again_recomputes_every_step(tmp_path, write_spec, test_transforms_module,
-                                                                     spark):
+UP = f"up_{DATE}"
+
+
+@pytest.fixture
+def with_upstream(tmp_path, write_spec, test_transforms_module, spark):
+    """(run(bad=False), tracker, log of step one's computations) for the spec requiring job ``up``, which has
+    succeeded."""
     log_file = tmp_path / "computed.log"
     spec_path = write_spec(SPEC.format(mod=test_transforms_module, log=log_file).replace(
         "pipeline: resume\n", "pipeline: resume\nrequires: [up]\n"))
@@ -422,23 +427,44 @@ def test_a_job_whose_upstream_succeeded_again_recomputes_every_step(tmp_path, wr
                     tracker=TrackerConfig(sqlite_path=str(tmp_path / "t.sqlite")), base_dir=tmp_path)
     storage = LocalStorage(tmp_path / "wh")
     tracker = open_tracker(config)
-    up, job = f"up_{DATE}", f"resume_{DATE}"
 
-    def run():
-        spec = load_spec(spec_path, date=DATE, var_overrides={"bad": False}, config=config)
+    def run(bad: bool = False):
+        spec = load_spec(spec_path, date=DATE, var_overrides={"bad": bad}, config=config)
         guard = JobGuard(tracker, spec.name, DATE, spec.requires, lease_seconds=30)
         return PipelineRunner(spec, config, date=DATE, storage=storage, raw_storage=storage, registry=REGISTRY,
                               spark_provider=lambda: spark, guard=guard).run()
 
+    tracker.set_status(UP, "success")
     try:
-        tracker.set_status(up, "success")
-        assert run().status == "success" and run().status == "skipped"
-        assert log_file.read_text().splitlines() == ["one"]
-        while tracker.get(up).updated_time <= tracker.get(job).updated_time:  # the upstream reran later
-            tracker.set_status(up, "success")
-        record = run()
-        assert [record.step(s).status for s in ("one", "two", "three")] == ["success"] * 3  # no step reused
-        assert log_file.read_text().splitlines() == ["one", "one"]
-        assert run().status == "skipped"
+        yield run, tracker, log_file
     finally:
         tracker.close()
+
+
+def _succeed_after(tracker, job: str) -> None:
+    """The upstream job succeeds again, at a database time later than ``job``'s row."""
+    while tracker.get(UP).updated_time <= tracker.get(job).updated_time:
+        tracker.set_status(UP, "success")
+
+
+def test_a_job_whose_upstream_succeeded_again_recomputes_every_step(with_upstream):
+    run, tracker, log_file = with_upstream
+    assert run().status == "success" and run().status == "skipped"
+    assert log_file.read_text().splitlines() == ["one"]
+    _succeed_after(tracker, f"resume_{DATE}")  # the upstream reran later
+    record = run()
+    assert [record.step(s).status for s in ("one", "two", "three")] == ["success"] * 3  # no step reused
+    assert log_file.read_text().splitlines() == ["one", "one"]
+    assert run().status == "skipped"
+
+
+def test_a_failed_job_does_not_reuse_steps_computed_before_its_upstream_succeeded_again(with_upstream):
+    """The job row is 'failed', so the job is not 'outdated'; its steps' rows are older than the upstream's."""
+    run, tracker, log_file = with_upstream
+    with pytest.raises(StepFailed, match="step 'three'"):
+        run(bad=True)
+    assert tracker.get(f"resume.two_{DATE}").status == "success"
+    _succeed_after(tracker, f"resume.two_{DATE}")  # the upstream reran after steps one and two
+    record = run()
+    assert [record.step(s).status for s in ("one", "two", "three")] == ["success"] * 3  # nothing reused
+    assert log_file.read_text().splitlines() == ["one", "one"]

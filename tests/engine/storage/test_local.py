@@ -229,3 +229,12 @@ def test_another_hosts_run_folder_written_to_recently_deep_inside_is_kept(tmp_pa
         os.utime(path, (old, old))
     LocalStorage(tmp_path).cleanup("")
     assert part.exists()
+
+
+def test_check_creates_nothing_and_refuses_a_root_under_a_file(tmp_path):
+    root = tmp_path / "a" / "b" / "warehouse"
+    LocalStorage(root).check()
+    assert list(tmp_path.iterdir()) == []  # a run refused after the check leaves no folder
+    (tmp_path / "a").write_text("a file where a folder should be")
+    with pytest.raises(StorageError, match=r"cannot use storage root .*warehouse: .*/a is not a folder"):
+        LocalStorage(root).check()

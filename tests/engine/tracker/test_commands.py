@@ -1,4 +1,4 @@
-"""Operator commands `status` and `unlock` on both backends."""
+"""Operator commands `status`, `unlock` and `forget` on both backends."""
 
 from __future__ import annotations
 
@@ -7,7 +7,15 @@ import datetime as dt
 import io
 import json
 
-from engine.tracker.commands import add_status_arguments, add_unlock_arguments, cmd_status, cmd_unlock, operator
+from engine.tracker.commands import (
+    add_forget_arguments,
+    add_status_arguments,
+    add_unlock_arguments,
+    cmd_forget,
+    cmd_status,
+    cmd_unlock,
+    operator,
+)
 from tests.engine.tracker.conftest import Backend
 
 
@@ -19,12 +27,21 @@ def status(backend: Backend, *argv: str) -> str:
     return out.getvalue()
 
 
-def unlock(backend: Backend, answer: str, *argv: str) -> tuple[int, str]:
+def _asking(command, add_arguments, backend: Backend, answer: str, argv: tuple[str, ...]) -> tuple[int, str]:
+    """(exit code, output) of a command that asks for confirmation, answered with ``answer``."""
     p = argparse.ArgumentParser()
-    add_unlock_arguments(p)
+    add_arguments(p)
     out = io.StringIO()
-    code = cmd_unlock(p.parse_args(list(argv)), backend.config(), out=out, inp=io.StringIO(answer))
+    code = command(p.parse_args(list(argv)), backend.config(), out=out, inp=io.StringIO(answer))
     return code, out.getvalue()
+
+
+def unlock(backend: Backend, answer: str, *argv: str) -> tuple[int, str]:
+    return _asking(cmd_unlock, add_unlock_arguments, backend, answer, argv)
+
+
+def forget(backend: Backend, answer: str, *argv: str) -> tuple[int, str]:
+    return _asking(cmd_forget, add_forget_arguments, backend, answer, argv)
 
 
 def seed(backend: Backend) -> None:
@@ -120,3 +137,31 @@ def test_a_lock_whose_process_on_this_host_is_gone_says_so(backend: Backend) -> 
     code, out = unlock(backend, "n\n", "preprocess_2020-08-07")
     assert code == 1 and "its process is not running on this host any more" in out
     assert "not running" not in unlock(backend, "n\n", "preprocess_2020-08-10")[1]  # another host: unknown
+
+
+def test_forget_deletes_the_job_and_its_step_rows_after_confirmation(backend: Backend) -> None:
+    seed(backend)
+    t = backend.tracker()
+    t.set_status("preprocess.ingest_2020-08-06", "failed", "no raw input")
+    code, text = forget(backend, "n\n", "preprocess_2020-08-06")
+    assert code == 1 and "preprocess_2020-08-06: status success" in text and "2 step row(s)" in text
+    assert text.rstrip().endswith("nothing deleted") and t.get("preprocess_2020-08-06") is not None
+    code, text = forget(backend, "y\n", "preprocess_2020-08-06")
+    assert code == 0, text
+    assert f"forgot preprocess_2020-08-06 and 2 step row(s) (by {operator()})" in text
+    assert [r.job_id for r in t.list_jobs()] == ["analyze_2020-08-06", "analyze_2020-08-07", "preprocess_2020-08-05"]
+
+
+def test_forget_refuses_a_locked_job_a_step_id_and_an_unknown_job(backend: Backend) -> None:
+    seed(backend)
+    t = backend.tracker()
+    code, text = forget(backend, "", "analyze_2020-08-07", "--yes")
+    assert code == 4 and "locked by worker-3 (pid 77)" in text and "nothing deleted" in text
+    assert t.get("analyze_2020-08-07") is not None
+    code, text = forget(backend, "", "preprocess.load_2020-08-06", "--yes")
+    assert code == 2 and "is not a pipeline job id" in text and t.get("preprocess.load_2020-08-06") is not None
+    code, text = forget(backend, "", "nosuch_2020-08-06", "--yes")
+    assert code == 2 and text.startswith("no job nosuch_2020-08-06 in ")
+    # the statement itself keeps every row of a job a run holds (a run that starts after the command looked)
+    assert t.forget("analyze_2020-08-07", ["analyze.load_2020-08-07"]) == []
+    assert t.forget("preprocess_2020-08-05") == ["preprocess_2020-08-05"]

@@ -290,3 +290,22 @@ def test_a_job_whose_upstream_succeeded_again_after_it_runs_again(backend: Backe
     assert any("running it again, every step" in line for line in rec.lines)
     with JobGuard(t, "analyze", DATE, ["preprocess"]) as g:
         assert g.already_succeeded and g.outdated_by is None  # recomputed after the upstream: up to date again
+
+
+def test_a_job_reading_earlier_dates_runs_again_when_an_earlier_upstream_succeeds_after_it(backend: Backend) -> None:
+    t = backend.tracker()
+    earlier = "preprocess_2020-08-05"
+    for job in (earlier, UP):
+        t.set_status(job, "success")
+    with JobGuard(t, "analyze", DATE, ["preprocess"], reads_earlier=True) as g:
+        assert g.outdated_by is None and g.lease is not None
+    _succeed_after(t, earlier, JOB)  # the 5th was preprocessed again (restated raw files)
+    t.set_status("preprocess_2020-08-07", "success")  # a later date never outdates the 6th
+    with JobGuard(t, "analyze", DATE, ["preprocess"]) as g:
+        assert g.already_succeeded  # without reads_earlier only the same date counts
+    with JobGuard(t, "analyze", DATE, ["preprocess"], reads_earlier=True) as g:
+        assert g.lease is not None and not g.already_succeeded
+        assert g.outdated_by and g.outdated_by.startswith(
+            f"upstream job {earlier} (an earlier date, which this job reads) succeeded at ")
+    with JobGuard(t, "analyze", DATE, ["preprocess"], reads_earlier=True) as g:
+        assert g.already_succeeded  # recomputed after it: up to date again

@@ -226,6 +226,15 @@ def test_unreachable_postgres_is_still_one_clear_line_exit_2(pg_server: PgServer
     stderr = capsys.readouterr().err
     assert code == 2 and SECRET not in stderr and len(stderr.strip().splitlines()) == 1
     assert f"port={port} database=prod" in stderr
+    spec = tmp_path / "ro.yaml"
+    spec.write_text(SPEC)
+    code, text = run_cli("plan", str(spec), "--date", "2024-01-04", "--config", str(ini))
+    assert code == 0 and "(tracker unavailable: cannot connect to the PostgreSQL job tracker" in text
+    assert "verdict:  a run would exit 2: it cannot open the job tracker (see above)" in text and SECRET not in text
+    code, _ = run_cli(str(spec), "--date", "2024-01-04", "--config", str(ini))  # a run refuses, leaving nothing
+    stderr = capsys.readouterr().err
+    assert code == 2 and "cannot connect to the PostgreSQL job tracker" in stderr and SECRET not in stderr
+    assert not (tmp_path / "wh").exists()
 
 
 # -- both backends: a table of an older version is read, never altered --------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,6 +90,29 @@ class RestartableServer(ThrowawayServer):
     def resume(self) -> None:
         opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
         self._run("pg_ctl", "-D", str(self.dir / "data"), "-l", str(self.dir / "log"), "-o", opts, "-w", "start")
+
+
+def test_tracker_sockets_notice_a_silently_dropped_link(pg: Backend) -> None:
+    """A lost host sends no FIN: without keepalives and a TCP user timeout a statement (and the heartbeat)
+    would block for many minutes. Read back from the sockets themselves, the first one and a reopened one."""
+    import socket
+
+    t = pg.tracker()
+    try:
+        for _ in range(2):
+            sock = socket.socket(fileno=os.dup(t._conn.fileno()))
+            try:
+                assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+                assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 10
+                assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
+                assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == 30_000
+            finally:
+                sock.close()
+            assert close_tracker_sessions(pg.server, pg.database) == 1
+            t.get(JOB)  # reopens the session the server closed
+        assert t.reconnects == 2
+    finally:
+        t.close()
 
 
 @pytest.fixture
