@@ -435,9 +435,10 @@ class PipelineRunner:
             self.guard.mark_step(name, status, message)
 
     def _invalidate_downstream(self, name: str) -> None:
-        """Before ``name`` rewrites its outputs: its downstream steps' outputs no longer follow from them."""
+        """Before ``name`` rewrites its outputs: its downstream steps' outputs no longer follow from them. (Steps
+        without outputs are never reused, so their rows need no mark; the job's status ignores them too.)"""
         downstream = self.dag.downstream(name)
-        below = [n for n in self.order if n in downstream]
+        below = [n for n in self.order if n in downstream and self.spec.steps[n].outputs]
         with self._guard_lock:
             stale = self.guard.invalidate_steps(below, f"outputs of upstream step {name} are being recomputed")
         if stale:

@@ -239,8 +239,9 @@ def test_a_selected_upstream_step_leaves_its_unselected_downstream_steps_and_the
     assert record.status == "stale" and record.step("eod").status == "skipped"
     assert PipelineRunner.summary(record).startswith("chain 2024-01-05: stale in ")
     assert row("chain.eod_2024-01-05")[0] == "stale"
+    assert row("chain.scaled_2024-01-05")[0] == "success"  # no outputs: never reused, so never marked stale
     status, message = row("chain_2024-01-05")
-    assert status == "stale" and "eod (stale)" in message
+    assert status == "stale" and "eod (stale)" in message and "scaled" not in message
     assert eod() == [(6, 10 * sum(range(6)))]  # not recomputed yet
 
     record = run(n=4)  # a plain run is not refused as done: ingest is reused, eod recomputed
