@@ -334,7 +334,8 @@ def cmd_plan(args: argparse.Namespace, config: Config, out: TextIO) -> int:
         for d in done:
             print(f"{probe.name} {d}: already succeeded; a run would leave it alone (use --force)", file=out)
         if not dates:
-            print(f"{probe.name}: nothing to do (no new input dates)", file=out)
+            why = "every date already succeeded" if done else "no new input dates"
+            print(f"{probe.name}: nothing to do ({why})", file=out)
             return EXIT_OK
     for n, date in enumerate(dates):
         spec = probe if date == start else _load(args.spec, args, config, date)

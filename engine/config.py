@@ -6,8 +6,9 @@ Sections: [postgres] host, port, database, user, password, job_tracker_table_nam
 [storage] root, raw_root, mode (staged|direct), cache_dir, cache_keep_days (Azure staged mode: local copies
 unused for that many days are removed; default 7);
 [tracker] sqlite_path, lease_seconds, table (SQLite table name);
-[pipeline] modules (extra transform modules, comma separated), log_dir, parallel_steps (how many steps that do
-not depend on each other may run at once; default 2, 1 runs them one after another).
+[pipeline] modules (extra transform modules, comma separated), log_dir, log_keep_days (run logs older than
+that are removed when a run starts; default 30, 0 keeps them all), parallel_steps (how many steps that do not
+depend on each other may run at once; default 2, 1 runs them one after another).
 
 Environment: ``TICKFLOW_<SECTION>_<KEY>`` overrides any value (e.g. TICKFLOW_POSTGRES_PASSWORD) and
 ``TICKFLOW_CONFIG`` names the file when ``--config`` is not given. Without any config, everything is local:
@@ -89,6 +90,7 @@ class Config:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     modules: tuple[str, ...] = ()
     log_dir: str = ".tickflow/logs"
+    log_keep_days: int = 30
     parallel_steps: int = 2
     source: str = "(embedded defaults)"
     base_dir: Path = field(default_factory=Path.cwd)
@@ -270,7 +272,11 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
     if tracker.lease_seconds < 2:
         raise ConfigError(f"{where('tracker', 'lease_seconds')}: [tracker] lease_seconds must be at least 2")
     pl = sections.get("pipeline", {})
-    _reject_unknown("pipeline", pl, {"modules", "log_dir", "parallel_steps"}, where)
+    _reject_unknown("pipeline", pl, {"modules", "log_dir", "log_keep_days", "parallel_steps"}, where)
+    log_keep_days = _int("pipeline", "log_keep_days", pl.get("log_keep_days", str(Config.log_keep_days)), where)
+    if log_keep_days < 0:
+        raise ConfigError(f"{where('pipeline', 'log_keep_days')}: [pipeline] log_keep_days must be 0 (keep every "
+                          f"log) or more, got {log_keep_days}")
     parallel_steps = _int("pipeline", "parallel_steps", pl.get("parallel_steps", str(Config.parallel_steps)), where)
     if parallel_steps < 1:
         raise ConfigError(f"{where('pipeline', 'parallel_steps')}: [pipeline] parallel_steps must be at least 1, "
@@ -278,7 +284,8 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
     return Config(
         postgres=pg, azure=az, spark=SparkConfig(master=master, conf=conf), storage=storage,
         tracker=tracker, modules=_split_list(pl.get("modules", "")),
-        log_dir=pl.get("log_dir", ".tickflow/logs"), parallel_steps=parallel_steps, source=source,
+        log_dir=pl.get("log_dir", ".tickflow/logs"), log_keep_days=log_keep_days, parallel_steps=parallel_steps,
+        source=source,
         base_dir=Path.cwd(),
     )
 

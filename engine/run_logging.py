@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import time
 from pathlib import Path
 
 from engine.config import Config
@@ -19,7 +21,32 @@ def start_run_logging(config: Config, pipeline: str, date: dt.date | None, run_i
     """Returns the log file of this run (the previous run's handlers are replaced)."""
     stamp = dt.datetime.now().strftime("%Y%m%dT%H%M%S")
     name = f"{pipeline}_{date.isoformat() if date else 'nodate'}_{stamp}_{run_id}"
-    return setup_logging(log_dir_of(config), name, quiet=quiet, fmt=fmt, secrets=config.secrets())
+    pruned = prune_logs(log_dir_of(config), config.log_keep_days)
+    path = setup_logging(log_dir_of(config), name, quiet=quiet, fmt=fmt, secrets=config.secrets())
+    if pruned:
+        logging.getLogger("tickflow.logs").debug("removed %d run log(s) older than %d days", pruned,
+                                                 config.log_keep_days)
+    return path
+
+
+def prune_logs(log_dir: Path, keep_days: int) -> int:
+    """Remove the run logs (``*.log``) not written to for ``keep_days`` days (0: keep all); how many.
+
+    Every run, refused ones included (a scheduler polling an upstream job), writes a log: without this the
+    folder only grows. Other files are left alone, and a file another run removes first is not an error.
+    """
+    if keep_days <= 0 or not log_dir.is_dir():
+        return 0
+    cutoff = time.time() - keep_days * 86400
+    removed = 0
+    for path in log_dir.glob("*.log"):
+        try:
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
 
 
 def end_of_run_console() -> None:

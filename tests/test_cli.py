@@ -312,6 +312,22 @@ def test_a_catch_up_reruns_a_date_whose_upstream_job_succeeded_again(tmp_path):
     assert " -> skip" not in out.stdout  # no step is reused from the outdated run
 
 
+def test_a_plan_whose_dates_all_succeeded_says_so(tmp_path):
+    from engine.config import load_config
+    from engine.tracker.factory import open_tracker
+
+    cfg = _local_config(tmp_path)
+    with open_tracker(load_config(cfg, env={})) as tracker:
+        for job in ("preprocess_2024-01-04", "analyze_2024-01-04"):
+            tracker.set_status(job, "success")
+    out = cli("plan", ROOT / "pipelines" / "analyze.yaml", "--start", "2024-01-01", "--end", "2024-01-31",
+              "--config", cfg, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "analyze 2024-01-04: already succeeded; a run would leave it alone (use --force)",
+        "analyze: nothing to do (every date already succeeded)"]
+
+
 def test_a_catch_up_reruns_later_dates_after_an_earlier_upstream_date_succeeded_again(tmp_path):
     """analyze reads earlier dates' closes (reads_earlier_dates: true): a restated preprocess date outdates every
     later analyze date; a copy of the spec without the key leaves them alone."""
