@@ -9,8 +9,13 @@ clock.
 from __future__ import annotations
 
 import datetime as dt
+import getpass
+import hashlib
+import json
+import os
 import re
 import signal
+import socket
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -33,6 +38,10 @@ ROW_COLUMNS = ("job_id", "status", "updated_time", "lock_id", "lease_expires", "
                "run_id", "message", "started_time")
 LEASE_COLUMNS = ("lock_id", "lease_expires", "updated_time", "prev_lock_id", "prev_holder_host",
                  "prev_holder_pid", "prev_lease_expires")
+# The operator actions (unlock, forget) are recorded in ``<table>_audit``, in the same transaction as the change.
+AUDIT_SUFFIX = "_audit"
+AUDIT_ACTIONS = ("unlock", "forget")
+AUDIT_COLUMNS = ("id", "audit_time", "job_id", "action", "actor", "rows_before")
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _JOB_ID = re.compile(r"^(?P<pipeline>[A-Za-z0-9_\-]+?)(?:\.(?P<step>[A-Za-z0-9_\-]+))?_(?P<date>\d{4}-\d{2}-\d{2})$")
 MESSAGE_MAX = 2000
@@ -112,6 +121,30 @@ def validate_table_name(name: str) -> str:
     return name.lower()
 
 
+def audit_table_name(table: str) -> str:
+    """``<table>_audit``. A table name too long for that suffix (identifiers end at 63 characters) keeps its
+    first 48 characters plus 8 hex digits of its hash: an operator must never be kept from clearing a lock
+    because of the name, and two long names sharing their start still get their own audit tables."""
+    base = validate_table_name(table)
+    if len(base) + len(AUDIT_SUFFIX) <= 63:
+        return base + AUDIT_SUFFIX
+    return f"{base[:48]}_{hashlib.sha1(base.encode()).hexdigest()[:8]}{AUDIT_SUFFIX}"
+
+
+def operator() -> str:
+    """``user@host``: who runs an operator command, as its row's message names them."""
+    try:
+        user = getpass.getuser()
+    except (OSError, KeyError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def current_actor() -> str:
+    """``user@host pid N``: who an audit entry names (the pid tells two sessions of one user apart)."""
+    return f"{operator()} pid {os.getpid()}"
+
+
 def validate_status(status: str) -> str:
     if status not in STATUSES:
         raise ValueError(f"job status must be one of {', '.join(STATUSES)}, got {status!r}")
@@ -135,8 +168,7 @@ def outdated_by(row: JobRow | None, upstream: Sequence[JobRow | None]) -> str | 
     """
     if row is None or row.status != "success" or row.updated_time is None:
         return None
-    newer = [up for up in upstream if up is not None and up.status == "success" and up.updated_time is not None
-             and up.updated_time > row.updated_time]
+    newer = _succeeded_after(row.updated_time, upstream)
     if not newer:
         return None
     up = min(newer, key=lambda r: r.job_id.rsplit("_", 1)[-1])
@@ -153,9 +185,13 @@ def succeeded_since(row: JobRow | None, upstream: Sequence[JobRow | None]) -> bo
     upstream data was replaced is not reusable, even when the job's rerun that noticed it was interrupted."""
     if row is None or row.status != "success":
         return False
-    return row.updated_time is None or not any(
-        up is not None and up.status == "success" and up.updated_time is not None
-        and up.updated_time > row.updated_time for up in upstream)
+    return row.updated_time is None or not _succeeded_after(row.updated_time, upstream)
+
+
+def _succeeded_after(moment: dt.datetime, upstream: Sequence[JobRow | None]) -> list[JobRow]:
+    """The upstream rows that succeeded after ``moment``: the data computed at ``moment`` has been replaced."""
+    return [up for up in upstream if up is not None and up.status == "success" and up.updated_time is not None
+            and up.updated_time > moment]
 
 
 def upstream_rows(rows: Iterable[JobRow], requires: Sequence[str], date: dt.date, *,
@@ -215,6 +251,40 @@ class JobRow:
         host = self.holder_host or "unknown host"
         pid = f"pid {self.holder_pid}" if self.holder_pid is not None else "unknown pid"
         return f"{host} ({pid})"
+
+
+def row_before(row: JobRow) -> dict[str, object]:
+    """A row as an audit entry keeps it: every column, times as ISO 8601 with their UTC offset."""
+    return {"job_id": row.job_id, "status": row.status, "updated_time": iso_utc(row.updated_time),
+            "lock_id": row.lock_id, "lease_expires": iso_utc(row.lease_expires), "holder_host": row.holder_host,
+            "holder_pid": row.holder_pid, "run_id": row.run_id, "started_time": iso_utc(row.started_time),
+            "message": row.message}
+
+
+def audit_before(rows: Sequence[JobRow]) -> str:
+    """The ``rows_before`` column: a JSON list of the rows an operator action changed or deleted, by job id."""
+    return json.dumps([row_before(r) for r in sorted(rows, key=lambda r: r.job_id)])
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One row of ``<table>_audit``: who unlocked or forgot which job when, and what its rows were before."""
+
+    id: int
+    audit_time: dt.datetime
+    job_id: str
+    action: str
+    actor: str | None
+    rows_before: str | None
+
+    def before(self) -> list[dict[str, object]]:
+        """The rows as they were; a value this version did not write reads as one row holding the raw text."""
+        try:
+            rows = json.loads(self.rows_before or "[]")
+        except ValueError:
+            return [{"unparsed": self.rows_before}]
+        return rows if isinstance(rows, list) and all(isinstance(r, dict) for r in rows) else [
+            {"unparsed": self.rows_before}]
 
 
 @dataclass(frozen=True)
@@ -321,15 +391,21 @@ class Tracker(ABC):
         return self.lock_of(lease.job_id) == lease.lock_id
 
     @abstractmethod
-    def unlock(self, job_id: str, message: str, *, lock_id: str | None = None) -> bool:
+    def unlock(self, job_id: str, message: str, *, lock_id: str | None = None, actor: str | None = None) -> bool:
         """Operator override: clear the lock (only ``lock_id`` when given); a running job becomes 'failed'.
-        False when there was nothing to clear."""
+        False when there was nothing to clear. A cleared lock is recorded in the audit table in the same
+        transaction, naming ``actor`` (default: this process, ``current_actor()``) and the row as it was."""
 
     @abstractmethod
-    def forget(self, job_id: str, related: Sequence[str] = ()) -> list[str]:
+    def forget(self, job_id: str, related: Sequence[str] = (), *, actor: str | None = None) -> list[str]:
         """Operator override: delete the row of ``job_id`` and the rows ``related`` (its steps) in one statement,
         and only while ``job_id`` is not locked (a run holding it keeps every row). The job ids deleted, sorted.
+        Deleted rows are recorded in the audit table in the same transaction, like ``unlock``.
         """
+
+    @abstractmethod
+    def audit_entries(self) -> list[AuditEntry]:
+        """The audit table, oldest first; none while it does not exist (it is never created by reading)."""
 
     @abstractmethod
     def reopen(self) -> Tracker:

@@ -1,13 +1,12 @@
 """Operator commands: ``status`` (what ran, what is locked), ``unlock JOB_ID`` (clear a stuck lock) and
-``forget JOB_ID`` (delete a mistaken job's rows)."""
+``forget JOB_ID`` (delete a mistaken job's rows). Unlock and forget leave an entry in ``<table>_audit``, which
+``status --audit`` lists."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import getpass
 import json
-import socket
 import sys
 from collections.abc import Sequence
 from typing import IO
@@ -16,7 +15,15 @@ from engine.config import Config
 from engine.console_out import clip
 from engine.errors import EXIT_RUNNING
 from engine.processes import gone_here
-from engine.tracker.base import JobRow, fmt_time, iso_utc, parse_job_id
+from engine.tracker.base import (
+    AuditEntry,
+    JobRow,
+    current_actor,
+    fmt_time,
+    iso_utc,
+    operator,
+    parse_job_id,
+)
 from engine.tracker.factory import open_tracker
 
 
@@ -34,26 +41,28 @@ def add_status_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--end", type=_date, default=None, help="last processing date (YYYY-MM-DD)")
     parser.add_argument("--steps", action="store_true", help="also show the rows of individual steps")
     parser.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
+    parser.add_argument("--audit", action="store_true",
+                        help="list the audit trail instead: every unlock and forget (when, job, who, the rows "
+                        "before), oldest first; --pipeline/--start/--end and --json apply")
+
+
+def wanted(job_id: str, pipelines: Sequence[str] | None, start: dt.date | None, end: dt.date | None,
+           steps: bool) -> bool:
+    """Whether a job id passes the pipeline and date filters; an id off the convention passes only unfiltered."""
+    key = parse_job_id(job_id)
+    if key is None:
+        return not pipelines and start is None and end is None
+    if key.step is not None and not steps:
+        return False
+    if pipelines and key.pipeline not in pipelines:
+        return False
+    return not ((start is not None and key.date < start) or (end is not None and key.date > end))
 
 
 def select_rows(rows: Sequence[JobRow], pipelines: Sequence[str] | None, start: dt.date | None,
                 end: dt.date | None, steps: bool) -> list[JobRow]:
     """Filter by pipeline and date range; rows whose id does not follow the convention show unless filtered."""
-    out = []
-    for row in rows:
-        key = parse_job_id(row.job_id)
-        if key is None:
-            if not pipelines and start is None and end is None:
-                out.append(row)
-            continue
-        if key.step is not None and not steps:
-            continue
-        if pipelines and key.pipeline not in pipelines:
-            continue
-        if (start is not None and key.date < start) or (end is not None and key.date > end):
-            continue
-        out.append(row)
-    return out
+    return [row for row in rows if wanted(row.job_id, pipelines, start, end, steps)]
 
 
 def _lock_state(row: JobRow, now: dt.datetime) -> str:
@@ -88,10 +97,63 @@ def _table(rows: Sequence[JobRow], now: dt.datetime) -> str:
     return "\n".join(lines)
 
 
+def _audit_as_json(entry: AuditEntry) -> dict[str, object]:
+    return {"id": entry.id, "audit_time": iso_utc(entry.audit_time), "job_id": entry.job_id,
+            "action": entry.action, "actor": entry.actor, "rows_before": entry.before()}
+
+
+def _before_summary(entry: AuditEntry) -> str:
+    """The job's own row as it was (status, when, holder, run, message) and, for forget, every row deleted."""
+    rows = entry.before()
+    own = next((r for r in rows if r.get("job_id") == entry.job_id), rows[0] if rows else {})
+    parts = [f"status {own.get('status') or '-'}"]
+    if isinstance(updated := own.get("updated_time"), str):
+        parts.append(f"updated {fmt_time(dt.datetime.fromisoformat(updated)).removesuffix(' UTC')}")
+    if own.get("lock_id") is not None:
+        parts.append(f"held by {own.get('holder_host') or 'unknown host'} (pid {own.get('holder_pid') or '?'})")
+    if own.get("run_id"):
+        parts.append(f"run {own['run_id']}")
+    if entry.action == "forget":
+        parts.append(f"deleted {', '.join(str(r.get('job_id')) for r in rows)}")
+    if own.get("message"):
+        parts.append(f"message {clip(str(own['message']), 60)}")
+    if "unparsed" in own:
+        parts = [clip(str(own["unparsed"]))]
+    return "; ".join(parts)
+
+
+def _audit_table(entries: Sequence[AuditEntry]) -> str:
+    header = ("TIME (UTC)", "JOB_ID", "ACTION", "BY", "BEFORE")
+    body = [(fmt_time(e.audit_time).removesuffix(" UTC"), e.job_id, e.action, e.actor or "-", _before_summary(e))
+            for e in entries]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *body, strict=True)]
+    return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
+                     for line in (header, *body))
+
+
+def _print_audit(args: argparse.Namespace, config: Config, out: IO[str]) -> int:
+    """``status --audit``: the unlock and forget entries, oldest first (read-only, like status)."""
+    with open_tracker(config, read_only=True) as tracker:
+        entries = [e for e in tracker.audit_entries()
+                   if wanted(e.job_id, args.pipeline, args.start, args.end, steps=True)]
+        where = tracker.describe()
+    if args.json:
+        json.dump([_audit_as_json(e) for e in entries], out, indent=2)
+        out.write("\n")
+    elif not entries:
+        out.write(f"no unlock or forget recorded in {where}\n")
+    else:
+        out.write(_audit_table(entries) + "\n")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace, config: Config, out: IO[str] = sys.stdout) -> int:
-    """Print the job rows (a table, or JSON with --json); TrackerError propagates (exit 2).
+    """Print the job rows (a table, or JSON with --json), or with --audit the audit trail; TrackerError
+    propagates (exit 2).
 
     Read-only: looking must not create the table (or an SQLite file) nor upgrade an older one."""
+    if getattr(args, "audit", False):
+        return _print_audit(args, config, out)
     with open_tracker(config, read_only=True) as tracker:
         rows = select_rows(tracker.list_jobs(), args.pipeline, args.start, args.end, args.steps)
         now = tracker.now()
@@ -109,15 +171,6 @@ def cmd_status(args: argparse.Namespace, config: Config, out: IO[str] = sys.stdo
 def add_unlock_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("job_id", metavar="JOB_ID", help="e.g. preprocess_2020-08-06")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-
-
-def operator() -> str:
-    """Who runs the command, recorded with the unlock."""
-    try:
-        user = getpass.getuser()
-    except (OSError, KeyError):
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
 
 
 def cmd_unlock(args: argparse.Namespace, config: Config, out: IO[str] = sys.stdout,
@@ -148,7 +201,7 @@ def cmd_unlock(args: argparse.Namespace, config: Config, out: IO[str] = sys.stdo
         who = operator()
         message = (f"unlocked by {who} at {fmt_time(now)}; was held by {row.holder()} "
                    f"(run {row.run_id or '?'})")
-        if tracker.unlock(row.job_id, message, lock_id=row.lock_id):
+        if tracker.unlock(row.job_id, message, lock_id=row.lock_id, actor=current_actor()):
             out.write(f"unlocked {row.job_id}"
                       f"{' (status running -> failed)' if row.status == 'running' else ''}; recorded: {message}\n")
             return 0
@@ -191,7 +244,7 @@ def cmd_forget(args: argparse.Namespace, config: Config, out: IO[str] = sys.stdo
             if inp.readline().strip().lower() not in ("y", "yes"):
                 out.write("nothing deleted\n")
                 return 1
-        gone = tracker.forget(row.job_id, steps)
+        gone = tracker.forget(row.job_id, steps, actor=current_actor())
         if row.job_id not in gone:
             out.write(f"job {row.job_id} was locked meanwhile (a run started); nothing deleted\n")
             return EXIT_RUNNING

@@ -15,9 +15,9 @@ import datetime as dt
 import logging
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg2
 from psycopg2 import sql
@@ -25,16 +25,21 @@ from psycopg2 import sql
 from engine.config import PostgresConfig
 from engine.errors import TrackerError
 from engine.tracker.base import (
+    AUDIT_COLUMNS,
     EXTRA_COLUMNS,
     LEASE_COLUMNS,
     ROW_COLUMNS,
     STALE,
+    AuditEntry,
     JobRow,
     Lease,
     LeaseLost,
     Tracker,
     TrackerUnreachable,
+    audit_before,
+    audit_table_name,
     clip_message,
+    current_actor,
     validate_status,
     validate_table_name,
 )
@@ -44,6 +49,9 @@ _LEASE = f"({_NOW} + %(lease)s * interval '1 second')"
 log = logging.getLogger("tickflow.tracker")
 _HAVE_COLUMNS = ("SELECT column_name FROM information_schema.columns "
                  "WHERE table_schema = current_schema() AND table_name = %(name)s")
+_AUDIT_DDL = ("CREATE TABLE IF NOT EXISTS {a} (id BIGSERIAL PRIMARY KEY, audit_time TIMESTAMP NOT NULL, "
+              "job_id VARCHAR NOT NULL, action VARCHAR(10) NOT NULL, actor VARCHAR, rows_before TEXT)")
+T = TypeVar("T")
 
 
 def _first_line(exc: BaseException, secret: str) -> str:
@@ -62,7 +70,8 @@ DEAD_LINK_DETECTION = {"keepalives": 1, "keepalives_idle": 10, "keepalives_inter
 
 
 class PostgresTracker(Tracker):
-    """The ``job_tracker`` table in PostgreSQL (autocommit: every statement is its own transaction).
+    """The ``job_tracker`` table in PostgreSQL (autocommit: every statement is its own transaction, but for
+    ``unlock`` and ``forget``, whose audit entry is written in the transaction of their change).
 
     ``read_only``: for ``status`` and ``plan``: no CREATE/ALTER (a missing table reads as empty, missing
     columns as NULL), and the session itself is read-only so the server refuses any write too.
@@ -126,9 +135,16 @@ class PostgresTracker(Tracker):
         self.reconnects += 1
         log.warning("job tracker %s: the connection was lost (%s); reconnected", self.describe(), lost)
 
-    def _exec(self, query: str, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+    def _compose(self, query: str, audit: str | None = None) -> sql.Composed:
+        """``{t}`` is the tracker table, ``{a}`` the audit table (when ``audit`` names it)."""
+        if audit is None:
+            return sql.SQL(query).format(t=self._t)
+        return sql.SQL(query).format(t=self._t, a=sql.Identifier(audit))
+
+    def _exec(self, query: str, params: dict[str, Any] | None = None, *,
+              audit: str | None = None) -> list[tuple[Any, ...]]:
         """Run one statement; a session the server closed is reopened and the statement retried once."""
-        composed = sql.SQL(query).format(t=self._t)
+        composed = self._compose(query, audit)
         with self._lock:
             try:
                 return self._fetch(composed, params)
@@ -139,6 +155,34 @@ class PostgresTracker(Tracker):
                 self._reconnect(exc)
             with self._errors():
                 return self._fetch(composed, params)
+
+    def _transaction(self, body: Callable[[Any], T]) -> T:
+        """Run ``body(cursor)`` as one transaction. A session the server closed is reopened and the whole
+        transaction retried once: the operator statements are conditional (on the lock, on the rows being
+        there), so a retry after a COMMIT that did land changes nothing and records nothing twice."""
+        with self._lock:
+            try:
+                return self._run_transaction(body)
+            except psycopg2.Error as exc:
+                if not self._broken(exc):
+                    raise TrackerError(f"job tracker {self.describe()}: "
+                                       f"{_first_line(exc, self.config.password)}") from None
+                self._reconnect(exc)
+            with self._errors():
+                return self._run_transaction(body)
+
+    def _run_transaction(self, body: Callable[[Any], T]) -> T:
+        with self._conn.cursor() as cur:
+            cur.execute("BEGIN")
+            try:
+                result = body(cur)
+            except BaseException:
+                if not self._conn.closed:
+                    with contextlib.suppress(psycopg2.Error):
+                        cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+            return result
 
     def _fetch(self, composed: sql.Composable, params: dict[str, Any] | None) -> list[tuple[Any, ...]]:
         with self._conn.cursor() as cur:
@@ -279,23 +323,61 @@ class PostgresTracker(Tracker):
                             f"by an operator); not marking {', '.join(ids)} stale")
         return sorted(r[0] for r in rows)
 
-    def unlock(self, job_id: str, message: str, *, lock_id: str | None = None) -> bool:
-        self._writable()
-        rows = self._exec(
-            f"UPDATE {{t}} SET lock_id = NULL, lease_expires = NULL, updated_time = {_NOW}, "
-            "status = CASE WHEN status = 'running' THEN 'failed' ELSE status END, message = %(msg)s "
-            "WHERE job_id = %(job)s AND lock_id IS NOT NULL AND (%(lock)s IS NULL OR lock_id = %(lock)s) "
-            "RETURNING job_id",
-            {"msg": clip_message(message), "job": job_id, "lock": lock_id})
-        return bool(rows)
+    def _audit(self, cur: Any, audit: str, job_id: str, action: str, actor: str | None,
+               rows: Sequence[JobRow]) -> None:
+        """Record an operator action inside the caller's transaction, creating the table the first time
+        (serialised by an advisory lock: racing CREATE TABLE IF NOT EXISTS can collide)."""
+        cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("tickflow.tracker." + audit,))
+        cur.execute(self._compose(_AUDIT_DDL, audit))
+        cur.execute(self._compose("INSERT INTO {a} (audit_time, job_id, action, actor, rows_before) "
+                                  f"VALUES ({_NOW}, %(job)s, %(action)s, %(actor)s, %(before)s)", audit),
+                    {"job": job_id, "action": action, "actor": actor or current_actor(),
+                     "before": audit_before(rows)})
 
-    def forget(self, job_id: str, related: Sequence[str] = ()) -> list[str]:
+    def unlock(self, job_id: str, message: str, *, lock_id: str | None = None, actor: str | None = None) -> bool:
         self._writable()
-        rows = self._exec(
-            "DELETE FROM {t} WHERE job_id = ANY(%(jobs)s) AND NOT EXISTS "
-            "(SELECT 1 FROM {t} AS l WHERE l.job_id = %(job)s AND l.lock_id IS NOT NULL) RETURNING job_id",
-            {"jobs": list(dict.fromkeys([job_id, *related])), "job": job_id})
-        return sorted(r[0] for r in rows)
+        audit = audit_table_name(self.table)  # before any change: a name too long for it changes nothing
+        where = "WHERE job_id = %(job)s AND lock_id IS NOT NULL AND (%(lock)s IS NULL OR lock_id = %(lock)s)"
+        params = {"msg": clip_message(message), "job": job_id, "lock": lock_id}
+
+        def body(cur: Any) -> bool:
+            cur.execute(self._compose(f"SELECT {', '.join(ROW_COLUMNS)} FROM {{t}} {where} FOR UPDATE"), params)
+            before = cur.fetchone()
+            if before is None:
+                return False
+            cur.execute(self._compose(
+                f"UPDATE {{t}} SET lock_id = NULL, lease_expires = NULL, updated_time = {_NOW}, "
+                f"status = CASE WHEN status = 'running' THEN 'failed' ELSE status END, message = %(msg)s {where}"),
+                params)
+            self._audit(cur, audit, job_id, "unlock", actor, [self._row(before)])
+            return True
+
+        return self._transaction(body)
+
+    def forget(self, job_id: str, related: Sequence[str] = (), *, actor: str | None = None) -> list[str]:
+        self._writable()
+        audit = audit_table_name(self.table)
+
+        def body(cur: Any) -> list[JobRow]:
+            cur.execute(self._compose(
+                "DELETE FROM {t} WHERE job_id = ANY(%(jobs)s) AND NOT EXISTS "
+                "(SELECT 1 FROM {t} AS l WHERE l.job_id = %(job)s AND l.lock_id IS NOT NULL) "
+                f"RETURNING {', '.join(ROW_COLUMNS)}"),
+                {"jobs": list(dict.fromkeys([job_id, *related])), "job": job_id})
+            rows = [self._row(r) for r in cur.fetchall()]
+            if rows:
+                self._audit(cur, audit, job_id, "forget", actor, rows)
+            return rows
+
+        return sorted(r.job_id for r in self._transaction(body))
+
+    def audit_entries(self) -> list[AuditEntry]:
+        audit = audit_table_name(self.table)
+        if not self._exec(_HAVE_COLUMNS, {"name": audit}):
+            return []  # nothing recorded yet; a read-only open never creates it
+        rows = self._exec(f"SELECT {', '.join(AUDIT_COLUMNS)} FROM {{a}} ORDER BY audit_time, id", audit=audit)
+        return [AuditEntry(id=r[0], audit_time=r[1], job_id=r[2], action=r[3], actor=r[4], rows_before=r[5])
+                for r in rows]
 
     def reopen(self) -> PostgresTracker:
         return PostgresTracker(self.config, read_only=self.read_only)

@@ -16,15 +16,20 @@ from typing import Any
 
 from engine.errors import TrackerError
 from engine.tracker.base import (
+    AUDIT_COLUMNS,
     EXTRA_COLUMNS,
     LEASE_COLUMNS,
     ROW_COLUMNS,
     STALE,
+    AuditEntry,
     JobRow,
     Lease,
     LeaseLost,
     Tracker,
+    audit_before,
+    audit_table_name,
     clip_message,
+    current_actor,
     validate_status,
     validate_table_name,
 )
@@ -33,6 +38,8 @@ MIN_SQLITE = (3, 35, 0)
 _NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now')"
 _LEASE = "strftime('%Y-%m-%d %H:%M:%f', 'now', :lease)"
 BUSY_TIMEOUT_S = 30.0
+_AUDIT_DDL = ("CREATE TABLE IF NOT EXISTS {a} (id INTEGER PRIMARY KEY, audit_time TIMESTAMP NOT NULL, "
+              "job_id VARCHAR NOT NULL, action VARCHAR(10) NOT NULL, actor VARCHAR, rows_before TEXT)")
 
 
 def _ts(value: Any) -> dt.datetime | None:
@@ -240,26 +247,68 @@ class SqliteTracker(Tracker):
                             f"by an operator); not marking {', '.join(ids)} stale")
         return sorted(r[0] for r in rows)
 
-    def unlock(self, job_id: str, message: str, *, lock_id: str | None = None) -> bool:
-        self._writable()
-        r = self._one(
-            f"UPDATE {self._q} SET lock_id = NULL, lease_expires = NULL, updated_time = {_NOW}, "
-            "status = CASE WHEN status = 'running' THEN 'failed' ELSE status END, message = :msg "
-            "WHERE job_id = :job AND lock_id IS NOT NULL AND (:lock IS NULL OR lock_id = :lock) "
-            "RETURNING job_id",
-            {"msg": clip_message(message), "job": job_id, "lock": lock_id})
-        return r is not None
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One transaction holding the write lock from its start, so what it reads stays true until COMMIT."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
 
-    def forget(self, job_id: str, related: Sequence[str] = ()) -> list[str]:
+    def _audit_table(self) -> str:
+        """The quoted audit table name; asked before a change, so a name too long for it changes nothing."""
+        return f'"{audit_table_name(self.table)}"'
+
+    def _audit(self, table: str, job_id: str, action: str, actor: str | None, rows: Sequence[JobRow]) -> None:
+        """Record an operator action inside the caller's transaction, creating the table the first time."""
+        self._conn.execute(_AUDIT_DDL.format(a=table))
+        self._conn.execute(f"INSERT INTO {table} (audit_time, job_id, action, actor, rows_before) "
+                           f"VALUES ({_NOW}, ?, ?, ?, ?)",
+                           (job_id, action, actor or current_actor(), audit_before(rows)))
+
+    def unlock(self, job_id: str, message: str, *, lock_id: str | None = None, actor: str | None = None) -> bool:
         self._writable()
+        audit = self._audit_table()
+        where = "WHERE job_id = :job AND lock_id IS NOT NULL AND (:lock IS NULL OR lock_id = :lock)"
+        params = {"msg": clip_message(message), "job": job_id, "lock": lock_id}
+        with self._errors(), self._transaction():
+            before = self._conn.execute(f"SELECT {', '.join(ROW_COLUMNS)} FROM {self._q} {where}", params).fetchone()
+            if before is None:
+                return False
+            self._conn.execute(
+                f"UPDATE {self._q} SET lock_id = NULL, lease_expires = NULL, updated_time = {_NOW}, "
+                f"status = CASE WHEN status = 'running' THEN 'failed' ELSE status END, message = :msg {where}",
+                params)
+            self._audit(audit, job_id, "unlock", actor, [self._row(before)])
+        return True
+
+    def forget(self, job_id: str, related: Sequence[str] = (), *, actor: str | None = None) -> list[str]:
+        self._writable()
+        audit = self._audit_table()
         ids = list(dict.fromkeys([job_id, *related]))
         params: dict[str, Any] = {f"j{i}": job for i, job in enumerate(ids)} | {"job": job_id}
-        with self._errors():
-            rows = self._conn.execute(
+        with self._errors(), self._transaction():
+            rows = [self._row(r) for r in self._conn.execute(
                 f"DELETE FROM {self._q} WHERE job_id IN ({', '.join(':j' + str(i) for i in range(len(ids)))}) "
                 f"AND NOT EXISTS (SELECT 1 FROM {self._q} AS l WHERE l.job_id = :job AND l.lock_id IS NOT NULL) "
-                "RETURNING job_id", params).fetchall()
-        return sorted(r[0] for r in rows)
+                f"RETURNING {', '.join(ROW_COLUMNS)}", params).fetchall()]
+            if rows:
+                self._audit(audit, job_id, "forget", actor, rows)
+        return sorted(r.job_id for r in rows)
+
+    def audit_entries(self) -> list[AuditEntry]:
+        table = self._audit_table()
+        with self._errors():
+            if not self._conn.execute(f"PRAGMA table_info({table})").fetchall():
+                return []  # nothing recorded yet (or a read-only open of a missing file)
+            rows = self._conn.execute(
+                f"SELECT {', '.join(AUDIT_COLUMNS)} FROM {table} ORDER BY audit_time, id").fetchall()
+        return [AuditEntry(id=r[0], audit_time=_ts(r[1]), job_id=r[2], action=r[3],  # type: ignore[arg-type]
+                           actor=r[4], rows_before=r[5]) for r in rows]
 
     def reopen(self) -> SqliteTracker:
         return SqliteTracker(self.path, self.table, read_only=self.read_only)
