@@ -38,7 +38,7 @@ commands:
   run_pipeline.py plan SPEC [--date D | --start D1 --end D2]  dry run: order, inputs, outputs, params, locks
   run_pipeline.py graph SPEC [--format mermaid|dot]        print the step graph
   run_pipeline.py list-transforms                          registered transforms with their params
-  run_pipeline.py status [--pipeline P]                    job_tracker rows
+  run_pipeline.py status [--pipeline P] [--audit]          job_tracker rows (--audit: who unlocked or forgot what)
   run_pipeline.py unlock JOB_ID [--yes]                    clear a stale lock
   run_pipeline.py forget JOB_ID [--yes]                    delete a mistaken job's rows (e.g. a mistyped date)
 
@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from engine.tracker.commands import add_forget_arguments, add_status_arguments, add_unlock_arguments
 
-    st = sub.add_parser("status", help="show job_tracker rows")
+    st = sub.add_parser("status", help="show job_tracker rows, or with --audit every unlock and forget")
     _config_option(st)
     add_status_arguments(st)
     un = sub.add_parser("unlock", help="clear a job's lock (asks for confirmation unless --yes)")
@@ -334,8 +334,7 @@ def cmd_plan(args: argparse.Namespace, config: Config, out: TextIO) -> int:
         for d in done:
             print(f"{probe.name} {d}: already succeeded; a run would leave it alone (use --force)", file=out)
         if not dates:
-            why = "every date already succeeded" if done else "no new input dates"
-            print(f"{probe.name}: nothing to do ({why})", file=out)
+            print(nothing_to_do(probe.name, done), file=out)
             return EXIT_OK
     for n, date in enumerate(dates):
         spec = probe if date == start else _load(args.spec, args, config, date)
@@ -411,6 +410,12 @@ def resolve_dates(args: argparse.Namespace, spec: PipelineSpec, raw_storage: Any
     return offered
 
 
+def nothing_to_do(pipeline: str, done: Sequence[dt.date]) -> str:
+    """Why a catch-up or backfill (run or plan) has no date to process."""
+    why = "every date already succeeded" if done else "no new input dates"
+    return f"{pipeline}: nothing to do ({why})"
+
+
 def dates_to_run(args: argparse.Namespace, spec: PipelineSpec, raw_storage: Any,
                  tracker: Any) -> tuple[list[dt.date], list[dt.date]]:
     """(dates a run processes, dates it leaves alone because their job already succeeded).
@@ -465,7 +470,7 @@ def cmd_run(args: argparse.Namespace, config: Config, out: TextIO) -> int:
             session.outcomes += [DateOutcome(d, "skipped", EXIT_OK, 0.0, message="already succeeded")
                                  for d in done]
         if not dates and not session.outcomes:
-            print(f"{probe.name}: nothing to do (no new input dates)", file=out)
+            print(nothing_to_do(probe.name, done), file=out)
             return EXIT_OK
         for i, date in enumerate(dates):
             outcome = run_one_date(args, config, date, storage, raw_storage, tracker, session, out)

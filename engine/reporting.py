@@ -45,10 +45,8 @@ def build_charts(runner: Any, record: RunRecord) -> list[Any]:
 
 def publish_report(record: RunRecord, runner: Any, storage: Storage, log_file: Path | None) -> str | None:
     """Write report.html/report.json; returns where a person can open it (a path or URI)."""
-    try:
-        from engine.report import write_report
-    except ImportError:
-        return None
+    from engine.report import write_report
+
     secrets = runner.config.secrets()
     try:
         charts = build_charts(runner, record)

@@ -326,6 +326,11 @@ def test_a_plan_whose_dates_all_succeeded_says_so(tmp_path):
     assert out.stdout.splitlines() == [
         "analyze 2024-01-04: already succeeded; a run would leave it alone (use --force)",
         "analyze: nothing to do (every date already succeeded)"]
+    # a catch-up run says why it has nothing to do, and starts no JVM
+    run = cli(ROOT / "pipelines" / "analyze.yaml", "--config", cfg, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "analyze: nothing to do (every date already succeeded)" in run.stdout
+    assert "starting Spark" not in run.stderr
 
 
 def test_a_catch_up_reruns_later_dates_after_an_earlier_upstream_date_succeeded_again(tmp_path):
