@@ -145,31 +145,27 @@ class PostgresTracker(Tracker):
               audit: str | None = None) -> list[tuple[Any, ...]]:
         """Run one statement; a session the server closed is reopened and the statement retried once."""
         composed = self._compose(query, audit)
-        with self._lock:
-            try:
-                return self._fetch(composed, params)
-            except psycopg2.Error as exc:
-                if not self._broken(exc):
-                    raise TrackerError(f"job tracker {self.describe()}: "
-                                       f"{_first_line(exc, self.config.password)}") from None
-                self._reconnect(exc)
-            with self._errors():
-                return self._fetch(composed, params)
+        return self._retrying(lambda: self._fetch(composed, params))
 
     def _transaction(self, body: Callable[[Any], T]) -> T:
         """Run ``body(cursor)`` as one transaction. A session the server closed is reopened and the whole
         transaction retried once: the operator statements are conditional (on the lock, on the rows being
         there), so a retry after a COMMIT that did land changes nothing and records nothing twice."""
+        return self._retrying(lambda: self._run_transaction(body))
+
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        """``attempt()``, and once more on a new session when the server closed this one; any other database
+        error is a TrackerError naming the tracker (never the password)."""
         with self._lock:
             try:
-                return self._run_transaction(body)
+                return attempt()
             except psycopg2.Error as exc:
                 if not self._broken(exc):
                     raise TrackerError(f"job tracker {self.describe()}: "
                                        f"{_first_line(exc, self.config.password)}") from None
                 self._reconnect(exc)
             with self._errors():
-                return self._run_transaction(body)
+                return attempt()
 
     def _run_transaction(self, body: Callable[[Any], T]) -> T:
         with self._conn.cursor() as cur:
