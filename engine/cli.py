@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from engine import errors
 from engine.config import Config, load_config
 from engine.console_out import ConsoleOut, clip
-from engine.dates import candidate_dates, job_dates, parse_date, weekdays
+from engine.dates import candidate_dates, check_raw_folders, job_dates, no_new_raw_dates, parse_date, weekdays
 from engine.errors import EXIT_OK, EXIT_STEP_FAILED, EXIT_USAGE, SpecError, TickflowError
 from engine.logs import SecretMasker
 from engine.registry import REGISTRY
@@ -326,15 +326,17 @@ def cmd_plan(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     if args.date:
         dates = [args.date]
     else:
+        raw_storage = open_storage(config.storage.raw_root, config)
+        check_raw_root(args, probe, raw_storage)  # a wrong raw root is an error, not "nothing to do"
         tracker = open_tracker(config, read_only=True)  # planning only looks: no table, no SQLite file
         try:
-            dates, done = dates_to_run(args, probe, open_storage(config.storage.raw_root, config), tracker)
+            dates, done = dates_to_run(args, probe, raw_storage, tracker)
         finally:
             tracker.close()
         for d in done:
             print(f"{probe.name} {d}: already succeeded; a run would leave it alone (use --force)", file=out)
         if not dates:
-            print(nothing_to_do(probe.name, done), file=out)
+            print(nothing_to_do(probe.name, done, args, probe, raw_storage), file=out)
             return EXIT_OK
     for n, date in enumerate(dates):
         spec = probe if date == start else _load(args.spec, args, config, date)
@@ -410,9 +412,31 @@ def resolve_dates(args: argparse.Namespace, spec: PipelineSpec, raw_storage: Any
     return offered
 
 
-def nothing_to_do(pipeline: str, done: Sequence[dt.date]) -> str:
-    """Why a catch-up or backfill (run or plan) has no date to process."""
-    why = "every date already succeeded" if done else "no new input dates"
+def raw_catch_up_folders(args: argparse.Namespace, spec: PipelineSpec) -> list[str]:
+    """The raw folders a run without --date takes its dates from ([] with --date, or for an upstream catch-up)."""
+    if args.date:
+        return []
+    return [str(f) for f in spec.catch_up.get("raw_folders") or []]
+
+
+def check_raw_root(args: argparse.Namespace, spec: PipelineSpec, raw_storage: Any) -> None:
+    """A catch-up or backfill from raw folders none of which is under the raw root: ConfigError (exit 2), raised
+    before the tracker is opened and Spark started (run and plan call it first)."""
+    folders = raw_catch_up_folders(args, spec)
+    if folders:
+        check_raw_folders(spec.name, raw_storage, folders)
+
+
+def nothing_to_do(pipeline: str, done: Sequence[dt.date], args: argparse.Namespace | None = None,
+                  spec: PipelineSpec | None = None, raw_storage: Any = None) -> str:
+    """Why a catch-up or backfill (run or plan) has no date to process; a raw catch-up names where it looked."""
+    folders = raw_catch_up_folders(args, spec) if args is not None and spec is not None else []
+    if done:
+        why = "every date already succeeded"
+    elif folders and raw_storage is not None:
+        why = no_new_raw_dates(raw_storage, folders)
+    else:
+        why = "no new input dates"
     return f"{pipeline}: nothing to do ({why})"
 
 
@@ -460,6 +484,7 @@ def cmd_run(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     probe = _load(args.spec, args, config, args.date or args.start)
     check_selection(probe, args.select)
     raw_storage = open_storage(config.storage.raw_root, config)
+    check_raw_root(args, probe, raw_storage)  # a wrong raw root is an error, not "nothing to do"
     storage = open_storage(config.storage.root, config)
     storage.check()  # creates nothing: a run the tracker then refuses leaves no folder
     tracker = open_tracker(config)
@@ -470,7 +495,7 @@ def cmd_run(args: argparse.Namespace, config: Config, out: TextIO) -> int:
             session.outcomes += [DateOutcome(d, "skipped", EXIT_OK, 0.0, message="already succeeded")
                                  for d in done]
         if not dates and not session.outcomes:
-            print(nothing_to_do(probe.name, done), file=out)
+            print(nothing_to_do(probe.name, done, args, probe, raw_storage), file=out)
             return EXIT_OK
         for i, date in enumerate(dates):
             outcome = run_one_date(args, config, date, storage, raw_storage, tracker, session, out)

@@ -5,7 +5,8 @@ Sections: [postgres] host, port, database, user, password, job_tracker_table_nam
 [spark] master, plus any ``spark.*`` key (or ``conf = k=v, k=v``);
 [storage] root, raw_root, mode (staged|direct), cache_dir, cache_keep_days (Azure staged mode: local copies
 unused for that many days are removed; default 7);
-[tracker] sqlite_path, lease_seconds, table (SQLite table name);
+[tracker] sqlite_path, lease_seconds, job_tracker_table_name (the SQLite tracker's table; ``table`` is an
+alias), used when there is no [postgres];
 [pipeline] modules (extra transform modules, comma separated), log_dir, log_keep_days (run logs older than
 that are removed when a run starts; default 30, 0 keeps them all), parallel_steps (how many steps that do not
 depend on each other may run at once; default 2, 1 runs them one after another).
@@ -27,7 +28,14 @@ from pathlib import Path
 from engine.errors import ConfigError
 
 ENV_PREFIX = "TICKFLOW_"
-SECRET_KEYS = frozenset({"password", "access_key", "connection_string", "account_key", "sas_token"})
+SECRET_KEYS = frozenset({"password", "access_key", "connection_string", "account_key", "sas_token", "dsn"})
+# Any other key whose name says it holds a credential (spark.hadoop.fs.azure.account.key.<host>, ...sas.token...)
+_SECRET_NAME = re.compile(r"password|passwd|secret|token|credential|connection.?string|dsn|sas|"
+                          r"(?:access|account|api).?key", re.IGNORECASE)
+# What a key a person typed looks like; anything else (a wrapped secret value read as a key) is never shown
+_KEY_LIKE = re.compile(r"[A-Za-z0-9_.-]{1,40}|spark\.[A-Za-z0-9_.-]{1,200}")  # Spark's own can be long
+HIDDEN_LINE = "a line that is not 'key = value' (not shown: it may be a wrapped secret value; write a value on " \
+              "the line of its key)"
 KNOWN_SECTIONS = ("postgres", "azure", "spark", "storage", "tracker", "pipeline")
 
 
@@ -76,6 +84,9 @@ class StorageConfig:
 
 @dataclass(frozen=True)
 class TrackerConfig:
+    """The embedded SQLite tracker (without [postgres]); ``table`` is from [tracker] job_tracker_table_name (or
+    its alias ``table``)."""
+
     sqlite_path: str = ".tickflow/job_tracker.sqlite"
     lease_seconds: int = 180
     table: str = "job_tracker"
@@ -119,11 +130,26 @@ class Config:
 _INLINE_COMMENT = re.compile(r"\s[;#]")
 
 
-def _reject_inline_comments(path: Path, sections: Mapping[str, Mapping[str, str]]) -> None:
+def is_secret_key(key: str) -> bool:
+    """True for a key whose value is a credential: never shown in a message."""
+    return key.lower() in SECRET_KEYS or bool(_SECRET_NAME.search(key))
+
+
+def looks_like_key(key: str) -> bool:
+    """True for a key name a person would type; anything else may be a secret value wrapped onto its own line
+    (``access_key =`` then the key on the next line reads as a key named after the secret) and is never shown."""
+    return bool(_KEY_LIKE.fullmatch(key))
+
+
+def _reject_inline_comments(path: Path, sections: Mapping[str, Mapping[str, str]],
+                             wrapped: set[tuple[str, str]]) -> None:
     for section, values in sections.items():
         for key, value in values.items():
+            if not looks_like_key(key):
+                continue  # refused without its text as an unknown key
             if _INLINE_COMMENT.search(value):
-                shown = "its value" if key.lower() in SECRET_KEYS else f"'{value}'"
+                secret = is_secret_key(key) or (section, key) in wrapped  # may be part of a wrapped secret
+                shown = "its value" if secret else f"'{value}'"
                 raise ConfigError(
                     f"{path}: [{section}] {key}: {shown} contains ' ;' or ' #', which looks like a comment after "
                     f"the value; comments go on their own line (if the value really holds it, set "
@@ -147,21 +173,83 @@ def _anchor_paths(sections: dict[str, dict[str, str]], folder: Path) -> dict[str
     return sections
 
 
-def _read_ini(path: Path) -> dict[str, dict[str, str]]:
+def _key_name(key: str) -> str:
+    """Our own keys are case-insensitive; spark.* keys keep their case (spark.eventLog.enabled)."""
+    return key if key.lower().startswith("spark.") else key.lower()
+
+
+@dataclass
+class _Lines:
+    """Where the INI reader found what, for messages that must point at a line without showing it."""
+
+    keys: dict[tuple[str, str], int] = field(default_factory=dict)  # (section, key) -> line number
+    section_of: dict[int, str] = field(default_factory=dict)  # line number -> section
+    after_empty: set[tuple[str, str]] = field(default_factory=set)  # keys right after a key left empty
+
+
+def _line_map(lines: list[str]) -> _Lines:
+    found = _Lines()
+    keys, section_of = found.keys, found.section_of
+    section, in_option, empty_before = "", False, False
+    for number, line in enumerate(lines, start=1):
+        section_of[number] = section
+        text = line.strip()
+        if not text or text.startswith(("#", ";")):
+            continue
+        if line[:1].isspace() and in_option:
+            empty_before = False  # the continuation of a value: it was not left empty
+            continue
+        header = configparser.ConfigParser.SECTCRE.match(text)
+        if header:
+            section, in_option, empty_before = header.group("header"), False, False
+            section_of[number] = section
+            continue
+        option = configparser.ConfigParser.OPTCRE.match(text)
+        in_option = option is not None
+        if option:
+            key = (section, _key_name(option.group("option").rstrip()))
+            keys.setdefault(key, number)
+            if empty_before:  # ``password =`` then ``abc=def``: the value wrapped, not a key named abc
+                found.after_empty.add(key)
+            empty_before = not option.group("value").strip()
+    return found
+
+
+def _parse_problem(exc: configparser.Error, section_of: Mapping[int, str]) -> str:
+    """A reader error in words that never show the offending line (it may be a wrapped secret value)."""
+    def at(number: int) -> str:
+        section = section_of.get(number, "")
+        return f"[{section}] line {number}" if section else f"line {number}"
+
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return (f"line {exc.lineno}: text before the first [section] header (not shown: it may be a secret "
+                f"value)")
+    if isinstance(exc, configparser.ParsingError):
+        return "; ".join(f"{at(number)}: {HIDDEN_LINE}" for number, _line in exc.errors)
+    if isinstance(exc, configparser.DuplicateOptionError):
+        what = f"key '{exc.option}' is given twice" if looks_like_key(exc.option) else HIDDEN_LINE
+        return f"[{exc.section}] line {exc.lineno}: {what}"
+    if isinstance(exc, configparser.DuplicateSectionError):
+        return f"line {exc.lineno}: section [{exc.section}] is given twice"
+    return str(exc).replace("\n", " ")
+
+
+def _read_ini(path: Path) -> tuple[dict[str, dict[str, str]], _Lines]:
+    """The file's sections, and the line of each key (for messages)."""
     parser = configparser.ConfigParser(interpolation=None)
     parser.optionxform = str  # type: ignore[assignment,method-assign]  # Spark keys are case-sensitive
     try:
-        with path.open() as fh:
-            parser.read_file(fh)
+        text = path.read_text()
     except FileNotFoundError as exc:
         raise ConfigError(f"config file not found: {path}") from exc
+    lines = _line_map(text.splitlines())
+    try:
+        parser.read_string(text, source=str(path))
     except configparser.Error as exc:
-        raise ConfigError(f"config file {path} is not valid INI: {exc}".replace("\n", " ")) from exc
-    # Our own keys are case-insensitive; spark.* keys keep their case (spark.eventLog.enabled, not ...eventlog...)
-    sections = {section: {(k if k.lower().startswith("spark.") else k.lower()): v
-                          for k, v in parser.items(section)} for section in parser.sections()}
-    _reject_inline_comments(path, sections)
-    return sections
+        raise ConfigError(f"config file {path} is not valid INI: {_parse_problem(exc, lines.section_of)}") from None
+    sections = {section: {_key_name(k): v for k, v in parser.items(section)} for section in parser.sections()}
+    _reject_inline_comments(path, sections, lines.after_empty)
+    return sections, lines
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
@@ -184,8 +272,9 @@ def _env_name(section: str, key: str) -> str:
 def _int(section: str, key: str, value: str, where: Callable[..., str]) -> int:
     try:
         return int(value)
-    except ValueError as exc:
-        raise ConfigError(f"{where(section, key)}: [{section}] {key} must be an integer, got '{value}'") from exc
+    except ValueError:
+        got = " (its value is not shown)" if is_secret_key(key) else f", got '{value}'"
+        raise ConfigError(f"{where(section, key)}: [{section}] {key} must be an integer{got}") from None
 
 
 def _split_list(value: str) -> tuple[str, ...]:
@@ -196,10 +285,12 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
     env = os.environ if env is None else env
     path = path or env.get(ENV_PREFIX + "CONFIG") or None
     sections: dict[str, dict[str, str]] = {}
+    lines = _Lines()
     source = "(embedded defaults)"
     if path:
         p = Path(path)
-        sections = _anchor_paths(_read_ini(p), p.resolve().parent)
+        ini, lines = _read_ini(p)
+        sections = _anchor_paths(ini, p.resolve().parent)
         source = str(p)
     from_env: set[tuple[str, str]] = set()
     for section, values in _env_overrides(env).items():
@@ -215,13 +306,15 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
         env_names = [_env_name(section, k) for k in keys if (section, k) in from_env]
         return f"environment {', '.join(env_names)}" if env_names else source
 
+    def reject_unknown(section: str, values: Mapping[str, str], allowed: set[str], expected: str = "") -> None:
+        _reject_unknown(section, values, allowed, where, from_env, lines, expected)
 
     pg = None
     if "postgres" in sections:
         s = sections["postgres"]
         allowed = {"host", "port", "database", "dbname", "user", "password", "job_tracker_table_name",
                    "connect_timeout"}
-        _reject_unknown("postgres", s, allowed, where)
+        reject_unknown("postgres", s, allowed)
         pg = PostgresConfig(
             host=s.get("host", "127.0.0.1"),
             port=_int("postgres", "port", s.get("port", "5432"), where),
@@ -234,24 +327,23 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
     az = None
     if "azure" in sections:
         s = sections["azure"]
-        _reject_unknown("azure", s, {"storage_account", "container", "access_key", "connection_string",
-                                     "endpoint"}, where)
+        reject_unknown("azure", s, {"storage_account", "container", "access_key", "connection_string",
+                                    "endpoint"})
         az = AzureConfig(**{k: s[k] for k in s})
     spark_sec = dict(sections.get("spark", {}))
     master = spark_sec.pop("master", "local[*]")
     conf: dict[str, str] = {}
-    for item in _split_list(spark_sec.pop("conf", "")):
+    for n, item in enumerate(_split_list(spark_sec.pop("conf", "")), start=1):
         if "=" not in item:
-            raise ConfigError(f"{where('spark', 'conf')}: [spark] conf entries must be key=value, got '{item}'")
+            got = f"'{item}'" if looks_like_key(item) else f"entry {n} (not shown: it may be a secret value)"
+            raise ConfigError(f"{where('spark', 'conf')}: [spark] conf entries must be key=value, got {got}")
         k, v = item.split("=", 1)
         conf[k.strip()] = v.strip()
-    for k, v in spark_sec.items():
-        if not k.startswith("spark."):
-            raise ConfigError(f"{where('spark', k)}: [spark] unknown key '{k}'; expected master, conf or spark.* "
-                              f"settings")
-        conf[k] = v
+    reject_unknown("spark", {k: v for k, v in spark_sec.items() if not k.startswith("spark.")}, set(),
+                   "master, conf or spark.* settings")
+    conf.update(spark_sec)
     st = sections.get("storage", {})
-    _reject_unknown("storage", st, {"root", "raw_root", "mode", "cache_dir", "cache_keep_days"}, where)
+    reject_unknown("storage", st, {"root", "raw_root", "mode", "cache_dir", "cache_keep_days"})
     if "cache_keep_days" in st:
         st = {**st, "cache_keep_days": _int("storage", "cache_keep_days", st["cache_keep_days"], where)}
     storage = StorageConfig(**st)
@@ -263,16 +355,16 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
         raise ConfigError(f"{where('storage', 'mode')}: [storage] mode must be 'staged' or 'direct', "
                           f"got '{storage.mode}'")
     tr = sections.get("tracker", {})
-    _reject_unknown("tracker", tr, {"sqlite_path", "lease_seconds", "table"}, where)
+    reject_unknown("tracker", tr, {"sqlite_path", "lease_seconds", "job_tracker_table_name", "table"})
     tracker = TrackerConfig(
         sqlite_path=tr.get("sqlite_path", TrackerConfig.sqlite_path),
         lease_seconds=_int("tracker", "lease_seconds", tr.get("lease_seconds", "180"), where),
-        table=tr.get("table", "job_tracker"),
+        table=_tracker_table(tr, from_env, where),
     )
     if tracker.lease_seconds < 2:
         raise ConfigError(f"{where('tracker', 'lease_seconds')}: [tracker] lease_seconds must be at least 2")
     pl = sections.get("pipeline", {})
-    _reject_unknown("pipeline", pl, {"modules", "log_dir", "log_keep_days", "parallel_steps"}, where)
+    reject_unknown("pipeline", pl, {"modules", "log_dir", "log_keep_days", "parallel_steps"})
     log_keep_days = _int("pipeline", "log_keep_days", pl.get("log_keep_days", str(Config.log_keep_days)), where)
     if log_keep_days < 0:
         raise ConfigError(f"{where('pipeline', 'log_keep_days')}: [pipeline] log_keep_days must be 0 (keep every "
@@ -290,9 +382,38 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
     )
 
 
-def _reject_unknown(section: str, values: Mapping[str, str], allowed: set[str],
-                     where: Callable[..., str]) -> None:
+def _tracker_table(tr: Mapping[str, str], from_env: set[tuple[str, str]], where: Callable[..., str]) -> str:
+    """[tracker] job_tracker_table_name, or its alias ``table``. Given both with different names: ConfigError,
+    unless one comes from the environment, which overrides the file as for any other key."""
+    name, alias = tr.get("job_tracker_table_name"), tr.get("table")
+    if name is None or alias is None or name == alias:
+        return name or alias or TrackerConfig.table
+    name_env, alias_env = ("tracker", "job_tracker_table_name") in from_env, ("tracker", "table") in from_env
+    if name_env != alias_env:
+        return name if name_env else alias
+    raise ConfigError(f"{where('tracker', 'job_tracker_table_name', 'table')}: [tracker] job_tracker_table_name "
+                      f"'{name}' and table '{alias}' (an older name of the same setting) disagree; keep only "
+                      f"job_tracker_table_name")
+
+
+def _reject_unknown(section: str, values: Mapping[str, str], allowed: set[str], where: Callable[..., str],
+                    from_env: set[tuple[str, str]], lines: _Lines, expected: str = "") -> None:
+    """Unknown keys are named only when they look like a key a person typed (or come from an environment
+    variable, whose name is no secret): anything else, or a key right after one left empty (``password =``), may
+    be a secret value wrapped onto its own line."""
     extra = sorted(set(values) - allowed)
-    if extra:
-        raise ConfigError(f"{where(section, *extra)}: [{section}] unknown key(s) {', '.join(extra)}; "
-                          f"expected some of {', '.join(sorted(allowed))}")
+    shown = [k for k in extra if (section, k) in from_env
+             or (looks_like_key(k) and (section, k) not in lines.after_empty)]
+    hidden = [k for k in extra if k not in shown]
+    if not extra:
+        return
+    problems = []
+    if shown:
+        problems.append(f"unknown key(s) {', '.join(shown)}; expected "
+                        f"{expected or 'some of ' + ', '.join(sorted(allowed))}")
+    numbers = sorted(lines.keys[(section, k)] for k in hidden if (section, k) in lines.keys)
+    if numbers:
+        problems += [f"line {n}: {HIDDEN_LINE}" for n in numbers]
+    elif hidden:
+        problems.append(HIDDEN_LINE)
+    raise ConfigError(f"{where(section, *shown)}: [{section}] {'; '.join(problems)}")

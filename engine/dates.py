@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from engine.errors import ConfigError
 from engine.storage.base import Storage
 
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -37,6 +38,32 @@ def raw_dates(raw_storage: Storage, folders: Iterable[str]) -> list[dt.date]:
             except ValueError:
                 continue
     return sorted(found)
+
+
+def _folder_list(folders: Iterable[str], last: str) -> str:
+    """``csv/``, ``csv/ or json/``, ``csv/, json/ or xml/`` (``last`` is "or" or "and")."""
+    names = [f"{f.strip('/')}/" for f in folders]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} {last} {names[-1]}"
+
+
+def check_raw_folders(pipeline: str, raw_storage: Storage, folders: Iterable[str]) -> None:
+    """ConfigError (exit 2) when none of a catch-up's raw folders is under the raw root.
+
+    A mistyped or missing ``[storage] raw_root`` would otherwise offer no date, and a catch-up would end
+    "nothing to do" with exit 0 night after night. Only the storage interface is used (``list_dirs``, then
+    ``exists``), so local and Azure raw roots behave alike; the root is named by ``describe()``, never with
+    credentials.
+    """
+    folders = list(folders)
+    if any(raw_storage.list_dirs(f) or raw_storage.exists(f) for f in folders):
+        return
+    raise ConfigError(f"{pipeline}: no raw folder {_folder_list(folders, 'or')} under the raw root "
+                      f"({raw_storage.describe()}); check [storage] raw_root (or TICKFLOW_STORAGE_RAW_ROOT)")
+
+
+def no_new_raw_dates(raw_storage: Storage, folders: Iterable[str]) -> str:
+    """Why a raw catch-up has nothing to do, naming where it looked."""
+    return f"no new input dates in {_folder_list(folders, 'and')} under {raw_storage.describe()}"
 
 
 def job_dates(rows: Iterable[Any], pipeline: str, statuses: Iterable[str] | None = None) -> list[dt.date]:

@@ -362,3 +362,63 @@ def test_a_catch_up_reruns_later_dates_after_an_earlier_upstream_date_succeeded_
     out = cli("plan", plain, "--config", cfg, "--date", "2024-01-08", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "verdict:  a run would do nothing: the job already succeeded" in out.stdout
+
+
+def test_a_catch_up_from_a_wrong_raw_root_exits_2_naming_it_before_the_tracker_or_spark(tmp_path):
+    """A missing or mistyped raw root used to end "nothing to do (no new input dates)" with exit 0: a nightly
+    job pointed at the wrong folder would succeed forever."""
+    cfg = _local_config(tmp_path)
+    spec = ROOT / "pipelines" / "preprocess.yaml"
+    wanted = (f"error: preprocess: no raw folder csv/ or json/ under the raw root (local folder {tmp_path / 'raw'}); "
+              f"check [storage] raw_root (or TICKFLOW_STORAGE_RAW_ROOT)")
+    for layout in ("missing", "other folders only"):
+        if layout != "missing":
+            (tmp_path / "raw" / "xml" / "2024-01-04").mkdir(parents=True)
+        for argv in (["run", spec], ["plan", spec], [spec, "--dry-run"], [spec, "--start", "2024-01-01", "--end",
+                                                                          "2024-01-31"]):
+            out = cli(*argv, "--config", cfg, cwd=tmp_path)
+            assert out.returncode == 2, (layout, argv, out.stdout, out.stderr)
+            assert out.stderr.strip() == wanted, (layout, argv)
+            assert out.stdout == ""
+            assert not (tmp_path / "t.sqlite").exists() and not (tmp_path / "wh").exists()
+    out = cli(spec, "--config", cfg, "--log-format", "json", cwd=tmp_path)
+    (event,) = [json.loads(line) for line in out.stderr.splitlines()]
+    assert event["status"] == "error" and event["exit_code"] == 2 and "no raw folder csv/ or json/" in event["message"]
+    # a catch-up driven by an upstream job does not look at the raw root
+    out = cli(ROOT / "pipelines" / "analyze.yaml", "--config", cfg, cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.strip() == "analyze: nothing to do (no new input dates)", out.stderr
+    # the folders are there but offer no new date: still nothing to do, now saying where it looked
+    (tmp_path / "raw" / "json").mkdir()
+    for argv in (["run", spec], ["plan", spec]):
+        out = cli(*argv, "--config", cfg, cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == (f"preprocess: nothing to do (no new input dates in csv/ and json/ under "
+                                      f"local folder {tmp_path / 'raw'})")
+        assert "starting Spark" not in out.stderr
+    from engine.config import load_config
+    from engine.tracker.factory import open_tracker
+
+    (tmp_path / "raw" / "json" / "2024-01-04").mkdir()
+    with open_tracker(load_config(cfg, env={})) as tracker:
+        tracker.set_status("preprocess_2024-01-04", "success")
+    out = cli("plan", spec, "--config", cfg, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "preprocess: nothing to do (every date already succeeded)"
+
+
+def test_config_mistakes_exit_2_without_showing_a_wrapped_secret(tmp_path):
+    key = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+    cfg = tmp_path / "c.ini"
+    cfg.write_text(f"[azure]\nstorage_account = acct\naccess_key =\n{key}\n")
+    for argv in (["status"], ["plan", ROOT / "pipelines" / "preprocess.yaml"]):
+        out = cli(*argv, "--config", cfg)
+        assert out.returncode == 2, out.stderr
+        assert out.stderr.strip() == (f"error: {cfg}: [azure] line 4: a line that is not 'key = value' (not shown: it "
+                                      f"may be a wrapped secret value; write a value on the line of its key)")
+        assert key[:8].lower() not in (out.stdout + out.stderr).lower()
+    cfg.write_text(f"[tracker]\nsqlite_path = {tmp_path}/t.sqlite\ntable = jobs\njob_tracker_table_name = ops_jobs\n")
+    out = cli("status", "--config", cfg)
+    assert out.returncode == 2 and "[tracker] job_tracker_table_name 'ops_jobs' and table 'jobs'" in out.stderr
+    cfg.write_text(f"[tracker]\nsqlite_path = {tmp_path}/t.sqlite\njob_tracker_table_name = ops_jobs\n")
+    out = cli("status", "--config", cfg)
+    assert out.returncode == 0 and f"no jobs in SQLite {tmp_path}/t.sqlite table ops_jobs" in out.stdout, out.stderr

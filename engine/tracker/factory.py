@@ -1,4 +1,8 @@
-"""Pick the tracker backend from config: PostgreSQL when [postgres] is configured, else embedded SQLite."""
+"""Pick the tracker backend from config: PostgreSQL when [postgres] is configured, else embedded SQLite.
+
+The table is named by ``job_tracker_table_name``: under [postgres] for PostgreSQL, under [tracker] (alias
+``table``) for SQLite; both are validated as plain SQL identifiers.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ from pathlib import Path
 
 from engine.config import Config
 from engine.errors import TrackerError
-from engine.tracker.base import Tracker
+from engine.tracker.base import InvalidTableName, Tracker, validate_table_name
 
 
 def sqlite_path(config: Config) -> Path:
@@ -28,6 +32,10 @@ def open_tracker(config: Config, *, read_only: bool = False) -> Tracker:
         return PostgresTracker(config.postgres, read_only=read_only)
     from engine.tracker.sqlite_backend import SqliteTracker
 
+    try:
+        table = validate_table_name(config.tracker.table)  # before anything is created
+    except InvalidTableName as exc:
+        raise InvalidTableName(f"[tracker] job_tracker_table_name: {exc}") from None
     path = sqlite_path(config)
     if not read_only:
         try:
@@ -35,4 +43,4 @@ def open_tracker(config: Config, *, read_only: bool = False) -> Tracker:
         except OSError as exc:
             raise TrackerError(f"cannot create the folder of the job tracker SQLite file {path}: "
                                f"{exc.strerror or exc}") from None
-    return SqliteTracker(path, config.tracker.table, read_only=read_only)
+    return SqliteTracker(path, table, read_only=read_only)

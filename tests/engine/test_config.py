@@ -141,3 +141,104 @@ def test_every_ini_example_of_the_readme_loads(tmp_path):
         ini = tmp_path / f"readme{n}.ini"
         ini.write_text(block)
         load_config(ini, env={})  # raises ConfigError naming the key of a broken example
+
+
+# -- a secret wrapped onto its own line ---------------------------------------------------------------------
+AZURE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+HIDDEN = "a line that is not 'key = value' (not shown: it may be a wrapped secret value"
+
+
+@pytest.mark.parametrize("text,secret,words", [
+    # read as a key named after the secret (it holds '=')
+    (f"[azure]\nstorage_account = acct\naccess_key =\n{AZURE_KEY}\n", AZURE_KEY, f"[azure] line 4: {HIDDEN}"),
+    (f"[postgres]\nhost = db\npassword =\n{AZURE_KEY}\n", AZURE_KEY, f"[postgres] line 4: {HIDDEN}"),
+    # a short secret holding '=' looks like a key, but it follows a key left empty
+    ("[postgres]\npassword =\nhunter2=xyz\n", "hunter2", f"[postgres] line 3: {HIDDEN}"),
+    # no '=' or ':' at all: the INI reader's own error would quote the line
+    ("[postgres]\npassword =\nhunter2xyz\n", "hunter2xyz", f"not valid INI: [postgres] line 3: {HIDDEN}"),
+    ("[azure]\naccess_key =\nc2VjcmV0a2V5c2VjcmV0\n", "c2VjcmV0a2V5c2VjcmV0", f"[azure] line 3: {HIDDEN}"),
+    (f"[spark]\nspark.hadoop.fs.azure.account.key.acct.dfs.core.windows.net =\n{AZURE_KEY}\n", AZURE_KEY,
+     f"[spark] line 3: {HIDDEN}"),
+    (f"[storage]\nroot = /wh\n{AZURE_KEY}\n", AZURE_KEY, f"[storage] line 3: {HIDDEN}"),
+    (f"[spark]\nconf = spark.a=1,\n  {AZURE_KEY[:-2]}\n", AZURE_KEY[:-2],
+     "conf entries must be key=value, got entry 2"),
+    (f"{AZURE_KEY[:-2]}\n[azure]\n", AZURE_KEY[:-2], "line 1: text before the first [section] header (not shown"),
+])
+def test_a_secret_wrapped_onto_its_own_line_is_never_shown(tmp_path, text, secret, words):
+    ini = tmp_path / "c.ini"
+    ini.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(ini, env={})
+    message = str(info.value)
+    assert words in message and str(ini) in message, message
+    for shown in (secret, secret.lower(), secret[:8], secret[:8].lower()):
+        assert shown not in message, message
+    assert info.value.exit_code == 2
+
+
+def test_unknown_keys_are_named_when_they_look_like_keys(tmp_path):
+    ini = tmp_path / "c.ini"
+    ini.write_text(f"[azure]\ncontainr = market\naccess_key = {AZURE_KEY}\n{'x' * 41} = 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(ini, env={"TICKFLOW_AZURE_ENDPOINTT": "http://x"})
+    message = str(info.value)
+    assert ("[azure] unknown key(s) containr, endpointt; expected some of access_key, connection_string, container, "
+            f"endpoint, storage_account; line 4: {HIDDEN}") in message, message
+    assert message.startswith("environment TICKFLOW_AZURE_ENDPOINTT: ") and "x" * 41 not in message
+    ini.write_text("[spark]\nmastr = local[2]\n")
+    with pytest.raises(ConfigError, match=r"\[spark\] unknown key\(s\) mastr; expected master, conf or spark\.\*"):
+        load_config(ini, env={})
+    ini.write_text("[postgres]\npassword = a\npassword = b\n")
+    with pytest.raises(ConfigError, match=r"\[postgres\] line 3: key 'password' is given twice$"):
+        load_config(ini, env={})
+
+
+@pytest.mark.parametrize("text", [
+    "[postgres]\npassword = {s}\nport = abc\n",
+    "[postgres]\npassword = {s}\nconnect_timeout = soon\n",
+    "[postgres]\npassword = {s} ; from the vault\n",
+    "[azure]\naccess_key = {s} # the old key\n",
+    "[azure]\nconnection_string = AccountName=a;AccountKey={s} ;x\n",
+    "[spark]\nspark.hadoop.fs.azure.account.key.a.dfs.core.windows.net = {s} ; key\n",
+    "[azure]\naccess_key = {s}\n[storage]\nmode = fast\n",
+    "[azure]\naccess_key = {s}\n[tracker]\nlease_seconds = 1\n",
+])
+def test_errors_about_known_keys_never_show_a_secret(tmp_path, text):
+    ini = tmp_path / "c.ini"
+    ini.write_text(text.format(s="hunter2-Secret"))
+    with pytest.raises(ConfigError) as info:
+        load_config(ini, env={})
+    assert "hunter2" not in str(info.value), str(info.value)
+
+
+# -- the SQLite tracker's table name --------------------------------------------------------------------------
+def test_the_sqlite_tracker_table_is_named_by_job_tracker_table_name(tmp_path):
+    ini = tmp_path / "c.ini"
+    for text, env, table in [
+        ("", {}, "job_tracker"),
+        ("[tracker]\njob_tracker_table_name = ops_jobs\n", {}, "ops_jobs"),
+        ("[tracker]\ntable = old_jobs\n", {}, "old_jobs"),  # the older name still works
+        ("[tracker]\ntable = jobs\njob_tracker_table_name = jobs\n", {}, "jobs"),
+        ("[tracker]\njob_tracker_table_name = ops_jobs\n", {"TICKFLOW_TRACKER_JOB_TRACKER_TABLE_NAME": "env_jobs"},
+         "env_jobs"),
+        ("[tracker]\ntable = old_jobs\n", {"TICKFLOW_TRACKER_JOB_TRACKER_TABLE_NAME": "env_jobs"}, "env_jobs"),
+    ]:
+        ini.write_text(text)
+        cfg = load_config(ini, env=env)
+        assert cfg.tracker.table == table and cfg.postgres is None, (text, env)  # no switch to PostgreSQL
+
+
+@pytest.mark.parametrize("text,env,where", [
+    ("[tracker]\ntable = old_jobs\njob_tracker_table_name = ops_jobs\n", {}, "{ini}"),
+    ("", {"TICKFLOW_TRACKER_TABLE": "old_jobs", "TICKFLOW_TRACKER_JOB_TRACKER_TABLE_NAME": "ops_jobs"},
+     "environment TICKFLOW_TRACKER_JOB_TRACKER_TABLE_NAME, TICKFLOW_TRACKER_TABLE"),
+])
+def test_two_different_sqlite_table_names_are_refused(tmp_path, text, env, where):
+    ini = tmp_path / "c.ini"
+    ini.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(ini, env=env)
+    assert str(info.value) == (f"{where.format(ini=ini)}: [tracker] job_tracker_table_name 'ops_jobs' and table "
+                               f"'old_jobs' (an older name of the same setting) disagree; keep only "
+                               f"job_tracker_table_name")
+    assert info.value.exit_code == 2

@@ -1,13 +1,18 @@
-"""Which dates a run covers: strict date parsing, job dates from tracker rows, catch-up candidates."""
+"""Which dates a run covers: strict date parsing, job dates from tracker rows, catch-up candidates, and the
+raw root check of a catch-up."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import uuid
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-from engine.dates import candidate_dates, job_dates, parse_date
+from engine.dates import candidate_dates, check_raw_folders, job_dates, no_new_raw_dates, parse_date
+from engine.errors import ConfigError
 from engine.storage.local import LocalStorage
 
 
@@ -44,3 +49,70 @@ def test_raw_catch_up_offers_the_date_folders(tmp_path):
 def test_only_yyyy_mm_dd_dates_parse(text):
     with pytest.raises(ValueError, match="expected YYYY-MM-DD"):
         parse_date(text)
+
+
+# -- a raw catch-up whose folders are nowhere under the raw root ------------------------------------------------
+def test_a_raw_catch_up_without_any_of_its_folders_is_a_config_error(tmp_path):
+    """A missing or mistyped raw root must not read as "no new input dates" (exit 0 forever): exit 2, naming
+    the raw root and the folders looked for."""
+    for root in (tmp_path / "nowhere", tmp_path / "empty"):
+        (tmp_path / "empty" / "csvv").mkdir(parents=True, exist_ok=True)  # a folder, but not one of the spec's
+        with pytest.raises(ConfigError) as info:
+            check_raw_folders("preprocess", LocalStorage(root), ["csv", "json"])
+        assert str(info.value) == (f"preprocess: no raw folder csv/ or json/ under the raw root (local folder "
+                                   f"{root}); check [storage] raw_root (or TICKFLOW_STORAGE_RAW_ROOT)")
+        assert info.value.exit_code == 2
+    with pytest.raises(ConfigError, match=r"no raw folder csv/, json/ or xml/ under"):
+        check_raw_folders("p", LocalStorage(tmp_path / "nowhere"), ["csv", "json", "xml"])
+    (tmp_path / "empty" / "json").mkdir()  # one folder, even without any date yet, is enough
+    check_raw_folders("preprocess", LocalStorage(tmp_path / "empty"), ["csv", "json"])
+    assert (no_new_raw_dates(LocalStorage(tmp_path / "empty"), ["csv", "json"])
+            == f"no new input dates in csv/ and json/ under local folder {tmp_path / 'empty'}")
+
+
+@pytest.fixture(scope="module")
+def azurite(tmp_path_factory):
+    from tests.azurite import AzuriteError, azurite_binary, start_azurite
+
+    repo = Path(__file__).resolve().parents[2]
+    if azurite_binary(repo) is None:
+        message = f"azurite is not installed (run `npm install` in {repo})"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        server = start_azurite(repo, tmp_path_factory.mktemp("azurite"))
+    except AzuriteError as exc:
+        pytest.fail(str(exc))
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("mode", ["staged", "direct"])
+def test_an_azure_raw_root_without_the_folders_is_a_config_error_too(azurite, tmp_path, mode):
+    from azure.storage.blob import ContainerClient
+
+    from engine.config import AzureConfig, Config, StorageConfig
+    from engine.storage.factory import open_storage
+    from tests.azurite import ACCOUNT, ACCOUNT_KEY
+
+    container = "t" + uuid.uuid4().hex[:20]
+    client = ContainerClient(azurite.endpoint, container,
+                             credential={"account_name": ACCOUNT, "account_key": ACCOUNT_KEY})
+    client.create_container()
+    config = Config(azure=AzureConfig(storage_account=ACCOUNT, container=container, access_key=ACCOUNT_KEY,
+                                      endpoint=azurite.endpoint),
+                    storage=StorageConfig(mode=mode, cache_dir=str(tmp_path / "cache")), base_dir=tmp_path)
+    raw = open_storage(f"az://{container}/raw", config)
+    client.upload_blob("raw/csvv/2024-01-04/NYSE/part-00000.txt", b"x\n")  # not one of the spec's folders
+    with pytest.raises(ConfigError) as info:
+        check_raw_folders("preprocess", raw, ["csv", "json"])
+    message = str(info.value)
+    assert message.startswith(f"preprocess: no raw folder csv/ or json/ under the raw root ({raw.describe()})")
+    assert f"account={ACCOUNT} container={container}" in message and "/raw" in message
+    assert ACCOUNT_KEY not in message and ACCOUNT_KEY[:12] not in message
+    client.upload_blob("raw/json/2024-01-05/NYSE/part-00000.txt", b"x\n")
+    check_raw_folders("preprocess", raw, ["csv", "json"])
+    assert candidate_dates({"raw_folders": ["csv", "json"]}, raw, []) == [dt.date(2024, 1, 5)]
+    assert ACCOUNT_KEY not in no_new_raw_dates(raw, ["csv", "json"])
+    client.close()
