@@ -37,7 +37,7 @@ from engine.spec import InputRef, PipelineSpec, StepSpec
 from engine.spec_loader import dag_of
 from engine.storage.base import Storage
 from engine.tracker.base import stop_message
-from engine.writer import write_output
+from engine.writer import StagedOutput, abort_staged, commit_staged, stage_output
 
 log = logging.getLogger("tickflow.runner")
 
@@ -548,35 +548,48 @@ class PipelineRunner:
             self._mark(name, "success", json.dumps(written, separators=(",", ":")))
 
     def _write_outputs(self, spark: Any, step: StepSpec, results: dict[tuple[str, str], Any]) -> dict[str, Any]:
-        """Writes every output of ``step``; several at once when steps may run concurrently.
+        """Writes every output of ``step``, several at once when steps may run concurrently, and publishes them
+        only when all of them were staged and passed their checks: a step that fails leaves every previous
+        output in place (not new trades beside old quotes). The lock is checked once, right before the commits.
 
-        Returns {output: WriteResult} in declared order. Each output commits on its own; when one fails the
-        others still finish, and the first failing output (in declared order) is raised.
+        Returns {output: WriteResult} in declared order. When outputs fail, the first failing one (in declared
+        order) is raised, after the others have finished staging and been removed.
         """
-        written: dict[str, Any] = {}  # outputs committed so far: their checks are reported if another fails
+        staged: dict[str, StagedOutput] = {}  # outputs staged so far: their checks are reported if another fails
 
-        def one(oname: str) -> Any:
+        def one(oname: str) -> StagedOutput:
             spark.sparkContext.setJobGroup(f"{self.spec.name}.{step.name}", f"{self.spec.name}.{step.name}", True)
             key = (step.name, self._canonical(step, oname))
-            # the guard checks against the database that our lock is still ours right before each commit
-            written[oname] = write_output(spark, results[key], step.outputs[oname], self.storage,
-                                          self.options.run_id, expectations=self._expectations_for(step, oname),
-                                          quarantine_date=srec_date(self.date),
-                                          before_commit=getattr(self.guard, "assert_lock", None))
-            return written[oname]
+            staged[oname] = stage_output(spark, results[key], step.outputs[oname], self.storage,
+                                         self.options.run_id, expectations=self._expectations_for(step, oname),
+                                         quarantine_date=srec_date(self.date))
+            return staged[oname]
 
         names = list(step.outputs)
         workers = min(self.options.parallel_steps, len(names))
         try:
             if workers <= 1:
-                return {oname: one(oname) for oname in names}
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{step.name}.write") as pool:
-                futures = {oname: pool.submit(one, oname) for oname in names}
-                wait(futures.values())
-            return {oname: fut.result() for oname, fut in futures.items()}
-        except ExpectationFailed as exc:
-            exc.results[:0] = [r for o in names if o in written for r in written[o].expectations]
+                for oname in names:
+                    one(oname)
+            else:
+                with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"{step.name}.write") as pool:
+                    futures = {oname: pool.submit(one, oname) for oname in names}
+                    wait(futures.values())
+                for fut in futures.values():
+                    fut.result()  # the first failure in declared order
+            check = getattr(self.guard, "assert_lock", None)
+            if check is not None:
+                check()  # our lock is still ours: the last thing before publishing anything
+        except BaseException as exc:
+            for done in staged.values():
+                abort_staged(self.storage, done)
+            if isinstance(exc, ExpectationFailed):
+                exc.results[:0] = [r for o in names if o in staged for r in staged[o].result.expectations
+                                   if r not in exc.results]
             raise
+        for oname in names:
+            commit_staged(self.storage, staged[oname])
+        return {oname: staged[oname].result for oname in names}
 
     def _expectations_for(self, step: StepSpec, output: str) -> list[Any]:
         if not step.expectations:

@@ -1,4 +1,5 @@
-"""Writes a step output aside, checks it, then commits: a failed step never leaves half a dataset."""
+"""Writes a step output aside, checks it, then commits: a failed step never leaves half a dataset, and a step
+with several outputs commits them only once all of them are staged and checked."""
 
 from __future__ import annotations
 
@@ -100,16 +101,57 @@ def begin_quarantine(storage: Storage, out: OutputSpec, run_id: str, quarantine_
     return dataclasses.replace(pending, replace_partitions=(quarantine_partition(quarantine_date),))
 
 
+@dataclass
+class StagedOutput:
+    """An output written aside and checked, with its quarantine rows: published by ``commit_staged`` only, so a
+    step with several outputs publishes none of them unless every one was staged and passed its checks."""
+
+    result: WriteResult
+    pending: PendingWrite
+    q_pending: PendingWrite | None = None
+
+
+def commit_staged(storage: Storage, staged: StagedOutput) -> None:
+    storage.commit(staged.pending)
+    if staged.q_pending is not None:
+        storage.commit(staged.q_pending)
+
+
+def abort_staged(storage: Storage, staged: StagedOutput) -> None:
+    storage.abort(staged.pending)
+    if staged.q_pending is not None:
+        storage.abort(staged.q_pending)
+
+
 def write_output(spark: Any, df: Any, out: OutputSpec, storage: Storage, run_id: str, *,
                  expectations: list[Any] | None = None, quarantine_date: str | None = None,
                  before_commit: Callable[[], None] | None = None) -> WriteResult:
-    """Write ``df`` to ``out.path``; drop/warn/fail expectations are applied on the way.
+    """Write ``df`` to ``out.path`` and publish it (``stage_output``, then ``commit_staged``).
 
-    The row count and the expectations' violation counts are observed while the rows are written (no second
-    pass over the output); only `unique` checks and the samples of a failure read the staged files back.
     ``before_commit`` runs once everything is staged and checked, right before the output and its quarantine
     rows commit; when it raises (the runner's lock check: LeaseLost) both writes are aborted and nothing is
     published. A callback, so the writer knows nothing of the job tracker.
+    """
+    staged = stage_output(spark, df, out, storage, run_id, expectations=expectations,
+                          quarantine_date=quarantine_date)
+    try:
+        if before_commit is not None:
+            before_commit()  # last: no slow work between this check and the commits below
+    except BaseException:
+        abort_staged(storage, staged)
+        raise
+    commit_staged(storage, staged)
+    return staged.result
+
+
+def stage_output(spark: Any, df: Any, out: OutputSpec, storage: Storage, run_id: str, *,
+                 expectations: list[Any] | None = None, quarantine_date: str | None = None) -> StagedOutput:
+    """Write ``df`` aside for ``out.path``; drop/warn/fail expectations are applied on the way. Nothing is
+    published: the caller commits (``commit_staged``) or aborts (``abort_staged``) what this returns. When
+    writing or a check fails, what was staged is removed and the error raised.
+
+    The row count and the expectations' violation counts are observed while the rows are written (no second
+    pass over the output); only `unique` checks and the samples of a failure read the staged files back.
     """
     from pyspark.sql import Observation
 
@@ -158,15 +200,8 @@ def write_output(spark: Any, df: Any, out: OutputSpec, storage: Storage, run_id:
             result.expectations = evaluate(written, exps, dropped_counts=dropped_counts, observed=observed)
             if not all(r.ok for r in result.expectations):
                 enforce(written if written is not None else staged(), exps, result.expectations)
-        if before_commit is not None:
-            before_commit()  # last: no slow work between this check and the commits below
     except BaseException:
         settle_tasks(spark)
-        storage.abort(pending)
-        if q_pending is not None:
-            storage.abort(q_pending)
+        abort_staged(storage, StagedOutput(WriteResult(0), pending, q_pending))
         raise
-    storage.commit(pending)
-    if q_pending is not None:
-        storage.commit(q_pending)
-    return result
+    return StagedOutput(result, pending, q_pending)

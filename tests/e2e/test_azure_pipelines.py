@@ -1,5 +1,6 @@
 """End to end on Azurite: generated raw files in a container, ./preprocess.sh and ./analyze.sh with an Azure
-config, and every dataset read back from the container equals the one a local-storage run produced."""
+config (in the America/New_York time zone), and every dataset read back from the container equals the one a
+local-storage run in this session (UTC) produced."""
 
 from __future__ import annotations
 
@@ -117,7 +118,8 @@ def test_pipelines_on_azurite_match_a_local_run(spark, azurite_server: Azurite, 
     # the same on Azurite: raw files uploaded to the container, the key given only by the environment
     container = "e2e" + uuid.uuid4().hex[:12]
     azure = {"storage_account": ACCOUNT, "container": container, "endpoint": azurite_server.endpoint}
-    az_env = {**env, "TICKFLOW_AZURE_ACCESS_KEY": ACCOUNT_KEY}
+    # in another time zone than this session's (UTC here): results must not depend on the machine's zone
+    az_env = {**env, "TICKFLOW_AZURE_ACCESS_KEY": ACCOUNT_KEY, "TZ": "America/New_York"}
     work = tmp_path / "az"
     az_ini = _ini(tmp_path / "azure.ini", f"az://{container}/warehouse", f"az://{container}/raw", work, azure)
     config = load_config(az_ini, env=az_env)

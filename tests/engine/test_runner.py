@@ -180,6 +180,43 @@ def test_expectations_are_counted_on_the_write_and_a_failure_commits_nothing(env
     assert read(spark, storage, "checked/nums") == before
 
 
+PAIR_SPEC = """
+pipeline: pair
+modules: [{mod}]
+vars: {{n: 10}}
+steps:
+  nums:
+    transform: t_numbers
+    params: {{n: "{{{{ vars.n }}}}"}}
+  split:
+    transform: t_split
+    inputs: {{df: nums}}
+    outputs:
+      even: {{path: pair/even, partition_by: [day]}}
+      odd: {{path: pair/odd, partition_by: [day]}}
+    expectations:
+      - {{name: odd_small, output: odd, expr: "id < {limit}", action: fail}}
+"""
+
+
+@pytest.mark.parametrize("parallel", [1, 2], ids=["outputs-one-by-one", "outputs-together"])
+def test_a_step_whose_one_output_fails_publishes_none_of_its_outputs(env, write_spec, test_transforms_module,
+                                                                     parallel):
+    """A failed step leaves the previous good output in place, all of it: not new even rows beside old odd
+    ones (for the EOD load: not new trades beside old quotes)."""
+    run, storage, spark = env
+    ok = write_spec(PAIR_SPEC.format(mod=test_transforms_module, limit=100), "pair_ok.yaml")
+    assert run(D1, n=10, spec_path=ok, parallel=parallel).status == "success"
+    even, odd = read(spark, storage, "pair/even"), read(spark, storage, "pair/odd")
+    assert [r[0] for r in even] == [0, 2, 4, 6, 8] and [r[0] for r in odd] == [1, 3, 5, 7, 9]
+
+    bad = write_spec(PAIR_SPEC.format(mod=test_transforms_module, limit=12), "pair_bad.yaml")
+    with pytest.raises(StepFailed, match="odd_small"):
+        run(D1, n=16, spec_path=bad, parallel=parallel)  # odd 13 and 15 fail; even alone would pass
+    assert read(spark, storage, "pair/even") == even
+    assert read(spark, storage, "pair/odd") == odd
+
+
 # -- concurrent steps ----------------------------------------------------------------------------------------
 MEET_SPEC = """
 pipeline: meet

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from jsonschema import Draft202012Validator
 
 from datagen import GenConfig, generate
 from tests.transforms import preprocess_reference as ref
@@ -28,6 +30,21 @@ def _run(root: Path, cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def _partition(store: Path, dataset: str, day: str) -> list[dict]:
     path = store / dataset / f"trade_dt={day}"
     return pq.ParquetDataset(path).read().to_pylist() if path.exists() else []
+
+
+def _conforms(schemas: Path, store: Path, dataset: str, day: str) -> int:
+    """Every row of the date's partition (the partition value put back as its column) is valid under the
+    dataset's published schema (schemas/data/<dataset>.json), which names exactly the dataset's columns."""
+    schema = json.loads((schemas / f"{dataset}.json").read_text())
+    validator = Draft202012Validator(schema)
+    rows = _partition(store, dataset, day)
+    for row in rows:
+        doc = {k: v.isoformat() if isinstance(v, dt.date) else v for k, v in row.items()} | {"trade_dt": day}
+        problems = sorted(e.message for e in validator.iter_errors(doc))
+        assert not problems, f"{dataset} row {row} does not match {dataset}.json: {problems}"
+    columns = set(pq.ParquetDataset(store / dataset / f"trade_dt={day}").schema.names) | {"trade_dt"}
+    assert columns == set(schema["properties"]) and schema["x-partition-by"] == ["trade_dt"], dataset
+    return len(rows)
 
 
 def test_catch_up_then_rerun_one_date(repo_root, tmp_path):
@@ -56,6 +73,8 @@ def test_catch_up_then_rerun_one_date(repo_root, tmp_path):
                                                            and u["exchange"] == t["exchange"]) for t in trades}
         quarantine = _partition(store, "quarantine", day)
         assert Counter(q["reason"] for q in quarantine) == Counter(r.reason for r in records if r.reason)
+        for dataset in ("trade", "quote", "trade_close", "quarantine"):
+            assert _conforms(repo_root / "schemas" / "data", store, dataset, day) > 0, dataset
     # rerun the first date with a stricter threshold: it fails and leaves the good outputs in place
     before = len(_partition(store, "trade", DAYS[0]))
     failed = _run(repo_root, cfg, "--date", DAYS[0], "--force", "--var", "max_bad_share=0.0")
