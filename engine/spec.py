@@ -67,6 +67,9 @@ class StepSpec:
     description: str = ""
     line: int | None = None
     declared_outputs: tuple[str, ...] = ("out",)  # what the transform returns; the first is the default
+    # inputs a SQL step got by reading another step by its name (``FROM trades`` with no input 'trades'):
+    # they are in ``inputs`` like declared ones (``trades: trades``); named here to explain them
+    implicit_inputs: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:

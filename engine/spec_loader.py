@@ -16,7 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import sqlglot
 import yaml
+from sqlglot import exp as sql_exp
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
+from sqlglot.optimizer.scope import traverse_scope
 
 from engine.config import Config
 from engine.dag import CycleError, Dag
@@ -46,8 +50,11 @@ class Problems:
     # a pattern) would only report the same mistake a second time, misleadingly
     unrendered: set[KeyPath] = field(default_factory=set)
 
+    def is_unrendered(self, path: KeyPath) -> bool:
+        return any(path[:len(bad)] == bad for bad in self.unrendered)
+
     def add(self, path: KeyPath, message: str, line: int | None = None) -> None:
-        if any(path[:len(bad)] == bad for bad in self.unrendered):
+        if self.is_unrendered(path):
             return
         line = line if line is not None else self.lines.line_of(path)
         where = f"{self.file}:{line}" if line else self.file
@@ -187,7 +194,7 @@ def load_spec(
     steps_raw = rendered.get("steps")
     steps: dict[str, StepSpec] = {}
     if isinstance(steps_raw, Mapping):
-        steps = _check_steps(steps_raw, registry, problems)
+        steps = _check_steps(steps_raw, registry, problems)  # SQL steps get their implicit inputs here
     if structurally_ok:
         _check_graph(steps, problems)
         _check_extras(rendered, steps, problems)
@@ -209,6 +216,86 @@ def load_spec(
 def _suggest(name: str, options: list[str]) -> str:
     close = difflib.get_close_matches(name, options, n=1)
     return f"; did you mean '{close[0]}'?" if close else ""
+
+
+class SqlParseError(ValueError):
+    """sqlglot could not read a SQL text (which Spark's own parser may still accept)."""
+
+
+def sql_tables(sql: str) -> list[str]:
+    """The tables a Spark SQL text reads by an unqualified name, lower-cased (Spark resolves names without
+    regard to case), in order of first appearance.
+
+    Not tables: CTE names (a name resolves to the nearest ``WITH`` that defines it, at any nesting level, as
+    Spark does; inside its own definition a CTE's name is the table), qualified names (``db.table``,
+    ``parquet.`/some/path```) and table-valued functions (``range(10)``). Parsed by sqlglot, Spark dialect, with
+    no Spark. Raises SqlParseError with sqlglot's message when sqlglot cannot parse the text.
+    """
+    return _sql_names(sql)[0]
+
+
+def _sql_names(sql: str) -> tuple[list[str], list[str]]:
+    """(``sql_tables(sql)``, the CTE names the text defines)."""
+    try:
+        found: list[sql_exp.Table] = []
+        ctes: list[str] = []
+        for tree in sqlglot.parse(sql, read="spark"):
+            if tree is None:
+                continue
+            tree = normalize_identifiers(tree, dialect="spark")
+            ctes += [cte.alias_or_name for cte in tree.find_all(sql_exp.CTE)]
+            found += [source for scope in traverse_scope(tree) for source in scope.sources.values()
+                      if isinstance(source, sql_exp.Table) and isinstance(source.this, sql_exp.Identifier)
+                      and not source.args.get("db") and not source.args.get("catalog")]
+    except sqlglot.errors.ParseError as exc:
+        raise SqlParseError(_parse_error_text(exc)) from None
+    except Exception as exc:  # any sqlglot failure: the SQL may still be valid for Spark
+        raise SqlParseError(" ".join(str(exc).split()) or type(exc).__name__) from None
+    found.sort(key=lambda table: table.this.meta.get("start", 0))
+    return list(dict.fromkeys(table.name for table in found)), list(dict.fromkeys(ctes))
+
+
+def _parse_error_text(exc: sqlglot.errors.ParseError) -> str:
+    """sqlglot's first error on one line, without its terminal underlining: what, where, near what."""
+    if not exc.errors:
+        return " ".join(str(exc).split())
+    err = exc.errors[0]
+    near = f" near '{err['highlight']}'" if err.get("highlight") else ""
+    return f"{err.get('description') or 'cannot parse'} at SQL line {err.get('line')}, column {err.get('col')}{near}"
+
+
+def _sql_inputs(name: str, raw: Mapping[str, Any], inputs: Mapping[str, InputRef], step_names: list[str],
+                problems: Problems) -> dict[str, InputRef]:
+    """Implicit inputs of a SQL step: each table it reads that no input declares must be a step of the
+    pipeline, read as ``{table: table}`` (its default output), so it is a dependency and a temp view at run
+    time. Any other table is a problem here, before anything runs."""
+    where: KeyPath = ("steps", name, "sql")
+    declares_inputs = isinstance(raw.get("inputs"), Mapping)
+    try:
+        tables, ctes = _sql_names(raw["sql"])
+    except SqlParseError as exc:
+        if not declares_inputs:  # with inputs declared, Spark's own parser decides at run time
+            problems.add(where, f"cannot tell which tables this SQL reads: sqlglot (Spark dialect) cannot parse "
+                         f"it: {exc}; if it is valid Spark SQL, declare the tables it reads under 'inputs:' "
+                         "('inputs: {}' if it reads none), and Spark's own parser checks it at run time")
+        return {}
+    declared = {i.lower() for i in inputs}
+    steps_by_name = {s.lower(): s for s in step_names}
+    others = [s for s in step_names if s != name]
+    implicit: dict[str, InputRef] = {}
+    for table in tables:
+        step = steps_by_name.get(table)
+        if table in declared:
+            continue
+        if step == name:
+            problems.add(where, f"table '{table}' is this step's own name; a step cannot read its own output")
+        elif step is not None:
+            implicit[step] = InputRef(step=step)
+        else:
+            problems.add(where, f"table '{table}' is neither an input of this step nor a step of the pipeline "
+                         f"(inputs: {', '.join(inputs) or 'none'}; steps: {', '.join(others) or 'none'})"
+                         f"{_suggest(table, [*inputs, *others, *ctes])}")
+    return implicit
 
 
 def _check_steps(steps_raw: Mapping[str, Any], registry: Registry, problems: Problems) -> dict[str, StepSpec]:
@@ -239,6 +326,10 @@ def _check_steps(steps_raw: Mapping[str, Any], registry: Registry, problems: Pro
         for iname, ref in (raw.get("inputs") or {}).items():
             if isinstance(ref, str):
                 inputs[iname] = InputRef.parse(ref)
+        implicit: dict[str, InputRef] = {}
+        if has_s and isinstance(raw["sql"], str) and not problems.is_unrendered((*base, "sql")):
+            implicit = _sql_inputs(name, raw, inputs, [str(s) for s in steps_raw], problems)
+            inputs.update(implicit)
         if tdef is not None and tdef.inputs is not None:
             missing = [i for i in tdef.inputs if i not in inputs]
             extra = [i for i in inputs if i not in tdef.inputs]
@@ -280,7 +371,7 @@ def _check_steps(steps_raw: Mapping[str, Any], registry: Registry, problems: Pro
             name=name, transform=raw.get("transform"), sql=raw.get("sql"), inputs=inputs, params=params,
             outputs=outputs, depends_on=deps, cache=raw.get("cache", "auto"),
             expectations=tuple(raw.get("expectations") or ()), description=raw.get("description", ""),
-            line=problems.lines.line_of(base), declared_outputs=tuple(declared),
+            line=problems.lines.line_of(base), declared_outputs=tuple(declared), implicit_inputs=tuple(implicit),
         )
     return steps
 
@@ -339,10 +430,13 @@ def _check_graph(steps: Mapping[str, StepSpec], problems: Problems) -> None:
     try:
         dag_of(steps).order()
     except CycleError as exc:
-        implicit = dataset_edges(steps)
-        why = [f"{reader} reads dataset:{implicit[writer, reader]}, which {writer} writes"
-               for writer, reader in zip(exc.cycle, exc.cycle[1:], strict=False)
-               if (writer, reader) in implicit and writer not in steps[reader].upstream_steps()]
+        dataset_reads = dataset_edges(steps)
+        why: list[str] = []  # the edges no input or depends_on spells out
+        for writer, reader in zip(exc.cycle, exc.cycle[1:], strict=False):
+            if writer in steps[reader].implicit_inputs:
+                why.append(f"{reader}'s SQL reads {writer} by its step name")
+            elif (writer, reader) in dataset_reads and writer not in steps[reader].upstream_steps():
+                why.append(f"{reader} reads dataset:{dataset_reads[writer, reader]}, which {writer} writes")
         problems.add(("steps", exc.cycle[0]), str(exc) + (f" ({'; '.join(why)})" if why else ""))
 
 
