@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.azurite import Azurite, AzuriteError, azurite_binary, start_azurite
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -30,6 +33,23 @@ def spark():
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def azurite(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """One Azurite blob server (from node_modules, on a free loopback port) for every test that needs one; each
+    test uses containers of its own."""
+    if azurite_binary(repo_root) is None:
+        message = f"azurite is not installed (run `npm install` in {repo_root})"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        server = start_azurite(repo_root, tmp_path_factory.mktemp("azurite"))
+    except AzuriteError as exc:
+        pytest.fail(str(exc))
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,26 +18,11 @@ from engine.config import load_config
 from engine.dates import raw_dates
 from engine.storage.azure_blob import MANIFEST_NAME, AzureBlobStorage
 from engine.storage.local import LocalStorage
-from tests.azurite import ACCOUNT, ACCOUNT_KEY, Azurite, AzuriteError, azurite_binary, start_azurite
+from tests.azurite import ACCOUNT, ACCOUNT_KEY, Azurite
 from tests.in_process import run_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def azurite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
-    if azurite_binary(ROOT) is None:
-        message = f"azurite is not installed (run `npm install` in {ROOT})"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    try:
-        server = start_azurite(ROOT, tmp_path_factory.mktemp("azurite-e2e"))
-    except AzuriteError as exc:
-        pytest.fail(str(exc))
-    yield server
-    server.stop()
 
 
 def _ini(path: Path, root: str, raw_root: str, work: Path, azure: dict[str, str] | None = None) -> Path:
@@ -92,7 +76,7 @@ def _same(a: list[tuple], b: list[tuple]) -> bool:
     return True
 
 
-def test_pipelines_on_azurite_match_a_local_run(spark, azurite_server: Azurite, tmp_path: Path) -> None:
+def test_pipelines_on_azurite_match_a_local_run(spark, azurite: Azurite, tmp_path: Path) -> None:
     raw = tmp_path / "raw"
     gen = subprocess.run([sys.executable, "-m", "datagen", "--out", str(raw), "--seed", "11", "--start",
                           "2020-08-05", "--days", "2", "--events", "2000", "--symbols", "3", "--parts", "2",
@@ -117,7 +101,7 @@ def test_pipelines_on_azurite_match_a_local_run(spark, azurite_server: Azurite, 
 
     # the same on Azurite: raw files uploaded to the container, the key given only by the environment
     container = "e2e" + uuid.uuid4().hex[:12]
-    azure = {"storage_account": ACCOUNT, "container": container, "endpoint": azurite_server.endpoint}
+    azure = {"storage_account": ACCOUNT, "container": container, "endpoint": azurite.endpoint}
     # in another time zone than this session's (UTC here): results must not depend on the machine's zone
     az_env = {**env, "TICKFLOW_AZURE_ACCESS_KEY": ACCOUNT_KEY, "TZ": "America/New_York"}
     work = tmp_path / "az"

@@ -4,9 +4,7 @@ raw root check of a catch-up."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import uuid
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -68,24 +66,6 @@ def test_a_raw_catch_up_without_any_of_its_folders_is_a_config_error(tmp_path):
     check_raw_folders("preprocess", LocalStorage(tmp_path / "empty"), ["csv", "json"])
     assert (no_new_raw_dates(LocalStorage(tmp_path / "empty"), ["csv", "json"])
             == f"no new input dates in csv/ and json/ under local folder {tmp_path / 'empty'}")
-
-
-@pytest.fixture(scope="module")
-def azurite(tmp_path_factory):
-    from tests.azurite import AzuriteError, azurite_binary, start_azurite
-
-    repo = Path(__file__).resolve().parents[2]
-    if azurite_binary(repo) is None:
-        message = f"azurite is not installed (run `npm install` in {repo})"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    try:
-        server = start_azurite(repo, tmp_path_factory.mktemp("azurite"))
-    except AzuriteError as exc:
-        pytest.fail(str(exc))
-    yield server
-    server.stop()
 
 
 @pytest.mark.parametrize("mode", ["staged", "direct"])

@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from engine.config import AzureConfig, Config, StorageConfig
-from tests.azurite import ACCOUNT, ACCOUNT_KEY, Azurite, AzuriteError, azurite_binary, start_azurite
-
-
-@pytest.fixture(scope="session")
-def azurite(repo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
-    if azurite_binary(repo_root) is None:
-        message = f"azurite is not installed (run `npm install` in {repo_root})"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    try:
-        server = start_azurite(repo_root, tmp_path_factory.mktemp("azurite"))
-    except AzuriteError as exc:
-        pytest.fail(str(exc))
-    yield server
-    server.stop()
+from tests.azurite import ACCOUNT, ACCOUNT_KEY, Azurite
 
 
 @pytest.fixture
