@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from engine.errors import ConfigError
 
@@ -53,6 +53,17 @@ def join_blob_path(prefix: str, rel_path: str) -> str:
     return "/".join(p for p in (prefix, rel) if p)
 
 
+def shown_uri(uri: str) -> str:
+    """``uri`` as a message may show it: a query or fragment (a SAS token rides there) and a password in the
+    user info are replaced by ``***``."""
+    parts = urlsplit(uri)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit((parts.scheme, netloc, parts.path, "***" if parts.query else "",
+                       "***" if parts.fragment else ""))
+
+
 def parse_azure_uri(uri: str, default_container: str = "") -> AzureLocation:
     """Split an az://, abfs:// or abfss:// URI; ``default_container`` fills ``az:///prefix``.
 
@@ -60,6 +71,7 @@ def parse_azure_uri(uri: str, default_container: str = "") -> AzureLocation:
     """
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
+    uri = shown_uri(uri)  # every message below names it: never with a query (a SAS token) or user info
     if scheme not in AZURE_SCHEMES:
         raise ConfigError(f"'{uri}' is not an Azure storage URI; expected az://<container>/<prefix> "
                           f"or abfss://<container>@<account>.dfs.core.windows.net/<prefix>")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import socket
@@ -20,6 +21,7 @@ TRASH = ".tickflow_trash"
 # A root may be shared (NFS, a container volume): another host's run folder is only known abandoned when
 # nothing in it changed for this long (its PID means nothing here; a run writes into it while alive).
 FOREIGN_ABANDONED_SECONDS = 24 * 3600.0
+log = logging.getLogger("tickflow.storage")
 
 
 def _changed_since(folder: Path, cutoff: float) -> bool:
@@ -258,5 +260,25 @@ class LocalStorage(Storage):
                 continue
             for entry in entries:
                 if doomed(entry):
+                    if base.name == TRASH:
+                        self._restore_interrupted(entry)
                     shutil.rmtree(entry, ignore_errors=True)
             _remove_if_empty(base)
+
+    def _restore_interrupted(self, run_trash: Path) -> None:
+        """Put back what a commit that never finished had moved aside: a folder of ``run_trash`` (it mirrors the
+        root) holding data whose place under the root is empty. A commit moves the old output to the trash and
+        then the new one into place; a process killed between those two renames leaves neither in place, and the
+        previous good output must come back rather than be swept away."""
+        todo = [run_trash]
+        while todo:
+            folder = todo.pop()
+            for child in sorted(p for p in folder.iterdir() if p.is_dir()):
+                target = self.path / child.relative_to(run_trash)
+                if target.exists():
+                    todo.append(child)
+                elif any(p.is_file() for p in child.rglob("*")):
+                    with contextlib.suppress(OSError):  # e.g. another process restored it first
+                        _make_dirs(target.parent)
+                        os.replace(child, target)
+                        log.warning("restored %s from an interrupted commit (%s)", target, run_trash.name)

@@ -59,6 +59,19 @@ def test_parse_rejects(uri: str, message: str) -> None:
         parse_azure_uri(uri)
 
 
+@pytest.mark.parametrize("uri", [
+    "https://acct.blob.core.windows.net/market/wh?sv=2024-01-01&sig=S3CRETsig%3D",  # not an az:// URI either
+    "az://market/wh?sv=2024-01-01&sig=S3CRETsig%3D",
+    "az://Bad_Name/wh?sig=S3CRETsig%3D",
+    "abfss://market@Bad-Acct.dfs.core.windows.net/wh#sig=S3CRETsig%3D",
+    "s3://user:S3CRETsig%3D@bucket/x",
+])
+def test_a_rejected_uri_is_named_without_its_query_or_password(uri: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_azure_uri(uri)
+    assert "S3CRET" not in str(info.value) and "***" in str(info.value), info.value
+
+
 def test_join_and_clean() -> None:
     loc = parse_azure_uri("az://market/wh")
     assert loc.join("trade") == "wh/trade"

@@ -238,3 +238,47 @@ def test_check_creates_nothing_and_refuses_a_root_under_a_file(tmp_path):
     (tmp_path / "a").write_text("a file where a folder should be")
     with pytest.raises(StorageError, match=r"cannot use storage root .*warehouse: .*/a is not a folder"):
         LocalStorage(root).check()
+
+
+def test_a_commit_killed_between_its_two_renames_gets_the_old_output_back(tmp_path):
+    """A real process commits a new partition and is SIGKILLed right after the old one went to the trash and
+    before the new one took its place; the next run's cleanup puts the old partition back."""
+    storage = LocalStorage(tmp_path)
+    storage.commit(_stage(storage, "trade", "r1", {"trade_dt=2020-08-05/a.parquet": "old",
+                                                   "trade_dt=2020-08-06/b.parquet": "other day"}))
+    script = f"""
+import os, signal
+from pathlib import Path
+from engine.storage.local import LocalStorage
+storage = LocalStorage(Path({str(tmp_path)!r}))
+pending = storage.begin_write("trade", "r2", "overwrite_partitions", ("trade_dt",))
+part = Path(pending.uri) / "trade_dt=2020-08-05"
+part.mkdir(parents=True)
+(part / "c.parquet").write_text("new")
+real_replace = os.replace
+def replace(src, dst):
+    real_replace(src, dst)
+    if ".tickflow_trash" in str(dst):  # the old partition is aside, the new one not yet in place
+        os.kill(os.getpid(), signal.SIGKILL)
+os.replace = replace
+storage.commit(pending)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[3], timeout=60)
+    assert proc.returncode == -9
+    assert not (tmp_path / "trade/trade_dt=2020-08-05").exists()  # the window: neither old nor new in place
+    LocalStorage(tmp_path).cleanup()
+    assert _contents(tmp_path / "trade") == {"trade_dt=2020-08-05": ["old"], "trade_dt=2020-08-06": ["other day"]}
+    assert not (tmp_path / TRASH).exists() and not (tmp_path / STAGING).exists()
+
+
+def test_cleanup_restores_nothing_that_is_in_place_or_holds_no_data(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    run = tmp_path / TRASH / f"{socket.gethostname()}-{int(dead.stdout)}-r3"
+    (run / "trade/trade_dt=2020-08-05").mkdir(parents=True)
+    (run / "trade/trade_dt=2020-08-05/old.parquet").write_text("replaced by a finished commit")
+    (run / "quote/trade_dt=2020-08-05").mkdir(parents=True)  # an empty leftover: nothing to restore
+    (tmp_path / "trade/trade_dt=2020-08-05").mkdir(parents=True)
+    (tmp_path / "trade/trade_dt=2020-08-05/new.parquet").write_text("new")
+    LocalStorage(tmp_path).cleanup()
+    assert _contents(tmp_path / "trade") == {"trade_dt=2020-08-05": ["new"]}
+    assert not (tmp_path / "quote").exists() and not (tmp_path / TRASH).exists()
