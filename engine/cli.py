@@ -20,7 +20,14 @@ from typing import Any, TextIO
 from engine import errors
 from engine.config import Config, load_config
 from engine.console_out import ConsoleOut, clip
-from engine.dates import candidate_dates, check_raw_folders, job_dates, no_new_raw_dates, parse_date, weekdays
+from engine.dates import (
+    candidate_dates,
+    check_raw_folders,
+    job_dates,
+    no_new_raw_dates,
+    parse_date,
+    trading_days,
+)
 from engine.errors import EXIT_OK, EXIT_STEP_FAILED, EXIT_USAGE, SpecError, TickflowError
 from engine.logs import SecretMasker
 from engine.registry import REGISTRY
@@ -330,7 +337,7 @@ def cmd_plan(args: argparse.Namespace, config: Config, out: TextIO) -> int:
         check_raw_root(args, probe, raw_storage)  # a wrong raw root is an error, not "nothing to do"
         tracker = open_tracker(config, read_only=True)  # planning only looks: no table, no SQLite file
         try:
-            dates, done = dates_to_run(args, probe, raw_storage, tracker)
+            dates, done = dates_to_run(args, probe, raw_storage, tracker, config.holidays)
         finally:
             tracker.close()
         for d in done:
@@ -395,16 +402,17 @@ def check_date_args(args: argparse.Namespace) -> None:
         raise TickflowError(f"--start {args.start} is after --end {args.end}")
 
 
-def resolve_dates(args: argparse.Namespace, spec: PipelineSpec, raw_storage: Any, tracker: Any) -> list[dt.date]:
+def resolve_dates(args: argparse.Namespace, spec: PipelineSpec, raw_storage: Any, tracker: Any,
+                  holidays: Sequence[dt.date] = ()) -> list[dt.date]:
     """The dates the arguments name or the inputs offer (``check_date_args`` has passed: run and plan call it
-    first, before they open anything)."""
+    first, before they open anything); a backfill of a spec without a catch-up source takes the trading days."""
     if args.date:
         return [args.date]
     rows = tracker.list_jobs() if tracker is not None else []
     offered = candidate_dates(spec.catch_up, raw_storage, rows)
     if args.start or args.end:
         if offered is None:
-            return weekdays(args.start, args.end)
+            return trading_days(args.start, args.end, holidays)
         return [d for d in offered if args.start <= d <= args.end]
     if offered is None:
         raise TickflowError(f"{spec.file}: no --date given and the spec declares no catch_up source; "
@@ -440,14 +448,14 @@ def nothing_to_do(pipeline: str, done: Sequence[dt.date], args: argparse.Namespa
     return f"{pipeline}: nothing to do ({why})"
 
 
-def dates_to_run(args: argparse.Namespace, spec: PipelineSpec, raw_storage: Any,
-                 tracker: Any) -> tuple[list[dt.date], list[dt.date]]:
+def dates_to_run(args: argparse.Namespace, spec: PipelineSpec, raw_storage: Any, tracker: Any,
+                 holidays: Sequence[dt.date] = ()) -> tuple[list[dt.date], list[dt.date]]:
     """(dates a run processes, dates it leaves alone because their job already succeeded).
 
     An explicit --date always runs (the guard then decides); a catch-up or backfill skips succeeded dates
     unless --force, or unless a job they require succeeded again after them (their outputs are out of date).
     """
-    dates = resolve_dates(args, spec, raw_storage, tracker)
+    dates = resolve_dates(args, spec, raw_storage, tracker, holidays)
     if args.date or getattr(args, "force", False):
         return dates, []
     rows = {row.job_id: row for row in tracker.list_jobs()}
@@ -490,7 +498,7 @@ def cmd_run(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     tracker = open_tracker(config)
     session = Session(config, storages=(storage, raw_storage))
     try:
-        dates, done = dates_to_run(args, probe, raw_storage, tracker)
+        dates, done = dates_to_run(args, probe, raw_storage, tracker, config.holidays)
         if args.start or args.end:  # a backfill's table lists the dates it left alone
             session.outcomes += [DateOutcome(d, "skipped", EXIT_OK, 0.0, message="already succeeded")
                                  for d in done]

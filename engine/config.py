@@ -9,7 +9,8 @@ unused for that many days are removed; default 7);
 alias), used when there is no [postgres];
 [pipeline] modules (extra transform modules, comma separated), log_dir, log_keep_days (run logs older than
 that are removed when a run starts; default 30, 0 keeps them all), parallel_steps (how many steps that do not
-depend on each other may run at once; default 2, 1 runs them one after another).
+depend on each other may run at once; default 2, 1 runs them one after another), holidays (exchange holidays,
+comma-separated YYYY-MM-DD: not trading days for ``prev_date`` and for --start/--end without a catch-up source).
 
 Environment: ``TICKFLOW_<SECTION>_<KEY>`` overrides any value (e.g. TICKFLOW_POSTGRES_PASSWORD) and
 ``TICKFLOW_CONFIG`` names the file when ``--config`` is not given. Without any config, everything is local:
@@ -19,6 +20,7 @@ Environment: ``TICKFLOW_<SECTION>_<KEY>`` overrides any value (e.g. TICKFLOW_POS
 from __future__ import annotations
 
 import configparser
+import datetime as dt
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -103,6 +105,7 @@ class Config:
     log_dir: str = ".tickflow/logs"
     log_keep_days: int = 30
     parallel_steps: int = 2
+    holidays: tuple[dt.date, ...] = ()  # exchange holidays: not trading days (prev_date, --start/--end)
     source: str = "(embedded defaults)"
     base_dir: Path = field(default_factory=Path.cwd)
 
@@ -364,7 +367,7 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
     if tracker.lease_seconds < 2:
         raise ConfigError(f"{where('tracker', 'lease_seconds')}: [tracker] lease_seconds must be at least 2")
     pl = sections.get("pipeline", {})
-    reject_unknown("pipeline", pl, {"modules", "log_dir", "log_keep_days", "parallel_steps"})
+    reject_unknown("pipeline", pl, {"modules", "log_dir", "log_keep_days", "parallel_steps", "holidays"})
     log_keep_days = _int("pipeline", "log_keep_days", pl.get("log_keep_days", str(Config.log_keep_days)), where)
     if log_keep_days < 0:
         raise ConfigError(f"{where('pipeline', 'log_keep_days')}: [pipeline] log_keep_days must be 0 (keep every "
@@ -377,9 +380,20 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
         postgres=pg, azure=az, spark=SparkConfig(master=master, conf=conf), storage=storage,
         tracker=tracker, modules=_split_list(pl.get("modules", "")),
         log_dir=pl.get("log_dir", ".tickflow/logs"), log_keep_days=log_keep_days, parallel_steps=parallel_steps,
-        source=source,
+        holidays=_dates("pipeline", "holidays", pl.get("holidays", ""), where), source=source,
         base_dir=Path.cwd(),
     )
+
+
+def _dates(section: str, key: str, value: str, where: Callable[..., str]) -> tuple[dt.date, ...]:
+    """A comma-separated list of YYYY-MM-DD dates, sorted; ConfigError naming the first that is not one."""
+    out = set()
+    for item in _split_list(value):
+        try:
+            out.add(dt.date.fromisoformat(item))
+        except ValueError:
+            raise ConfigError(f"{where(section, key)}: [{section}] {key}: '{item}' is not a YYYY-MM-DD date") from None
+    return tuple(sorted(out))
 
 
 def _tracker_table(tr: Mapping[str, str], from_env: set[tuple[str, str]], where: Callable[..., str]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from engine.errors import ConfigError
@@ -23,9 +23,23 @@ def parse_date(text: str) -> dt.date:
         raise ValueError(f"'{text}' is not a date; expected YYYY-MM-DD") from None
 
 
-def weekdays(start: dt.date, end: dt.date) -> list[dt.date]:
+def is_trading_day(day: dt.date, holidays: Collection[dt.date] = ()) -> bool:
+    """Monday to Friday and not one of the configured exchange ``holidays``."""
+    return day.weekday() < 5 and day not in holidays
+
+
+def trading_days(start: dt.date, end: dt.date, holidays: Collection[dt.date] = ()) -> list[dt.date]:
+    """The trading days from ``start`` to ``end``, both included."""
     days = (end - start).days
-    return [d for d in (start + dt.timedelta(n) for n in range(days + 1)) if d.weekday() < 5]
+    return [d for d in (start + dt.timedelta(n) for n in range(days + 1)) if is_trading_day(d, holidays)]
+
+
+def previous_trading_day(day: dt.date, holidays: Collection[dt.date] = ()) -> dt.date:
+    """The trading day before ``day`` (weekends and ``holidays`` skipped)."""
+    day -= dt.timedelta(days=1)
+    while not is_trading_day(day, holidays):
+        day -= dt.timedelta(days=1)
+    return day
 
 
 def raw_dates(raw_storage: Storage, folders: Iterable[str]) -> list[dt.date]:

@@ -141,7 +141,7 @@ def load_spec(
     # -- templating: vars first (they may use date/config/env), then everything else ------------------
     jenv = make_environment()
     base_ctx = build_context(date, {}, config.template_values(),
-                             public_env(os.environ if env is None else env, config.secrets()))
+                             public_env(os.environ if env is None else env, config.secrets()), config.holidays)
     tproblems: list[TemplateProblem] = []
     raw_vars = data.get("vars") or {}
     overrides = dict(var_overrides or {})

@@ -11,13 +11,14 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import jinja2
 import yaml
 from jinja2.sandbox import SandboxedEnvironment
 
+from engine.dates import previous_trading_day
 from engine.yaml_lines import KeyPath, load_scalar
 
 _SINGLE_EXPR = re.compile(r"^\s*\{\{(.*)\}\}\s*$", re.S)
@@ -41,14 +42,6 @@ def failed_var(name: str) -> jinja2.StrictUndefined:
     """What ``vars.<name>`` is while that var's template failed: using it fails as a *derived* problem, so the
     mistake is reported once, at the var, and not again at every value built from it."""
     return jinja2.StrictUndefined(hint=f"vars.{name} failed to render", name=name, exc=_FailedVarUsed)
-
-
-def previous_weekday(day: dt.date) -> dt.date:
-    """The previous Monday-to-Friday date (exchange holidays are not modelled here)."""
-    day -= dt.timedelta(days=1)
-    while day.weekday() >= 5:
-        day -= dt.timedelta(days=1)
-    return day
 
 
 def _shift(day: Any, days: int) -> str:
@@ -82,11 +75,12 @@ def public_env(env: Mapping[str, str], secrets: Sequence[str] = ()) -> dict[str,
 
 
 def build_context(date: dt.date | None, variables: Mapping[str, Any], config_values: Mapping[str, Any],
-                  env: Mapping[str, str]) -> dict[str, Any]:
+                  env: Mapping[str, str], holidays: Collection[dt.date] = ()) -> dict[str, Any]:
+    """``prev_date`` is the previous trading day: weekends and the configured exchange ``holidays`` skipped."""
     ctx: dict[str, Any] = {"vars": dict(variables), "config": dict(config_values), "env": dict(env)}
     if date is not None:
         ctx["date"] = date.isoformat()
-        ctx["prev_date"] = previous_weekday(date).isoformat()
+        ctx["prev_date"] = previous_trading_day(date, holidays).isoformat()
     return ctx
 
 

@@ -422,3 +422,14 @@ def test_config_mistakes_exit_2_without_showing_a_wrapped_secret(tmp_path):
     cfg.write_text(f"[tracker]\nsqlite_path = {tmp_path}/t.sqlite\njob_tracker_table_name = ops_jobs\n")
     out = cli("status", "--config", cfg)
     assert out.returncode == 0 and f"no jobs in SQLite {tmp_path}/t.sqlite table ops_jobs" in out.stdout, out.stderr
+
+
+def test_a_backfill_without_a_catch_up_source_plans_the_trading_days(tmp_path):
+    """--start/--end of a spec whose dates come from nowhere else: weekdays, minus [pipeline] holidays."""
+    spec = tmp_path / "s.yaml"
+    spec.write_text("pipeline: s\nsteps:\n  a:\n    sql: SELECT 1 AS x\n    inputs: {}\n")
+    cfg = _local_config(tmp_path, "[pipeline]\nholidays = 2024-01-15\n")  # a Monday
+    out = cli("plan", spec, "--start", "2024-01-12", "--end", "2024-01-17", "--config", cfg, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    planned = [ln.rsplit(" ", 1)[-1] for ln in out.stdout.splitlines() if ln.startswith("plan for pipeline")]
+    assert planned == ["2024-01-12", "2024-01-16", "2024-01-17"], out.stdout

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
@@ -18,6 +19,9 @@ def test_defaults_are_local(tmp_path):
     assert load_config(None, env={"TICKFLOW_PIPELINE_PARALLEL_STEPS": "1"}).parallel_steps == 1
     assert cfg.log_keep_days == 30
     assert load_config(None, env={"TICKFLOW_PIPELINE_LOG_KEEP_DAYS": "0"}).log_keep_days == 0
+    assert cfg.holidays == ()
+    assert load_config(None, env={"TICKFLOW_PIPELINE_HOLIDAYS": "2025-01-01, 2024-12-25"}).holidays == (
+        dt.date(2024, 12, 25), dt.date(2025, 1, 1))
 
 
 def test_ini_sections_and_env_override(tmp_path):
@@ -70,6 +74,7 @@ def test_spark_keys_keep_their_case_and_own_keys_do_not_care(tmp_path):
     ("[pipeline]\nparallel_steps = many\n", "parallel_steps must be an integer"),
     ("[storage]\ncache_keep_days = 0\n", "cache_keep_days must be at least 1"),
     ("[pipeline]\nlog_keep_days = -1\n", "log_keep_days must be 0 (keep every log) or more, got -1"),
+    ("[pipeline]\nholidays = 2024-12-25, Christmas\n", "[pipeline] holidays: 'Christmas' is not a YYYY-MM-DD date"),
     ("[storage]\ncache_keep_days = week\n", "cache_keep_days must be an integer"),
     ("[postgres]\nhostname = x\n", "unknown key(s) hostname"),
     ("not an ini", "not valid INI"),

@@ -9,7 +9,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from engine.dates import candidate_dates, check_raw_folders, job_dates, no_new_raw_dates, parse_date
+from engine.dates import (
+    candidate_dates,
+    check_raw_folders,
+    job_dates,
+    no_new_raw_dates,
+    parse_date,
+    previous_trading_day,
+    trading_days,
+)
 from engine.errors import ConfigError
 from engine.storage.local import LocalStorage
 
@@ -96,3 +104,17 @@ def test_an_azure_raw_root_without_the_folders_is_a_config_error_too(azurite, tm
     assert candidate_dates({"raw_folders": ["csv", "json"]}, raw, []) == [dt.date(2024, 1, 5)]
     assert ACCOUNT_KEY not in no_new_raw_dates(raw, ["csv", "json"])
     client.close()
+
+
+def test_trading_days_skip_weekends_and_the_configured_holidays():
+    d = dt.date
+    # 2024-12-25 (Wed) and 2025-01-01 (Wed) closed; 2024-12-28/29 and 2025-01-04/05 a weekend
+    holidays = (d(2024, 12, 25), d(2025, 1, 1))
+    assert trading_days(d(2024, 12, 23), d(2025, 1, 6), holidays) == [
+        d(2024, 12, 23), d(2024, 12, 24), d(2024, 12, 26), d(2024, 12, 27), d(2024, 12, 30), d(2024, 12, 31),
+        d(2025, 1, 2), d(2025, 1, 3), d(2025, 1, 6)]
+    assert len(trading_days(d(2024, 12, 23), d(2025, 1, 6))) == 11  # without holidays: every weekday
+    assert previous_trading_day(d(2024, 12, 26), holidays) == d(2024, 12, 24)
+    assert previous_trading_day(d(2025, 1, 6), holidays) == d(2025, 1, 3)  # Monday -> Friday
+    # a Monday holiday after a weekend: Tuesday's previous trading day is the Friday before
+    assert previous_trading_day(d(2024, 1, 16), (d(2024, 1, 15),)) == d(2024, 1, 12)

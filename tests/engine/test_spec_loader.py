@@ -160,6 +160,9 @@ steps:
 """
     spec = load_spec(write_spec(text), date=dt.date(2024, 1, 8), env={"TF_TEST_VALUE": "xyz"})
     assert spec.steps["a"].params["day"] == "2024-01-05"  # Monday -> previous Friday
+    holiday = Config(holidays=(dt.date(2024, 1, 5),))  # [pipeline] holidays: that Friday the exchange was shut
+    assert load_spec(write_spec(text), date=dt.date(2024, 1, 8), env={"TF_TEST_VALUE": "xyz"},
+                     config=holiday).steps["a"].params["day"] == "2024-01-04"
     assert "'2024-01-08' AS d" in spec.steps["b"].sql
     assert "'warehouse' AS r" in spec.steps["b"].sql and "'xyz' AS e" in spec.steps["b"].sql
 
