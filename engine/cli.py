@@ -343,7 +343,7 @@ def cmd_plan(args: argparse.Namespace, config: Config, out: TextIO) -> int:
         for d in done:
             print(f"{probe.name} {d}: already succeeded; a run would leave it alone (use --force)", file=out)
         if not dates:
-            print(nothing_to_do(probe.name, done, args, probe, raw_storage), file=out)
+            print(nothing_to_do(args, probe, done, raw_storage), file=out)
             return EXIT_OK
     for n, date in enumerate(dates):
         spec = probe if date == start else _load(args.spec, args, config, date)
@@ -435,17 +435,16 @@ def check_raw_root(args: argparse.Namespace, spec: PipelineSpec, raw_storage: An
         check_raw_folders(spec.name, raw_storage, folders)
 
 
-def nothing_to_do(pipeline: str, done: Sequence[dt.date], args: argparse.Namespace | None = None,
-                  spec: PipelineSpec | None = None, raw_storage: Any = None) -> str:
+def nothing_to_do(args: argparse.Namespace, spec: PipelineSpec, done: Sequence[dt.date], raw_storage: Any) -> str:
     """Why a catch-up or backfill (run or plan) has no date to process; a raw catch-up names where it looked."""
-    folders = raw_catch_up_folders(args, spec) if args is not None and spec is not None else []
+    folders = raw_catch_up_folders(args, spec)
     if done:
         why = "every date already succeeded"
-    elif folders and raw_storage is not None:
+    elif folders:
         why = no_new_raw_dates(raw_storage, folders)
     else:
         why = "no new input dates"
-    return f"{pipeline}: nothing to do ({why})"
+    return f"{spec.name}: nothing to do ({why})"
 
 
 def dates_to_run(args: argparse.Namespace, spec: PipelineSpec, raw_storage: Any, tracker: Any,
@@ -503,7 +502,7 @@ def cmd_run(args: argparse.Namespace, config: Config, out: TextIO) -> int:
             session.outcomes += [DateOutcome(d, "skipped", EXIT_OK, 0.0, message="already succeeded")
                                  for d in done]
         if not dates and not session.outcomes:
-            print(nothing_to_do(probe.name, done, args, probe, raw_storage), file=out)
+            print(nothing_to_do(args, probe, done, raw_storage), file=out)
             return EXIT_OK
         for i, date in enumerate(dates):
             outcome = run_one_date(args, config, date, storage, raw_storage, tracker, session, out)

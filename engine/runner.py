@@ -566,6 +566,8 @@ class PipelineRunner:
             return staged[oname]
 
         names = list(step.outputs)
+        if not names:
+            return {}
         workers = min(self.options.parallel_steps, len(names))
         try:
             if workers <= 1:

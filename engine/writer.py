@@ -7,7 +7,6 @@ import dataclasses
 import logging
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,22 +123,11 @@ def abort_staged(storage: Storage, staged: StagedOutput) -> None:
 
 
 def write_output(spark: Any, df: Any, out: OutputSpec, storage: Storage, run_id: str, *,
-                 expectations: list[Any] | None = None, quarantine_date: str | None = None,
-                 before_commit: Callable[[], None] | None = None) -> WriteResult:
-    """Write ``df`` to ``out.path`` and publish it (``stage_output``, then ``commit_staged``).
-
-    ``before_commit`` runs once everything is staged and checked, right before the output and its quarantine
-    rows commit; when it raises (the runner's lock check: LeaseLost) both writes are aborted and nothing is
-    published. A callback, so the writer knows nothing of the job tracker.
-    """
+                 expectations: list[Any] | None = None, quarantine_date: str | None = None) -> WriteResult:
+    """Write ``df`` to ``out.path`` and publish it at once: one output on its own (the runner stages every output
+    of a step first, checks its lock, then commits them all)."""
     staged = stage_output(spark, df, out, storage, run_id, expectations=expectations,
                           quarantine_date=quarantine_date)
-    try:
-        if before_commit is not None:
-            before_commit()  # last: no slow work between this check and the commits below
-    except BaseException:
-        abort_staged(storage, staged)
-        raise
     commit_staged(storage, staged)
     return staged.result
 

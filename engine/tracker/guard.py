@@ -9,7 +9,7 @@ errors, and a driver error can quote a connection string.
 
 A lost lock (operator unlock, or our lease expired and another run took over) stops the run: the heartbeat
 notices it (and cancels the running Spark jobs), every tracker write is fenced by our lock_id, and
-``assert_lock`` asks the database right before each output commit, so such a run never publishes outputs next
+``assert_lock`` asks the database right before a step commits its outputs, so such a run never publishes outputs next
 to the new holder's. A tracker connection the server closed is reopened by the backend (PostgreSQL) and the
 statement retried once, so a database blip shorter than the lease does not end the run.
 """

@@ -13,6 +13,12 @@ from engine.logs import MASK, SecretMasker, close_logging, setup_logging
 SECRET = "s3cr3t+Key/with=chars"
 
 
+
+def _flush() -> None:
+    """What the handlers hold reaches the file and the console stream before a test reads them."""
+    for h in logging.getLogger().handlers:
+        h.flush()
+
 @pytest.fixture
 def console():
     stream = io.StringIO()
@@ -36,8 +42,7 @@ def test_file_gets_detail_console_gets_info(tmp_path, console):
     logging.getLogger("tickflow.runner").info("step started")
     logging.getLogger("py4j.clientserver").info("py4j chatter")
     logging.getLogger("py4j.clientserver").warning("py4j trouble")
-    for h in logging.getLogger().handlers:
-        h.flush()
+    _flush()
     text = path.read_text()
     assert "debug detail" in text and "step started" in text and "py4j trouble" in text
     assert "py4j chatter" not in text
@@ -70,8 +75,7 @@ def test_secrets_masked_in_messages_args_and_exception_text(tmp_path, console):
         log.exception("could not open the tracker")
     # a library logger outside tickflow is masked too
     logging.getLogger("azure.core").error("url ...?sig=%s", "s3cr3t%2BKey%2Fwith%3Dchars")
-    for h in logging.getLogger().handlers:
-        h.flush()
+    _flush()
     for text in (path.read_text(), console.getvalue()):
         assert SECRET not in text and "pgpass" not in text and "s3cr3t%2B" not in text
         assert "RuntimeError: auth failed for key ***" in text  # the traceback is still there, masked
@@ -82,8 +86,7 @@ def test_second_setup_replaces_handlers(tmp_path, console):
     first = setup_logging(tmp_path, "one", quiet=False, fmt="text", secrets=[], stream=console)
     second = setup_logging(tmp_path, "two", quiet=False, fmt="text", secrets=[], stream=console)
     logging.getLogger("tickflow").info("only in two")
-    for h in logging.getLogger().handlers:
-        h.flush()
+    _flush()
     assert "only in two" in second.read_text() and "only in two" not in first.read_text()
     assert console.getvalue().count("only in two") == 1
 
@@ -111,8 +114,7 @@ def test_step_lines_appear_once_on_the_console(tmp_path, console, mode, on_conso
     shown = console.getvalue()
     assert ("step load: done" in shown) is on_console
     assert "other news" in shown and "step after: done" in shown and "step load failed" in shown
-    for h in logging.getLogger().handlers:
-        h.flush()
+    _flush()
     assert "step load: done" in path.read_text()
 
 
@@ -157,8 +159,7 @@ def test_muted_loggers_reach_the_file_only_until_the_next_run(tmp_path, console)
     logging.getLogger("spark.child").error("a child of spark")
     logging.getLogger("sparkling").error("another logger")
     logging.getLogger("tickflow.runner").warning("step x failed: cancelled")
-    for h in logging.getLogger().handlers:
-        h.flush()
+    _flush()
     shown = console.getvalue()
     assert "Aborting job 7" not in shown and "a child of spark" not in shown
     assert "another logger" in shown and "cancelled" in shown

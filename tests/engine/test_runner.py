@@ -15,6 +15,7 @@ from engine.registry import REGISTRY
 from engine.runner import NullGuard, PipelineRunner, RunOptions, essential_line
 from engine.spec_loader import load_spec
 from engine.storage.local import LocalStorage
+from engine.tracker.base import LeaseLost
 
 D1, D2 = dt.date(2024, 1, 4), dt.date(2024, 1, 5)
 
@@ -386,36 +387,48 @@ def test_a_preflight_refusal_fails_the_step_before_spark_starts(tmp_path, write_
     assert started == [1]
 
 
-def test_a_failing_before_commit_check_aborts_the_output_and_its_quarantine_rows(tmp_path, spark):
-    """The runner's lock check runs as ``before_commit``: when it raises, nothing of the write is published."""
-    from pyspark.sql import functions as F
+class _LosesItsLock(NullGuard):
+    """A guard whose lock check (the runner's last act before publishing a step's outputs) can be made to fail."""
 
-    from engine.expectations import parse_expectations
-    from engine.spec import OutputSpec
-    from engine.tracker.base import LeaseLost
-    from engine.writer import write_output
+    def __init__(self, lost: bool):
+        self.lost, self.checks = lost, 0
 
-    storage = LocalStorage(tmp_path / "wh")
-    out = OutputSpec("nums", "fenced/nums", ("day",))
-    drop_odd = parse_expectations([{"name": "even", "expr": "id % 2 = 0", "action": "drop"}])
+    def assert_lock(self, what: str = "committing outputs") -> None:
+        self.checks += 1
+        if self.lost:
+            raise LeaseLost(f"lost the lock of job pair_2024-01-04; stopping before {what}")
 
-    def nums(n):
-        return spark.range(n).withColumn("day", F.lit(D1.isoformat()).cast("date"))
 
-    checks = []
-    write_output(spark, nums(6), out, storage, "r1", expectations=drop_odd, quarantine_date=D1.isoformat(),
-                 before_commit=lambda: checks.append("ok"))
-    assert checks == ["ok"]
+def test_a_lost_lock_before_the_commits_publishes_no_output_and_no_quarantine_row(env, write_spec,
+                                                                                  test_transforms_module):
+    """The lock is checked once, after every output of the step is staged and checked and before any commits:
+    when it is lost, neither output nor the rows an expectation dropped are published."""
+    run, storage, spark = env
+    text = PAIR_SPEC.format(mod=test_transforms_module, limit=100).replace(
+        "    expectations:\n", "    expectations:\n      - {name: not_four, output: even, expr: \"id != 4\", "
+        "action: drop}\n")
+    path = write_spec(text, "pair_drop.yaml")
+    config = Config(storage=StorageConfig(root=str(storage.root), raw_root=str(storage.root)))
+
+    def run_with(guard: _LosesItsLock, n: int) -> None:
+        spec = load_spec(path, date=D1, var_overrides={"n": n}, config=config)
+        PipelineRunner(spec, config, date=D1, storage=storage, raw_storage=storage, registry=REGISTRY,
+                       spark_provider=lambda: spark, guard=guard).run()
+
+    kept = _LosesItsLock(lost=False)
+    run_with(kept, 6)
+    assert kept.checks == 1  # once for the step's two outputs
     files = sorted(p.relative_to(storage.path) for p in storage.path.rglob("*.parquet"))
+    assert any(p.parts[0] == "quarantine" for p in files)  # the dropped row 4 is there
+    assert [r[0] for r in read(spark, storage, "pair/even")] == [0, 2]
 
-    def lost():
-        raise LeaseLost("lost the lock of job demo_2024-01-04; stopping before committing outputs")
-
-    with pytest.raises(LeaseLost):
-        write_output(spark, nums(4), out, storage, "r2", expectations=drop_odd, quarantine_date=D1.isoformat(),
-                     before_commit=lost)
+    lost = _LosesItsLock(lost=True)
+    with pytest.raises(Exception, match="lost the lock of job pair_2024-01-04"):
+        run_with(lost, 10)
+    assert lost.checks == 1
     assert sorted(p.relative_to(storage.path) for p in storage.path.rglob("*.parquet")) == files
-    assert sorted(r[0] for r in read(spark, storage, "fenced/nums")) == [0, 2, 4]
+    assert [r[0] for r in read(spark, storage, "pair/even")] == [0, 2]
+    assert [r[0] for r in read(spark, storage, "pair/odd")] == [1, 3, 5]
     assert NullGuard().assert_lock() is None  # runs without a tracker have no lock to lose
 
 
