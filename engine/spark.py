@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -38,6 +39,8 @@ BASE_CONF: Mapping[str, str] = {
 # (fs.azure.account.key.<host>): the event log's environment and the UI show what the regex does not match.
 SPARK_REDACTION_DEFAULT = r"(?i)secret|password|token|access[.]?key"
 CREDENTIAL_SETTINGS = r"fs[.]azure[.]account[.]key|fs[.]azure[.]sas"
+# The thread passing the driver JVM's stderr into logging: stop_jvm waits for it to read the JVM's last lines.
+_STDERR_READER: list[threading.Thread] = []
 
 
 def redaction_regex(configured: str = "") -> str:
@@ -67,7 +70,8 @@ def _start_context(master: str, app_name: str, conf: Mapping[str, str]) -> None:
     if SparkContext._gateway is not None or SparkContext._active_spark_context is not None:
         return  # this process already has its JVM (a stopped session keeps it): the builder reuses it
     spark_conf = SparkConf(loadDefaults=False).setMaster(master).setAppName(app_name).setAll(list(conf.items()))
-    stderr, _ = jvm_stderr.start()
+    stderr, reader = jvm_stderr.start()
+    _STDERR_READER[:] = [reader]
     try:
         gateway = launch_gateway(spark_conf, popen_kwargs={"stderr": stderr})
     finally:
@@ -119,7 +123,8 @@ def stop_jvm(timeout: float = 30.0) -> None:
 
     Without this the JVM outlives the Python process by a moment (it exits when its stdin closes), and a task
     killed by a cancel can still write into the warehouse after the command has returned. A run is over only
-    when nothing of it runs any more.
+    when nothing of it runs any more, and when its last words (a cancelled write's "Aborting job") have reached
+    the log.
     """
     import subprocess
 
@@ -139,3 +144,7 @@ def stop_jvm(timeout: float = 30.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(10)
+    # what the JVM wrote just before it exited may still sit in the pipe: read it before the run's log closes
+    for reader in _STDERR_READER:
+        reader.join(timeout)
+    _STDERR_READER.clear()
