@@ -32,7 +32,7 @@ BASE_CONF: Mapping[str, str] = {
     # A run writes each output's date partition from every task: let a task keep its few partition files open
     # instead of sorting all its rows by the partition columns first.
     "spark.sql.optimizer.plannedWrite.enabled": "false",
-    "spark.sql.maxConcurrentOutputFiles": "16",
+    "spark.sql.maxConcurrentOutputFileWriters": "16",
 }
 
 # Spark's default spark.redaction.regex misses the Hadoop settings holding Azure credentials

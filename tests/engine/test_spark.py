@@ -36,3 +36,44 @@ def test_azure_credential_settings_are_redacted(spark):
         assert re.search(regex, name), name
     assert not re.search(regex, "fs.azure.account.auth.type.acct01.dfs.core.windows.net")
     assert redaction_regex("(?i)mine") == "(?i)mine|fs[.]azure[.]account[.]key|fs[.]azure[.]sas"  # kept, extended
+
+
+def test_stop_jvm_returns_once_the_jvm_s_last_lines_are_logged(monkeypatch, caplog):
+    """What the JVM writes while it stops (a cancelled write's "Aborting job") must reach the run's log, which
+    closes right after stop_jvm: the stderr reader is drained first. A child stands in for the JVM: like
+    Spark's gateway it ends when its stdin closes, and it writes its last words then, all at once (the pipe is
+    made large enough), so that the reader still has most of them to log when the child has exited."""
+    import fcntl
+    import logging
+    import os
+    import subprocess
+    import sys
+
+    from pyspark import SparkContext
+
+    from engine import jvm_stderr
+    from engine import spark as spark_module
+
+    caplog.set_level(logging.WARNING, logger="spark")
+    words = 20_000
+    jvm_fd, reader = jvm_stderr.start()
+    fcntl.fcntl(jvm_fd, fcntl.F_SETPIPE_SZ, 1 << 20)
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read(); "
+         f"sys.stderr.write(''.join('WARN spark X: last words %d\\n' % i for i in range({words})))"],
+        stdin=subprocess.PIPE, stderr=jvm_fd)
+    os.close(jvm_fd)  # the child holds its own copy
+
+    class Gateway:
+        proc = child
+
+        def shutdown(self) -> None:
+            pass
+
+    monkeypatch.setattr(SparkContext, "_gateway", Gateway())
+    monkeypatch.setattr(SparkContext, "_jvm", None)
+    monkeypatch.setattr(spark_module, "_STDERR_READER", [reader])
+    spark_module.stop_jvm()
+    said = [r.getMessage() for r in caplog.records if r.name == "spark"]
+    assert child.poll() == 0 and not reader.is_alive()
+    assert len(said) == words and said[-1] == f"spark X: last words {words - 1}"
