@@ -77,3 +77,15 @@ def test_stop_jvm_returns_once_the_jvm_s_last_lines_are_logged(monkeypatch, capl
     said = [r.getMessage() for r in caplog.records if r.name == "spark"]
     assert child.poll() == 0 and not reader.is_alive()
     assert len(said) == words and said[-1] == f"spark X: last words {words - 1}"
+
+
+def test_every_sql_setting_of_the_base_conf_is_one_spark_knows(spark):
+    """Spark accepts any key without a word: a misspelt setting (maxConcurrentOutputFiles for
+    maxConcurrentOutputFileWriters once made every partitioned write sort its rows) silently does nothing."""
+    from engine.spark import BASE_CONF
+
+    # SQLConf's registry of every setting, the internal ones included (SET -v lists only the public ones)
+    registry = getattr(getattr(spark.sparkContext._jvm.org.apache.spark.sql.internal, "SQLConf$"), "MODULE$")
+    unknown = [key for key in BASE_CONF if key.startswith("spark.sql.") and not registry.containsConfigKey(key)]
+    assert not unknown
+    assert not registry.containsConfigKey("spark.sql.maxConcurrentOutputFiles")  # the check can fail
