@@ -379,13 +379,16 @@ class Session:
 
     def spark_provider(self) -> Any:
         if self.spark is None:
-            from engine.spark import build_session
+            from engine.spark import build_session, unknown_sql_settings
 
             conf = dict(self.config.spark.conf)
             for storage in self.storages:  # direct mode: the connector's non-secret settings
                 conf.update(getattr(storage, "spark_conf", dict)())
             log.info("starting Spark (%s)", self.config.spark.master)
             spark = build_session(self.config.spark.master, conf)
+            for key in unknown_sql_settings(spark, self.config.spark.conf):
+                log.warning("[spark] %s is not a setting Spark %s knows: it has no effect (misspelt?)", key,
+                            spark.version)
             for storage in self.storages:  # credentials go to the running session: never on the JVM's command line
                 getattr(storage, "configure_spark", lambda _spark: None)(spark)
             self.spark = spark

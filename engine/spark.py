@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from engine import jvm_stderr
 
@@ -116,6 +117,21 @@ def build_session(master: str = "local[*]", conf: Mapping[str, str] | None = Non
         noisy.handlers.clear()
         noisy.disabled = True
     return spark
+
+
+# spark.sql settings that are free-form, or registered by modules SQLConf does not know about
+_FREE_FORM_SQL = ("spark.sql.catalog.", "spark.sql.hive.", "spark.sql.connect.")
+
+
+def unknown_sql_settings(spark: Any, keys: Iterable[str]) -> list[str]:
+    """The ``spark.sql.*`` keys that this Spark does not register, in order.
+
+    Spark takes any key without a word, so a misspelt setting silently does nothing; SQLConf's registry holds
+    every setting, the internal ones included (``SET -v`` lists only the public ones).
+    """
+    registry = getattr(getattr(spark.sparkContext._jvm.org.apache.spark.sql.internal, "SQLConf$"), "MODULE$")
+    return [key for key in keys if key.startswith("spark.sql.") and not key.startswith(_FREE_FORM_SQL)
+            and not registry.containsConfigKey(key)]
 
 
 def stop_jvm(timeout: float = 30.0) -> None:

@@ -27,7 +27,9 @@ def workdir(tmp_path_factory):
     out = run([sys.executable, "-m", "datagen", "--out", "raw", "--start", "2024-01-04", "--days", "5",
                "--events", "3000", "--symbols", "4", "--parts", "2", "--seed", "11"], work)
     assert out.returncode == 0, out.stderr
-    (work / "tickflow.ini").write_text("[spark]\nmaster = local[2]\nspark.sql.shuffle.partitions = 4\n")
+    # the last setting is misspelt (coalescePartitions): Spark would take it without a word
+    (work / "tickflow.ini").write_text("[spark]\nmaster = local[2]\nspark.sql.shuffle.partitions = 4\n"
+                                       "spark.sql.adaptive.coalescePartition.enabled = false\n")
     return work
 
 
@@ -48,6 +50,9 @@ def test_backfill_runs_each_trading_day_then_skips_them(workdir):
         if d.weekday() >= 5:
             assert d.isoformat() not in table
     assert "report: " in first.stdout and "log: " in first.stdout
+    # said once for the invocation (one Spark session for every date), the right spelling not named
+    assert first.stderr.count("[spark] spark.sql.adaptive.coalescePartition.enabled is not a setting Spark") == 1
+    assert "shuffle.partitions is not" not in first.stderr
     for d in TRADING:
         assert (workdir / "warehouse" / "trade" / f"trade_dt={d.isoformat()}").is_dir()
 
