@@ -127,11 +127,15 @@ def unknown_sql_settings(spark: Any, keys: Iterable[str]) -> list[str]:
     """The ``spark.sql.*`` keys that this Spark does not register, in order.
 
     Spark takes any key without a word, so a misspelt setting silently does nothing; SQLConf's registry holds
-    every setting, the internal ones included (``SET -v`` lists only the public ones).
+    every setting, the internal ones included (``SET -v`` lists only the public ones). A Spark whose registry
+    cannot be asked (another version, a remote session) gives none: the check must never stop a run.
     """
-    registry = getattr(getattr(spark.sparkContext._jvm.org.apache.spark.sql.internal, "SQLConf$"), "MODULE$")
-    return [key for key in keys if key.startswith("spark.sql.") and not key.startswith(_FREE_FORM_SQL)
-            and not registry.containsConfigKey(key)]
+    try:
+        registry = getattr(getattr(spark.sparkContext._jvm.org.apache.spark.sql.internal, "SQLConf$"), "MODULE$")
+        return [key for key in keys if key.startswith("spark.sql.") and not key.startswith(_FREE_FORM_SQL)
+                and not registry.containsConfigKey(key)]
+    except Exception:
+        return []
 
 
 def stop_jvm(timeout: float = 30.0) -> None:
