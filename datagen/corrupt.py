@@ -12,15 +12,31 @@ import random
 from datagen.render import render_line
 
 KINDS: tuple[str, ...] = (
-    "broken_json", "unknown_rec_type", "wrong_field_count", "missing_value", "bad_date", "bad_timestamp",
-    "bad_number", "non_positive", "bid_above_ask", "date_mismatch", "not_run_date",
+    "bad_encoding", "broken_json", "unknown_rec_type", "wrong_field_count", "bad_json_value", "missing_value",
+    "bad_date", "bad_timestamp", "bad_number", "non_positive", "bid_above_ask", "date_mismatch", "not_run_date",
 )
-JSON_ONLY = {"broken_json"}
+JSON_ONLY = {"broken_json", "bad_json_value"}
 QUOTE_ONLY = {"bid_above_ask"}
+# A line cannot hold bytes that are not UTF-8, so a bad_encoding line carries this (private-use) character
+# instead, and the writer turns its UTF-8 form into INVALID_BYTES (see ``invalid_bytes``).
+INVALID_MARK = "\ue000"
+INVALID_BYTES = b"\xff\xfe"
 
 
 def kinds_for(fmt: str, rec: str) -> tuple[str, ...]:
     return tuple(k for k in KINDS if (fmt == "json" or k not in JSON_ONLY) and (rec == "Q" or k not in QUOTE_ONLY))
+
+
+def invalid_bytes(data: bytes) -> bytes:
+    """A file's bytes with each INVALID_MARK of its bad_encoding lines made bytes that are not UTF-8."""
+    return data.replace(INVALID_MARK.encode(), INVALID_BYTES)
+
+
+def _json_value(line: str, key: str, old: str, rnd: random.Random) -> str:
+    """``line`` with the JSON value of ``key`` (rendered as ``old``) made an object, an array or a boolean."""
+    text = old.strip('"')
+    new = rnd.choice([f'{{"value":"{text}"}}', f'["{text}"]', rnd.choice(["true", "false"])])
+    return line.replace(f'"{key}":{old}', f'"{key}":{new}', 1)
 
 
 def _shift_date(text: str, days: int) -> str:
@@ -37,7 +53,16 @@ def corrupt(kind: str, fmt: str, rec: str, fields: dict[str, str], rnd: random.R
     if kind == "broken_json":
         line = render_line(fmt, rec, f)
         return line[: rnd.randint(1, len(line) - 1)]
-    if kind == "unknown_rec_type":
+    if kind == "bad_encoding":
+        f["symbol"] = f["symbol"][:1] + INVALID_MARK + f["symbol"][1:]
+    elif kind == "bad_json_value":
+        key, field = rnd.choice([("symbol", "symbol"), ("exchange", "exchange"),
+                                 *([("execution_id", "execution_id"), ("price", "trade_pr"), ("size", "trade_size")]
+                                   if rec == "T" else [("bid_pr", "bid_pr"), ("ask_size", "ask_size")])])
+        line = render_line(fmt, rec, f)
+        quoted = field in ("symbol", "exchange", "execution_id")
+        return _json_value(line, key, f'"{f[field]}"' if quoted else f[field], rnd)
+    elif kind == "unknown_rec_type":
         f["rec_type"] = rnd.choice(["X", "", "t", "TRADE"])
     elif kind == "wrong_field_count":
         drop = rnd.choice(price_f + size_f)

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 
 from datagen import render
 from datagen.calendar import trading_days
-from datagen.corrupt import corrupt, kinds_for
+from datagen.corrupt import corrupt, invalid_bytes, kinds_for
 from datagen.model import SESSION_MS, SESSION_OPEN_MS, DayEvents, DayParams, simulate_day
 
 DEFAULT_EXCHANGES: tuple[tuple[str, str], ...] = (("NYSE", "csv"), ("NASDAQ", "json"), ("ARCA", "csv"),
@@ -147,6 +147,8 @@ def _write_exchange(cfg: GenConfig, stats: GenStats, ev: DayEvents, bad: np.ndar
     for k in range(cfg.parts):
         a, b = int(bounds[k]), int(bounds[k + 1])
         data = render.raw_bytes(lines.slice(a, b - a)) if b > a else memoryview(b"")
+        if any(kind == "bad_encoding" and a <= pos < b for pos, kind in bad_here):
+            data = invalid_bytes(bytes(data))
         name = f"part-{k:05d}.txt"
         (folder / name).write_bytes(data)
         stats.files += 1

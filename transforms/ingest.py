@@ -139,8 +139,9 @@ def _with_detail(bad: DataFrame, formats: list[str], run_date: dt.date | None) -
     parts = []
     for fmt in dict.fromkeys(formats):
         lines = bad.where(F.col("_fmt") == fmt).withColumnRenamed("raw_line", "value")
+        # a line that is not UTF-8 is kept with each invalid byte sequence as U+FFFD: a string column holds text
         explained = classify(FORMATS[fmt](lines), run_date).select(
-            "source_file", "line_no", F.col("value").alias("raw_line"), "reason", "detail")
+            "source_file", "line_no", F.make_valid_utf8("value").alias("raw_line"), "reason", "detail")
         parts.append(explained)
     return reduce(DataFrame.unionByName, parts)
 

@@ -1,15 +1,17 @@
 """Map raw exchange lines (CSV or JSON, one record a line) to the common string fields of validation.
 
 Each function takes a DataFrame with a string column ``value`` (the raw line) and adds ``s_<field>`` for
-every field of ``validation.RAW_FIELDS`` plus ``parsed``, ``fields_ok``, ``field_detail`` and ``shape_ok``.
-Nothing is typed or judged here beyond the format itself; ``validation.classify`` does the rest.
+every field of ``validation.RAW_FIELDS`` plus ``text_ok``, ``parsed``, ``fields_ok``, ``field_detail``,
+``values_ok``, ``value_detail`` and ``shape_ok``. Nothing is typed or judged here beyond the format itself;
+``validation.classify`` does the rest.
 
 Fast path: nearly every line an exchange writes has one canonical shape. One regular expression over the
 whole line recognises it (for JSON it also extracts the values, so Jackson never parses such a line), and
 ``shape_ok`` tells ``classify`` that every field already has its pattern's shape, so the per-field patterns
 are not run again. The fast path only accepts lines whose verdict and typed values the general path gives
 identically (tests/transforms/test_validation_properties.py checks both paths against each other); every
-other line takes the general path.
+other line takes the general path. A fast-path line is also known to be UTF-8 text: the patterns match the
+decoded line, in which every invalid byte sequence became U+FFFD, and none of them accepts that character.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ _SENTINEL = '{"\\u0001":""}'
 
 # -- fast-path patterns (``\z`` is the absolute end: ``$`` would also accept a trailing line terminator) --
 _D, _TS, _INT, _DEC = (SHAPES[k] for k in ("date", "timestamp", "int", "decimal"))
-_ANY = "[^,]*"
+_ANY = r"[^,\uFFFD]*"
 CSV_CANONICAL = (rf"^{_D},{_TS},(?:T,{_ANY},{_TS},{_INT},{_ANY},{_DEC},{_INT}"
                  rf"|Q,{_ANY},{_TS},{_INT},{_ANY},{_DEC},{_INT},{_DEC},{_INT})\z")
 
@@ -105,14 +107,53 @@ def csv_fields(df: DataFrame, *, fast: bool = True) -> DataFrame:
     cols |= {f: F.when(is_q, F.get(arr, i)) for f, i in CSV_QUOTE.items()}
     cols["execution_id"] = F.lit(None).cast("string")
     expected = F.when(is_t, F.lit(CSV_FIELD_COUNT["T"])).when(is_q, F.lit(CSV_FIELD_COUNT["Q"]))
-    return df.select(
+    out = df.select(
         "*",
         *[cols[f].alias(f"s_{f}") for f in RAW_FIELDS],
         F.lit(True).alias("parsed"),
         _bool(n == expected).alias("fields_ok"),
         F.format_string("%s record has %d fields, expected %d", rec, n, expected).alias("field_detail"),
+        F.lit(True).alias("values_ok"),  # a CSV field is text by construction
+        F.lit(None).cast("string").alias("value_detail"),
         _bool(F.col("value").rlike(CSV_CANONICAL) if fast else F.lit(False)).alias("shape_ok"),
     ).drop("_arr")
+    return out.withColumn("text_ok", _utf8_ok(F.col("shape_ok")))
+
+
+def _utf8_ok(known_ok: Column) -> Column:
+    """Whether ``value`` is valid UTF-8; lines the fast path took are (see the module docstring)."""
+    return F.when(known_ok, F.lit(True)).otherwise(F.is_valid_utf8(F.col("value")))
+
+
+_STRUCTURED = {"OBJECT": "an object", "ARRAY": "an array", "BOOLEAN": "a boolean"}
+
+
+def _structured_kind(value: Column) -> Column:
+    """'an object', 'an array' or 'a boolean' for such a JSON value (a variant), else null."""
+    shape = F.schema_of_variant(value)
+    kind = F.lit(None).cast("string")
+    for prefix, text in reversed(_STRUCTURED.items()):
+        kind = F.when(shape.startswith(prefix), F.lit(text)).otherwise(kind)
+    return kind
+
+
+def _json_values(texts: Column, typed: Column, known_ok: Column) -> tuple[Column, Column]:
+    """(values_ok, value_detail) of a parsed JSON object: no value may be an object, array or boolean.
+
+    ``texts`` is the object as a map of value texts, ``typed`` the same object as a map of variants, which keep
+    each value's JSON type (the texts cannot tell the string "{}" from the object {}). Where the variant reader
+    refuses what the text reader took (duplicate keys inside a nested object), a text starting with '{' or '['
+    can only be such a nested value.
+    """
+    described = F.transform(F.map_entries(typed), lambda e: F.concat(e["key"], F.lit(" is "),
+                                                                     _structured_kind(e["value"])))
+    problems = F.filter(described, lambda d: d.isNotNull())
+    nested = F.filter(F.map_entries(texts), lambda e: e["value"].startswith("{") | e["value"].startswith("["))
+    nested_keys = F.transform(nested, lambda e: F.concat(e["key"], F.lit(" is an object or an array")))
+    ok = (F.when(known_ok | texts.isNull(), F.lit(True)).when(typed.isNull(), F.size(nested) == 0)
+          .otherwise(F.size(problems) == 0))
+    shown = F.when(typed.isNull(), nested_keys).otherwise(problems)
+    return ok, F.concat(F.lit("a JSON value must be text or a number: "), F.concat_ws(", ", shown))
 
 
 def json_fields(df: DataFrame, *, fast: bool = True) -> DataFrame:
@@ -137,6 +178,10 @@ def json_fields(df: DataFrame, *, fast: bool = True) -> DataFrame:
                        F.lit(False))
     parsed = df.select("*", F.when(whole, F.get(arr, 0)).alias("_m"))
     m = F.col("_m")
+    # Each value's JSON type, for the (general-path) lines that parsed.
+    parsed = parsed.select("*", F.when(m.isNotNull(), F.from_json(value, "map<string,variant>", {
+        "allowSingleQuotes": "false"})).alias("_tv"))
+    values_ok, value_detail = _json_values(m, F.col("_tv"), fast_col)
     # A parsed record whose keys come in the exchange's own order is read by position, which is far cheaper
     # than a key lookup per field; any other order is looked up by key. The order is classified once per
     # record (its own column), not once per field.
@@ -182,9 +227,12 @@ def json_fields(df: DataFrame, *, fast: bool = True) -> DataFrame:
         _bool(fields_ok).alias("fields_ok"),
         F.concat(F.lit("keys ["), F.concat_ws(",", keys), F.lit("] are not the "), F.coalesce(rec, F.lit("?")),
                  F.lit(" record keys")).alias("field_detail"),
+        values_ok.alias("values_ok"),
+        value_detail.alias("value_detail"),
         fast_col.alias("shape_ok"),
+        _utf8_ok(fast_col).alias("text_ok"),
     )
-    return out.drop("_r", "_fast", "_fv", "_m", "_arr", "_vals", "_order")
+    return out.drop("_r", "_fast", "_fv", "_m", "_tv", "_arr", "_vals", "_order")
 
 
 FORMATS: dict[str, Callable[[DataFrame], DataFrame]] = {"csv": csv_fields, "json": json_fields}

@@ -1,7 +1,8 @@
 """Record validation rules for raw exchange records, as Spark column expressions.
 
 Ingestion first maps every raw line (CSV or JSON) to the same set of *string* columns (see ``RAW_FIELDS``)
-plus two format checks (did the line parse, does it have the right fields for its type). ``classify`` then
+plus the format's checks (is the line UTF-8 text, did it parse, does it have the right fields for its type,
+is every value one a field can hold: JSON has objects, arrays and booleans, no field does). ``classify`` then
 types the values and gives each record exactly one reason code, or none when the record is valid. The first
 failing rule in ``REASONS`` order wins, so a record is explained by its most basic defect.
 """
@@ -25,9 +26,11 @@ class Reason:
 
 # Precedence order: the first rule a record fails is its reason.
 REASONS: tuple[Reason, ...] = (
+    Reason("bad_encoding", "the line is not valid UTF-8 text"),
     Reason("broken_json", "a JSON line that is not a JSON object"),
     Reason("unknown_rec_type", "record type (CSV field 3, JSON event_type) missing or not T/Q"),
     Reason("wrong_field_count", "CSV: not 9 fields (T) / 11 fields (Q); JSON: keys not exactly the type's keys"),
+    Reason("bad_json_value", "JSON: a value is an object, array or boolean (every field is text or a number)"),
     Reason("missing_value", "symbol or exchange empty (or JSON null)"),
     Reason("bad_date", "trade_dt is not a valid yyyy-MM-dd date"),
     Reason("bad_timestamp", "file_tm or event_tm is not a valid yyyy-MM-dd HH:mm:ss.f timestamp (1-3 digits)"),
@@ -102,9 +105,11 @@ def classify(df: DataFrame, run_date: dt.date | None, *, with_detail: bool = Tru
     """Add typed columns (``TYPED_COLUMNS``), ``reason`` (a code of ``REASON_CODES`` or null) and ``detail``.
 
     ``df`` must hold ``s_<field>`` string columns for every field of ``RAW_FIELDS`` plus booleans
-    ``parsed`` (the line is well-formed for its format) and ``fields_ok`` (right field count/keys for the
-    record type). Other columns are passed through. ``with_detail=False`` leaves ``detail`` out: the bulk path
-    skips it (smaller generated code, which the JIT compiles) and details are built for bad lines only.
+    ``text_ok`` (the line is valid UTF-8), ``parsed`` (the line is well-formed for its format), ``fields_ok``
+    (right field count/keys for the record type) and ``values_ok`` (every value is one a field can hold), with
+    the strings ``field_detail`` and ``value_detail`` explaining the last two. Other columns are passed through.
+    ``with_detail=False`` leaves ``detail`` out: the bulk path skips it (smaller generated code, which the JIT
+    compiles) and details are built for bad lines only.
     An optional boolean ``shape_ok`` says that the format has already matched every field of the record's type
     against its ``SHAPES`` pattern, so those patterns are not run again (casts and every rule still are).
     """
@@ -144,10 +149,13 @@ def classify(df: DataFrame, run_date: dt.date | None, *, with_detail: bool = Tru
     event_date = F.to_date(c("event_tm"))
 
     checks: list[tuple[str, Column, Column]] = [
+        ("bad_encoding", ~c("text_ok"),
+         F.lit("the line is not valid UTF-8 (raw_line shows each invalid byte sequence as U+FFFD)")),
         ("broken_json", ~c("parsed"), F.lit("line is not a JSON object")),
         ("unknown_rec_type", ~F.coalesce(is_t | is_q, F.lit(False)),
          F.concat(F.lit("record type '"), F.coalesce(rec, F.lit("<missing>")), F.lit("' is not T or Q"))),
         ("wrong_field_count", ~c("fields_ok"), c("field_detail")),
+        ("bad_json_value", ~c("values_ok"), c("value_detail")),
         ("missing_value", F.greatest(*empty.values()),
          F.concat(F.lit("empty: "), _fields_where(empty, values=False))),
         ("bad_date", c("trade_dt").isNull(),

@@ -112,6 +112,8 @@ def _fields_json(line: str) -> tuple[str | None, dict[str, Any] | None]:
         return "unknown_rec_type", None
     if sorted(k for k, _ in pairs) != (T_KEYS if rec == "T" else Q_KEYS):
         return "wrong_field_count", None
+    if any(isinstance(v, (bool, list)) for _k, v in pairs):  # an _Obj is a list too
+        return "bad_json_value", None
     f = {k: obj.get(k) for k in ("trade_dt", "file_tm", "symbol", "event_tm", "event_seq_nb", "exchange")}
     f["rec_type"] = rec
     if rec == "T":
@@ -123,7 +125,12 @@ def _fields_json(line: str) -> tuple[str | None, dict[str, Any] | None]:
 
 
 def classify(fmt: str, line: str, run_date: dt.date | None) -> tuple[str | None, dict[str, Any] | None]:
-    """(reason, None) for a bad line; (None, typed values) for a valid one."""
+    """(reason, None) for a bad line; (None, typed values) for a valid one.
+
+    ``line`` as ``read_lines`` gives it: bytes that are not UTF-8 appear as surrogate escapes.
+    """
+    if any("\udc80" <= ch <= "\udcff" for ch in line):
+        return "bad_encoding", None
     reason, f = (_fields_csv if fmt == "csv" else _fields_json)(line)
     if reason or f is None:
         return reason, None
@@ -157,12 +164,18 @@ def classify(fmt: str, line: str, run_date: dt.date | None) -> tuple[str | None,
 
 
 def read_lines(path: Path) -> list[str]:
-    """Lines as Spark's text reader with lineSep '\\n' sees them (a trailing '\\r' stripped)."""
-    text = path.read_bytes().decode("utf-8")
+    """Lines as Spark's text reader with lineSep '\\n' sees them (a trailing '\\r' stripped); a byte that is not
+    UTF-8 is kept as a surrogate escape (see ``shown``)."""
+    text = path.read_bytes().decode("utf-8", "surrogateescape")
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     return [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
+
+
+def shown(line: str) -> str:
+    """A line as the quarantine keeps it: each invalid byte sequence as U+FFFD."""
+    return line.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def ingest_day(raw: Path, day: dt.date, folders: dict[str, str] | None = None) -> list[RefRecord]:
@@ -174,7 +187,7 @@ def ingest_day(raw: Path, day: dt.date, folders: dict[str, str] | None = None) -
             rel = path.relative_to(raw).as_posix()
             for i, line in enumerate(read_lines(path), start=1):
                 reason, values = classify(fmt, line, day)
-                out.append(RefRecord(rel, i, line, reason, values))
+                out.append(RefRecord(rel, i, shown(line), reason, values))
     return out
 
 

@@ -198,3 +198,32 @@ def test_line_number_join_is_dropped_where_line_no_is_not_read(corrupted):
 
     assert joins(events.select("trade_dt", "symbol", "source_file", "trade_pr")) == 0
     assert joins(events.select("line_no")) == 1
+
+
+def test_file_level_oddities_each_line_valid_or_kept(spark, tmp_path):
+    """What exchange files look like in practice: a byte order mark, a compressed part, blank lines, no final
+    newline, an empty file, bytes that are not UTF-8. Nothing is dropped and each bad line says why."""
+    import bz2
+    import gzip
+
+    day = "2020-08-05"
+    line = f"{day},{day} 17:00:00.000,T,ABC,{day} 10:00:00.100,{{seq}},NYSE,10.5,100"
+    folder = tmp_path / "csv" / day / "NYSE"
+    folder.mkdir(parents=True)
+    (folder / "part-00000.txt").write_bytes(b"\xef\xbb\xbf" + line.format(seq=1).encode() + b"\n")
+    (folder / "part-00001.gz").write_bytes(gzip.compress(line.format(seq=2).encode() + b"\n"))
+    (folder / "part-00002.txt").write_bytes(line.format(seq=3).encode() + b"\n\n   \n" + line.format(seq=4).encode())
+    (folder / "part-00003.txt").write_bytes(b"")
+    (folder / "part-00004.txt").write_bytes(line.format(seq=5).replace("ABC", "A\xff").encode("latin-1") + b"\n")
+    (folder / "part-00005.bz2").write_bytes(bz2.compress(line.format(seq=6).encode() + b"\n"))
+    ctx = raw_context(spark, tmp_path, dt.date(2020, 8, 5))
+    out = ingest_frames(ctx, {"max_bad_share": 1.0})
+    events = sorted((r["source_file"].rsplit("/", 1)[1], r["line_no"], r["event_seq_nb"])
+                    for r in out["events"].collect())
+    assert events == [("part-00000.txt", 1, 1), ("part-00001.gz", 1, 2), ("part-00002.txt", 1, 3),
+                      ("part-00002.txt", 4, 4), ("part-00005.bz2", 1, 6)]
+    bad = sorted((r["source_file"].rsplit("/", 1)[1], r["line_no"], r["reason"], r["raw_line"])
+                 for r in out["quarantine"].collect())
+    assert bad == [("part-00002.txt", 2, "unknown_rec_type", ""), ("part-00002.txt", 3, "unknown_rec_type", "   "),
+                   ("part-00004.txt", 1, "bad_encoding", line.format(seq=5).replace("ABC", "A\ufffd"))]
+    assert ctx.metrics["lines_read"] == 8 and ctx.metrics["files"] == 5  # the empty file has no line

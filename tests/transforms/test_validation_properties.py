@@ -121,7 +121,8 @@ def test_exchange_key_order_lists_exactly_each_record_types_keys():
 EDGE_LINES = {
     "csv": [CSV_T, CSV_Q, CSV_T + "\u0085", CSV_T + "\r", CSV_Q.replace("75.30254839137037", "1e400"),
             CSV_Q.replace("75.30254839137037", "+.5E-3"), CSV_T.replace(",900", ",+0900"), CSV_T.replace("T,", "X,", 1),
-            CSV_T.replace("10:37:21.581", "10:37:21.5812"), CSV_T + ",", CSV_T.replace("SYMA", "")],
+            CSV_T.replace("10:37:21.581", "10:37:21.5812"), CSV_T + ",", CSV_T.replace("SYMA", ""),
+            CSV_T.replace("SYMA", "SY\ufffdA"), CSV_Q.replace("SYMA", "SYMé")],
     "json": [JSON_T, JSON_Q, JSON_T + "\u2028", JSON_T + " ", JSON_T + "\u0085", JSON_T + "\r",
              JSON_Q.replace("76.10016521142818", "1E400"), JSON_Q.replace("76.10016521142818", "1.50"),
              JSON_Q.replace("76.10016521142818", "1e-400"), JSON_Q.replace("76.10016521142818", "7610016521142818e-14"),
@@ -130,7 +131,12 @@ EDGE_LINES = {
              JSON_T.replace('"size":500', '"size":123456789012345678901234567890'),
              JSON_Q.replace('"bid_pr":76.10016521142818', '"bid_pr":80'), JSON_T.replace("SYMA", "SY\\u0041"),
              JSON_T.replace("SYMA", "SYMé"), JSON_T.replace("SYMA", ""), JSON_T.replace('"SYMA"', "null"),
-             JSON_T.replace(',"size"', ', "size"'), JSON_T.replace('"2020-08-05"', '"2020-8-05"', 1)],
+             JSON_T.replace(',"size"', ', "size"'), JSON_T.replace('"2020-08-05"', '"2020-8-05"', 1),
+             # values of a JSON type no field holds; a string that only looks like one is text
+             JSON_T.replace('"SYMA"', '{"id":"SYMA"}'), JSON_T.replace('"EX-10"', "true"),
+             JSON_Q.replace('"bid_size":100', '"bid_size":[100]'), JSON_T.replace('"SYMA"', '{"a":1,"a":2}'),
+             JSON_T.replace('"SYMA"', '"{\\"id\\":1}"'), JSON_T.replace('"NASDAQ"', '"[NASDAQ]"'),
+             JSON_T.replace('"EX-10"', "null"), JSON_T.replace("SYMA", "SY\ufffdA")],
 }
 COMPARED = ("reason", *TYPED_COLUMNS)
 
@@ -165,3 +171,26 @@ def test_fast_and_general_paths_agree_on_mutated_lines(spark, lines):
         fast, general = _both_paths(spark, fmt, lines)
         for line, f, g in zip(lines, fast, general, strict=True):
             assert [f[c] for c in COMPARED] == [g[c] for c in COMPARED], (fmt, line)
+
+
+INVALID_UTF8 = {"csv": [CSV_T.encode().replace(b"SYMA", b"SY\xffA"), CSV_Q.encode().replace(b"NYSE", b"NY\xc3(E"),
+                        CSV_T.encode().replace(b"SYMA", b"SY\xed\xa0\x80"), CSV_T.encode() + b"\xe2\x82",
+                        CSV_T.encode().replace(b"SYMA", "SYMé".encode())],
+                "json": [JSON_T.encode().replace(b"SYMA", b"SY\xc0\xafA"), JSON_Q.encode().replace(b"SYMA", b"\xfe"),
+                         JSON_T.encode()[:-1] + b"\x80}", JSON_T.encode().replace(b"SYMA", "S€MA".encode())]}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_lines_that_are_not_utf8_are_bad_encoding_on_both_paths(spark, fmt):
+    """Spark keeps a line's bytes as read; one that is not UTF-8 must not reach a string column of the output."""
+    raw = INVALID_UTF8[fmt]
+    df = spark.createDataFrame([(i, b) for i, b in enumerate(raw)], "i int, b binary").selectExpr(
+        "i", "cast(b AS string) AS value")
+    fn = {"csv": csv_fields, "json": json_fields}[fmt]
+    for fast in (True, False):
+        rows = sorted(classify(fn(df, fast=fast), DAY).select("i", "reason", "detail").collect(),
+                      key=lambda r: r["i"])
+        expected = [ref.classify(fmt, b.decode("utf-8", "surrogateescape"), DAY)[0] for b in raw]
+        assert [r["reason"] for r in rows] == expected
+        assert expected == ["bad_encoding"] * (len(raw) - 1) + [None]  # the last line is valid UTF-8
+        assert "not valid UTF-8" in rows[0]["detail"]
