@@ -80,11 +80,6 @@ def _source_folders(folder: str, day: str, exchanges: Sequence[str] | None) -> l
     return [f"{folder}/{day}/{ex}" for ex in exchanges] if exchanges else [f"{folder}/{day}"]
 
 
-def _source_uris(ctx: Any, folder: str, day: str, exchanges: Sequence[str] | None) -> list[str]:
-    uris = [ctx.raw_uri(rel) for rel in _source_folders(folder, day, exchanges)]
-    return [u for u in uris if u]
-
-
 def _sources(params: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(folder, format) of each configured source; TransformError for a format no reader exists for."""
     sources = params.get("sources") or [{"folder": "csv", "format": "csv"}, {"folder": "json", "format": "json"}]
@@ -112,6 +107,49 @@ def ingest_preflight(ctx: Any, params: Mapping[str, Any]) -> None:
     exchanges = params.get("exchanges")
     if not any(ctx.raw_exists(rel) for folder, _fmt in sources for rel in _source_folders(folder, day, exchanges)):
         raise TransformError(_no_input(day, [f"{folder}/{day}" for folder, _fmt in sources], ctx.raw_root))
+
+
+@dataclass(frozen=True)
+class SourceFiles:
+    """What a source's date folders hold: the files the glob takes, and those it leaves (paths as source_file)."""
+
+    read: tuple[str, ...]
+    not_read: tuple[str, ...]
+
+
+def _list_files(spark: Any, uris: list[str], rel_folders: list[str], glob: str) -> SourceFiles:
+    """Every file under ``uris`` (each the readable form of the raw folder in ``rel_folders``), split by ``glob``.
+
+    Hadoop's own file system and glob filter, as the text reader uses them, so that local, staged and abfss
+    raw roots are listed alike and "matches" means what it means to the reader. Hidden files and folders (names
+    starting with '.' or '_', e.g. checksums, _SUCCESS, _temporary) are neither: the reader never takes them.
+    """
+    jvm = spark._jvm
+    conf = spark._jsc.hadoopConfiguration()
+    accept = jvm.org.apache.hadoop.fs.GlobFilter(glob)
+    read: list[str] = []
+    not_read: list[str] = []
+    for uri, rel in zip(uris, rel_folders, strict=True):
+        base = jvm.org.apache.hadoop.fs.Path(uri)
+        fs = base.getFileSystem(conf)
+        prefix = fs.makeQualified(base).toString().rstrip("/") + "/"
+        files = fs.listFiles(base, True)
+        while files.hasNext():
+            path = files.next().getPath()
+            inner = path.toString().removeprefix(prefix)
+            if any(part.startswith((".", "_")) for part in inner.split("/")):
+                continue  # in a hidden folder (e.g. _temporary) or itself hidden
+            (read if accept.accept(path) else not_read).append(f"{rel}/{inner}")
+    return SourceFiles(tuple(sorted(read)), tuple(sorted(not_read)))
+
+
+def _report_unread(ctx: Any, day: str, glob: str, not_read: list[str]) -> None:
+    """Files the glob leaves out are named, so a day is never short of a file without a word."""
+    ctx.record("files_not_read", sorted(not_read))
+    if not_read:
+        shown = ", ".join(sorted(not_read)[:5]) + (f" and {len(not_read) - 5} more" if len(not_read) > 5 else "")
+        ctx.log.warning("ingest %s: %d file(s) under the date's raw folders do not match file_glob '%s' and "
+                        "were not read: %s", day, len(not_read), glob, shown)
 
 
 def _read_source(ctx: Any, uris: list[str], folder: str, day: str, fmt: str, glob: str) -> DataFrame:
@@ -217,17 +255,30 @@ def ingest_frames(ctx: Any, params: Mapping[str, Any]) -> dict[str, DataFrame]:
     parts: list[DataFrame] = []
     looked: list[str] = []
     formats: list[str] = []
+    not_read: list[str] = []
+    folders_found = False
     for folder, fmt in _sources(params):
         looked.append(f"{folder}/{day}")
-        uris = _source_uris(ctx, folder, day, params.get("exchanges"))
-        if uris:
+        found = [(rel, uri) for rel in _source_folders(folder, day, params.get("exchanges"))
+                 if (uri := ctx.raw_uri(rel))]
+        folders_found = folders_found or bool(found)
+        if not found:
+            continue
+        uris = [uri for _rel, uri in found]
+        listed = _list_files(ctx.spark, uris, [rel for rel, _uri in found], glob)
+        not_read += listed.not_read
+        if listed.read:
             parts.append(_read_source(ctx, uris, folder, day, fmt, glob))
             formats.append(fmt)
+    _report_unread(ctx, day, glob, not_read)
     if not parts:
+        message = _no_input(day, looked, getattr(ctx, "raw_root", ""))
+        if folders_found:  # the folders are there, but nothing in them is read
+            message = (f"ingest {day}: no file under {', '.join(looked)} matches file_glob '{glob}'"
+                       + (f" ({len(not_read)} other file(s) there, e.g. {not_read[0]})" if not_read else ""))
         if params.get("require_input", True):
-            raise TransformError(_no_input(day, looked, getattr(ctx, "raw_root", "")))
-        ctx.log.warning("ingest %s: no raw input under %s of the raw root (%s)", day, ", ".join(looked),
-                        getattr(ctx, "raw_root", ""))
+            raise TransformError(message)
+        ctx.log.warning("%s", message)
         return _empty(ctx)
     lines = reduce(DataFrame.unionByName, parts)
     check_date = run_date if params.get("check_run_date", True) else None

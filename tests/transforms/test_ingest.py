@@ -227,3 +227,43 @@ def test_file_level_oddities_each_line_valid_or_kept(spark, tmp_path):
     assert bad == [("part-00002.txt", 2, "unknown_rec_type", ""), ("part-00002.txt", 3, "unknown_rec_type", "   "),
                    ("part-00004.txt", 1, "bad_encoding", line.format(seq=5).replace("ABC", "A\ufffd"))]
     assert ctx.metrics["lines_read"] == 8 and ctx.metrics["files"] == 5  # the empty file has no line
+
+
+def test_files_the_glob_leaves_out_are_named_and_a_day_without_a_match_fails(spark, tmp_path, caplog):
+    """An exchange that renames its files must not make a short day, or an empty one, succeed without a word."""
+    day = "2020-08-05"
+    folder = tmp_path / "csv" / day / "NYSE"
+    folder.mkdir(parents=True)
+    line = f"{day},{day} 17:00:00.000,T,ABC,{day} 10:00:00.100,1,NYSE,10.5,100\n"
+    (folder / "data-00001.txt").write_text(line)
+    (folder / "_SUCCESS").write_text("")  # hidden from the reader, so not reported either
+    (folder / ".data-00001.txt.crc").write_text("")
+    (folder / "_temporary").mkdir()
+    (folder / "_temporary" / "part-00009.txt").write_text(line)  # a writer's unfinished file: not read
+    ctx = raw_context(spark, tmp_path, dt.date(2020, 8, 5))
+    with pytest.raises(TransformError) as info:
+        ingest_frames(ctx, {})
+    assert str(info.value) == (f"ingest {day}: no file under csv/{day}, json/{day} matches file_glob 'part-*' "
+                               f"(1 other file(s) there, e.g. csv/{day}/NYSE/data-00001.txt)")
+    out = ingest_frames(ctx, {"require_input": False})
+    assert out["events"].count() == 0
+    # with a file the glob takes, the day runs and names the one it left out
+    (folder / "part-00000.txt").write_text(line.replace(",1,NYSE", ",2,NYSE"))
+    caplog.clear()
+    out = ingest_frames(ctx, {})
+    assert [r["event_seq_nb"] for r in out["events"].collect()] == [2]
+    assert ctx.metrics["files_not_read"] == [f"csv/{day}/NYSE/data-00001.txt"]
+    assert any(f"1 file(s) under the date's raw folders do not match file_glob 'part-*' and were not read: "
+               f"csv/{day}/NYSE/data-00001.txt" in r.getMessage() for r in caplog.records)
+    # a glob that takes both reads both
+    out = ingest_frames(ctx, {"file_glob": "*.txt"})
+    assert sorted(r["event_seq_nb"] for r in out["events"].collect()) == [1, 2]
+    assert ctx.metrics["files_not_read"] == []
+
+
+def test_empty_raw_folders_fail_the_day(spark, tmp_path):
+    (tmp_path / "json" / "2020-08-05" / "NASDAQ").mkdir(parents=True)
+    ctx = raw_context(spark, tmp_path, dt.date(2020, 8, 5))
+    with pytest.raises(TransformError, match=r"^ingest 2020-08-05: no file under csv/2020-08-05, "
+                                             r"json/2020-08-05 matches file_glob 'part-\*'$"):
+        ingest_frames(ctx, {})
