@@ -23,17 +23,33 @@ import configparser
 import datetime as dt
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote
 
 from engine.errors import ConfigError
 
 ENV_PREFIX = "TICKFLOW_"
-SECRET_KEYS = frozenset({"password", "access_key", "connection_string", "account_key", "sas_token", "dsn"})
-# Any other key whose name says it holds a credential (spark.hadoop.fs.azure.account.key.<host>, ...sas.token...)
-_SECRET_NAME = re.compile(r"password|passwd|secret|token|credential|connection.?string|dsn|sas|"
-                          r"(?:access|account|api).?key", re.IGNORECASE)
+SECRET_KEYS = frozenset({"password", "access_key", "connection_string", "account_key", "sas_token", "dsn", "pwd"})
+# Any other key whose name says it holds a credential (spark.hadoop.fs.azure.account.key.<host>, ...sas.token...,
+# spark.hadoop.myservice.api.key). The one notion of a secret key name: config errors hide such values, secrets()
+# masks them, and engine.spark builds Spark's spark.redaction.regex from it (a Java regex as well).
+SECRET_NAME_PATTERN = (r"password|passwd|secret|token|credential|connection.?string|dsn|sas|"
+                       r"(?:access|account|api).?key")
+_SECRET_NAME = re.compile(SECRET_NAME_PATTERN, re.IGNORECASE)
+# A value under a secret key name that is a switch or a number (spark.security.credentials.hive.enabled = true)
+# is no secret: masking every "true" in the logs would only hide what they say.
+_PLAIN_SETTING = re.compile(r"(?i)true|false|yes|no|on|off|none|[0-9.]+[a-z]{0,2}")
+# user:password@ in a URI (postgresql://etl:pw@db/md), and key=value pairs (host=db password=pw, ?password=pw)
+_URI_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)(?P<secret>\S*)@")
+_PAIR = re.compile(r"(?P<head>(?P<key>[A-Za-z_][\w.-]*)\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'|[^\s&;,]+)")
+# The master URLs Spark accepts (SparkContext.createTaskScheduler, SparkSubmit)
+_MASTER = re.compile(r"local|local\[(?:[1-9][0-9]*|\*)(?:\s*,\s*[0-9]+)?\]"
+                     r"|local-cluster\[\s*[1-9][0-9]*\s*,\s*[1-9][0-9]*\s*,\s*[1-9][0-9]*\s*\]"
+                     r"|yarn|(?:spark|k8s|mesos)://\S+")
+MASTER_FORMS = ("local, local[N], local[*], local[N,F], local[*,F], local-cluster[N,C,M], spark://HOST:PORT, yarn, "
+                "k8s://HOST:PORT or mesos://HOST:PORT")
 # What a key a person typed looks like; anything else (a wrapped secret value read as a key) is never shown
 _KEY_LIKE = re.compile(r"[A-Za-z0-9_.-]{1,40}|spark\.[A-Za-z0-9_.-]{1,200}")  # Spark's own can be long
 HIDDEN_LINE = "a line that is not 'key = value' (not shown: it may be a wrapped secret value; write a value on " \
@@ -52,8 +68,13 @@ class PostgresConfig:
     connect_timeout: int = 5
 
     def describe(self) -> str:
-        """Where we connect, never with the password."""
-        return f"host={self.host} port={self.port} database={self.database} user={self.user}"
+        """Where we connect, never with the password (a DSN or URI put into host or database may hold one)."""
+        return (f"host={scrub_credentials(self.host)} port={self.port} database={scrub_credentials(self.database)} "
+                f"user={scrub_credentials(self.user)}")
+
+    def embedded_secrets(self) -> list[str]:
+        """Passwords inside a DSN or URI given as host, database or user: masked like the password itself."""
+        return [s for value in (self.host, self.database, self.user) for s in embedded_secrets(value)]
 
 
 @dataclass(frozen=True)
@@ -111,13 +132,19 @@ class Config:
 
     def secrets(self) -> list[str]:
         """Every secret value configured (also the key inside a connection string), for masking."""
-        out: list[str] = []
-        if self.postgres and self.postgres.password:
-            out.append(self.postgres.password)
+        found: list[str] = []
+        if self.postgres:
+            found += [self.postgres.password, *self.postgres.embedded_secrets()]
         if self.azure:
             from engine.storage.azure_errors import azure_secrets  # the Azure SDK only when [azure] is set
 
-            out += [s for s in azure_secrets(self.azure) if s not in out]
+            found += azure_secrets(self.azure)
+        found += [value for key, value in self.spark.conf.items()
+                  if is_secret_key(key) and not _PLAIN_SETTING.fullmatch(value.strip())]
+        out: list[str] = []
+        for secret in (s.strip() for s in found):  # a value wrapped onto its own INI line starts with a newline
+            if secret and secret not in out:
+                out.append(secret)
         return out
 
     def template_values(self) -> dict[str, dict[str, str]]:
@@ -138,6 +165,34 @@ def is_secret_key(key: str) -> bool:
     return key.lower() in SECRET_KEYS or bool(_SECRET_NAME.search(key))
 
 
+def _credentials(value: str) -> Iterator[re.Match[str]]:
+    """The passwords written into a URI's user:password@ or a secret key=value pair of a DSN or query string."""
+    yield from _URI_PASSWORD.finditer(value)
+    yield from (m for m in _PAIR.finditer(value) if is_secret_key(m.group("key")))
+
+
+def scrub_credentials(value: str) -> str:
+    """``value`` with every password inside it (``user:***@``, ``password=***``) replaced, for messages."""
+    spans = sorted(m.span("secret") for m in _credentials(value))
+    out, done = [], 0
+    for start, end in spans:
+        if start >= done:
+            out += [value[done:start], "***"]
+        done = max(done, end)
+    return "".join(out) + value[done:]
+
+
+def embedded_secrets(value: str) -> list[str]:
+    """The passwords inside a URI or DSN, as written and decoded (%40 is '@', quotes removed)."""
+    out: list[str] = []
+    for match in _credentials(value):
+        secret = match.group("secret")
+        for form in (secret, secret[1:-1] if secret[:1] == "'" else unquote(secret)):
+            if form and form not in out:
+                out.append(form)
+    return out
+
+
 def looks_like_key(key: str) -> bool:
     """True for a key name a person would type; anything else may be a secret value wrapped onto its own line
     (``access_key =`` then the key on the next line reads as a key named after the secret) and is never shown."""
@@ -151,12 +206,26 @@ def _reject_inline_comments(path: Path, sections: Mapping[str, Mapping[str, str]
             if not looks_like_key(key):
                 continue  # refused without its text as an unknown key
             if _INLINE_COMMENT.search(value):
-                secret = is_secret_key(key) or (section, key) in wrapped  # may be part of a wrapped secret
-                shown = "its value" if secret else f"'{value}'"
                 raise ConfigError(
-                    f"{path}: [{section}] {key}: {shown} contains ' ;' or ' #', which looks like a comment after "
-                    f"the value; comments go on their own line (if the value really holds it, set "
-                    f"{ENV_PREFIX}{section.upper()}_{key.upper()} in the environment instead)")
+                    f"{path}: [{section}] {key}: {_commented(section, key, value, wrapped)} contains ' ;' or ' #', "
+                    f"which looks like a comment after the value; comments go on their own line (if the value "
+                    f"really holds it, set {ENV_PREFIX}{section.upper()}_{key.upper()} in the environment instead)")
+
+
+def _commented(section: str, key: str, value: str, wrapped: set[tuple[str, str]]) -> str:
+    """The value holding a comment sign, as a message may show it: a secret's (or one that may be part of a
+    wrapped secret) not at all, a ``[spark] conf`` list's by the number and key of the entry (values of Spark
+    settings may be credentials)."""
+    if is_secret_key(key) or (section, key) in wrapped:
+        return "its value"
+    if section == "spark" and key == "conf":
+        entries = [(n, item) for n, item in enumerate(_split_list(value), start=1) if _INLINE_COMMENT.search(item)]
+        if not entries:  # the sign starts an entry of its own
+            return "its value"
+        n, item = entries[0]
+        name = item.split("=", 1)[0].strip() if "=" in item else ""
+        return f"the value of entry {n}{f' ({name})' if looks_like_key(name) else ''}"
+    return f"'{value}'"
 
 
 # Folder and file settings; a relative one written in a config file means relative to that file's folder.
@@ -241,10 +310,7 @@ def _read_ini(path: Path) -> tuple[dict[str, dict[str, str]], _Lines]:
     """The file's sections, and the line of each key (for messages)."""
     parser = configparser.ConfigParser(interpolation=None)
     parser.optionxform = str  # type: ignore[assignment,method-assign]  # Spark keys are case-sensitive
-    try:
-        text = path.read_text()
-    except FileNotFoundError as exc:
-        raise ConfigError(f"config file not found: {path}") from exc
+    text = _read_text(path)
     lines = _line_map(text.splitlines())
     try:
         parser.read_string(text, source=str(path))
@@ -253,6 +319,25 @@ def _read_ini(path: Path) -> tuple[dict[str, dict[str, str]], _Lines]:
     sections = {section: {_key_name(k): v for k, v in parser.items(section)} for section in parser.sections()}
     _reject_inline_comments(path, sections, lines.after_empty)
     return sections, lines
+
+
+def _read_text(path: Path) -> str:
+    """The file's text; a folder, an unreadable file or one not in UTF-8 is a ConfigError, not a traceback."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory; give the INI file in it") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror or exc}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:  # the byte is not shown: it may be part of a password
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"config file {path} is not UTF-8 text: line {line} (byte offset {exc.start}) holds a "
+                          f"byte that is not UTF-8 (e.g. Latin-1); save the file as UTF-8") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # as text mode reads it
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
@@ -334,19 +419,15 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
                                     "endpoint"})
         az = AzureConfig(**{k: s[k] for k in s})
     spark_sec = dict(sections.get("spark", {}))
-    master = spark_sec.pop("master", "local[*]")
-    conf: dict[str, str] = {}
-    for n, item in enumerate(_split_list(spark_sec.pop("conf", "")), start=1):
-        if "=" not in item:
-            got = f"'{item}'" if looks_like_key(item) else f"entry {n} (not shown: it may be a secret value)"
-            raise ConfigError(f"{where('spark', 'conf')}: [spark] conf entries must be key=value, got {got}")
-        k, v = item.split("=", 1)
-        conf[k.strip()] = v.strip()
+    master = spark_sec.pop("master", None)
+    conf = _spark_conf(spark_sec.pop("conf", ""), where)
     reject_unknown("spark", {k: v for k, v in spark_sec.items() if not k.startswith("spark.")}, set(),
                    "master, conf or spark.* settings")
     conf.update(spark_sec)
+    master = _master(master, conf.pop("spark.master", None), ("spark", "master") in from_env, where)
     st = sections.get("storage", {})
     reject_unknown("storage", st, {"root", "raw_root", "mode", "cache_dir", "cache_keep_days"})
+    _reject_empty_paths(sections, where)
     if "cache_keep_days" in st:
         st = {**st, "cache_keep_days": _int("storage", "cache_keep_days", st["cache_keep_days"], where)}
     storage = StorageConfig(**st)
@@ -383,6 +464,42 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
         holidays=_dates("pipeline", "holidays", pl.get("holidays", ""), where), source=source,
         base_dir=Path.cwd(),
     )
+
+
+def _spark_conf(value: str, where: Callable[..., str]) -> dict[str, str]:
+    """``[spark] conf = k=v, k=v``. An entry is named by its number, never by its text: a value split at a comma
+    inside it, or wrapped onto its own line, may be a credential."""
+    conf: dict[str, str] = {}
+    for n, item in enumerate(_split_list(value), start=1):
+        key, sep, setting = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{where('spark', 'conf')}: [spark] conf entries must be key=value, got entry {n} "
+                              f"(not shown: it may be a secret value)")
+        conf[key.strip()] = setting.strip()
+    return conf
+
+
+def _master(master: str | None, setting: str | None, master_from_env: bool, where: Callable[..., str]) -> str:
+    """The Spark master from ``[spark] master`` or a ``spark.master`` setting, checked now: a misspelt one would
+    otherwise surface only as the JVM failing to start. Given both, they must agree unless ``master`` comes from
+    the environment (which overrides the file)."""
+    if master is not None and setting is not None and setting != master and not master_from_env:
+        raise ConfigError(f"{where('spark', 'master')}: [spark] master '{scrub_credentials(master)}' and "
+                          f"spark.master '{scrub_credentials(setting)}' disagree; keep one of them")
+    key = "spark.master" if master is None and setting is not None else "master"
+    master = master if master is not None else setting if setting is not None else SparkConfig.master
+    if not _MASTER.fullmatch(master):
+        raise ConfigError(f"{where('spark', key)}: [spark] {key} '{scrub_credentials(master)}' is not a Spark "
+                          f"master URL; expected {MASTER_FORMS}")
+    return master
+
+
+def _reject_empty_paths(sections: Mapping[str, Mapping[str, str]], where: Callable[..., str]) -> None:
+    """A folder or file setting left empty (``root =``) would silently mean the working directory."""
+    for section, key in PATH_KEYS:
+        if sections.get(section, {}).get(key, None) == "":
+            raise ConfigError(f"{where(section, key)}: [{section}] {key} is empty; give a path (or leave the key "
+                              f"out for its default)")
 
 
 def _dates(section: str, key: str, value: str, where: Callable[..., str]) -> tuple[dt.date, ...]:

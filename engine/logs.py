@@ -36,24 +36,84 @@ _progress_shows_steps = {"on": False}
 _console_muted: dict[str, frozenset[str]] = {"names": frozenset()}  # see mute_console
 
 
+# How a secret's characters may be written by what we use: percent-encoded (quote with or without '/' safe,
+# upper- or lower-case hex, '+' for a space), JSON-escaped, HTML/XML-escaped (markupsafe: &#34; &#39;,
+# html.escape: &quot; &#x27;, SVG writers: &apos;) and escaped for HTML-safe JSON (\u0026).
+_HTML_STYLES = (
+    str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&#34;", "'": "&#39;"}),
+    str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;"}),
+    str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;"}),
+)
+_HTML_SPECIAL = frozenset("&<>\"'")
+# Where a text was shortened (runner.essential_line, the tracker's message column, console table cells): a
+# secret cut there leaves a prefix the whole-secret match misses. Prefixes this long are masked.
+CUT_MARKS = ("...", "…")
+MIN_CUT_PREFIX = 4
+
+
+def _char_forms(char: str) -> tuple[str, ...]:
+    """Every way one character of a secret may be written, longest first."""
+    forms = {char, json.dumps(char)[1:-1], json.dumps(char, ensure_ascii=False)[1:-1]}
+    encoded = quote(char, safe="")
+    if encoded != char:
+        forms |= {encoded, encoded.lower()}
+    if char == " ":
+        forms.add("+")
+    if char in _HTML_SPECIAL:
+        forms.add(f"\\u{ord(char):04x}")
+    for form in list(forms):
+        if _HTML_SPECIAL & set(form):
+            forms |= {form.translate(style) for style in _HTML_STYLES}
+    return tuple(sorted(forms, key=lambda f: (-len(f), f)))
+
+
+def _pattern(atoms: list[tuple[str, ...]]) -> str:
+    return "".join(re.escape(forms[0]) if len(forms) == 1 else f"(?:{'|'.join(map(re.escape, forms))})"
+                   for forms in atoms)
+
+
+def _cut_prefix_end(text: str, start: int, atoms: list[tuple[str, ...]]) -> int | None:
+    """Where a proper prefix of the secret (at least MIN_CUT_PREFIX characters) starting at ``start`` ends right
+    before a cut mark, else None."""
+    positions, end = {start}, None
+    for count, forms in enumerate(atoms[:-1], start=1):
+        positions = {p + len(f) for p in positions for f in forms if text.startswith(f, p)}
+        if not positions:
+            break
+        if count >= MIN_CUT_PREFIX:
+            end = max((p for p in positions if text.startswith(CUT_MARKS, p)), default=end)
+    return end
+
+
 class SecretMasker:
-    """Replaces every configured secret (and its URL-encoded form) in a text."""
+    """Replaces every configured secret in a text, in any form we may write it (raw, URL-encoded, JSON- or
+    HTML-escaped), and a secret's prefix left where a text was cut short ("...")."""
 
     def __init__(self, secrets: Iterable[str] = ()):
-        variants: set[str] = set()
-        for secret in secrets:
-            if not isinstance(secret, str) or not secret.strip():
-                continue
-            variants.add(secret)
-            variants.add(quote(secret, safe=""))
-            variants.add(json.dumps(secret)[1:-1])  # as it appears inside a JSON string
-        ordered = sorted(variants, key=len, reverse=True)  # longest first: no partial leftovers
-        self._pattern = re.compile("|".join(re.escape(v) for v in ordered)) if ordered else None
+        # a value read from a wrapped INI line keeps its leading newline; what reaches a message does not
+        unique = {s.strip() for s in secrets if isinstance(s, str) and s.strip()}
+        self._secrets = [[_char_forms(c) for c in s] for s in sorted(unique, key=len, reverse=True)]
+        patterns = [_pattern(atoms) for atoms in self._secrets]  # longest first: no partial leftovers
+        self._pattern = re.compile("|".join(patterns)) if patterns else None
+        self._heads = [(re.compile(f"(?={_pattern(atoms[:MIN_CUT_PREFIX])})"), atoms)
+                       for atoms in self._secrets if len(atoms) > MIN_CUT_PREFIX]
 
     def mask(self, text: str) -> str:
         if self._pattern is None or not text:
             return text
-        return self._pattern.sub(MASK, text)
+        return self._mask_cut_prefixes(self._pattern.sub(MASK, text))
+
+    def _mask_cut_prefixes(self, text: str) -> str:
+        if not any(mark in text for mark in CUT_MARKS):
+            return text
+        spans = [(m.start(), end) for head, atoms in self._heads for m in head.finditer(text)
+                 if (end := _cut_prefix_end(text, m.start(), atoms)) is not None]
+        out, done = [], 0
+        for start, end in sorted(spans):
+            if start >= done:
+                out += [text[done:start], MASK]
+            done = max(done, end)
+        return "".join(out) + text[done:]
 
     def __bool__(self) -> bool:
         return self._pattern is not None

@@ -180,7 +180,8 @@ def write_report(record: RunRecord, charts: list[Chart], out_dir: Path, log_file
                  *, secrets: Sequence[str] = ()) -> tuple[Path, Path]:
     """Write report.html and report.json into ``out_dir``; returns their paths (html, json).
 
-    ``secrets`` are masked in both files as a last line of defence (the record should hold none).
+    ``secrets`` are masked in both files as a last line of defence (the record should hold none): the masker
+    knows the forms the page writes them in (HTML-escaped by the template, URL-encoded in links, JSON-escaped).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

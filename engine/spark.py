@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import jvm_stderr
+from engine.config import SECRET_NAME_PATTERN, is_secret_key
 
 LOG4J_CONF = Path(__file__).resolve().parent / "log4j2.properties"
 # PySpark's loggers of analysis errors (from SQL text, from DataFrame calls), each with its own JSON handler
@@ -34,18 +35,24 @@ BASE_CONF: Mapping[str, str] = {
     # instead of sorting all its rows by the partition columns first.
     "spark.sql.optimizer.plannedWrite.enabled": "false",
     "spark.sql.maxConcurrentOutputFileWriters": "16",
+    # SQL text must not read the environment: ${env:PGPASSWORD} (or ${system:...}) would bypass the spec's
+    # filtered `env` and put a credential into results, errors, logs and reports.
+    "spark.sql.variable.substitute": "false",
 }
 
-# Spark's default spark.redaction.regex misses the Hadoop settings holding Azure credentials
-# (fs.azure.account.key.<host>): the event log's environment and the UI show what the regex does not match.
+# Spark's default spark.redaction.regex misses settings holding credentials such as fs.azure.account.key.<host>
+# or myservice.api.key: the event log's environment and the UI show what the regex does not match. It is
+# extended by the names engine.config counts as secrets (a superset of Spark's default), so what tickflow masks
+# in its own output Spark redacts.
 SPARK_REDACTION_DEFAULT = r"(?i)secret|password|token|access[.]?key"
-CREDENTIAL_SETTINGS = r"fs[.]azure[.]account[.]key|fs[.]azure[.]sas"
+CREDENTIAL_SETTINGS = f"(?i:{SECRET_NAME_PATTERN})"
+HADOOP_PREFIX = "spark.hadoop."
 # The thread passing the driver JVM's stderr into logging: stop_jvm waits for it to read the JVM's last lines.
 _STDERR_READER: list[threading.Thread] = []
 
 
 def redaction_regex(configured: str = "") -> str:
-    """The configured ``spark.redaction.regex`` (else Spark's default), also matching the Azure credentials."""
+    """The configured ``spark.redaction.regex`` (else Spark's default), also matching every secret key name."""
     base = configured or SPARK_REDACTION_DEFAULT
     return base if CREDENTIAL_SETTINGS in base else f"{base}|{CREDENTIAL_SETTINGS}"
 
@@ -58,6 +65,25 @@ def redaction_regex(configured: str = "") -> str:
 #   5-9% less CPU in the 5M-event benchmarks (measured 15k..40k calls; 15k was best).
 JVM_FLAGS = ("-XX:-DontCompileHugeMethods -XX:+UseParallelGC -XX:Tier4InvocationThreshold=15000 "
              "-XX:Tier4CompileThreshold=30000 -XX:Tier4BackEdgeThreshold=100000")
+
+
+def hidden_settings(conf: Mapping[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """(settings for the SparkConf, Hadoop settings holding a secret).
+
+    PySpark starts the driver JVM with every SparkConf setting on its command line, which ``ps`` shows to every
+    local user: a ``spark.hadoop.*`` credential goes into the running session's Hadoop configuration instead
+    (as engine.storage.azure_direct does with the account key), keyed without the ``spark.hadoop.`` prefix.
+    """
+    visible = {k: v for k, v in conf.items() if not (k.startswith(HADOOP_PREFIX) and is_secret_key(k))}
+    hidden = {k.removeprefix(HADOOP_PREFIX): v for k, v in conf.items() if k not in visible}
+    return visible, hidden
+
+
+def set_hadoop_settings(spark: Any, settings: Mapping[str, str]) -> None:
+    """Put settings into the running session's Hadoop configuration, which Spark SQL jobs copy to their tasks."""
+    hconf = spark.sparkContext._jsc.hadoopConfiguration()
+    for key, value in settings.items():
+        hconf.set(key, value)
 
 
 def _start_context(master: str, app_name: str, conf: Mapping[str, str]) -> None:
@@ -104,10 +130,12 @@ def build_session(master: str = "local[*]", conf: Mapping[str, str] | None = Non
     merged["spark.driver.extraJavaOptions"] = " ".join(o for o in options if o)
     merged.update(conf or {})
     merged["spark.redaction.regex"] = redaction_regex(merged.get("spark.redaction.regex", ""))
+    merged, hadoop_secrets = hidden_settings(merged)
     for key, value in merged.items():
         builder = builder.config(key, value)
     _start_context(master, app_name, merged)
     spark = builder.getOrCreate()
+    set_hadoop_settings(spark, hadoop_secrets)
     spark.sparkContext.setLogLevel("WARN")
     # PySpark logs every analysis error as JSON on its own handler; the runner reports errors itself.
     from pyspark.logger import PySparkLogger

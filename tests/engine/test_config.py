@@ -247,3 +247,112 @@ def test_two_different_sqlite_table_names_are_refused(tmp_path, text, env, where
                                f"'old_jobs' (an older name of the same setting) disagree; keep only "
                                f"job_tracker_table_name")
     assert info.value.exit_code == 2
+
+
+# -- [spark] values, DSNs and the file itself ------------------------------------------------------------------
+@pytest.mark.parametrize("text,words", [
+    ("[spark]\nconf = spark.a=1, spark.hadoop.svc.token={s} ;x\n", "[spark] conf: the value of entry 2 (spark.hadoop"
+                                                                    ".svc.token) contains ' ;' or ' #'"),
+    ("[spark]\nconf = spark.x.y={s} # old\n", "[spark] conf: the value of entry 1 (spark.x.y) contains"),
+    ("[spark]\nconf = spark.a=1, {s}\n", "[spark] conf entries must be key=value, got entry 2 (not shown"),
+    ("[spark]\nconf = spark.a=1, ={s}\n", "[spark] conf entries must be key=value, got entry 2 (not shown"),
+])
+def test_errors_about_spark_conf_entries_never_show_their_values(tmp_path, text, words):
+    """A comma inside a credential splits it into a piece without '=', and the key ``conf`` names no secret:
+    the errors name the entry by its number (and key), never its text."""
+    ini = tmp_path / "c.ini"
+    ini.write_text(text.format(s="word123Secret"))
+    with pytest.raises(ConfigError) as info:
+        load_config(ini, env={})
+    message = str(info.value)
+    assert words in message and str(ini) in message and "word123" not in message, message
+
+
+def test_secrets_include_spark_settings_named_like_credentials(tmp_path):
+    ini = tmp_path / "c.ini"
+    ini.write_text("[spark]\nspark.hadoop.myservice.api.key = k3yV4lue\nspark.hadoop.fs.s3a.endpoint = s3.local\n"
+                   "spark.security.credentials.hive.enabled = true\n"
+                   "conf = spark.hadoop.db.passwd=pw0rd, spark.sql.shuffle.partitions=4\n")
+    assert sorted(load_config(ini, env={}).secrets()) == ["k3yV4lue", "pw0rd"]  # not 'true': a switch is no secret
+
+
+def test_secrets_are_collected_without_the_newline_of_a_wrapped_line(tmp_path):
+    ini = tmp_path / "c.ini"
+    ini.write_text("[postgres]\npassword =\n  hunter2pw\n")
+    assert load_config(ini, env={}).secrets() == ["hunter2pw"]
+
+
+@pytest.mark.parametrize("host,database,shown,secrets", [
+    ("postgresql://etl:pw%40one@db:5432/md?sslmode=require", "md",
+     "host=postgresql://etl:***@db:5432/md?sslmode=require port=5432 database=md", ["pw%40one", "pw@one"]),
+    ("db", "host=db dbname=md password='two words' sslmode=require",
+     "host=db port=5432 database=host=db dbname=md password=*** sslmode=require", ["'two words'", "two words"]),
+    ("db.example", "md?user=etl&password=pw3&sslmode=require",
+     "host=db.example port=5432 database=md?user=etl&password=***&sslmode=require", ["pw3"]),
+])
+def test_a_dsn_in_host_or_database_is_described_without_its_password(host, database, shown, secrets):
+    """The tracker's messages describe where it connects; a DSN pasted into host or database holds a password."""
+    cfg = load_config(None, env={"TICKFLOW_POSTGRES_HOST": host, "TICKFLOW_POSTGRES_DATABASE": database})
+    assert cfg.postgres is not None and cfg.postgres.describe() == f"{shown} user=postgres"
+    assert cfg.secrets() == secrets
+
+
+def test_a_config_path_that_is_a_folder_or_not_utf8_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        load_config(tmp_path, env={})
+    assert str(info.value) == f"config file {tmp_path} is a directory; give the INI file in it"
+    ini = tmp_path / "latin1.ini"
+    ini.write_bytes("[postgres]\nhost = db\npassword = caf\xe9Secret\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as info:
+        load_config(ini, env={})
+    assert str(info.value) == (f"config file {ini} is not UTF-8 text: line 3 (byte offset 35) holds a byte that is "
+                               f"not UTF-8 (e.g. Latin-1); save the file as UTF-8")
+    assert info.value.exit_code == 2 and "caf" not in str(info.value)
+
+
+@pytest.mark.parametrize("master", ["local", "local[4]", "local[*]", "local[4,2]", "local[*, 3]",
+                                    "local-cluster[2,1,1024]", "spark://h1:7077,h2:7077", "yarn",
+                                    "k8s://https://k8s.example:443", "mesos://m.example:5050"])
+def test_every_spark_master_form_is_accepted(tmp_path, master):
+    ini = tmp_path / "c.ini"
+    ini.write_text(f"[spark]\nmaster = {master}\n")
+    assert load_config(ini, env={}).spark.master == master
+
+
+@pytest.mark.parametrize("master", ["lcoal[*]", "local[0]", "local[x]", "LOCAL", "yarn-client", "spark://", ""])
+def test_a_misspelt_spark_master_is_refused_when_the_config_loads(tmp_path, master):
+    """Found only when the JVM failed to start, it showed a Java stack trace and a misleading gateway error."""
+    ini = tmp_path / "c.ini"
+    ini.write_text(f"[spark]\nmaster = {master}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(ini, env={})
+    assert str(info.value) == (f"{ini}: [spark] master '{master}' is not a Spark master URL; expected local, "
+                               f"local[N], local[*], local[N,F], local[*,F], local-cluster[N,C,M], spark://HOST:PORT, "
+                               f"yarn, k8s://HOST:PORT or mesos://HOST:PORT")
+
+
+def test_spark_master_as_a_spark_setting(tmp_path):
+    ini = tmp_path / "c.ini"
+    ini.write_text("[spark]\nspark.master = local[2]\nspark.sql.shuffle.partitions = 3\n")
+    cfg = load_config(ini, env={})
+    assert cfg.spark.master == "local[2]" and cfg.spark.conf == {"spark.sql.shuffle.partitions": "3"}
+    assert load_config(ini, env={"TICKFLOW_SPARK_MASTER": "yarn"}).spark.master == "yarn"  # the environment wins
+    ini.write_text("[spark]\nspark.master = lcoal[2]\n")
+    with pytest.raises(ConfigError, match=r"\[spark\] spark.master 'lcoal\[2\]' is not a Spark master URL"):
+        load_config(ini, env={})
+    ini.write_text("[spark]\nmaster = local[1]\nconf = spark.master=local[2]\n")
+    with pytest.raises(ConfigError, match=r"\[spark\] master 'local\[1\]' and spark.master 'local\[2\]' disagree"):
+        load_config(ini, env={})
+
+
+@pytest.mark.parametrize("section,key", [("storage", "root"), ("storage", "raw_root"), ("storage", "cache_dir"),
+                                         ("tracker", "sqlite_path"), ("pipeline", "log_dir")])
+def test_a_path_left_empty_is_refused_not_read_as_the_working_directory(tmp_path, section, key):
+    ini = tmp_path / "c.ini"
+    ini.write_text(f"[{section}]\n{key} =\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(ini, env={})
+    assert str(info.value) == (f"{ini}: [{section}] {key} is empty; give a path (or leave the key out for its "
+                               f"default)")
+    with pytest.raises(ConfigError, match="environment TICKFLOW_STORAGE_ROOT: \\[storage\\] root is empty"):
+        load_config(None, env={"TICKFLOW_STORAGE_ROOT": ""})

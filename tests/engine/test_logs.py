@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import logging
+import re
+from urllib.parse import quote, quote_plus
 
+import markupsafe
 import pytest
 
 from engine.logs import MASK, SecretMasker, close_logging, setup_logging
@@ -32,6 +36,43 @@ def test_masker_covers_plain_url_and_json_forms():
     assert m.mask(text) == f"a {MASK} b {MASK} c"
     assert not SecretMasker([])
     assert SecretMasker([]).mask("x") == "x"
+
+
+# a SAS token holds '&'; a password may hold any of the characters HTML escapes
+SAS = "sv=2022-11-02&ss=b&srt=co&sig=Ab<c>d\"e'f/g%2F=="
+
+
+@pytest.mark.parametrize("shown", [
+    SAS, html.escape(SAS), html.escape(SAS, quote=False), str(markupsafe.escape(SAS)),
+    SAS.replace("'", "&apos;").replace("&s", "&amp;s"),  # an SVG writer's escape, mixed with unescaped quotes
+    json.dumps(SAS)[1:-1], quote(SAS, safe=""), quote(SAS), quote_plus(SAS),
+    re.sub("%..", lambda m: m[0].lower(), quote(SAS, safe="")),
+])
+def test_masker_covers_escaped_and_encoded_forms(shown):
+    """A report escapes what it shows (&amp; &#39; or &#x27; &quot;); links carry it URL-encoded, with or
+    without '/' kept and in either case of hex."""
+    assert SecretMasker([SAS]).mask(f"a {shown} b") == f"a {MASK} b"
+
+
+def test_masker_finds_a_secret_read_with_a_leading_newline():
+    """``password =`` with the value on the next (indented) line reads as '\\nvalue'; messages hold 'value'."""
+    assert SecretMasker(["\n  hunter2pw"]).mask("login hunter2pw failed") == f"login {MASK} failed"
+
+
+def test_a_secret_cut_short_leaves_no_prefix_of_it():
+    """A long error is cut to one line of 400 characters before it is masked: a password straddling the cut
+    must not leave its first characters, wherever the text was cut ('...', or a table cell's '…')."""
+    from engine.runner import essential_line
+
+    password = "Hunter2Secret!"
+    for kept in (4, 9, 13):
+        line = essential_line(RuntimeError("x" * (397 - len("RuntimeError: ") - kept) + password + " and more"))
+        assert line.endswith(password[:kept] + "...")
+        assert SecretMasker([password]).mask(line).endswith(f"x{MASK}..."), kept
+    masker = SecretMasker([password, SAS])
+    assert masker.mask("login Hunt… failed") == f"login {MASK}… failed"
+    assert masker.mask(f"url {html.escape(SAS[:20])}... b") == f"url {MASK}... b"
+    assert masker.mask("Hun... and a Hunter2 sentence...") == "Hun... and a Hunter2 sentence..."  # short, or not cut
 
 
 def test_file_gets_detail_console_gets_info(tmp_path, console):

@@ -190,3 +190,24 @@ def test_report_of_a_run_that_never_started_a_step(tmp_path):
     assert json.loads(json_path.read_text())["steps"] == []
     html = html_path.read_text()
     assert "upstream preprocess_2020-08-06 not done" in html and "<svg" not in html
+
+
+def test_secrets_with_characters_html_escapes_never_reach_the_report(tmp_path):
+    """The page is masked after the template escaped it: a SAS token ('&' in every one) or a password holding
+    < > " ' must be masked in its escaped form too, and so must what a cut-short error line left of it."""
+    import html
+
+    from engine.runner import essential_line
+
+    sas, password = "sv=2022-11-02&ss=b&sig=Ab<c>d\"e'f%2Fg==", "pa'ss<wo>rd&\"x"
+    cut = essential_line(RuntimeError("y" * 366 + f" password {password}"))
+    assert cut.endswith(password[:7] + "...")
+    record = RunRecord(run_id="r-1", pipeline="analyze", date="2020-08-06", spec_file="pipelines/analyze.yaml",
+                       storage_root=f"https://acct.blob.core.windows.net/wh?{sas}", status="failed",
+                       message=f"upload failed: {sas} / {password}",
+                       steps=[step("load", "sql", [], "failed", 0, 1, error=cut)])
+    html_path, json_path = write_report(record, [], tmp_path, None, secrets=[sas, password])
+    page, data = html.unescape(html_path.read_text()), json.loads(json_path.read_text())
+    for text in (page, json.dumps(data, ensure_ascii=False)):
+        assert sas not in text and "sig=Ab" not in text and password[:4] not in text, text
+    assert data["message"] == "upload failed: *** / ***" and "upload failed: *** / ***" in page

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from pyspark.errors import AnalysisException
 from pyspark.sql import functions as F
@@ -22,20 +24,75 @@ def test_timestamps_are_zone_less(spark):
     assert row.dataType.typeName() == "timestamp_ntz"
 
 
-def test_azure_credential_settings_are_redacted(spark):
-    """Spark's default redaction misses fs.azure.account.key.<host>: event logs and the UI would show it."""
-    import re
-
-    from engine.spark import redaction_regex
+def test_credential_settings_are_redacted(spark):
+    """Spark's default redaction misses fs.azure.account.key.<host> or myservice.api.key: event logs and the UI
+    would show them. Every key name tickflow counts as a secret is redacted, Spark's default ones still are."""
+    from engine.config import is_secret_key
+    from engine.spark import CREDENTIAL_SETTINGS, SPARK_REDACTION_DEFAULT, redaction_regex
 
     regex = spark.sparkContext.getConf().get("spark.redaction.regex")
     assert regex == redaction_regex()
+    java = spark.sparkContext._jvm.java.util.regex.Pattern.compile(regex)  # Spark matches with Java's regex
     for name in ("fs.azure.account.key.acct01.dfs.core.windows.net",
                  "spark.hadoop.fs.azure.account.key.acct01.dfs.core.windows.net",
-                 "fs.azure.sas.fixed.token.acct01.dfs.core.windows.net", "spark.hadoop.fs.s3a.access.key"):
-        assert re.search(regex, name), name
-    assert not re.search(regex, "fs.azure.account.auth.type.acct01.dfs.core.windows.net")
-    assert redaction_regex("(?i)mine") == "(?i)mine|fs[.]azure[.]account[.]key|fs[.]azure[.]sas"  # kept, extended
+                 "fs.azure.sas.fixed.token.acct01.dfs.core.windows.net", "spark.hadoop.fs.s3a.access.key",
+                 "spark.hadoop.myservice.api.key", "spark.hadoop.db.passwd", "spark.hadoop.svc.Credential",
+                 "spark.hadoop.x.connection.string", "spark.hadoop.pg.dsn", "spark.authenticate.secret"):
+        assert is_secret_key(name) and java.matcher(name).find(), name
+    for name in ("fs.azure.account.auth.type.acct01.dfs.core.windows.net", "spark.sql.shuffle.partitions"):
+        assert not is_secret_key(name) and not java.matcher(name).find(), name
+    assert redaction_regex() == f"{SPARK_REDACTION_DEFAULT}|{CREDENTIAL_SETTINGS}"  # Spark's own kept
+    assert redaction_regex("mine") == f"mine|{CREDENTIAL_SETTINGS}"  # a configured one kept, extended
+    assert redaction_regex(redaction_regex("mine")) == redaction_regex("mine")
+
+
+def test_sql_text_cannot_read_the_environment(spark):
+    """``${env:VAR}`` in SQL would read any environment variable (PGPASSWORD...), past the spec's filtered env."""
+    row = spark.sql("SELECT '${env:HOME}' AS home, '${system:user.name}' AS user").first()
+    assert (row.home, row.user) == ("${env:HOME}", "${system:user.name}")
+
+
+def test_hadoop_credentials_stay_off_the_jvm_command_line(monkeypatch):
+    """PySpark passes every SparkConf setting as a --conf argument of the driver JVM (``ps`` shows it): a
+    spark.hadoop.* credential goes into the running session's Hadoop configuration instead."""
+    from pyspark.sql import SparkSession
+
+    from engine import spark as spark_module
+
+    started: dict[str, str] = {}
+    hadoop: dict[str, str] = {}
+    hconf = SimpleNamespace(set=hadoop.__setitem__)
+    session = SimpleNamespace(sparkContext=SimpleNamespace(_jsc=SimpleNamespace(hadoopConfiguration=lambda: hconf),
+                                                           setLogLevel=lambda _level: None))
+
+    class Builder:
+        """Records what the SparkSession builder is given; hands out the stand-in session."""
+
+        def master(self, _master: str) -> Builder:
+            return self
+
+        appName = master  # noqa: N815 - PySpark's name
+
+        def config(self, key: str, value: str) -> Builder:
+            started[key] = value
+            return self
+
+        def getOrCreate(self) -> SimpleNamespace:  # noqa: N802 - PySpark's name
+            return session
+
+    monkeypatch.setattr(SparkSession, "builder", Builder())
+    monkeypatch.setattr(spark_module, "_start_context", lambda _m, _a, conf: started.update(conf))
+    spark_module.build_session("local[1]", {"spark.hadoop.myservice.api.key": "k3yV4lue",
+                                            "spark.hadoop.fs.s3a.endpoint": "s3.local"}, use_archive=False)
+    assert "k3yV4lue" not in started.values() and started["spark.hadoop.fs.s3a.endpoint"] == "s3.local"
+    assert hadoop == {"myservice.api.key": "k3yV4lue"}
+
+
+def test_hadoop_settings_reach_the_running_session(spark):
+    from engine.spark import set_hadoop_settings
+
+    set_hadoop_settings(spark, {"tickflow.test.api.key": "k3yV4lue"})
+    assert spark.sparkContext._jsc.hadoopConfiguration().get("tickflow.test.api.key") == "k3yV4lue"
 
 
 def test_stop_jvm_returns_once_the_jvm_s_last_lines_are_logged(monkeypatch, caplog):
