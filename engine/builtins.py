@@ -12,7 +12,9 @@ READ_DATASET_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "required": ["path"],
     "properties": {
-        "path": {"type": "string", "minLength": 1, "description": "dataset path under the storage root"},
+        # format dataset-path: the spec loader checks it stays under the root and that no output overwrites it
+        "path": {"type": "string", "minLength": 1, "format": "dataset-path",
+                 "description": "dataset path under the storage root"},
         "where": {"type": "string", "description": "Spark SQL filter, e.g. trade_dt = '2020-08-06'"},
         "partitions": {
             "type": "object",

@@ -25,6 +25,7 @@ from engine.dates import (
     check_raw_folders,
     job_dates,
     no_new_raw_dates,
+    no_upstream_dates,
     parse_date,
     trading_days,
 )
@@ -445,6 +446,8 @@ def nothing_to_do(args: argparse.Namespace, spec: PipelineSpec, done: Sequence[d
         why = "every date already succeeded"
     elif folders:
         why = no_new_raw_dates(raw_storage, folders)
+    elif spec.catch_up.get("upstream") and not args.date:
+        why = no_upstream_dates(str(spec.catch_up["upstream"]), args.start, args.end)
     else:
         why = "no new input dates"
     return f"{spec.name}: nothing to do ({why})"
@@ -552,7 +555,7 @@ def print_backfill_table(outcomes: list[DateOutcome], out: TextIO) -> None:
 def run_one_date(args: argparse.Namespace, config: Config, date: dt.date, storage: Any, raw_storage: Any,
                  tracker: Any, session: Session, out: TextIO) -> DateOutcome:
     from engine.reporting import publish_report
-    from engine.run_logging import end_of_run_console, start_run_logging
+    from engine.run_logging import end_of_run_console
     from engine.runner import PipelineRunner, RunOptions
     from engine.tracker.guard import JobGuard
 
@@ -561,7 +564,7 @@ def run_one_date(args: argparse.Namespace, config: Config, date: dt.date, storag
     options = RunOptions(selectors=tuple(args.select), force=args.force,
                          wait_for_upstream=args.wait_for_upstream,
                          parallel_steps=args.parallel_steps or config.parallel_steps)
-    log_file = start_run_logging(config, spec.name, date, options.run_id, quiet=args.quiet, fmt=args.log_format)
+    log_file = _start_logging(args, config, spec.name, date, options.run_id)
     guard = JobGuard(tracker, spec.name, date, spec.requires, force=args.force,
                      wait_for_upstream=args.wait_for_upstream, lease_seconds=config.tracker.lease_seconds,
                      log=logging.getLogger("tickflow.tracker"), run_id=options.run_id, secrets=config.secrets(),
@@ -633,6 +636,18 @@ def run_one_date(args: argparse.Namespace, config: Config, date: dt.date, storag
                            str(log_file) if log_file else None, report)
     finally:
         end_of_run_console()  # the JVM's last words (it stops after the last date) go to the log file only
+
+
+def _start_logging(args: argparse.Namespace, config: Config, pipeline: str, date: dt.date, run_id: str) -> Any:
+    """The run's log file; a log folder that cannot be made or written is a config error (exit 2), found
+    before the job is locked or Spark started."""
+    from engine.run_logging import log_dir_of, start_run_logging
+
+    try:
+        return start_run_logging(config, pipeline, date, run_id, quiet=args.quiet, fmt=args.log_format)
+    except OSError as exc:
+        raise errors.ConfigError(f"cannot write the run's log under [pipeline] log_dir {log_dir_of(config)}: "
+                                 f"{exc.strerror or exc}") from None
 
 
 def _failed_record(runner: Any, record: Any, message: str) -> Any:

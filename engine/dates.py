@@ -11,16 +11,23 @@ from engine.errors import ConfigError
 from engine.storage.base import Storage
 
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+# Processing dates a run accepts: the previous trading day of 0001-01-01 does not exist (OverflowError), and a
+# year before 1900 is a typo, not market data.
+FIRST_DATE = dt.date(1900, 1, 1)
 
 
 def parse_date(text: str) -> dt.date:
-    """A YYYY-MM-DD date; other forms ``date.fromisoformat`` takes (20240104, 2024-W01-4) are refused."""
+    """A YYYY-MM-DD date from FIRST_DATE on; other forms ``date.fromisoformat`` takes (20240104, 2024-W01-4)
+    are refused."""
     try:
         if not _ISO_DATE.fullmatch(text):
             raise ValueError(text)
-        return dt.date.fromisoformat(text)
+        day = dt.date.fromisoformat(text)
     except ValueError:
         raise ValueError(f"'{text}' is not a date; expected YYYY-MM-DD") from None
+    if day < FIRST_DATE:
+        raise ValueError(f"'{text}' is out of range; expected a date from {FIRST_DATE} to {dt.date.max}")
+    return day
 
 
 def is_trading_day(day: dt.date, holidays: Collection[dt.date] = ()) -> bool:
@@ -78,6 +85,13 @@ def check_raw_folders(pipeline: str, raw_storage: Storage, folders: Iterable[str
 def no_new_raw_dates(raw_storage: Storage, folders: Iterable[str]) -> str:
     """Why a raw catch-up has nothing to do, naming where it looked."""
     return f"no new input dates in {_folder_list(folders, 'and')} under {raw_storage.describe()}"
+
+
+def no_upstream_dates(upstream: str, start: dt.date | None = None, end: dt.date | None = None) -> str:
+    """Why an upstream catch-up has nothing to do: the tracker holds no job of that pipeline (in the range), so
+    it never ran here, or runs under another name."""
+    span = f" from {start} to {end}" if start and end else ""
+    return f"no job of upstream pipeline '{upstream}'{span} is recorded in the job tracker"
 
 
 def job_dates(rows: Iterable[Any], pipeline: str, statuses: Iterable[str] | None = None) -> list[dt.date]:

@@ -10,10 +10,15 @@ from engine.context import TransformContext
 from engine.errors import TransformError
 from engine.registry import Registry
 from engine.spec import StepSpec
+from engine.spec_loader import QUERY_KEYWORDS, first_sql_keyword
 
 
 class StepContractError(TransformError):
     """The transform returned something other than what it declared."""
+
+
+class NotAQueryError(StepContractError):
+    """A SQL step's text is not a query: ``spark.sql`` would run the statement (a write, a DDL) at once."""
 
 
 # Temp views are session-wide: two SQL steps running at once could bind each other's inputs by name.
@@ -22,7 +27,12 @@ _VIEWS_LOCK = threading.Lock()
 
 def run_sql(spark: Any, step: StepSpec, inputs: Mapping[str, Any]) -> Any:
     """Each input is a temp view named after the input; views are resolved when the plan is built, so
-    the returned DataFrame keeps its inputs whatever views later steps create."""
+    the returned DataFrame keeps its inputs whatever views later steps create. A text that does not start
+    like a query is refused before Spark sees it (the loader checks it fully; this covers other callers)."""
+    keyword = first_sql_keyword(step.sql or "")
+    if keyword not in QUERY_KEYWORDS:
+        raise NotAQueryError(f"the SQL of step '{step.name}' starts with {keyword or 'nothing'}, not with a query "
+                             f"keyword ({', '.join(QUERY_KEYWORDS)}); a SQL step must be one query")
     with _VIEWS_LOCK:
         for name, df in inputs.items():
             df.createOrReplaceTempView(name)

@@ -7,6 +7,7 @@ selected alone still needs its upstream steps computed: they run as *feeders* (c
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -15,7 +16,10 @@ from engine.errors import TickflowError
 
 
 class SelectionError(TickflowError):
-    """A --select that names no step of the spec: a usage error (exit 2)."""
+    """A --select that is empty, malformed or names no step of the spec: a usage error (exit 2)."""
+
+
+_SELECTOR = re.compile(r"(\+?)([^+]+)(\+?)")
 
 
 @dataclass(frozen=True)
@@ -26,15 +30,19 @@ class Selector:
 
 
 def parse_selectors(texts: Iterable[str]) -> list[Selector]:
+    """The selectors of the ``--select`` values ``texts``. An empty or blank value is an error, not "select
+    nothing": such a run would take the lock, run no step and stamp the job again."""
     out: list[Selector] = []
     for text in texts:
         for token in text.replace(",", " ").split():
-            up = token.startswith("+")
-            down = token.endswith("+") and len(token) > 1
-            name = token.strip("+")
-            if not name:
-                raise SelectionError(f"empty selector '{token}'")
-            out.append(Selector(name, up, down))
+            m = _SELECTOR.fullmatch(token)
+            if m is None:
+                raise SelectionError(f"malformed selector '{token}' in --select; expected step, +step, step+ or "
+                                     "+step+")
+            out.append(Selector(m.group(2), bool(m.group(1)), bool(m.group(3))))
+    if not out:
+        raise SelectionError("--select is empty; give a step (step, +step, step+ or +step+), or leave --select "
+                             "out to run every step")
     return out
 
 

@@ -70,6 +70,9 @@ class StepSpec:
     # inputs a SQL step got by reading another step by its name (``FROM trades`` with no input 'trades'):
     # they are in ``inputs`` like declared ones (``trades: trades``); named here to explain them
     implicit_inputs: tuple[str, ...] = ()
+    # params naming a committed dataset the step reads (read_dataset's ``path``): the loader refuses an output
+    # that would overwrite one of them
+    dataset_params: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -84,6 +87,14 @@ class StepSpec:
         if len(self.declared_outputs) == 1 and len(self.outputs) == 1:
             return next(iter(self.outputs))
         return self.declared_outputs[0]
+
+    def dataset_reads(self) -> list[tuple[tuple[str, ...], str]]:
+        """(key path in the spec, dataset path) of each committed dataset the step reads: ``dataset:<path>``
+        inputs and dataset params."""
+        reads = [(("steps", self.name, "inputs", name), ref.dataset) for name, ref in self.inputs.items()
+                 if ref.dataset]
+        return reads + [(("steps", self.name, "params", p), str(self.params[p])) for p in self.dataset_params
+                        if isinstance(self.params.get(p), str) and self.params[p].strip()]
 
     def upstream_steps(self) -> set[str]:
         deps = {ref.step for ref in self.inputs.values() if ref.step is not None}

@@ -9,8 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import json
+import logging
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +29,8 @@ from engine.config import Config
 from engine.dag import CycleError, Dag
 from engine.errors import RegistryError, SpecError
 from engine.params import params_problems, with_defaults
-from engine.registry import REGISTRY, Registry
-from engine.spec import InputRef, OutputSpec, PipelineSpec, StepSpec, path_parts, paths_nest
+from engine.registry import REGISTRY, Registry, TransformDef
+from engine.spec import DATASET_PREFIX, InputRef, OutputSpec, PipelineSpec, StepSpec, path_parts, paths_nest
 from engine.templating import (
     TemplateProblem,
     build_context,
@@ -39,6 +42,9 @@ from engine.templating import (
 from engine.yaml_lines import KeyPath, LineMap, YamlSyntaxError, format_path, load_scalar, load_with_lines
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "pipeline.schema.json"
+# A param naming a committed dataset the step reads: its params schema says so with this "format" (as the
+# engine's own read_dataset does for its ``path``).
+DATASET_PATH_FORMAT = "dataset-path"
 
 
 @dataclass
@@ -56,6 +62,7 @@ class Problems:
     def add(self, path: KeyPath, message: str, line: int | None = None) -> None:
         if self.is_unrendered(path):
             return
+        path = as_written(self.lines, path)
         line = line if line is not None else self.lines.line_of(path)
         where = f"{self.file}:{line}" if line else self.file
         self.items.append((line or 0, f"{where}: {format_path(path)}: {message}"))
@@ -64,6 +71,29 @@ class Problems:
         if self.items:
             ordered = [m for _, m in sorted(self.items, key=lambda item: item[0])]
             raise SpecError(ordered)
+
+
+def as_written(lines: LineMap, path: KeyPath) -> KeyPath:
+    """``path`` with each mapping key YAML read as a boolean, null or number (``yes:``, ``~:``, ``1:``) given
+    as its text in the file, as the line map knows it."""
+    out: KeyPath = ()
+    for part in path:
+        if isinstance(part, str) or (*out, part) in lines.lines:
+            out = (*out, part)
+            continue
+        texts = [key[-1] for key in lines.lines if len(key) == len(out) + 1 and key[:-1] == out
+                 and isinstance(key[-1], str) and _same_scalar(key[-1], part)]
+        out = (*out, texts[0] if texts else part if isinstance(part, int) and not isinstance(part, bool)
+               else str(part))
+    return out
+
+
+def _same_scalar(text: str, value: Any) -> bool:
+    try:
+        loaded = load_scalar(text)
+    except yaml.YAMLError:
+        return False
+    return type(loaded) is type(value) and loaded == value
 
 
 def _pipeline_schema() -> Mapping[str, Any]:
@@ -85,16 +115,32 @@ def parse_var_overrides(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-def _schema_error_path(err: jsonschema.ValidationError) -> tuple[KeyPath, str]:
+def _schema_problems(err: jsonschema.ValidationError) -> list[tuple[KeyPath, str]]:
+    """Each problem of one schema error: an error about unknown keys names every one of them, at its line."""
     path: KeyPath = tuple(err.absolute_path)
     if err.validator == "additionalProperties" and isinstance(err.instance, Mapping):
-        allowed = set(err.schema.get("properties", {}))
+        allowed = sorted(err.schema.get("properties", {}))
         extra = [k for k in err.instance if k not in allowed]
         if extra and isinstance(err.schema.get("additionalProperties"), bool):
-            expected = ", ".join(sorted(allowed)) or "nothing"
-            return (*path, extra[0]), f"unknown key '{extra[0]}'; expected one of: {expected}"
+            expected = ", ".join(allowed) or "nothing"
+            return [((*path, key), f"unknown key '{key}'{_did_you_mean(str(key), allowed)}; expected one of: "
+                     f"{expected}") for key in extra]
+    return [_schema_error_path(err)]
+
+
+def _did_you_mean(name: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(name, options, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _schema_error_path(err: jsonschema.ValidationError) -> tuple[KeyPath, str]:
+    path: KeyPath = tuple(err.absolute_path)
     if err.validator == "required":
         return path, err.message.replace("is a required property", "is required but missing")
+    if err.validator == "type" and "propertyNames" in err.relative_schema_path:
+        kind = "null" if err.instance is None else type(err.instance).__name__
+        return (*path, err.instance), (f"a name YAML reads as {kind} {err.instance!r}, not as text; quote it, and "
+                                       f"names must match {err.schema.get('pattern', 'a pattern')}")
     if err.validator == "pattern" and "propertyNames" in err.relative_schema_path:
         return (*path, err.instance), f"invalid name {err.instance!r}: names must match {err.validator_value}"
     if err.validator == "pattern":
@@ -120,12 +166,7 @@ def load_spec(
     file = str(path)
     config = config or Config()
     registry = registry or REGISTRY
-    try:
-        text = Path(path).read_text()
-    except FileNotFoundError:
-        raise SpecError([f"{file}: spec file not found"]) from None
-    except OSError as exc:
-        raise SpecError([f"{file}: cannot read spec: {exc.strerror}"]) from None
+    text = _read_spec_text(path, file)
     try:
         data, lines = load_with_lines(text)
     except YamlSyntaxError as exc:
@@ -175,9 +216,11 @@ def load_spec(
     # -- JSON Schema ---------------------------------------------------------------------------------
     validator = jsonschema.Draft202012Validator(_pipeline_schema())
     for err in sorted(validator.iter_errors(rendered), key=lambda e: list(map(str, e.absolute_path))):
-        epath, message = _schema_error_path(err)
-        problems.add(epath, message)
-    structurally_ok = not problems.items
+        for epath, message in _schema_problems(err):
+            problems.add(epath, message)
+    # the checks below read the spec's shape (inputs a mapping, depends_on a list...): after a shape error,
+    # they would only crash or repeat it
+    problems.raise_if_any()
 
     # -- discovery of transforms ----------------------------------------------------------------------
     modules = tuple(m for m in rendered.get("modules") or [] if isinstance(m, str))
@@ -195,9 +238,9 @@ def load_spec(
     steps: dict[str, StepSpec] = {}
     if isinstance(steps_raw, Mapping):
         steps = _check_steps(steps_raw, registry, problems)  # SQL steps get their implicit inputs here
-    if structurally_ok:
-        _check_graph(steps, problems)
-        _check_extras(rendered, steps, problems)
+    _check_catch_up(rendered, problems)
+    _check_graph(steps, problems)
+    _check_extras(rendered, steps, problems)
     problems.raise_if_any()
     return PipelineSpec(
         name=rendered["pipeline"],
@@ -211,6 +254,34 @@ def load_spec(
         charts=tuple((rendered.get("report") or {}).get("charts") or ()),
         description=rendered.get("description", ""),
     )
+
+
+def _read_spec_text(path: str | os.PathLike[str], file: str) -> str:
+    """The spec's text, which must be UTF-8 (a spec saved as Latin-1 or UTF-16 is named, not a traceback)."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise SpecError([f"{file}: spec file not found"]) from None
+    except OSError as exc:
+        raise SpecError([f"{file}: cannot read spec: {exc.strerror or exc}"]) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise SpecError([f"{file}:{line}: the spec is not UTF-8 text (byte 0x{data[exc.start]:02x}); save it as "
+                         "UTF-8"]) from None
+
+
+def _check_catch_up(rendered: Mapping[str, Any], problems: Problems) -> None:
+    """A catch-up takes the dates of a pipeline the spec ``requires``: any other name (a typo) offers no date,
+    and every run without --date would end "nothing to do" for ever."""
+    upstream = (rendered.get("catch_up") or {}).get("upstream")
+    requires = [str(r) for r in rendered.get("requires") or ()]
+    if upstream is None or upstream in requires:
+        return
+    problems.add(("catch_up", "upstream"), f"'{upstream}' is not a pipeline this spec requires (requires: "
+                 f"{', '.join(requires) or 'none'}); a catch-up takes the dates of a required upstream pipeline"
+                 f"{_suggest(str(upstream), requires)}")
 
 
 def _suggest(name: str, options: list[str]) -> str:
@@ -264,6 +335,94 @@ def _parse_error_text(exc: sqlglot.errors.ParseError) -> str:
     return f"{err.get('description') or 'cannot parse'} at SQL line {err.get('line')}, column {err.get('col')}{near}"
 
 
+# How a query may start in Spark SQL; anything else (INSERT, CREATE, SET, CACHE, ...) is a statement that
+# ``spark.sql`` runs at once, outside a step's staged and checked write.
+QUERY_KEYWORDS = ("SELECT", "WITH", "FROM", "VALUES", "TABLE", "(")
+_SQL_NOISE = re.compile(r"--[^\n]*|/\*.*?\*/|'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`[^`]*`", re.S)
+_SQL_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[();]")
+# what turns a WITH (or FROM) statement into a write: Spark's `WITH ... INSERT INTO`, `FROM t INSERT ...`
+_WRITE_PAIRS = {("INSERT", "INTO"), ("INSERT", "OVERWRITE"), ("DELETE", "FROM"), ("MERGE", "INTO")}
+_STATEMENT_NAMES = {"truncatetable": "TRUNCATE", "loaddata": "LOAD DATA", "multitableinserts": "INSERT"}
+NOT_A_QUERY = ("a SQL step must be exactly one query (SELECT ..., WITH ... SELECT ..., VALUES ..., TABLE t): "
+               "Spark runs any other statement at once, outside the step's staged and checked write")
+
+
+def _sql_tokens(sql: str) -> list[tuple[str, int]]:
+    """Upper-cased words, parentheses and semicolons of ``sql`` outside comments and quotes, each with its
+    parenthesis depth."""
+    out: list[tuple[str, int]] = []
+    depth = 0
+    for token in _SQL_TOKEN.findall(_SQL_NOISE.sub(" ", sql)):
+        depth -= token == ")"
+        out.append((token.upper(), depth))
+        depth += token == "("
+    return out
+
+
+def first_sql_keyword(sql: str) -> str:
+    """The first word of ``sql`` (upper case) after comments, or ``(``; '' when there is none."""
+    tokens = _sql_tokens(sql)
+    return tokens[0][0] if tokens else ""
+
+
+def lexical_query_problem(sql: str) -> str | None:
+    """What makes ``sql`` something else than one query, judged by its words alone (for SQL that sqlglot
+    cannot parse): it must start like a query, hold one statement, and not be a ``WITH ... INSERT``."""
+    tokens = _sql_tokens(sql)
+    while tokens and tokens[-1][0] == ";":
+        tokens.pop()
+    if not tokens:
+        return "holds no statement"
+    if tokens[0][0] not in QUERY_KEYWORDS:
+        keywords = ", ".join(QUERY_KEYWORDS[:-1])
+        return f"starts with {tokens[0][0]}, not with {keywords} or '{QUERY_KEYWORDS[-1]}'"
+    if any(token == ";" for token, _ in tokens):
+        return "holds more than one statement"
+    for (word, depth), (following, _) in zip(tokens, tokens[1:], strict=False):
+        if depth == 0 and (word, following) in _WRITE_PAIRS:
+            return _is_statement(word)
+    return None
+
+
+def _is_statement(kind: str) -> str:
+    return f"is {'an' if kind[:1] in 'AEIOU' else 'a'} {kind} statement"
+
+
+@contextmanager
+def _quiet_sqlglot() -> Iterator[None]:
+    """sqlglot logs a warning for each statement it keeps as a bare command; the problem is reported instead."""
+    logger = logging.getLogger("sqlglot")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def sql_statement_problem(sql: str) -> str | None:
+    """What makes ``sql`` something else than exactly one query (None: it is one). Parsed by sqlglot (Spark
+    dialect); SQL it cannot parse (Spark-only syntax) is judged by ``lexical_query_problem``."""
+    try:
+        with _quiet_sqlglot():
+            trees = [tree for tree in sqlglot.parse(sql, read="spark") if tree is not None]
+    except Exception:  # any sqlglot failure: Spark may still read it as a query
+        return lexical_query_problem(sql)
+    if len(trees) != 1:
+        return f"holds {len(trees)} statements" if trees else "holds no statement"
+    tree = trees[0]
+    if isinstance(tree, sql_exp.Query | sql_exp.Values):
+        return None
+    if first_sql_keyword(sql) == "TABLE":  # sqlglot reads Spark's `TABLE t` as an alias
+        return lexical_query_problem(sql)
+    kind = _STATEMENT_NAMES.get(tree.key, tree.key.upper())
+    if isinstance(tree, sql_exp.Command):
+        kind = str(tree.this).upper()
+    elif isinstance(tree, sql_exp.Create | sql_exp.Drop) and tree.args.get("kind"):
+        kind = f"{kind} {str(tree.args['kind']).upper()}"
+    return _is_statement(kind)
+
+
 def _sql_inputs(name: str, raw: Mapping[str, Any], inputs: Mapping[str, InputRef], step_names: list[str],
                 problems: Problems) -> dict[str, InputRef]:
     """Implicit inputs of a SQL step: each table it reads that no input declares must be a step of the
@@ -298,6 +457,50 @@ def _sql_inputs(name: str, raw: Mapping[str, Any], inputs: Mapping[str, InputRef
     return implicit
 
 
+def dataset_params(tdef: TransformDef) -> tuple[str, ...]:
+    """The params of ``tdef`` that name a committed dataset the step reads."""
+    props = tdef.params_schema.get("properties") or {}
+    marked = [name for name, schema in props.items()
+              if isinstance(schema, Mapping) and schema.get("format") == DATASET_PATH_FORMAT]
+    return tuple(marked)
+
+
+def dataset_path_problem(path: str, *, output: bool) -> str | None:
+    """Why ``path`` cannot name a dataset under the storage root (None: it can).
+
+    An absolute path or a ``..`` component reaches outside the root, where a write would replace (delete) a
+    folder. An output path with an empty component (``analytics//x``) is most often a template that rendered
+    empty, and would write another dataset than the one meant.
+    """
+    text = path.strip()
+    if text.startswith("/"):
+        return f"'{path}' is an absolute path; a dataset path is relative to the storage root"
+    parts = text.rstrip("/").split("/")
+    if ".." in parts:
+        return f"'{path}' has a '..' component; a dataset path must stay under the storage root"
+    if output and "" in parts:
+        return f"'{path}' has an empty component ('//'); expected name/name/... under the storage root"
+    return None
+
+
+def _check_dataset_reads(base: KeyPath, raw: Mapping[str, Any], params: Mapping[str, Any],
+                         tdef: TransformDef | None, problems: Problems) -> tuple[str, ...]:
+    """Dataset paths a step reads must stay under the storage root; returns the step's dataset params."""
+    for iname, ref in (raw.get("inputs") or {}).items():
+        text = ref.strip() if isinstance(ref, str) else ""
+        if text.startswith(DATASET_PREFIX) and text[len(DATASET_PREFIX):].strip():
+            why = dataset_path_problem(text[len(DATASET_PREFIX):], output=False)
+            if why:
+                problems.add((*base, "inputs", iname), why)
+    names = dataset_params(tdef) if tdef is not None else ()
+    for name in names:
+        value = params.get(name)
+        why = dataset_path_problem(value, output=False) if isinstance(value, str) else None
+        if why:
+            problems.add((*base, "params", name), why)
+    return names
+
+
 def _check_steps(steps_raw: Mapping[str, Any], registry: Registry, problems: Problems) -> dict[str, StepSpec]:
     steps: dict[str, StepSpec] = {}
     for name, raw in steps_raw.items():
@@ -328,8 +531,12 @@ def _check_steps(steps_raw: Mapping[str, Any], registry: Registry, problems: Pro
                 inputs[iname] = InputRef.parse(ref)
         implicit: dict[str, InputRef] = {}
         if has_s and isinstance(raw["sql"], str) and not problems.is_unrendered((*base, "sql")):
-            implicit = _sql_inputs(name, raw, inputs, [str(s) for s in steps_raw], problems)
-            inputs.update(implicit)
+            not_a_query = sql_statement_problem(raw["sql"])
+            if not_a_query:
+                problems.add((*base, "sql"), f"this SQL {not_a_query}; {NOT_A_QUERY}")
+            else:
+                implicit = _sql_inputs(name, raw, inputs, [str(s) for s in steps_raw], problems)
+                inputs.update(implicit)
         if tdef is not None and tdef.inputs is not None:
             missing = [i for i in tdef.inputs if i not in inputs]
             extra = [i for i in inputs if i not in tdef.inputs]
@@ -356,6 +563,9 @@ def _check_steps(steps_raw: Mapping[str, Any], registry: Registry, problems: Pro
                                  f"({', '.join(part) or 'none'})")
                 else:
                     replace = ("/".join(f"{c}={owned[c]}" for c in part),)
+            why = dataset_path_problem(str(out["path"]), output=True)
+            if why:
+                problems.add((*base, "outputs", oname, "path"), why)
             outputs[oname] = OutputSpec(oname, str(out["path"]).strip("/"), part, mode, replace)
         declared = tdef.outputs if tdef is not None else ("out",)
         if tdef is not None and tdef.multi_output:
@@ -367,11 +577,13 @@ def _check_steps(steps_raw: Mapping[str, Any], registry: Registry, problems: Pro
             problems.add((*base, "outputs"), f"this step produces one DataFrame; declare at most one output "
                          f"(got {', '.join(outputs)})")
         deps = tuple(d for d in raw.get("depends_on") or () if isinstance(d, str))
+        read_params = _check_dataset_reads(base, raw, params, tdef, problems)
         steps[name] = StepSpec(
             name=name, transform=raw.get("transform"), sql=raw.get("sql"), inputs=inputs, params=params,
             outputs=outputs, depends_on=deps, cache=raw.get("cache", "auto"),
             expectations=tuple(raw.get("expectations") or ()), description=raw.get("description", ""),
             line=problems.lines.line_of(base), declared_outputs=tuple(declared), implicit_inputs=tuple(implicit),
+            dataset_params=read_params,
         )
     return steps
 
@@ -428,7 +640,8 @@ def _check_graph(steps: Mapping[str, StepSpec], problems: Problems) -> None:
     if len(problems.items) > before:
         return
     try:
-        dag_of(steps).order()
+        dag = dag_of(steps)
+        dag.order()
     except CycleError as exc:
         dataset_reads = dataset_edges(steps)
         why: list[str] = []  # the edges no input or depends_on spells out
@@ -438,6 +651,40 @@ def _check_graph(steps: Mapping[str, StepSpec], problems: Problems) -> None:
             elif (writer, reader) in dataset_reads and writer not in steps[reader].upstream_steps():
                 why.append(f"{reader} reads dataset:{dataset_reads[writer, reader]}, which {writer} writes")
         problems.add(("steps", exc.cycle[0]), str(exc) + (f" ({'; '.join(why)})" if why else ""))
+        return
+    _check_own_inputs(steps, dag, problems)
+
+
+def _check_own_inputs(steps: Mapping[str, StepSpec], dag: Dag, problems: Problems) -> None:
+    """No output may overwrite a dataset the pipeline reads (the same, one inside it, or one around it),
+    unless every step reading it runs after the writer and so reads this run's version (a ``dataset:`` input
+    written by another step of the spec). Otherwise the step replaces its own input: a SQL step writing
+    ``trade`` replaces every date of the warehouse's trades with one day's query result."""
+    for reader in steps.values():
+        for read_at, read in reader.dataset_reads():
+            read_parts = path_parts(read)
+            for writer in steps.values():
+                if writer.name != reader.name and writer.name in dag.upstream(reader.name):
+                    continue  # the reader runs after the writer: it reads what this run wrote
+                for oname, out in writer.outputs.items():
+                    parts = path_parts(out.path)
+                    if read_parts and paths_nest(parts, read_parts):
+                        problems.add(("steps", writer.name, "outputs", oname, "path"),
+                                     _overwrites_input(out.path, parts, read, read_parts, read_at, reader, writer,
+                                                       dag))
+
+
+def _overwrites_input(path: str, parts: tuple[str, ...], read: str, read_parts: tuple[str, ...],
+                      read_at: KeyPath, reader: StepSpec, writer: StepSpec, dag: Dag) -> str:
+    """The problem of an output ``path`` that nests with a dataset ``read`` by ``reader``."""
+    what = ("is a dataset" if parts == read_parts else
+            f"{'lies inside' if len(parts) > len(read_parts) else 'contains'} '{read}', a dataset")
+    text = f"'{path}' {what} this pipeline reads ({format_path(read_at)})"
+    if reader.name == writer.name or reader.name in dag.upstream(writer.name):
+        return f"{text}; a step must not overwrite its own input"
+    return (f"{text}, and step '{reader.name}' does not run after this step, so it may read either version; a "
+            f"pipeline must not overwrite its own input (read this step's output as an input of "
+            f"'{reader.name}' instead)")
 
 
 def _check_extras(rendered: Mapping[str, Any], steps: Mapping[str, StepSpec], problems: Problems) -> None:

@@ -111,7 +111,7 @@ class LocalStorage(Storage):
                     owner: str = "") -> PendingWrite:
         check_write_mode(mode, owner)
         tag = f"{socket.gethostname()}-{os.getpid()}-{run_id}"
-        staged = self.path / STAGING / tag / rel_path.strip("/")
+        staged = self.path / STAGING / tag / self._write_rel(rel_path)
         with self._lock:
             if staged.exists():
                 shutil.rmtree(staged)
@@ -119,6 +119,14 @@ class LocalStorage(Storage):
             tag_dir = self.path / STAGING / tag
             self._open[tag_dir] = self._open.get(tag_dir, 0) + 1
         return PendingWrite(rel_path.strip("/"), str(staged), run_id, mode, tuple(partition_by), owner=owner)
+
+    def _write_rel(self, rel_path: str) -> Path:
+        """``rel_path`` under the root, resolved and checked before anything is touched: the staging folder is
+        built from it and emptied first, so ``a/../../x`` would otherwise delete a folder outside the root."""
+        target = self._abs(rel_path)
+        if target == self.path:
+            raise StorageError(f"path '{rel_path}' names the storage root {self.path} itself, not a dataset in it")
+        return target.relative_to(self.path)
 
     def commit(self, pending: PendingWrite) -> None:
         with self._lock:

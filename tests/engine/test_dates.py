@@ -14,6 +14,7 @@ from engine.dates import (
     check_raw_folders,
     job_dates,
     no_new_raw_dates,
+    no_upstream_dates,
     parse_date,
     previous_trading_day,
     trading_days,
@@ -44,6 +45,14 @@ def test_upstream_catch_up_offers_every_date_the_upstream_job_has_a_row_for(tmp_
     assert candidate_dates({}, LocalStorage(tmp_path), ROWS) is None
 
 
+def test_an_upstream_catch_up_without_upstream_jobs_says_so():
+    """Not just "no new input dates": the upstream pipeline has never run here, or runs under another name."""
+    assert candidate_dates({"upstream": "preproces"}, None, ROWS) == []  # type: ignore[arg-type]
+    assert no_upstream_dates("preproces") == "no job of upstream pipeline 'preproces' is recorded in the job tracker"
+    assert no_upstream_dates("p", dt.date(2024, 1, 1), dt.date(2024, 1, 31)) == (
+        "no job of upstream pipeline 'p' from 2024-01-01 to 2024-01-31 is recorded in the job tracker")
+
+
 def test_raw_catch_up_offers_the_date_folders(tmp_path):
     for rel in ("csv/2024-01-04", "json/2024-01-05", "csv/notes"):
         (tmp_path / rel).mkdir(parents=True)
@@ -55,6 +64,14 @@ def test_raw_catch_up_offers_the_date_folders(tmp_path):
 def test_only_yyyy_mm_dd_dates_parse(text):
     with pytest.raises(ValueError, match="expected YYYY-MM-DD"):
         parse_date(text)
+
+
+@pytest.mark.parametrize("text", ["0001-01-01", "1899-12-31"])
+def test_a_date_before_1900_is_out_of_range(text):
+    """0001-01-01 has no previous trading day: an OverflowError traceback in run, validate and plan."""
+    with pytest.raises(ValueError, match=f"'{text}' is out of range; expected a date from 1900-01-01 to 9999-12-31"):
+        parse_date(text)
+    assert parse_date("1900-01-01") == dt.date(1900, 1, 1) and parse_date("9999-12-31") == dt.date.max
 
 
 # -- a raw catch-up whose folders are nowhere under the raw root ------------------------------------------------

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from engine.dag import Dag
@@ -35,3 +37,17 @@ def test_both_and_union():
 def test_unknown_step_is_an_error_listing_steps():
     with pytest.raises(SelectionError, match="unknown step.*nope.*read, clean"):
         sel("nope")
+
+
+@pytest.mark.parametrize("texts", [("",), (" ",), (",",), ("", " , ")])
+def test_an_empty_select_is_an_error_not_a_run_of_no_step(texts):
+    """`--select ""` ran 0 steps under the lock and stamped the job success (or stale) again."""
+    with pytest.raises(SelectionError, match="^--select is empty; give a step"):
+        parse_selectors(texts)
+
+
+@pytest.mark.parametrize("token", ["++clean", "clean++", "+", "++", "a+b", "+clean++"])
+def test_a_malformed_operator_is_an_error(token):
+    with pytest.raises(SelectionError, match=rf"^malformed selector '{re.escape(token)}' in --select; expected "
+                       r"step, \+step, step\+ or \+step\+$"):
+        parse_selectors([token])

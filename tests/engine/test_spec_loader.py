@@ -265,8 +265,8 @@ def test_nesting_is_refused_whatever_the_mode(write_spec):
 
 
 def test_output_paths_compare_by_component(write_spec):
-    """x/y and x//y/ are one dataset; bars_1m and bars_1m5 are siblings, not nested."""
-    problem = problems_of(write_spec(two_writers("x/y", "x//y/")))[0]
+    """x/y and x/./y/ are one dataset; bars_1m and bars_1m5 are siblings, not nested."""
+    problem = problems_of(write_spec(two_writers("x/y", "x/./y/")))[0]
     assert "also written by steps.a.outputs.o; two steps cannot write one dataset" in problem
     spec = load(write_spec(two_writers("analytics/bars_1m", "analytics/bars_1m5")))
     assert spec.steps["b"].outputs["small"].path == "analytics/bars_1m5"
@@ -338,19 +338,119 @@ def test_a_step_reading_a_dataset_runs_after_the_step_writing_it(write_spec, rea
     assert dag.edges() == [("writer", "reader")]  # what `graph` draws
 
 
-def test_a_dataset_read_of_an_unrelated_or_own_path_adds_no_edge(write_spec):
+def test_a_dataset_read_of_an_unrelated_path_adds_no_edge(write_spec):
     from engine.spec_loader import dag_of
 
     spec = load(write_spec(DATASET_READER.format(read="mine5", source="1 AS x", inputs="")))
     assert dag_of(spec.steps).edges() == []
-    spec = load(write_spec(DATASET_READER.format(read="other", source="1 AS x", inputs="")))
-    assert dag_of(spec.steps).edges() == []  # a step reading the committed version of its own output
 
 
 def test_a_cycle_through_a_dataset_read_is_reported(write_spec):
     path = write_spec(DATASET_READER.format(read="mine", source="* FROM r", inputs="inputs: {r: reader}"))
     assert problems_of(path) == [f"{path}:3: steps.reader: dependency cycle: reader -> writer -> reader "
                                  "(reader reads dataset:mine, which writer writes)"]
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_step_writing_a_dataset_the_pipeline_reads_is_an_error(tmp_path):
+    """The audit's case: a SQL step of analyze writing `trade` replaced every date of the warehouse's trades."""
+    text = (ROOT / "pipelines" / "analyze.yaml").read_text() + (
+        "\n  big_trades:\n    sql: SELECT * FROM trades WHERE trade_size > 100\n"
+        "    outputs: {big_trades: {path: trade}}\n")
+    spec = tmp_path / "analyze.yaml"
+    spec.write_text(text)
+    line = len(text.splitlines())
+    assert problems_of(spec) == [f"{spec}:{line}: steps.big_trades.outputs.big_trades.path: 'trade' is a dataset "
+                                 "this pipeline reads (steps.trades.params.path); a step must not overwrite its own "
+                                 "input"]
+
+
+OWN_INPUT = """
+pipeline: demo
+steps:
+  r:
+    {reader}
+  w:
+    sql: SELECT * FROM r
+    outputs: {{o: {{path: {written}}}}}
+"""
+
+
+@pytest.mark.parametrize("reader,written,what", [
+    ("transform: read_dataset\n    params: {path: trade}", "trade", "'trade' is a dataset"),
+    ("transform: read_dataset\n    params: {path: trade}", "trade/big", "'trade/big' lies inside 'trade', a dataset"),
+    ("transform: read_dataset\n    params: {path: analytics/x/}", "analytics",
+     "'analytics' contains 'analytics/x/', a dataset"),
+])
+def test_an_output_nesting_with_a_dataset_its_step_reads_upstream_is_an_error(write_spec, reader, written, what):
+    path = write_spec(OWN_INPUT.format(reader=reader, written=written))
+    where = "params.path" if "read_dataset" in reader else "inputs.t"
+    assert problems_of(path) == [f"{path}:8: steps.w.outputs.o.path: {what} this pipeline reads (steps.r.{where}); "
+                                 "a step must not overwrite its own input"]
+
+
+def test_a_step_writing_the_dataset_it_reads_itself_is_an_error(write_spec):
+    path = write_spec(DATASET_READER.format(read="other", source="1 AS x", inputs=""))
+    assert problems_of(path) == [f"{path}:6: steps.reader.outputs.o.path: 'other' is a dataset this pipeline reads "
+                                 "(steps.reader.inputs.t); a step must not overwrite its own input"]
+
+
+UNORDERED = """
+pipeline: demo
+steps:
+  r:
+    transform: read_dataset
+    params: {{path: made}}
+    {depends}
+  w:
+    sql: SELECT 1 AS x
+    outputs: {{o: {{path: made}}}}
+"""
+
+
+def test_a_dataset_read_in_no_order_with_its_writer_is_an_error_and_depends_on_orders_it(write_spec):
+    """Without an order the read may see either version; with `depends_on` it reads this run's, as a
+    `dataset:` input does (which gets that order by itself)."""
+    path = write_spec(UNORDERED.format(depends=""))
+    assert problems_of(path) == [
+        f"{path}:9: steps.w.outputs.o.path: 'made' is a dataset this pipeline reads (steps.r.params.path), and "
+        "step 'r' does not run after this step, so it may read either version; a pipeline must not overwrite its "
+        "own input (read this step's output as an input of 'r' instead)"]
+    assert load(write_spec(UNORDERED.format(depends="depends_on: [w]"))).steps["r"].dataset_params == ("path",)
+
+
+PATHS = """
+pipeline: demo
+steps:
+  r:
+    transform: read_dataset
+    params: {{path: "{param}"}}
+  s:
+    sql: SELECT * FROM t
+    inputs: {{t: "dataset:{read}"}}
+    outputs: {{o: {{path: "{out}"}}}}
+"""
+
+
+@pytest.mark.parametrize("param,read,out,key,words", [
+    ("t", "u", "analytics/../../../../../decoy", "steps.s.outputs.o.path",
+     "'analytics/../../../../../decoy' has a '..' component; a dataset path must stay under the storage root"),
+    ("t", "u", "analytics//x", "steps.s.outputs.o.path",
+     "'analytics//x' has an empty component ('//'); expected name/name/... under the storage root"),
+    ("t", "../x", "o", "steps.s.inputs.t",
+     "'../x' has a '..' component; a dataset path must stay under the storage root"),
+    ("t", "/etc", "o", "steps.s.inputs.t",
+     "'/etc' is an absolute path; a dataset path is relative to the storage root"),
+    ("a/../../b", "u", "o", "steps.r.params.path",
+     "'a/../../b' has a '..' component; a dataset path must stay under the storage root"),
+])
+def test_a_dataset_path_leaving_the_storage_root_is_an_error(write_spec, param, read, out, key, words):
+    """At run time such an output would be staged and replaced outside the warehouse."""
+    path = write_spec(PATHS.format(param=param, read=read, out=out))
+    problems = problems_of(path)
+    assert len(problems) == 1 and problems[0].endswith(f": {key}: {words}"), problems
 
 
 BROKEN_MODULES = {
@@ -731,14 +831,14 @@ steps:
 
 def test_sql_sqlglot_cannot_parse_loads_when_the_step_declares_its_inputs(write_spec, test_transforms_module):
     """Spark's own parser decides at run time: a sqlglot gap must not block valid Spark SQL."""
-    for sql in ("SELECT v:a.b[0] AS x FROM src", "SELEC id FROM src"):  # variant path (valid Spark 4), a typo
+    for sql in ("SELECT v:a.b[0] AS x FROM src", "SELECT (id FROM src"):  # variant path (valid Spark 4), a typo
         for inputs in ("inputs: {src: nums}", "inputs: {}"):
             spec = load(write_spec(UNPARSABLE.format(mod=test_transforms_module, sql=sql, inputs=inputs)))
             assert spec.steps["s"].implicit_inputs == () and set(spec.steps["s"].inputs) <= {"src"}
 
 
 def test_sql_sqlglot_cannot_parse_is_an_error_without_declared_inputs(write_spec, test_transforms_module):
-    path = write_spec(UNPARSABLE.format(mod=test_transforms_module, sql="SELEC id FROM nums", inputs=""))
+    path = write_spec(UNPARSABLE.format(mod=test_transforms_module, sql="SELECT (id FROM nums", inputs=""))
     problems = problems_of(path)
     assert len(problems) == 1, problems
     head, _, tail = problems[0].partition(" at SQL line 1, column ")
@@ -753,3 +853,149 @@ def test_a_cycle_through_a_sql_read_by_name_is_explained(write_spec):
                       "    depends_on: [a]\n")
     assert problems_of(path) == [f"{path}:3: steps.a: dependency cycle: a -> b -> a (a's SQL reads b by its step "
                                  "name)"]
+
+
+NOT_A_QUERY = ("a SQL step must be exactly one query (SELECT ..., WITH ... SELECT ..., VALUES ..., TABLE t): Spark "
+               "runs any other statement at once, outside the step's staged and checked write")
+STATEMENT = """
+pipeline: demo
+steps:
+  a:
+    sql: "{sql}"
+    inputs: {{}}
+"""
+
+
+@pytest.mark.parametrize("sql,what", [
+    ("INSERT OVERWRITE DIRECTORY '/x' USING parquet SELECT 1 AS x",  # sqlglot cannot parse it
+     "starts with INSERT, not with SELECT, WITH, FROM, VALUES, TABLE or '('"),
+    ("SELEC id FROM range(3)", "starts with SELEC, not with SELECT, WITH, FROM, VALUES, TABLE or '('"),
+    ("CREATE TABLE t USING parquet AS SELECT 1 AS x", "is a CREATE TABLE statement"),
+    ("WITH a AS (SELECT 1 AS x) INSERT INTO t SELECT * FROM a", "is an INSERT statement"),
+    ("FROM range(3) INSERT INTO t SELECT id", "is an INSERT statement"),
+    ("SET spark.sql.shuffle.partitions=1", "is a SET statement"),
+    ("DROP TABLE t", "is a DROP TABLE statement"),
+    ("SELECT 1 AS x; DROP TABLE t", "holds 2 statements"),
+    ("CACHE TABLE t", "is a CACHE statement"),
+    ("MSCK REPAIR TABLE t", "is a MSCK REPAIR statement"),
+    (";", "holds no statement"),
+])
+def test_a_sql_step_that_is_not_exactly_one_query_is_an_error(write_spec, sql, what):
+    """`spark.sql` runs such a statement at once: INSERT OVERWRITE DIRECTORY emptied a folder outside the
+    warehouse while validate said OK."""
+    path = write_spec(STATEMENT.format(sql=sql))
+    assert problems_of(path) == [f"{path}:4: steps.a.sql: this SQL {what}; {NOT_A_QUERY}"]
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT 1 AS x;", "WITH a AS (SELECT 1 AS x) SELECT * FROM a", "(SELECT 1 AS x) UNION ALL (SELECT 2)",
+    "VALUES (1), (2)", "TABLE t", "FROM range(3) SELECT id", "-- a comment\\nSELECT 'INSERT INTO t' AS x",
+    "WITH a AS (SELECT 1 AS insert) SELECT insert FROM a",
+])
+def test_a_sql_step_that_is_one_query_loads(write_spec, sql):
+    assert load(write_spec(STATEMENT.format(sql=sql))).steps["a"].sql
+
+
+@pytest.mark.parametrize("sql,what", [
+    ("SELECT a FROM t LATERAL VIEW OUTER explode(b) e AS c DISTRIBUTE BY ??", None),
+    ("WITH a AS (SELECT ??) INSERT OVERWRITE TABLE t SELECT * FROM a", "is an INSERT statement"),
+    ("SELECT ?? ; DROP TABLE t", "holds more than one statement"),
+    ("UPDATE t SET a = (", "starts with UPDATE, not with SELECT, WITH, FROM, VALUES, TABLE or '('"),
+])
+def test_sql_sqlglot_cannot_parse_is_judged_by_its_words(sql, what):
+    """Spark-only syntax: it must start like a query, hold one statement, and not write after WITH/FROM."""
+    from engine.spec_loader import lexical_query_problem, sql_statement_problem
+
+    assert sql_statement_problem(sql) == what == lexical_query_problem(sql)
+
+
+CATCH_UP = """
+pipeline: analyze
+{requires}
+catch_up: {{upstream: {upstream}}}
+steps:
+  a: {{sql: SELECT 1 AS x}}
+"""
+
+
+@pytest.mark.parametrize("requires,upstream,words,hint", [
+    ("requires: [preprocess]", "preproces", "(requires: preprocess)", "; did you mean 'preprocess'?"),
+    ("", "preprocess", "(requires: none)", ""),
+])
+def test_a_catch_up_upstream_that_the_spec_does_not_require_is_an_error(write_spec, requires, upstream, words,
+                                                                        hint):
+    """A typo there offered no date: every run without --date said "nothing to do" for ever, exit 0."""
+    path = write_spec(CATCH_UP.format(requires=requires, upstream=upstream))
+    assert problems_of(path) == [f"{path}:3: catch_up.upstream: '{upstream}' is not a pipeline this spec requires "
+                                 f"{words}; a catch-up takes the dates of a required upstream pipeline{hint}"]
+    fixed = CATCH_UP.format(requires="requires: [preprocess]", upstream="preprocess")
+    assert load(write_spec(fixed)).catch_up == {"upstream": "preprocess"}
+
+
+SHAPE = """
+pipeline: demo
+steps:
+  trades: {{sql: SELECT 1 AS x}}
+  s:
+    sql: SELECT * FROM trades
+    {key}
+"""
+
+
+@pytest.mark.parametrize("key,where,words", [
+    ("inputs: [trades]", "steps.s.inputs", "expected object, got list ['trades']"),
+    ("inputs: trades", "steps.s.inputs", "expected object, got str 'trades'"),
+    ("outputs: [o]", "steps.s.outputs", "expected object, got list ['o']"),
+    ("params: [top_n: 5]", "steps.s.params", "expected object, got list [{'top_n': 5}]"),
+    ("params: top_n=5", "steps.s.params", "expected object, got str 'top_n=5'"),
+    ("params: 5", "steps.s.params", "expected object, got int 5"),
+    ("depends_on: 5", "steps.s.depends_on", "expected array, got int 5"),
+    ("outputs: {o: {path: p, partition_by: 5}}", "steps.s.outputs.o.partition_by", "expected array, got int 5"),
+    ("outputs: {o: {path: p, partition_by: [d], replace_partitions: ['{{ date }}']}}",
+     "steps.s.outputs.o.replace_partitions", "expected object, got list ['2024-01-05']"),
+    ("outputs: {o: {path: p, partition_by: [d], replace_partitions: 5}}", "steps.s.outputs.o.replace_partitions",
+     "expected object, got int 5"),
+])
+def test_a_value_of_the_wrong_shape_is_a_schema_error_not_a_crash(write_spec, key, where, words):
+    """The step checks used to run after the schema had found these, and crashed on them (a traceback, exit 1)."""
+    path = write_spec(SHAPE.format(key=key))
+    assert problems_of(path) == [f"{path}:6: {where}: {words}"]
+
+
+def test_every_shape_error_is_reported_and_nothing_after_them(write_spec):
+    path = write_spec(SHAPE.format(key="inputs: [trades]\n    depends_on: 5\n    outputs: {o: {path: p}}\n"
+                                       "  t: {transform: no_such_transform}"))
+    assert problems_of(path) == [f"{path}:6: steps.s.inputs: expected object, got list ['trades']",
+                                 f"{path}:7: steps.s.depends_on: expected array, got int 5"]
+
+
+@pytest.mark.parametrize("encoding,line,byte", [("latin-1", 2, "0xe9"), ("utf-16", 1, "0xff")])
+def test_a_spec_that_is_not_utf8_is_named(tmp_path, encoding, line, byte):
+    path = tmp_path / "spec.yaml"
+    path.write_bytes("pipeline: demo\n# café\nsteps:\n  s: {sql: SELECT 1}\n".encode(encoding))
+    assert problems_of(path) == [f"{path}:{line}: the spec is not UTF-8 text (byte {byte}); save it as UTF-8"]
+
+
+def test_every_unknown_key_of_a_mapping_is_reported_with_the_closest_allowed_name(write_spec):
+    """Only the first unknown key of a mapping was named: fixing it revealed the next, one run at a time."""
+    path = write_spec("pipeline: demo\nsteps:\n  a:\n    sql: SELECT 1 AS x\n    inptus: {}\n    dependson: []\n"
+                      "    colour: red\n")
+    expected = "expected one of: cache, depends_on, description, expectations, inputs, outputs, params, sql, transform"
+    assert problems_of(path) == [
+        f"{path}:5: steps.a.inptus: unknown key 'inptus' (did you mean 'inputs'?); {expected}",
+        f"{path}:6: steps.a.dependson: unknown key 'dependson' (did you mean 'depends_on'?); {expected}",
+        f"{path}:7: steps.a.colour: unknown key 'colour'; {expected}"]
+
+
+def test_a_name_yaml_reads_as_a_boolean_null_or_number_is_an_error_at_its_line(write_spec):
+    """`yes:`, `~:` and `2:` are not text to YAML: such steps passed validate under the names True, None, 2."""
+    path = write_spec("pipeline: demo\nsteps:\n  a: {sql: SELECT 1 AS x}\n  yes: {sql: SELECT 2 AS y}\n"
+                      "  ~: {sql: SELECT 3 AS z}\n  2:\n    sql: SELECT * FROM a\n    outputs:\n      on: {path: p}\n"
+                      "    inputs: {1.5: a}\n")
+    step, other = "names must match ^[a-z_][a-z0-9_]*$", "names must match ^[A-Za-z_][A-Za-z0-9_]*$"
+    assert problems_of(path) == [
+        f"{path}:4: steps.yes: a name YAML reads as bool True, not as text; quote it, and {step}",
+        f"{path}:5: steps.~: a name YAML reads as null None, not as text; quote it, and {step}",
+        f"{path}:6: steps.2: a name YAML reads as int 2, not as text; quote it, and {step}",
+        f"{path}:9: steps.2.outputs.on: a name YAML reads as bool True, not as text; quote it, and {other}",
+        f"{path}:10: steps.2.inputs.1.5: a name YAML reads as float 1.5, not as text; quote it, and {other}"]

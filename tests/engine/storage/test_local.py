@@ -231,6 +231,32 @@ def test_another_hosts_run_folder_written_to_recently_deep_inside_is_kept(tmp_pa
     assert part.exists()
 
 
+@pytest.mark.parametrize("rel", ["analytics/../../decoy", "../decoy", "/../decoy", "a/../..", "", "a/.."])
+def test_a_write_outside_the_root_is_refused_before_anything_is_touched(tmp_path, rel):
+    """Refused before any folder is made (nor is the root itself a dataset to write)."""
+    root = tmp_path / "wh"
+    (root / "a").mkdir(parents=True)
+    storage = LocalStorage(root)
+    with pytest.raises(StorageError, match="escapes the storage root|names the storage root"):
+        storage.begin_write(rel, "r1", "overwrite", ())
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["wh", "wh/a"]
+
+
+def test_a_write_path_climbing_out_of_the_staging_folder_deletes_nothing_outside(tmp_path):
+    """The staging folder is built from the path and emptied first: built under <root>/<staging>/<run>,
+    `analytics/../../../../decoy` named <root>/../decoy, which was deleted before the commit noticed that the
+    path escapes the root."""
+    root = tmp_path / "wh"
+    root.mkdir()
+    decoy = tmp_path / "decoy"
+    decoy.mkdir()
+    (decoy / "keep.txt").write_text("x")
+    storage = LocalStorage(root)
+    with pytest.raises(StorageError, match="escapes the storage root"):
+        storage.begin_write("analytics/../../../../decoy", "r1", "overwrite", ())
+    assert (decoy / "keep.txt").read_text() == "x"
+
+
 def test_check_creates_nothing_and_refuses_a_root_under_a_file(tmp_path):
     root = tmp_path / "a" / "b" / "warehouse"
     LocalStorage(root).check()
