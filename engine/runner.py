@@ -58,6 +58,8 @@ def essential_line(exc: BaseException) -> str:
     """The one line of an error worth showing: class and first message line (no JVM stack).
 
     A TransformError's message is written for the user (it names the date, file or rule): it stands alone.
+    The line is masked where it is written (log, tracker, report, console), after this cut: the masker also
+    masks a secret's prefix of 4+ characters left before the "..." (engine.logs.CUT_MARKS).
     """
     text = str(exc).strip()
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
@@ -70,7 +72,39 @@ def essential_line(exc: BaseException) -> str:
     if java:  # py4j's first line only names the call: the Java exception's own line says what went wrong
         name, first = java.group(1), java.group(2)
     line = f"{name}: {first}" if first and not isinstance(exc, TransformError) else first or name
-    return line if len(line) <= 400 else line[:397] + "..."
+    cause = os_cause(exc)
+    suffix = f" (cause: {cause})" if cause and cause not in line else ""
+    if len(line) + len(suffix) <= 400:
+        return line + suffix
+    return line[:397 - len(suffix)] + "..." + suffix
+
+
+# Operating-system errors that a JVM error's top line hides ("[TASK_WRITE_FAILED] Task failed while writing
+# rows to ...") and that tell the operator what to do: found in the cause chain, they are added to the line.
+OS_CAUSES = ("No space left on device", "Disk quota exceeded", "Read-only file system", "Permission denied",
+             "Too many open files")
+
+
+def os_cause(exc: BaseException) -> str | None:
+    """The first of OS_CAUSES named by ``exc`` or its causes (Python's chain, and PySpark's converted JVM causes
+    in ``_cause``, whose text is ``_desc``), else None."""
+    todo: list[Any] = [exc]
+    seen: set[int] = set()
+    while todo:
+        err = todo.pop(0)
+        if err is None or id(err) in seen:
+            continue
+        seen.add(id(err))
+        desc = getattr(err, "_desc", None)
+        try:
+            text = desc if isinstance(desc, str) else str(err)
+        except Exception:  # noqa: BLE001 - a py4j error's text asks the JVM, which may be gone
+            text = ""
+        found = next((c for c in OS_CAUSES if c in text), None)
+        if found:
+            return found
+        todo += [getattr(err, "_cause", None), err.__cause__, err.__context__]
+    return None
 
 
 def preflight(step: StepSpec, registry: Registry, date: dt.date | None, raw_storage: Storage) -> None:
@@ -216,8 +250,24 @@ class PipelineRunner:
         """Succeeded for this date, outputs exist, none appends: may be reused unless an upstream step reruns."""
         if not step.outputs or any(o.mode == "append" for o in step.outputs.values()):
             return False
-        return self.guard.step_succeeded(step.name) and all(self.storage.exists(o.path)
-                                                            for o in step.outputs.values())
+        return self.guard.step_succeeded(step.name) and self._outputs_present(step)
+
+    def _outputs_present(self, step: StepSpec) -> bool:
+        """Each output exists with every partition the step wrote for this date: a partition deleted by hand
+        since (or lost with a restored backup) makes the step run again rather than leave the date short."""
+        written = self._written_partitions(step.name) or {}
+        for oname, out in step.outputs.items():
+            if not self.storage.exists(out.path):
+                return False
+            parts = written.get(oname) or []
+            if parts:
+                present = set(self.storage.list_dirs(out.path))
+                gone = sorted(p for p in parts if p.split("/")[0] not in present)
+                if gone:
+                    log.info("step %s: %s of %s it wrote for %s is gone; computing it again", step.name,
+                             ", ".join(gone), out.path, self.date)
+                    return False
+        return True
 
     def _dirty(self, rewritten: set[str]) -> set[str]:
         """``rewritten`` and every step downstream of one of them."""
@@ -318,6 +368,8 @@ class PipelineRunner:
         if not to_run:
             return
         self._preflight(record, to_run)
+        if self.options.force:
+            self._invalidate_forced(to_run)
         spark = self.spark = self.spark_provider()
         self.storage.cleanup("")
         remaining = self.consumers()
@@ -433,6 +485,16 @@ class PipelineRunner:
     def _mark(self, name: str, status: str, message: str = "") -> None:
         with self._guard_lock:
             self.guard.mark_step(name, status, message)
+
+    def _invalidate_forced(self, to_run: list[str]) -> None:
+        """A --force run recomputes its steps: their earlier 'success' marks go first, so that a forced run
+        failing before it reaches a step (a read of damaged input) is not followed by a plain run that reuses
+        what the user asked to recompute."""
+        with self._guard_lock:
+            stale = self.guard.invalidate_steps([n for n in to_run if self.spec.steps[n].outputs],
+                                                "being recomputed (--force)")
+        if stale:
+            log.info("--force: marked %s stale until recomputed", ", ".join(stale))
 
     def _invalidate_downstream(self, name: str) -> None:
         """Before ``name`` rewrites its outputs: its downstream steps' outputs no longer follow from them. (Steps
@@ -589,8 +651,14 @@ class PipelineRunner:
                 exc.results[:0] = [r for o in names if o in staged for r in staged[o].result.expectations
                                    if r not in exc.results]
             raise
-        for oname in names:
-            commit_staged(self.storage, staged[oname])
+        for n, oname in enumerate(names):
+            try:
+                commit_staged(self.storage, staged[oname])
+            except BaseException:  # a file-system error on a target: the outputs after it stay unpublished
+                for rest in names[n + 1:]:
+                    with contextlib.suppress(Exception):
+                        abort_staged(self.storage, staged[rest])
+                raise
         return {oname: staged[oname].result for oname in names}
 
     def _expectations_for(self, step: StepSpec, output: str) -> list[Any]:

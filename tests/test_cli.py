@@ -70,6 +70,22 @@ def test_invalid_spec_exits_2_with_all_problems(tmp_path):
     assert out.returncode == 2 and "Traceback" not in out.stderr and "steps.a.transform" in out.stderr
 
 
+def test_validate_checks_every_spec_whatever_an_earlier_ones_problems(tmp_path):
+    """A spec that crashed validation (a list where a mapping belongs, a Latin-1 file) stopped the specs after it."""
+    shape = tmp_path / "shape.yaml"
+    shape.write_text("pipeline: demo\nsteps:\n  a: {sql: SELECT 1 AS x}\n  b:\n    sql: SELECT * FROM a\n"
+                     "    inputs: [a]\n")
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("pipeline: demo\n# café\nsteps:\n  a: {sql: SELECT 1 AS x}\n".encode("latin-1"))
+    good = ROOT / "pipelines" / "preprocess.yaml"
+    out = cli("validate", shape, latin, good)
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert out.stdout.splitlines() == [
+        f"{shape}: INVALID (1 problem(s))", f"  {shape}:6: steps.b.inputs: expected object, got list ['a']",
+        f"{latin}: INVALID (1 problem(s))", f"  {latin}:2: the spec is not UTF-8 text (byte 0xe9); save it as UTF-8",
+        f"{good}: OK (pipeline 'preprocess', 2 steps)"]
+
+
 def test_bad_usage_exits_2():
     assert cli("run", "pipelines/preprocess.yaml", "--date", "2024-13-40").returncode == 2
     out = cli("run", "x.yaml", "--config", "/nonexistent.ini", "--date", "2024-01-05")
@@ -174,7 +190,10 @@ def test_plan_names_the_lock_holder(tmp_path):
 
 @pytest.mark.parametrize("args,words", [
     (["--select", "nosuch"], "error: unknown step(s) in --select: nosuch; steps are: ingest, eod"),
+    (["--select", " "], "error: --select is empty; give a step"),
+    (["--select", "++eod"], "error: malformed selector '++eod' in --select"),
     (["--date", "20240104"], "argument --date: '20240104' is not a date; expected YYYY-MM-DD"),
+    (["--date", "0001-01-01"], "argument --date: '0001-01-01' is out of range; expected a date from 1900-01-01"),
     (["--wait-for-upstream", "-5"], "argument --wait-for-upstream: must be 0 or more seconds, got -5"),
     (["--var", "max_bad_share"], "argument --var: expected NAME=VALUE, got 'max_bad_share'"),
     (["--var", "max_bad_shar=0.2"], "--var max_bad_shar: the spec declares no such variable (its vars: max_bad_share)"),
@@ -192,6 +211,18 @@ def test_usage_errors_exit_2_before_anything_starts(tmp_path, args, words):
         assert words in out.stderr and "Traceback" not in out.stderr
         assert not (tmp_path / "t.sqlite").exists()  # refused before the tracker, let alone Spark
         assert not (tmp_path / "wh").exists()  # and before the storage root is made
+
+
+def test_a_log_dir_that_cannot_be_made_exits_2_naming_it_before_spark(tmp_path):
+    """It used to end in two tracebacks (exit 1)."""
+    (tmp_path / "a_file").write_text("")
+    cfg = _local_config(tmp_path, f"[pipeline]\nlog_dir = {tmp_path}/a_file/logs\n")
+    out = cli(ROOT / "pipelines" / "preprocess.yaml", "--date", "2024-01-04", "--config", cfg)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.startswith(f"error: cannot write the run's log under [pipeline] log_dir {tmp_path}/a_file/logs: "
+                                 ), out.stderr
+    assert "Traceback" not in out.stderr and "starting Spark" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
 
 
 def test_json_logs_end_every_refusal_with_a_run_ended_event(tmp_path):
@@ -356,7 +387,7 @@ def test_a_catch_up_reruns_later_dates_after_an_earlier_upstream_date_succeeded_
     assert "analyze 2024-01-04: already succeeded; a run would leave it alone" in out.stdout
     assert ("verdict:  a run would recompute every step: upstream job preprocess_2024-01-05 (an earlier date, "
             "which this job reads) succeeded at ") in out.stdout
-    assert "after analyze_2024-01-08 succeeded at" in out.stdout
+    assert "after analyze_2024-01-08 started at" in out.stdout
     plain = tmp_path / "analyze_plain.yaml"
     plain.write_text(spec.read_text().replace("reads_earlier_dates: true", "reads_earlier_dates: false"))
     out = cli("plan", plain, "--config", cfg, "--date", "2024-01-08", cwd=tmp_path)
@@ -386,7 +417,8 @@ def test_a_catch_up_from_a_wrong_raw_root_exits_2_naming_it_before_the_tracker_o
     assert event["status"] == "error" and event["exit_code"] == 2 and "no raw folder csv/ or json/" in event["message"]
     # a catch-up driven by an upstream job does not look at the raw root
     out = cli(ROOT / "pipelines" / "analyze.yaml", "--config", cfg, cwd=tmp_path)
-    assert out.returncode == 0 and out.stdout.strip() == "analyze: nothing to do (no new input dates)", out.stderr
+    assert out.returncode == 0 and out.stdout.strip() == (
+        "analyze: nothing to do (no job of upstream pipeline 'preprocess' is recorded in the job tracker)"), out.stderr
     # the folders are there but offer no new date: still nothing to do, now saying where it looked
     (tmp_path / "raw" / "json").mkdir()
     for argv in (["run", spec], ["plan", spec]):

@@ -160,15 +160,16 @@ def fmt_time(value: dt.datetime | None) -> str:
 
 
 def outdated_by(row: JobRow | None, upstream: Sequence[JobRow | None]) -> str | None:
-    """Why a job that succeeded is out of date: a job it requires succeeded after it (its outputs were
-    computed from data that has since been replaced). None when it is up to date, or did not succeed.
+    """Why a job that succeeded is out of date: a job it requires succeeded after it started (its outputs were
+    computed from data that has since been replaced, or was being replaced while it read). None when it is up
+    to date, or did not succeed.
 
     ``upstream`` holds the required jobs of the same date and, for a job that reads earlier dates too (see
     ``upstream_rows``), those of earlier dates: the earliest such date is named.
     """
     if row is None or row.status != "success" or row.updated_time is None:
         return None
-    newer = _succeeded_after(row.updated_time, upstream)
+    newer = _succeeded_after(read_from(row), upstream)
     if not newer:
         return None
     up = min(newer, key=lambda r: r.job_id.rsplit("_", 1)[-1])
@@ -177,15 +178,23 @@ def outdated_by(row: JobRow | None, upstream: Sequence[JobRow | None]) -> str | 
     what = "(an earlier date, which this job reads) succeeded" if earlier else "succeeded again"
     more = f" (and {len(newer) - 1} more)" if len(newer) > 1 else ""
     return (f"upstream job {up.job_id} {what} at {fmt_time(up.updated_time)}{more}, after "
-            f"{row.job_id} succeeded at {fmt_time(row.updated_time)}")
+            f"{row.job_id} started at {fmt_time(read_from(row))} (it succeeded at {fmt_time(row.updated_time)})")
 
 
 def succeeded_since(row: JobRow | None, upstream: Sequence[JobRow | None]) -> bool:
-    """The row (a step's) is 'success' and no upstream job succeeded after it. A step computed before its
-    upstream data was replaced is not reusable, even when the job's rerun that noticed it was interrupted."""
+    """The row (a step's) is 'success' and no upstream job succeeded after it started. A step computed before
+    its upstream data was replaced is not reusable, even when the job's rerun that noticed it was interrupted."""
     if row is None or row.status != "success":
         return False
-    return row.updated_time is None or not _succeeded_after(row.updated_time, upstream)
+    return row.updated_time is None or not _succeeded_after(read_from(row), upstream)
+
+
+def read_from(row: JobRow) -> dt.datetime:
+    """When a job or step began reading its inputs: its start (an upstream job that succeeded while it ran may
+    have replaced data under it), else, for rows written before start times were kept, its last update."""
+    moment = row.started_time or row.updated_time
+    assert moment is not None
+    return moment
 
 
 def _succeeded_after(moment: dt.datetime, upstream: Sequence[JobRow | None]) -> list[JobRow]:

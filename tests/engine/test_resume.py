@@ -48,27 +48,31 @@ report:
 """
 
 
-@pytest.fixture(params=[""])
-def setup(request, tmp_path, write_spec, test_transforms_module, spark):
-    log_file = tmp_path / "computed.log"
-    spec_path = write_spec(SPEC.format(mod=test_transforms_module, log=log_file) + request.param)
+def spec_runner(tmp_path, spec_path, spark):
+    """(run, config, storage): ``run(force=False, **vars)`` runs the spec for DATE under a job guard on a SQLite
+    tracker in ``tmp_path``; ``run.runner`` is the last run's runner."""
     config = Config(storage=StorageConfig(root=str(tmp_path / "wh")),
                     tracker=TrackerConfig(sqlite_path=str(tmp_path / "t.sqlite")), base_dir=tmp_path)
     storage = LocalStorage(tmp_path / "wh")
 
-    def run(bad: bool, force: bool = False):
-        spec = load_spec(spec_path, date=DATE, var_overrides={"bad": bad}, config=config)
-        tracker = open_tracker(config)
-        guard = JobGuard(tracker, spec.name, DATE, force=force, lease_seconds=30,
-                         log=logging.getLogger("tickflow.test"))
-        runner = run.runner = PipelineRunner(spec, config, date=DATE, storage=storage, raw_storage=storage,
-                                             registry=REGISTRY, spark_provider=lambda: spark, guard=guard,
-                                             options=RunOptions(force=force))
-        try:
+    def run(force: bool = False, **var_overrides):
+        spec = load_spec(spec_path, date=DATE, var_overrides=var_overrides, config=config)
+        with open_tracker(config) as tracker:
+            guard = JobGuard(tracker, spec.name, DATE, force=force, lease_seconds=30,
+                             log=logging.getLogger("tickflow.test"))
+            runner = run.runner = PipelineRunner(spec, config, date=DATE, storage=storage, raw_storage=storage,
+                                                 registry=REGISTRY, spark_provider=lambda: spark, guard=guard,
+                                                 options=RunOptions(force=force))
             return runner.run()
-        finally:
-            tracker.close()
 
+    return run, config, storage
+
+
+@pytest.fixture(params=[""])
+def setup(request, tmp_path, write_spec, test_transforms_module, spark):
+    log_file = tmp_path / "computed.log"
+    spec_path = write_spec(SPEC.format(mod=test_transforms_module, log=log_file) + request.param)
+    run, _config, storage = spec_runner(tmp_path, spec_path, spark)
     return run, log_file, storage, spark
 
 
@@ -108,6 +112,24 @@ def test_rerun_after_failure_resumes_after_last_successful_step(setup):
     record = run(bad=False, force=True)
     assert [record.step(s).status for s in ("one", "two", "three")] == ["success"] * 3
     assert log_file.read_text().splitlines() == ["one", "one"]
+
+
+def test_a_step_whose_written_partition_was_deleted_is_computed_again(setup):
+    """The tracker says 'success', the dataset folder exists, but the date's partition the step wrote was
+    deleted by hand: reusing (or reloading) it would leave the date short or fail on a missing path."""
+    import shutil
+
+    run, log_file, storage, spark = setup
+    with pytest.raises(StepFailed, match="step 'three'"):
+        run(bad=True)
+    shutil.rmtree(storage.path / "r" / "two" / f"day={DATE}")
+    assert storage.exists("r/two")
+    record = run(bad=False)
+    assert record.status == "success"
+    assert [record.step(s).status for s in ("one", "two", "three")] == ["skipped", "success", "success"]
+    assert storage.exists(f"r/two/day={DATE}")
+    total = spark.read.parquet(storage.read_uri("r/three")).collect()
+    assert [r["total"] for r in total] == [10 * sum(range(6))]
 
 
 # -- a rerun recomputes every step downstream of a step it recomputes ---------------------------------------
@@ -208,12 +230,46 @@ def test_rerun_after_a_failed_forced_run_recomputes_the_steps_downstream_of_the_
         run(n=4, stop="fail", force=True)
     assert lines("seen") == ["none", "stale"]  # eod was no longer 'success' while ingest was recomputed
     status, message = row("chain.eod_2024-01-05")
-    assert status == "stale" and "upstream step ingest" in message
+    assert status == "stale" and "being recomputed (--force)" in message  # marked before the first step ran
 
     record = run(n=4)  # the data fixed: ingest reruns, so eod (behind the output-less step scaled) reruns too
     assert [record.step(s).status for s in ("src", "ingest", "scaled", "eod")] == ["success"] * 4
     assert eod() == [(4, 10 * sum(range(4)))]
     assert row("chain_2024-01-05")[0] == row("chain.eod_2024-01-05")[0] == "success"
+
+
+FORCED = """
+pipeline: forced
+modules: [{mod}]
+vars: {{fail: false}}
+steps:
+  src:
+    transform: t_counted
+    params: {{log: "{log}"}}
+  gate:
+    sql: "SELECT * FROM src{{% if vars.fail %}} WHERE no_such_column > 0{{% endif %}}"
+    inputs: {{src: src}}
+  out:
+    sql: SELECT id, day FROM gate
+    inputs: {{gate: gate}}
+    outputs: {{out: {{path: f/out, partition_by: [day]}}}}
+"""
+
+
+def test_a_plain_run_after_a_forced_run_failed_before_reaching_a_step_recomputes_it(tmp_path, write_spec,
+                                                                                     test_transforms_module, spark):
+    """The forced run fails in a step without outputs (as a read of damaged input does), before the step that
+    writes: that step's earlier success must not let the next plain run skip it."""
+    spec_path = write_spec(FORCED.format(mod=test_transforms_module, log=tmp_path / "computed.log"))
+    run, config, _storage = spec_runner(tmp_path, spec_path, spark)
+    assert run(fail=False).status == "success"
+    with pytest.raises(StepFailed, match="step 'gate'"):
+        run(fail=True, force=True)
+    with open_tracker(config) as tracker:
+        row = tracker.get("forced.out_2024-01-05")
+    assert row is not None and row.status == "stale" and "--force" in (row.message or "")
+    record = run(fail=False)
+    assert record.status == "success" and record.step("out").status == "success"  # recomputed, not skipped
 
 
 def test_a_run_stopped_while_a_step_runs_leaves_the_steps_downstream_of_it_stale(chain):

@@ -218,6 +218,29 @@ def test_a_step_whose_one_output_fails_publishes_none_of_its_outputs(env, write_
     assert read(spark, storage, "pair/odd") == odd
 
 
+def test_a_commit_that_fails_leaves_the_later_outputs_unpublished_and_their_staging_removed(
+        env, write_spec, test_transforms_module, monkeypatch):
+    """A file-system error while publishing the first output (a full disk): the step fails naming the cause, and
+    the second output keeps its old data, its staged files removed."""
+    run, storage, spark = env
+    ok = write_spec(PAIR_SPEC.format(mod=test_transforms_module, limit=100), "pair_ok.yaml")
+    assert run(D1, n=10, spec_path=ok).status == "success"
+    odd = read(spark, storage, "pair/odd")
+    real_commit = storage.commit
+
+    def commit(pending):
+        if pending.rel_path == "pair/even":
+            raise OSError(28, "No space left on device")
+        return real_commit(pending)
+
+    monkeypatch.setattr(storage, "commit", commit)
+    with pytest.raises(StepFailed, match="No space left on device"):
+        run(D1, n=16, spec_path=ok)
+    assert read(spark, storage, "pair/odd") == odd
+    left = [p for p in (storage.path / ".tickflow_staging").rglob("*") if p.is_file()]
+    assert not [p for p in left if "pair/odd" in p.as_posix()]  # (the failed one's goes with the next run)
+
+
 # -- concurrent steps ----------------------------------------------------------------------------------------
 MEET_SPEC = """
 pipeline: meet
@@ -457,3 +480,29 @@ def test_a_raw_storage_that_cannot_be_read_is_not_a_step_failure(tmp_path, write
     with pytest.raises(StorageError, match="authentication failed") as info:
         runner.run()
     assert info.value.exit_code == 2 and guard.marks == []
+
+
+def test_essential_line_adds_an_operating_system_cause_from_deep_in_the_chain():
+    """A full disk surfaces as Spark's "[TASK_WRITE_FAILED] Task failed while writing rows"; the reason sits in
+    a cause several levels down (PySpark keeps converted JVM causes in ``_cause``, their text in ``_desc``)."""
+
+    class Converted(Exception):  # the shape of pyspark's CapturedException
+        def __init__(self, desc: str, cause: Exception | None = None):
+            super().__init__(desc)
+            self._desc, self._cause = desc, cause
+
+    disk = Converted("java.io.IOException: No space left on device")
+    top = Converted("[TASK_WRITE_FAILED] Task failed while writing rows to file:/wh/.tickflow_staging/x" + "z" * 400,
+                    Converted("org.apache.spark.SparkException: Job aborted", disk))
+    line = essential_line(top)
+    assert line.startswith("Converted: [TASK_WRITE_FAILED] Task failed while writing rows")
+    assert line.endswith("... (cause: No space left on device)") and len(line) == 400
+    try:
+        try:
+            raise OSError(28, "No space left on device")
+        except OSError as exc:
+            raise RuntimeError("could not stage the output") from exc
+    except RuntimeError as exc:
+        assert essential_line(exc) == "RuntimeError: could not stage the output (cause: No space left on device)"
+    assert essential_line(RuntimeError("Permission denied: /wh")) == "RuntimeError: Permission denied: /wh"
+    assert essential_line(RuntimeError("plain")) == "RuntimeError: plain"

@@ -31,13 +31,29 @@ def test_an_earlier_dates_upstream_success_after_the_job_outdates_it_naming_the_
     ups = [_row("preprocess_2024-01-05", 7), _row("preprocess_2024-01-04", 6), _row("preprocess_2024-01-08", 1)]
     why = outdated_by(job, ups)
     assert why == ("upstream job preprocess_2024-01-04 (an earlier date, which this job reads) succeeded at "
-                   "2026-11-02 10:06:00 UTC (and 1 more), after analyze_2024-01-08 succeeded at 2026-11-02 "
-                   "10:05:00 UTC")
+                   "2026-11-02 10:06:00 UTC (and 1 more), after analyze_2024-01-08 started at 2026-11-02 "
+                   "10:05:00 UTC (it succeeded at 2026-11-02 10:05:00 UTC)")
     assert outdated_by(job, [ups[2]]) is None  # the same date's upstream succeeded before it
     assert outdated_by(job, [_row("preprocess_2024-01-08", 6)]).startswith(
         "upstream job preprocess_2024-01-08 succeeded again at 2026-11-02 10:06:00 UTC, after")
     assert outdated_by(job, [_row("preprocess_2024-01-05", 7, "failed")]) is None  # only a success replaces data
     assert outdated_by(_row("analyze_2024-01-08", 5, "failed"), ups) is None  # nothing to outdate
+
+
+def test_an_upstream_success_while_the_job_ran_outdates_it() -> None:
+    """A restated earlier date that succeeded after the job started (it may have read the old closes, or
+    half of each) but before it ended: the job's result is no better than one computed before."""
+    job = JobRow("analyze_2024-01-08", "success", T0 + dt.timedelta(minutes=8), None,
+                 started_time=T0 + dt.timedelta(minutes=5))
+    why = outdated_by(job, [_row("preprocess_2024-01-05", 6)])
+    assert why == ("upstream job preprocess_2024-01-05 (an earlier date, which this job reads) succeeded at "
+                   "2026-11-02 10:06:00 UTC, after analyze_2024-01-08 started at 2026-11-02 10:05:00 UTC (it "
+                   "succeeded at 2026-11-02 10:08:00 UTC)")
+    assert outdated_by(job, [_row("preprocess_2024-01-05", 4)]) is None  # done before the job started
+    step = JobRow("analyze.prior_close_2024-01-08", "success", T0 + dt.timedelta(minutes=8), None,
+                  started_time=T0 + dt.timedelta(minutes=5))
+    assert not succeeded_since(step, [_row("preprocess_2024-01-05", 6)])
+    assert succeeded_since(step, [_row("preprocess_2024-01-05", 4)])
 
 
 def test_a_step_counts_as_succeeded_only_when_no_upstream_job_succeeded_after_it() -> None:

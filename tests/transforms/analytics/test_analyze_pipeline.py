@@ -83,6 +83,26 @@ def run(spark, market, tmp_path_factory):
     return root
 
 
+def test_every_dated_output_owns_its_date_partition(tmp_path) -> None:
+    """A rerun of a date that finds no rows for an output must empty the date's partition, not leave the old
+    rows beside the other outputs' new ones: every partitioned output of both workflows (and of the README's
+    examples) names the date's partition it replaces."""
+    from engine.spec_loader import load_spec
+
+    day = dt.date(2024, 1, 8)
+    analyze = (ROOT / "pipelines" / "analyze.yaml").read_text().rstrip("\n") + "\n\n" + \
+        "\n".join(readme_examples().values())
+    for name, text in (("analyze", analyze), ("preprocess", (ROOT / "pipelines" / "preprocess.yaml").read_text())):
+        spec_path = tmp_path / f"{name}.yaml"
+        spec_path.write_text(text)
+        spec = load_spec(spec_path, date=day)
+        outputs = [(step.name, oname, out) for step in spec.steps.values() for oname, out in step.outputs.items()]
+        assert outputs, name
+        for step, oname, out in outputs:
+            assert out.partition_by == ("trade_dt",), (name, step, oname)
+            assert list(out.replace_partitions) == [f"trade_dt={day}"], (name, step, oname)
+
+
 def _read(spark, root: Path, name: str, keys: list[str], date: dt.date):
     df = spark.read.parquet(str(root / "analytics" / name))
     return keyed(df.where(df.trade_dt == date), keys)
