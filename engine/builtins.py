@@ -35,6 +35,25 @@ def _partition_dirs(partitions: dict[str, Any]) -> list[str]:
     return dirs
 
 
+def _refuse_stray_folders(dataset: str, uri: str, paths: list[str]) -> None:
+    """A folder inside a partition that is no deeper partition (``k=v``) nor hidden, such as a backup copy
+    (``trade_dt=2024-01-09/old/``): Spark would read its files as rows of the partition, counting them twice."""
+    from pathlib import Path
+
+    stray: list[str] = []
+    todo = [Path(p) for p in paths]
+    while todo and len(stray) < 3:
+        for child in sorted(todo.pop().iterdir()):
+            if child.is_dir() and not child.name.startswith((".", "_")):
+                if "=" in child.name:
+                    todo.append(child)
+                else:
+                    stray.append(str(child.relative_to(uri)))
+    if stray:
+        raise TransformError(f"dataset '{dataset}' holds folder(s) that are not partitions: {', '.join(stray)}; "
+                             f"their files would be read as rows of the partition (move them out of the dataset)")
+
+
 @transform("read_dataset", description="Read a committed Parquet dataset under the storage root.",
            params_schema=READ_DATASET_SCHEMA, inputs=[])
 def read_dataset(ctx, inputs, params):
@@ -52,6 +71,7 @@ def read_dataset(ctx, inputs, params):
         paths = [f"{uri}/{d}" for d in _partition_dirs(partitions)]
         if "://" not in uri:
             paths = [p for p in paths if Path(p).exists()]
+            _refuse_stray_folders(params["path"], uri, paths)
         df = ctx.spark.read.parquet(uri).limit(0) if not paths else reader.parquet(*paths)
         for col, value in partitions.items():
             values = value if isinstance(value, list) else [value]

@@ -31,6 +31,7 @@ from engine.dates import (
 )
 from engine.errors import EXIT_OK, EXIT_STEP_FAILED, EXIT_USAGE, SpecError, TickflowError
 from engine.logs import SecretMasker
+from engine.outputs_present import PartitionLister, gone_outputs, incomplete_job
 from engine.registry import REGISTRY
 from engine.spec import PipelineSpec
 from engine.spec_loader import dag_of, load_spec, parse_var_overrides
@@ -338,7 +339,8 @@ def cmd_plan(args: argparse.Namespace, config: Config, out: TextIO) -> int:
         check_raw_root(args, probe, raw_storage)  # a wrong raw root is an error, not "nothing to do"
         tracker = open_tracker(config, read_only=True)  # planning only looks: no table, no SQLite file
         try:
-            dates, done = dates_to_run(args, probe, raw_storage, tracker, config.holidays)
+            dates, done = dates_to_run(args, probe, raw_storage, tracker, config.holidays,
+                                       open_storage(config.storage.root, config))
         finally:
             tracker.close()
         for d in done:
@@ -454,11 +456,12 @@ def nothing_to_do(args: argparse.Namespace, spec: PipelineSpec, done: Sequence[d
 
 
 def dates_to_run(args: argparse.Namespace, spec: PipelineSpec, raw_storage: Any, tracker: Any,
-                 holidays: Sequence[dt.date] = ()) -> tuple[list[dt.date], list[dt.date]]:
+                 holidays: Sequence[dt.date] = (), storage: Any = None) -> tuple[list[dt.date], list[dt.date]]:
     """(dates a run processes, dates it leaves alone because their job already succeeded).
 
     An explicit --date always runs (the guard then decides); a catch-up or backfill skips succeeded dates
-    unless --force, or unless a job they require succeeded again after them (their outputs are out of date).
+    unless --force, unless a job they require succeeded again after them (their outputs are out of date), or
+    unless partitions their steps wrote are gone from ``storage``.
     """
     dates = resolve_dates(args, spec, raw_storage, tracker, holidays)
     if args.date or getattr(args, "force", False):
@@ -476,6 +479,9 @@ def dates_to_run(args: argparse.Namespace, spec: PipelineSpec, raw_storage: Any,
             return [rows.get(pipeline_job_id(up, d)) for up in spec.requires]
     done = [d for d in dates if d in succeeded and not outdated_by(rows.get(pipeline_job_id(spec.name, d)),
                                                                    upstream(d))]
+    if storage is not None:  # a date whose outputs are gone from storage is not done, whatever the tracker says
+        lister = PartitionLister(storage)
+        done = [d for d in done if not gone_outputs(spec, d, rows, lister)]
     return [d for d in dates if d not in done], done
 
 
@@ -503,7 +509,7 @@ def cmd_run(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     tracker = open_tracker(config)
     session = Session(config, storages=(storage, raw_storage))
     try:
-        dates, done = dates_to_run(args, probe, raw_storage, tracker, config.holidays)
+        dates, done = dates_to_run(args, probe, raw_storage, tracker, config.holidays, storage)
         if args.start or args.end:  # a backfill's table lists the dates it left alone
             session.outcomes += [DateOutcome(d, "skipped", EXIT_OK, 0.0, message="already succeeded")
                                  for d in done]
@@ -568,7 +574,8 @@ def run_one_date(args: argparse.Namespace, config: Config, date: dt.date, storag
     guard = JobGuard(tracker, spec.name, date, spec.requires, force=args.force,
                      wait_for_upstream=args.wait_for_upstream, lease_seconds=config.tracker.lease_seconds,
                      log=logging.getLogger("tickflow.tracker"), run_id=options.run_id, secrets=config.secrets(),
-                     reads_earlier=spec.reads_earlier_dates)
+                     reads_earlier=spec.reads_earlier_dates,
+                     incomplete=None if args.force else incomplete_job(spec, date, tracker, storage))
     def progress_factory(total: int, spark_context: Any) -> Any:
         from engine.progress import Progress
 

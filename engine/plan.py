@@ -8,6 +8,7 @@ from typing import Any
 
 from engine.config import Config
 from engine.errors import TickflowError
+from engine.outputs_present import incomplete_job
 from engine.runner import PipelineRunner, RunOptions, essential_line, preflight
 from engine.spec import PipelineSpec
 from engine.tracker.base import fmt_time, outdated_by, upstream_rows
@@ -126,6 +127,9 @@ def describe_plan(spec: PipelineSpec, config: Config, date: dt.date, *, selector
             elif outdated:
                 guard.outdated_by = outdated  # the run recomputes every step, as with --force
                 verdict = f"a run would recompute every step: {outdated}"
+            elif row is not None and row.status == "success" and not force and \
+                    (incomplete := incomplete_job(spec, date, tracker, storage)):
+                verdict = f"a run would run the job again: {incomplete}"
             elif row is not None and row.status == "success" and not force:
                 verdict = "a run would do nothing: the job already succeeded (use --force)"
             elif row is not None and row.lock_id and not row.lease_expired(now):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import logging
 import re
 import threading
@@ -30,6 +29,7 @@ from engine.errors import StepFailed, TickflowError, TransformError
 from engine.executor import compute_step
 from engine.expectations import ExpectationFailed
 from engine.logs import STEP_EVENT, mute_console
+from engine.outputs_present import PartitionLister, gone_from_step, written_message, written_partitions
 from engine.registry import Registry
 from engine.run_record import RunRecord, StepRecord
 from engine.selection import Selection, parse_selectors, select, select_all
@@ -255,19 +255,13 @@ class PipelineRunner:
     def _outputs_present(self, step: StepSpec) -> bool:
         """Each output exists with every partition the step wrote for this date: a partition deleted by hand
         since (or lost with a restored backup) makes the step run again rather than leave the date short."""
-        written = self._written_partitions(step.name) or {}
-        for oname, out in step.outputs.items():
-            if not self.storage.exists(out.path):
-                return False
-            parts = written.get(oname) or []
-            if parts:
-                present = set(self.storage.list_dirs(out.path))
-                gone = sorted(p for p in parts if p.split("/")[0] not in present)
-                if gone:
-                    log.info("step %s: %s of %s it wrote for %s is gone; computing it again", step.name,
-                             ", ".join(gone), out.path, self.date)
-                    return False
-        return True
+        if not all(self.storage.exists(o.path) for o in step.outputs.values()):
+            return False
+        gone = gone_from_step(step, self._step_message(step.name), PartitionLister(self.storage))
+        if gone:
+            log.info("step %s: %s, written for %s, is gone; computing it again", step.name, ", ".join(gone),
+                     self.date)
+        return not gone
 
     def _dirty(self, rewritten: set[str]) -> set[str]:
         """``rewritten`` and every step downstream of one of them."""
@@ -315,17 +309,17 @@ class PipelineRunner:
         return ref.output or step.default_output()
 
     def _written_partitions(self, name: str) -> dict[str, list[str]] | None:
+        return written_partitions(self._step_message(name))
+
+    def _step_message(self, name: str) -> str | None:
+        """The message of the step's tracker row for this date: what it wrote when it succeeded."""
         tracker = getattr(self.guard, "tracker", None)
         if tracker is None or self.date is None:
             return None
         from engine.tracker.base import step_job_id
 
         row = tracker.get(step_job_id(self.spec.name, name, self.date))
-        try:
-            data = json.loads(row.message or "") if row is not None else None
-        except ValueError:
-            return None
-        return data.get("partitions", {}) if isinstance(data, dict) else None
+        return row.message if row is not None else None
 
     # -- execution ------------------------------------------------------------------------------------------
     def run(self) -> RunRecord:
@@ -605,9 +599,10 @@ class PipelineRunner:
         if self.progress is not None:
             self.progress.step_finished(name, "success", dict(srec.rows_out))
         # what it wrote, so a rerun can feed later steps from the committed outputs instead of recomputing
-        written = {"partitions": srec.metrics.get("partitions_written", {}), "rows": srec.rows_out}
+        written = written_message(srec.metrics.get("partitions_written", {}), srec.rows_out,
+                                  {oname: out.path for oname, out in step.outputs.items()})
         if writes:
-            self._mark(name, "success", json.dumps(written, separators=(",", ":")))
+            self._mark(name, "success", written)
 
     def _write_outputs(self, spark: Any, step: StepSpec, results: dict[tuple[str, str], Any]) -> dict[str, Any]:
         """Writes every output of ``step``, several at once when steps may run concurrently, and publishes them

@@ -64,8 +64,10 @@ def make_environment() -> SandboxedEnvironment:
 
 
 # Environment variables that hold credentials by name; a spec renders into logs and reports, so it never sees them.
+# (``*_KEY`` at the end: AZURE_STORAGE_KEY; a DSN or DATABASE_URL may hold a password; a SAS is a token.)
 _SECRET_NAME = re.compile(
-    r"PASSWORD|PASSWD|SECRET|TOKEN|CREDENTIAL|CONNECTION_STRING|(?:^|_)(?:ACCESS|ACCOUNT|API)_?KEY", re.IGNORECASE)
+    r"PASSWORD|PASSWD|_PWD$|SECRET|TOKEN|CREDENTIAL|CONNECTION_STRING|DSN|DATABASE_URL|(?:^|_)SAS(?:_|$)|"
+    r"(?:^|_)(?:ACCESS|ACCOUNT|API)_?KEY|_KEY$", re.IGNORECASE)
 
 
 def public_env(env: Mapping[str, str], secrets: Sequence[str] = ()) -> dict[str, str]:

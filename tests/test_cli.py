@@ -322,6 +322,16 @@ def test_a_catch_up_reports_dates_whose_upstream_job_did_not_succeed(tmp_path):
     assert planned == ["2024-01-09"], out.stdout
 
 
+def _plan_only_the_5th_again(cfg: Path, tmp_path: Path) -> subprocess.CompletedProcess:
+    """An analyze catch-up's plan over 2024-01-04 and 05, both at success: only the 5th is planned."""
+    out = cli("plan", ROOT / "pipelines" / "analyze.yaml", "--config", cfg, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "analyze 2024-01-04: already succeeded; a run would leave it alone" in out.stdout
+    planned = [ln.rsplit(" ", 1)[-1] for ln in out.stdout.splitlines() if ln.startswith("plan for pipeline")]
+    assert planned == ["2024-01-05"], out.stdout
+    return out
+
+
 def test_a_catch_up_reruns_a_date_whose_upstream_job_succeeded_again(tmp_path):
     from engine.config import load_config
     from engine.tracker.factory import open_tracker
@@ -333,14 +343,38 @@ def test_a_catch_up_reruns_a_date_whose_upstream_job_succeeded_again(tmp_path):
     while tracker.get("preprocess_2024-01-05").updated_time <= tracker.get("analyze_2024-01-05").updated_time:
         tracker.set_status("preprocess_2024-01-05", "success")  # preprocess reran the 5th after analyze
     tracker.close()
-    out = cli("plan", ROOT / "pipelines" / "analyze.yaml", "--config", cfg, cwd=tmp_path)
-    assert out.returncode == 0, out.stderr
-    assert "analyze 2024-01-04: already succeeded; a run would leave it alone" in out.stdout
-    planned = [ln.rsplit(" ", 1)[-1] for ln in out.stdout.splitlines() if ln.startswith("plan for pipeline")]
-    assert planned == ["2024-01-05"], out.stdout
+    out = _plan_only_the_5th_again(cfg, tmp_path)
     assert ("verdict:  a run would recompute every step: upstream job preprocess_2024-01-05 succeeded again at "
             in out.stdout)
     assert " -> skip" not in out.stdout  # no step is reused from the outdated run
+
+
+def test_a_catch_up_runs_again_a_date_whose_written_partition_is_gone(tmp_path):
+    """The tracker says analyze 2024-01-05 succeeded, but its prior_close partition was deleted by hand: the
+    catch-up plans the date again, reusing the steps whose partitions are still there."""
+    from engine.config import load_config
+    from engine.tracker.factory import open_tracker
+
+    cfg = _local_config(tmp_path)
+    outputs = {"trade_ma": "trade_moving_avg", "prior_close": "prior_close", "quote_enriched": "quote_enriched",
+               "bars_1m": "bars_1m", "daily_metrics": "daily_metrics", "exchange_share": "exchange_share",
+               "market_summary": "market_summary"}
+    tracker = open_tracker(load_config(cfg, env={}))
+    for day in ("2024-01-04", "2024-01-05"):
+        tracker.set_status(f"preprocess_{day}", "success")
+        for step, out in outputs.items():
+            (tmp_path / "wh" / "analytics" / out / f"trade_dt={day}").mkdir(parents=True)
+            written = {"partitions": {out: [f"trade_dt={day}"]}, "rows": {out: 1}}
+            tracker.set_status(f"analyze.{step}_{day}", "success", json.dumps(written))
+        tracker.set_status(f"analyze_{day}", "success")
+    tracker.close()
+    (tmp_path / "wh" / "analytics" / "prior_close" / "trade_dt=2024-01-05").rmdir()
+    out = _plan_only_the_5th_again(cfg, tmp_path)
+    assert ("verdict:  a run would run the job again: partition(s) it wrote are gone from storage "
+            "(analytics/prior_close/trade_dt=2024-01-05)") in out.stdout
+    steps = dict(re.findall(r"\d+\. (\w+) \[[^]]+\] -> (\w+)", out.stdout))
+    assert steps["prior_close"] == steps["quote_enriched"] == "run", out.stdout  # gone, and downstream of it
+    assert steps["bars_1m"] == steps["exchange_share"] == "skip", out.stdout
 
 
 def test_a_plan_whose_dates_all_succeeded_says_so(tmp_path):

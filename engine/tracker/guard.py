@@ -132,7 +132,7 @@ class JobGuard:
     def __init__(self, tracker: Tracker, pipeline: str, date: dt.date, requires: Sequence[str] = (), *,
                  force: bool = False, wait_for_upstream: float = 0.0, lease_seconds: int = 180,
                  log: logging.Logger | None = None, run_id: str | None = None, secrets: Sequence[str] = (),
-                 reads_earlier: bool = False):
+                 reads_earlier: bool = False, incomplete: str | None = None):
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
         self.tracker = tracker
@@ -150,6 +150,9 @@ class JobGuard:
         self.pid = os.getpid()
         self.already_succeeded = False
         self.outdated_by: str | None = None  # set on enter: an upstream job succeeded again after this one
+        # why a success no longer stands though nothing upstream changed (its outputs' partitions are gone from
+        # storage): the job runs again, reusing the steps whose outputs are intact
+        self.incomplete = None if force else incomplete
         self.upstream: list[JobRow | None] = []  # set on enter: the upstream rows the job's data comes from
         self.took_over: str | None = None
         self.lease: Lease | None = None
@@ -169,6 +172,9 @@ class JobGuard:
         if self.outdated_by:
             self.log.info("job %s succeeded before, but %s: running it again, every step", self.job_id,
                           self.outdated_by)
+        elif self.incomplete:
+            self.log.warning("job %s succeeded before, but %s: running it again (steps whose outputs are intact "
+                             "are reused)", self.job_id, self.incomplete)
         lease = self._acquire()
         if lease is None:
             return self  # already_succeeded
@@ -237,7 +243,7 @@ class JobGuard:
 
     def _acquire(self) -> Lease | None:
         row: JobRow | None = None
-        rerun = self.force or self.outdated_by is not None
+        rerun = self.force or self.outdated_by is not None or self.incomplete is not None
         for _ in range(_ACQUIRE_ATTEMPTS):
             lease = self.tracker.acquire(self.job_id, lease_seconds=self.lease_seconds, holder_host=self.host,
                                          holder_pid=self.pid, run_id=self.run_id, force=rerun)

@@ -110,3 +110,31 @@ def test_a_day_of_empty_files_runs_through_both_workflows(workdir):
     closes = pd.read_parquet(wh / "analytics" / "prior_close" / f"trade_dt={day}")
     assert {(r.symbol, r.exchange): (r.close_pr, str(r.close_dt)) for r in closes.itertuples()} == expected
     assert len(expected) > 4
+
+
+def test_a_deleted_close_partition_is_rewritten_and_the_dates_reading_it_recomputed(workdir):
+    """Someone deletes one date's trade_close partition by hand. The tracker still says the date succeeded,
+    yet the catch-ups notice: preprocess runs that date again (reusing nothing it lost) and analyze then
+    recomputes every later date, whose prior close read it, instead of keeping closes from an older day."""
+    import pandas as pd
+
+    wh = workdir / "warehouse"
+    gone_day, reader = TRADING[-2], TRADING[-1]
+    closes_before = pd.read_parquet(wh / "analytics" / "prior_close" / f"trade_dt={reader}")
+    assert set(closes_before["close_dt"].astype(str)) == {str(gone_day)}
+    lost = wh / "trade_close" / f"trade_dt={gone_day}"
+    for part in lost.iterdir():
+        part.unlink()
+    lost.rmdir()
+
+    pre = run([str(ROOT / "preprocess.sh"), "--config", "tickflow.ini"], workdir)
+    assert pre.returncode == 0, pre.stderr[-3000:]
+    assert f"trade_close/trade_dt={gone_day}" in pre.stderr and "running it again" in pre.stderr
+    assert lost.is_dir()
+    ana = run([str(ROOT / "analyze.sh"), "--config", "tickflow.ini"], workdir)
+    assert ana.returncode == 0, ana.stderr[-3000:]
+    for day in (reader, reader + dt.timedelta(days=1)):  # the later dates (the empty-files day too) ran again
+        assert f"{day.isoformat()}  success" in ana.stdout, ana.stdout
+    closes = pd.read_parquet(wh / "analytics" / "prior_close" / f"trade_dt={reader}")
+    key = ["symbol", "exchange"]
+    assert closes.sort_values(key).reset_index(drop=True).equals(closes_before.sort_values(key).reset_index(drop=True))

@@ -241,6 +241,35 @@ def test_a_commit_that_fails_leaves_the_later_outputs_unpublished_and_their_stag
     assert not [p for p in left if "pair/odd" in p.as_posix()]  # (the failed one's goes with the next run)
 
 
+READ_SPEC = """
+pipeline: reader
+steps:
+  days:
+    transform: read_dataset
+    params: {{path: src, partitions: {{day: "{day}"}}}}
+  counted:
+    sql: SELECT day, count(*) AS n FROM days GROUP BY day
+    outputs: {{counted: {{path: counted, partition_by: [day]}}}}
+"""
+
+
+def test_a_folder_inside_a_partition_is_refused_not_read_as_more_rows(env, write_spec):
+    """A backup copy left inside a date's partition (trade_dt=.../old/) would double the date's rows."""
+    import shutil
+
+    run, storage, spark = env
+    spark.range(5).selectExpr("id", f"DATE'{D1}' AS day").write.partitionBy("day").parquet(str(storage.path / "src"))
+    spec = write_spec(READ_SPEC.format(day=D1), "reader.yaml")
+    assert run(D1, n=None, spec_path=spec).status == "success"
+    assert read(spark, storage, "counted") == [(5, D1)]
+    part = storage.path / "src" / f"day={D1}"
+    shutil.copytree(part, part / "old", ignore=shutil.ignore_patterns("old"))
+    (part / "_temporary").mkdir()  # hidden folders are Spark's own business
+    with pytest.raises(StepFailed, match=rf"dataset 'src' holds folder\(s\) that are not partitions: day={D1}/old;"):
+        run(D1, n=None, spec_path=spec)
+    assert read(spark, storage, "counted") == [(5, D1)]
+
+
 # -- concurrent steps ----------------------------------------------------------------------------------------
 MEET_SPEC = """
 pipeline: meet

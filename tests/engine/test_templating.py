@@ -57,5 +57,8 @@ def test_a_misspelt_name_is_named_with_the_close_ones(text: str, words: str) -> 
 
 def test_public_env_leaves_out_credentials() -> None:
     env = {"HOME": "/root", "PGPASSWORD": "a", "AWS_SECRET_ACCESS_KEY": "b", "GITHUB_TOKEN": "c",
-           "AZURE_STORAGE_CONNECTION_STRING": "d", "MY_ACCOUNT_KEY": "e", "KEYBOARD": "us", "X": "configured"}
-    assert public_env(env, ["configured"]) == {"HOME": "/root", "KEYBOARD": "us"}
+           "AZURE_STORAGE_CONNECTION_STRING": "d", "MY_ACCOUNT_KEY": "e", "KEYBOARD": "us", "X": "configured",
+           "AZURE_STORAGE_KEY": "f", "DATABASE_URL": "postgresql://u:p@h/db", "PG_DSN": "g", "AZURE_SAS": "h",
+           "DB_PWD": "i", "PWD": "/work", "KEYS_DIR": "/k", "SASL_MECHANISM": "plain"}
+    assert public_env(env, ["configured"]) == {"HOME": "/root", "KEYBOARD": "us", "KEYS_DIR": "/k", "PWD": "/work",
+                                               "SASL_MECHANISM": "plain"}

@@ -292,6 +292,21 @@ def test_a_job_whose_upstream_succeeded_again_after_it_runs_again(backend: Backe
         assert g.already_succeeded and g.outdated_by is None  # recomputed after the upstream: up to date again
 
 
+def test_a_succeeded_job_whose_outputs_are_gone_runs_again_unless_forced_anyway(backend: Backend,
+                                                                                rec: Recorder) -> None:
+    t = backend.tracker()
+    t.set_status(UP, "success")
+    t.set_status(JOB, "success")
+    gone = "partition(s) it wrote are gone from storage (analytics/prior_close/trade_dt=2020-08-06)"
+    with JobGuard(t, "analyze", DATE, ["preprocess"], log=logger(rec), incomplete=gone) as g:
+        assert not g.already_succeeded and g.lease is not None and g.outdated_by is None
+        assert t.get(JOB).status == "running"  # type: ignore[union-attr]
+    assert any(f"succeeded before, but {gone}: running it again" in line for line in rec.lines)
+    t.set_status(JOB, "success")
+    with JobGuard(t, "analyze", DATE, ["preprocess"]) as g:
+        assert g.already_succeeded  # nothing said to be gone: done
+
+
 def test_a_job_reading_earlier_dates_runs_again_when_an_earlier_upstream_succeeds_after_it(backend: Backend) -> None:
     t = backend.tracker()
     earlier = "preprocess_2020-08-05"

@@ -1,0 +1,93 @@
+"""Whether the partitions the job tracker says a job's steps wrote are still in storage.
+
+The tracker alone cannot tell: a partition deleted by hand, a warehouse restored from an older backup or a
+storage root pointed elsewhere leave the job 'success' while a later date's prior close silently reads an older
+day. The step rows keep what each step wrote (``{"partitions": {output: [...]}}``), so a job whose partitions are
+gone is run again: its steps whose partitions are intact are reused, the others recomputed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from engine.spec import PipelineSpec, StepSpec
+from engine.storage.base import Storage
+from engine.tracker.base import pipeline_job_id, step_job_id
+
+
+def _written(message: str | None, key: str) -> dict[str, Any] | None:
+    try:
+        data = json.loads(message or "")
+    except ValueError:
+        return None
+    found = data.get(key) if isinstance(data, dict) else None
+    return found if isinstance(found, dict) else None
+
+
+def written_partitions(message: str | None) -> dict[str, list[str]] | None:
+    """What a succeeded step's row says it wrote: {output: [partition, ...]}, or None when it says nothing."""
+    return _written(message, "partitions")
+
+
+def written_message(partitions: Mapping[str, list[str]], rows: Mapping[str, int], paths: Mapping[str, str]) -> str:
+    """A succeeded step's row message: what it wrote, and where (an output path may be templated by date)."""
+    return json.dumps({"partitions": partitions, "rows": rows, "paths": paths}, separators=(",", ":"))
+
+
+class PartitionLister:
+    """The top partition folders of each dataset, listed once however many dates and steps ask."""
+
+    def __init__(self, storage: Storage):
+        self.storage = storage
+        self._tops: dict[str, set[str]] = {}
+
+    def missing(self, path: str, partitions: list[str]) -> list[str]:
+        """Those of ``partitions`` (``trade_dt=2024-01-05`` or deeper) not in the dataset at ``path``."""
+        if not partitions:
+            return []
+        if path not in self._tops:
+            self._tops[path] = set(self.storage.list_dirs(path)) if self.storage.exists(path) else set()
+        return sorted(p for p in partitions if p.split("/")[0] not in self._tops[path])
+
+
+def gone_from_step(step: StepSpec, message: str | None, lister: PartitionLister) -> list[str]:
+    """``dataset/partition`` of each partition ``step`` wrote (per its row ``message``, at the path the row
+    names, else the spec's) that storage no longer has."""
+    if not step.outputs or any(out.mode == "append" for out in step.outputs.values()):
+        return []
+    written, paths = written_partitions(message) or {}, _written(message, "paths") or {}
+    gone: list[str] = []
+    for oname, out in step.outputs.items():
+        path = str(paths.get(oname) or out.path)
+        gone += [f"{path}/{p}" for p in lister.missing(path, list(written.get(oname) or []))]
+    return gone
+
+
+def gone_outputs(spec: PipelineSpec, date: dt.date, rows: Mapping[str, Any], lister: PartitionLister) -> list[str]:
+    """Partitions the job's succeeded steps wrote for ``date`` that storage no longer has (``rows``: the
+    tracker's rows by job id)."""
+    gone: list[str] = []
+    for step in spec.steps.values():
+        row = rows.get(step_job_id(spec.name, step.name, date))
+        if row is not None and row.status == "success":
+            gone += gone_from_step(step, row.message, lister)
+    return gone
+
+
+def describe_gone(gone: list[str]) -> str:
+    """``its outputs' partitions ... are gone from storage`` for a message, the first few named."""
+    shown = ", ".join(gone[:3]) + (f" and {len(gone) - 3} more" if len(gone) > 3 else "")
+    return f"partition(s) it wrote are gone from storage ({shown})"
+
+
+def incomplete_job(spec: PipelineSpec, date: dt.date, tracker: Any, storage: Storage) -> str | None:
+    """Why the date's succeeded job is not complete after all (partitions it wrote are gone), else None."""
+    row = tracker.get(pipeline_job_id(spec.name, date))
+    if row is None or row.status != "success":
+        return None
+    rows = {job: tracker.get(job) for job in (step_job_id(spec.name, name, date) for name in spec.steps)}
+    gone = gone_outputs(spec, date, {k: v for k, v in rows.items() if v is not None}, PartitionLister(storage))
+    return describe_gone(gone) if gone else None
