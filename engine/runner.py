@@ -483,10 +483,10 @@ class PipelineRunner:
     def _invalidate_forced(self, to_run: list[str]) -> None:
         """A --force run recomputes its steps: their earlier 'success' marks go first, so that a forced run
         failing before it reaches a step (a read of damaged input) is not followed by a plain run that reuses
-        what the user asked to recompute."""
+        what the user asked to recompute. (Feeders of a --select write nothing and keep their rows.)"""
+        writing = [n for n in to_run if self.spec.steps[n].outputs and n not in self.selection.feeders]
         with self._guard_lock:
-            stale = self.guard.invalidate_steps([n for n in to_run if self.spec.steps[n].outputs],
-                                                "being recomputed (--force)")
+            stale = self.guard.invalidate_steps(writing, "being recomputed (--force)")
         if stale:
             log.info("--force: marked %s stale until recomputed", ", ".join(stale))
 

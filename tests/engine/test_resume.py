@@ -288,6 +288,15 @@ def test_a_run_stopped_while_a_step_runs_leaves_the_steps_downstream_of_it_stale
     assert status == "stale" and "ingest (failed)" in message
 
 
+def test_a_forced_selected_step_leaves_the_rows_of_its_feeders_alone(chain):
+    """--force --select eod recomputes eod; ingest only feeds it (writes nothing), so its row stays 'success'."""
+    run, row, eod, lines = chain
+    assert run(n=6).status == "success"
+    record = run(n=6, select=("eod",), force=True)
+    assert record.step("eod").status == "success" and record.step("ingest").rows_out == {}
+    assert row("chain.ingest_2024-01-05")[0] == row("chain.eod_2024-01-05")[0] == "success"
+
+
 def test_a_selected_upstream_step_leaves_its_unselected_downstream_steps_and_the_job_stale(chain):
     run, row, eod, lines = chain
     run(n=6)
