@@ -340,7 +340,7 @@ def cmd_plan(args: argparse.Namespace, config: Config, out: TextIO) -> int:
         tracker = open_tracker(config, read_only=True)  # planning only looks: no table, no SQLite file
         try:
             dates, done = dates_to_run(args, probe, raw_storage, tracker, config.holidays,
-                                       open_storage(config.storage.root, config))
+                                       storage=open_storage(config.storage.root, config))
         finally:
             tracker.close()
         for d in done:
@@ -456,7 +456,7 @@ def nothing_to_do(args: argparse.Namespace, spec: PipelineSpec, done: Sequence[d
 
 
 def dates_to_run(args: argparse.Namespace, spec: PipelineSpec, raw_storage: Any, tracker: Any,
-                 holidays: Sequence[dt.date] = (), storage: Any = None) -> tuple[list[dt.date], list[dt.date]]:
+                 holidays: Sequence[dt.date] = (), *, storage: Any) -> tuple[list[dt.date], list[dt.date]]:
     """(dates a run processes, dates it leaves alone because their job already succeeded).
 
     An explicit --date always runs (the guard then decides); a catch-up or backfill skips succeeded dates
@@ -479,9 +479,9 @@ def dates_to_run(args: argparse.Namespace, spec: PipelineSpec, raw_storage: Any,
             return [rows.get(pipeline_job_id(up, d)) for up in spec.requires]
     done = [d for d in dates if d in succeeded and not outdated_by(rows.get(pipeline_job_id(spec.name, d)),
                                                                    upstream(d))]
-    if storage is not None:  # a date whose outputs are gone from storage is not done, whatever the tracker says
-        lister = PartitionLister(storage)
-        done = [d for d in done if not gone_outputs(spec, d, rows, lister)]
+    # a date whose outputs are gone from storage is not done, whatever the tracker says
+    lister = PartitionLister(storage)
+    done = [d for d in done if not gone_outputs(spec, d, rows, lister)]
     return [d for d in dates if d not in done], done
 
 
@@ -509,7 +509,7 @@ def cmd_run(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     tracker = open_tracker(config)
     session = Session(config, storages=(storage, raw_storage))
     try:
-        dates, done = dates_to_run(args, probe, raw_storage, tracker, config.holidays, storage)
+        dates, done = dates_to_run(args, probe, raw_storage, tracker, config.holidays, storage=storage)
         if args.start or args.end:  # a backfill's table lists the dates it left alone
             session.outcomes += [DateOutcome(d, "skipped", EXIT_OK, 0.0, message="already succeeded")
                                  for d in done]

@@ -129,8 +129,9 @@ def _schema_problems(err: jsonschema.ValidationError) -> list[tuple[KeyPath, str
 
 
 def _did_you_mean(name: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(name, options, n=1)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    """``_suggest``'s hint in parentheses, for a message that goes on after it."""
+    hint = _suggest(name, options)
+    return f" ({hint.removeprefix('; ')})" if hint else ""
 
 
 def _schema_error_path(err: jsonschema.ValidationError) -> tuple[KeyPath, str]:

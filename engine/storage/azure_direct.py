@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.config import Config
+from engine.config import Config, is_secret_key
 from engine.errors import ConfigError, StorageError
 from engine.storage.azure_blob import AzureTarget, BlobAccess, RetrySettings, is_folder_marker, resolve_target
 from engine.storage.azure_errors import scrub
@@ -39,19 +39,12 @@ LEFTOVER_DIRS = ("_temporary/", ".spark-staging-")
 # copies its files into the partitions under the owner's names: Spark cannot name the files it writes.
 OWNED_STAGING = "_owned"
 _SAFE_ID_RE = re.compile(r"[^A-Za-z0-9._-]+")
-# Hadoop settings that carry a credential: set on the running session only, never in the SparkConf
-_SECRET_SETTING_RE = re.compile(r"^fs[.]azure[.](account[.]key|sas)[.]|secret", re.IGNORECASE)
 # The ABFS connector's artifact (jar file or Maven coordinate); hadoop-azure-datalake is the older adl:// one
 _CONNECTOR_RE = re.compile(r"hadoop-azure(?!-datalake)", re.IGNORECASE)
 # [spark] settings that put jars on the driver's class path (spark-submit's --jars, --packages...)
 CLASSPATH_SETTINGS = ("spark.jars", "spark.jars.packages", "spark.driver.extraClassPath")
 # Environment variables spark-submit adds to the class path or its arguments
 CLASSPATH_ENV = ("SPARK_DIST_CLASSPATH", "SPARK_CLASSPATH", "PYSPARK_SUBMIT_ARGS")
-
-
-def is_secret_setting(key: str) -> bool:
-    """True for Hadoop settings holding a key or token (``fs.azure.account.key.<host>``...)."""
-    return bool(_SECRET_SETTING_RE.search(key))
 
 
 @dataclass(frozen=True)
@@ -257,16 +250,16 @@ class AzureDirectStorage(Storage):
         The SparkConf becomes the driver JVM's command line (``ps`` shows it to every local user) and the
         event log's environment: the key goes in through ``configure_spark`` once the session runs.
         """
-        return {f"spark.hadoop.{k}": v for k, v in self._hadoop_conf.items() if not is_secret_setting(k)}
+        return {f"spark.hadoop.{k}": v for k, v in self._hadoop_conf.items() if not is_secret_key(k)}
 
     def configure_spark(self, spark: Any) -> None:
         """Put every setting, the credential included, into the running session's Hadoop configuration.
 
         Spark SQL jobs copy it to their tasks, so abfss:// reads and writes authenticate.
         """
-        hconf = spark.sparkContext._jsc.hadoopConfiguration()
-        for key, value in self._hadoop_conf.items():
-            hconf.set(key, value)
+        from engine.spark import set_hadoop_settings
+
+        set_hadoop_settings(spark, self._hadoop_conf)
 
     # -- Storage API
 
