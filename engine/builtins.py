@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+import os
+import re
+from collections import Counter
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import TransformError
 from engine.registry import transform
+
+if TYPE_CHECKING:
+    from engine.context import TransformContext
 
 READ_DATASET_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -54,9 +62,144 @@ def _refuse_stray_folders(dataset: str, uri: str, paths: list[str]) -> None:
                              f"their files would be read as rows of the partition (move them out of the dataset)")
 
 
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"  # how Spark names the folder of a null partition value
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+SHOWN = 5  # offending folders or files a message names before "and N more"
+
+
+def _is_hidden(name: str) -> bool:
+    """Spark lists no file or folder named so (_SUCCESS, _temporary, .crc files...): they are no data."""
+    return name.startswith(("_", ".")) or name.endswith("._COPYING_")
+
+
+def _value_kind(value: str) -> str:
+    """What Spark would infer from one partition folder's value: "date", "number" or "other" (a string)."""
+    if len(value) == 10 and value[4] == "-" and value[7] == "-":
+        try:
+            dt.date.fromisoformat(value)
+            return "date"
+        except ValueError:
+            return "other"
+    return "number" if NUMBER.fullmatch(value) else "other"
+
+
+def _named(items: list[str]) -> str:
+    more = f" and {len(items) - SHOWN} more" if len(items) > SHOWN else ""
+    return ", ".join(items[:SHOWN]) + more
+
+
+def _refuse_foreign_partition_values(dataset: str, uri: str) -> None:
+    """A partition folder copied in by hand under a value of another type (``trade_dt=garbage`` beside dates)
+    makes Spark infer the whole column as a string: a date filter then fails with a cast error naming no folder,
+    and a plain read returns the copied rows a second time. One listing of the dataset's top level, no Spark."""
+    if not os.path.isdir(uri):  # a dataset that is a single file has no partitions
+        return
+    values: dict[str, list[str]] = {}
+    with os.scandir(uri) as entries:
+        for entry in entries:
+            if "=" in entry.name and not _is_hidden(entry.name) and entry.is_dir():
+                col, _, value = entry.name.partition("=")
+                if value != HIVE_NULL:
+                    values.setdefault(col, []).append(value)
+    for col, found in sorted(values.items()):
+        kinds = Counter(_value_kind(v) for v in found)
+        # the column's type is what most of its values are; a tie goes to the typed reading
+        expected = max(kinds, key=lambda k: (kinds[k], ("other", "number", "date").index(k)))
+        foreign = sorted(f"{col}={v}" for v in found if _value_kind(v) != expected)
+        if expected != "other" and foreign:
+            raise TransformError(f"dataset '{dataset}' holds partition folder(s) whose value is not a {expected} "
+                                 f"like the others: {_named(foreign)}; move them out of the dataset")
+
+
+def _data_files(paths: list[str]) -> Iterator[str]:
+    """The files Spark reads under ``paths`` (deeper partitions included): not hidden, not empty."""
+    todo = list(reversed(paths))
+    while todo:
+        with os.scandir(todo.pop()) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in reversed(entries):
+            if _is_hidden(entry.name):
+                continue
+            if entry.is_dir():
+                todo.append(entry.path)
+        for entry in entries:
+            if not _is_hidden(entry.name) and entry.is_file() and entry.stat().st_size > 0:
+                yield entry.path
+
+
+def _type_name(kind: Any) -> str:
+    """An Arrow type as Spark sees it: the encodings that read as the same Spark type compare equal."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    if pa.types.is_large_string(kind):
+        kind = pa.string()
+    elif pa.types.is_large_binary(kind):
+        kind = pa.binary()
+    elif pa.types.is_timestamp(kind) and kind.unit in ("ms", "us"):
+        kind = pa.timestamp("us", "UTC" if kind.tz else None)
+    return str(kind)
+
+
+def _read_columns(params: dict[str, Any]) -> set[str] | None:
+    """Lower-cased names of the columns a read keeps or filters on; None when it keeps them all. A `where` is
+    not parsed: each word of it counts as a column, which at worst checks a column the read does not need."""
+    if not params.get("columns"):
+        return None
+    wanted = {c.lower() for c in params["columns"]}
+    return wanted | {w.lower() for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", params.get("where") or "")}
+
+
+def _drift(name: str, cols: dict[str, str], ref: dict[str, str]) -> str:
+    missing = [c for c in ref if c not in cols]
+    retyped = [c for c in ref if c in cols and cols[c] != ref[c]]
+    extra = [c for c in cols if c not in ref]
+    them = "it" if len(missing) == 1 else "them"
+    said = ([f"has no column {', '.join(missing)} (other files have {them} as "
+             f"{', '.join(ref[c] for c in missing)})"] if missing else [])
+    said += [f"has {c} as {cols[c]} (other files have it as {ref[c]})" for c in retyped]
+    said += [f"has column {c} ({cols[c]}) that other files lack" for c in extra]
+    return f"file {name} {', '.join(said)}"
+
+
+def _refuse_schema_drift(dataset: str, uri: str, paths: list[str], params: dict[str, Any]) -> None:
+    """A data file whose schema lacks a column the others have, or has it with another type (a file written by
+    hand into a partition): Spark reads every file with the schema of one of them, so the column comes back NULL
+    for that file's rows, or the read fails naming no dataset. Reads only the files' footers (pyarrow)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    wanted = _read_columns(params)
+    declared = {c.lower() for c in params.get("partitions") or {}}
+    schemas: dict[str, dict[str, str]] = {}
+    for path in _data_files(paths):
+        name = os.path.relpath(path, uri).replace(os.sep, "/")
+        try:
+            schema = pq.read_schema(path)
+        except (pa.ArrowException, OSError) as exc:
+            raise TransformError(f"dataset '{dataset}': file {name} is not a Parquet file ({exc}); move it out of "
+                                 f"the dataset") from None
+        partition_cols = declared | {p.partition("=")[0].lower() for p in name.split("/")[:-1] if "=" in p}
+        schemas[name] = {f.name: _type_name(f.type) for f in schema
+                         if f.name.lower() not in partition_cols and (wanted is None or f.name.lower() in wanted)}
+    # the reference is the schema most files share (the first file's on a tie): the odd file is the one named
+    shapes = Counter(tuple(sorted(cols.items())) for cols in schemas.values())
+    if len(shapes) < 2:
+        return
+    ref = dict(shapes.most_common(1)[0][0])
+    odd = [_drift(name, cols, ref) for name, cols in schemas.items() if cols != ref]
+    more = f"; and {len(odd) - SHOWN} more file(s)" if len(odd) > SHOWN else ""
+    raise TransformError(f"dataset '{dataset}': {'; '.join(odd[:SHOWN])}{more}; Spark reads all files with one "
+                         f"schema, so these would give NULL or fail the read (move them out of the dataset or "
+                         f"rewrite them)")
+
+
 @transform("read_dataset", description="Read a committed Parquet dataset under the storage root.",
            params_schema=READ_DATASET_SCHEMA, inputs=[])
-def read_dataset(ctx, inputs, params):
+def read_dataset(ctx: TransformContext, inputs: dict[str, Any], params: dict[str, Any]) -> Any:
+    """Spark reads a damaged local dataset without a word (or fails naming neither dataset nor file): the
+    cheap checks below refuse it first, naming the folder or file to move out."""
     from pyspark.sql import functions as F
 
     partitions = params.get("partitions") or {}
@@ -72,11 +215,17 @@ def read_dataset(ctx, inputs, params):
         if "://" not in uri:
             paths = [p for p in paths if Path(p).exists()]
             _refuse_stray_folders(params["path"], uri, paths)
+            if paths:
+                _refuse_schema_drift(params["path"], uri, paths, params)
+            else:  # the schema then comes from the whole dataset
+                _refuse_foreign_partition_values(params["path"], uri)
         df = ctx.spark.read.parquet(uri).limit(0) if not paths else reader.parquet(*paths)
         for col, value in partitions.items():
             values = value if isinstance(value, list) else [value]
             df = df.where(F.col(col).cast("string").isin([str(v) for v in values]))
     else:
+        if "://" not in uri:
+            _refuse_foreign_partition_values(params["path"], uri)
         df = ctx.spark.read.parquet(uri)
     if params.get("where"):
         df = df.where(params["where"])

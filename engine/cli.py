@@ -32,6 +32,7 @@ from engine.dates import (
 from engine.errors import EXIT_OK, EXIT_STEP_FAILED, EXIT_USAGE, SpecError, TickflowError
 from engine.logs import SecretMasker
 from engine.outputs_present import PartitionLister, gone_outputs, incomplete_job
+from engine.raw_inputs import RawStamper, changed_raw
 from engine.registry import REGISTRY
 from engine.spec import PipelineSpec
 from engine.spec_loader import dag_of, load_spec, parse_var_overrides
@@ -479,9 +480,10 @@ def dates_to_run(args: argparse.Namespace, spec: PipelineSpec, raw_storage: Any,
             return [rows.get(pipeline_job_id(up, d)) for up in spec.requires]
     done = [d for d in dates if d in succeeded and not outdated_by(rows.get(pipeline_job_id(spec.name, d)),
                                                                    upstream(d))]
-    # a date whose outputs are gone from storage is not done, whatever the tracker says
-    lister = PartitionLister(storage)
-    done = [d for d in done if not gone_outputs(spec, d, rows, lister)]
+    # a date whose outputs are gone from storage, or whose raw files changed since, is not done, whatever the
+    # tracker says
+    lister, stamper = PartitionLister(storage), RawStamper(raw_storage)
+    done = [d for d in done if not gone_outputs(spec, d, rows, lister) and not changed_raw(spec, d, rows, stamper)]
     return [d for d in dates if d not in done], done
 
 
@@ -575,7 +577,7 @@ def run_one_date(args: argparse.Namespace, config: Config, date: dt.date, storag
                      wait_for_upstream=args.wait_for_upstream, lease_seconds=config.tracker.lease_seconds,
                      log=logging.getLogger("tickflow.tracker"), run_id=options.run_id, secrets=config.secrets(),
                      reads_earlier=spec.reads_earlier_dates,
-                     incomplete=None if args.force else incomplete_job(spec, date, tracker, storage))
+                     incomplete=None if args.force else incomplete_job(spec, date, tracker, storage, raw_storage))
     def progress_factory(total: int, spark_context: Any) -> Any:
         from engine.progress import Progress
 

@@ -59,7 +59,13 @@ class PreflightContext:
     # rel path under the raw root -> whether anything is there (never stages or downloads)
     _raw_exists: Callable[[str], bool]
     raw_root: str = ""
+    # rel path under the raw root -> the files below it (names relative to it; hidden names left out)
+    _raw_files: Callable[[str], list[str]] | None = None
 
     def raw_exists(self, rel_path: str) -> bool:
         """True when the raw-input folder or file ``rel_path`` exists under the raw root."""
         return self._raw_exists(rel_path)
+
+    def raw_files(self, rel_path: str) -> list[str] | None:
+        """The files below the raw folder ``rel_path`` (relative to it, sorted), or None when not known here."""
+        return None if self._raw_files is None else self._raw_files(rel_path)

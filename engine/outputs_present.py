@@ -9,32 +9,14 @@ gone is run again: its steps whose partitions are intact are reused, the others 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Mapping
 from typing import Any
 
+from engine.raw_inputs import RawStamper, changed_raw, describe_changed
 from engine.spec import PipelineSpec, StepSpec
+from engine.step_message import message_field, written_partitions
 from engine.storage.base import Storage
 from engine.tracker.base import pipeline_job_id, step_job_id
-
-
-def _written(message: str | None, key: str) -> dict[str, Any] | None:
-    try:
-        data = json.loads(message or "")
-    except ValueError:
-        return None
-    found = data.get(key) if isinstance(data, dict) else None
-    return found if isinstance(found, dict) else None
-
-
-def written_partitions(message: str | None) -> dict[str, list[str]] | None:
-    """What a succeeded step's row says it wrote: {output: [partition, ...]}, or None when it says nothing."""
-    return _written(message, "partitions")
-
-
-def written_message(partitions: Mapping[str, list[str]], rows: Mapping[str, int], paths: Mapping[str, str]) -> str:
-    """A succeeded step's row message: what it wrote, and where (an output path may be templated by date)."""
-    return json.dumps({"partitions": partitions, "rows": rows, "paths": paths}, separators=(",", ":"))
 
 
 class PartitionLister:
@@ -58,7 +40,7 @@ def gone_from_step(step: StepSpec, message: str | None, lister: PartitionLister)
     names, else the spec's) that storage no longer has."""
     if not step.outputs or any(out.mode == "append" for out in step.outputs.values()):
         return []
-    written, paths = written_partitions(message) or {}, _written(message, "paths") or {}
+    written, paths = written_partitions(message) or {}, message_field(message, "paths") or {}
     gone: list[str] = []
     for oname, out in step.outputs.items():
         path = str(paths.get(oname) or out.path)
@@ -83,11 +65,16 @@ def describe_gone(gone: list[str]) -> str:
     return f"partition(s) it wrote are gone from storage ({shown})"
 
 
-def incomplete_job(spec: PipelineSpec, date: dt.date, tracker: Any, storage: Storage) -> str | None:
-    """Why the date's succeeded job is not complete after all (partitions it wrote are gone), else None."""
+def incomplete_job(spec: PipelineSpec, date: dt.date, tracker: Any, storage: Storage, raw_storage: Storage
+                   ) -> str | None:
+    """Why the date's succeeded job is not complete after all (partitions it wrote are gone, raw files it read
+    changed), else None."""
     row = tracker.get(pipeline_job_id(spec.name, date))
     if row is None or row.status != "success":
         return None
     rows = {job: tracker.get(job) for job in (step_job_id(spec.name, name, date) for name in spec.steps)}
-    gone = gone_outputs(spec, date, {k: v for k, v in rows.items() if v is not None}, PartitionLister(storage))
-    return describe_gone(gone) if gone else None
+    rows = {k: v for k, v in rows.items() if v is not None}
+    gone = gone_outputs(spec, date, rows, PartitionLister(storage))
+    changed = changed_raw(spec, date, rows, RawStamper(raw_storage))
+    reasons = ([describe_gone(gone)] if gone else []) + ([describe_changed(changed)] if changed else [])
+    return "; ".join(reasons) or None

@@ -128,7 +128,7 @@ def describe_plan(spec: PipelineSpec, config: Config, date: dt.date, *, selector
                 guard.outdated_by = outdated  # the run recomputes every step, as with --force
                 verdict = f"a run would recompute every step: {outdated}"
             elif row is not None and row.status == "success" and not force and \
-                    (incomplete := incomplete_job(spec, date, tracker, storage)):
+                    (incomplete := incomplete_job(spec, date, tracker, storage, raw)):
                 verdict = f"a run would run the job again: {incomplete}"
             elif row is not None and row.status == "success" and not force:
                 verdict = "a run would do nothing: the job already succeeded (use --force)"

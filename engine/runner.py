@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import logging
 import re
 import threading
@@ -29,12 +30,15 @@ from engine.errors import StepFailed, TickflowError, TransformError
 from engine.executor import compute_step
 from engine.expectations import ExpectationFailed
 from engine.logs import STEP_EVENT, mute_console
-from engine.outputs_present import PartitionLister, gone_from_step, written_message, written_partitions
+from engine.outputs_present import PartitionLister, gone_from_step
+from engine.raw_inputs import RawStamper, changed_folders, stamp_folder
 from engine.registry import Registry
 from engine.run_record import RunRecord, StepRecord
 from engine.selection import Selection, parse_selectors, select, select_all
 from engine.spec import InputRef, PipelineSpec, StepSpec
 from engine.spec_loader import dag_of
+from engine.sql_check import syntax_errors
+from engine.step_message import written_message, written_partitions
 from engine.storage.base import Storage
 from engine.tracker.base import stop_message
 from engine.writer import StagedOutput, abort_staged, commit_staged, stage_output
@@ -113,7 +117,8 @@ def preflight(step: StepSpec, registry: Registry, date: dt.date | None, raw_stor
     if tdef is None or tdef.preflight is None:
         return
     ctx = PreflightContext(date=date, step=step.name, log=logging.getLogger(f"tickflow.step.{step.name}"),
-                           _raw_exists=raw_storage.exists, raw_root=raw_storage.describe())
+                           _raw_exists=raw_storage.exists, raw_root=raw_storage.describe(),
+                           _raw_files=lambda rel: [f.name for f in raw_storage.list_files(rel)])
     tdef.preflight(ctx, dict(step.params))
 
 
@@ -250,7 +255,7 @@ class PipelineRunner:
         """Succeeded for this date, outputs exist, none appends: may be reused unless an upstream step reruns."""
         if not step.outputs or any(o.mode == "append" for o in step.outputs.values()):
             return False
-        return self.guard.step_succeeded(step.name) and self._outputs_present(step)
+        return self.guard.step_succeeded(step.name) and self._outputs_present(step) and not self._raw_changed(step)
 
     def _outputs_present(self, step: StepSpec) -> bool:
         """Each output exists with every partition the step wrote for this date: a partition deleted by hand
@@ -262,6 +267,14 @@ class PipelineRunner:
             log.info("step %s: %s, written for %s, is gone; computing it again", step.name, ", ".join(gone),
                      self.date)
         return not gone
+
+    def _raw_changed(self, step: StepSpec) -> bool:
+        """The raw files the step read when it succeeded are no longer those files (a late or re-sent file)."""
+        changed = changed_folders(self._step_message(step.name), RawStamper(self.raw_storage))
+        if changed:
+            log.info("step %s: its raw input for %s changed since it succeeded (%s); computing it again",
+                     step.name, self.date, "; ".join(changed))
+        return bool(changed)
 
     def _dirty(self, rewritten: set[str]) -> set[str]:
         """``rewritten`` and every step downstream of one of them."""
@@ -365,6 +378,7 @@ class PipelineRunner:
         if self.options.force:
             self._invalidate_forced(to_run)
         spark = self.spark = self.spark_provider()
+        self._check_sql(spark, record, to_run)
         self.storage.cleanup("")
         remaining = self.consumers()
         results: dict[tuple[str, str], Any] = {}
@@ -405,13 +419,29 @@ class PipelineRunner:
             except TickflowError:
                 raise  # the raw storage itself failed (StorageError, exit 2): not the step's verdict
             except Exception as exc:
-                srec = record.step(name)
-                srec.status, srec.error = "failed", essential_line(exc)
-                log.error("step %s (%s) failed before Spark started: %s", name, step.kind, srec.error)
                 log.debug("step %s preflight detail", name, exc_info=True)
-                if name in self.selection.selected:
-                    self._mark(name, "failed", srec.error)
-                raise StepFailed(name, step.kind, srec.error) from exc
+                raise self._refused(record, name, essential_line(exc), "before Spark started") from exc
+
+    def _check_sql(self, spark: Any, record: RunRecord, to_run: list[str]) -> None:
+        """Every SQL text of the steps that run parses (Spark's parser), before the first step computes: a typo
+        in the last step's expectation no longer costs the run's work and half the date's outputs."""
+        writing = {n for n in to_run if n in self.selection.selected}
+        errors = syntax_errors(spark, [self.spec.steps[n] for n in to_run], writing)
+        for name, error in errors[1:]:
+            log.error("step %s: %s", name, error)
+        if errors:
+            name, error = errors[0]
+            raise self._refused(record, name, error, "before any step ran")
+
+    def _refused(self, record: RunRecord, name: str, error: str, when: str) -> StepFailed:
+        """Records ``name`` failed with ``error`` (found ``when``) and returns the StepFailed that ends the run."""
+        step = self.spec.steps[name]
+        srec = record.step(name)
+        srec.status, srec.error = "failed", error
+        log.error("step %s (%s) failed %s: %s", name, step.kind, when, error)
+        if name in self.selection.selected:
+            self._mark(name, "failed", error)
+        return StepFailed(name, step.kind, error)
 
     def _run_steps(self, spark: Any, to_run: list[str], record: RunRecord, results: dict[tuple[str, str], Any],
                    persisted: dict[tuple[str, str], Any], remaining: dict[tuple[str, str], int]) -> None:
@@ -539,9 +569,10 @@ class PipelineRunner:
                 if ref.step is not None:
                     upstream = record.step(ref.step).rows_out
                     srec.rows_in[iname] = upstream.get(ref.output or self.spec.steps[ref.step].default_output())
+            raw_read: dict[str, str] = {}  # raw folder -> its stamp when the step read it
             ctx = TransformContext(
                 spark=spark, date=self.date, step=name, log=logging.getLogger(f"tickflow.step.{name}"),
-                _dataset_reader=self.storage.read_uri, _raw_reader=self._raw_reader,
+                _dataset_reader=self.storage.read_uri, _raw_reader=functools.partial(self._read_raw, raw_read),
                 raw_root=self.raw_storage.describe(),
             )
             outs = compute_step(step, inputs, ctx, self.registry)
@@ -600,7 +631,7 @@ class PipelineRunner:
             self.progress.step_finished(name, "success", dict(srec.rows_out))
         # what it wrote, so a rerun can feed later steps from the committed outputs instead of recomputing
         written = written_message(srec.metrics.get("partitions_written", {}), srec.rows_out,
-                                  {oname: out.path for oname, out in step.outputs.items()})
+                                  {oname: out.path for oname, out in step.outputs.items()}, raw_read)
         if writes:
             self._mark(name, "success", written)
 
@@ -718,7 +749,10 @@ class PipelineRunner:
             except Exception as exc:  # as for a step that ran: the chart shows why, the run goes on
                 self.chart_frames[spec] = exc
 
-    def _raw_reader(self, rel: str) -> str | None:
+    def _read_raw(self, stamps: dict[str, str], rel: str) -> str | None:
+        """A raw folder for a step, stamped before it is read: a file that lands while the step reads makes
+        the next run see a change (and recompute), never the reverse."""
+        stamps[rel] = stamp_folder(self.raw_storage, rel).encode()
         return self.raw_storage.read_uri(rel)
 
     @staticmethod

@@ -54,7 +54,12 @@ def test_product_pipelines_validate_and_plan(spec, tmp_path):
         assert "would exit 3: upstream preprocess_2020-08-06 not successful" in verdict
     else:
         assert "would exit 1 before Spark starts: step ingest: ingest 2020-08-06: no raw input" in verdict
-        (tmp_path / "raw" / "json" / "2020-08-06").mkdir(parents=True)
+        folder = tmp_path / "raw" / "json" / "2020-08-06" / "NYSE"
+        folder.mkdir(parents=True)
+        out = cli("plan", ROOT / "pipelines" / spec, "--date", "2020-08-06", "--config", cfg)
+        assert ("would exit 1 before Spark starts: step ingest: ingest 2020-08-06: no file under csv/2020-08-06, "
+                "json/2020-08-06 matches file_glob 'part-*'") in out.stdout, out.stdout
+        (folder / "part-00000.txt").write_text("{}\n")
         out = cli("plan", ROOT / "pipelines" / spec, "--date", "2020-08-06", "--config", cfg)
         assert "verdict:  a run would compute 2 of 2 steps" in out.stdout, out.stdout
     assert not (tmp_path / "wh").exists() or not any((tmp_path / "wh").iterdir())  # plan touches no data

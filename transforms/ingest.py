@@ -9,6 +9,8 @@ raw text is read exactly once. The engine writes the two returned DataFrames.
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
+import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -98,15 +100,36 @@ def _no_input(day: str, looked: Sequence[str], raw_root: str) -> str:
             f"({raw_root or 'see [storage] raw_root'})")
 
 
+def _nothing_matches(day: str, looked: Sequence[str], glob: str, not_read: Sequence[str]) -> str:
+    return (f"ingest {day}: no file under {', '.join(looked)} matches file_glob '{glob}'"
+            + (f" ({len(not_read)} other file(s) there, e.g. {sorted(not_read)[0]})" if not_read else ""))
+
+
+# A glob of literal characters, '*' and '?' means the same to Hadoop's GlobFilter and to fnmatch; classes,
+# alternatives and escapes ([...], {a,b}, \) are left to the reader's own check once Spark runs.
+_SIMPLE_GLOB = re.compile(r"[^\[\]{}\\]*")
+
+
 def ingest_preflight(ctx: Any, params: Mapping[str, Any]) -> None:
-    """Refuses a date without any raw folder before Spark starts (the run would fail on it a minute later)."""
+    """Refuses a date without any raw folder, or whose folders hold no file the glob takes, before Spark starts
+    (the run would fail on it later, after the JVM's start-up)."""
     day = _run_date(ctx, params).isoformat()
     sources = _sources(params)
     if not params.get("require_input", True):
         return
     exchanges = params.get("exchanges")
-    if not any(ctx.raw_exists(rel) for folder, _fmt in sources for rel in _source_folders(folder, day, exchanges)):
-        raise TransformError(_no_input(day, [f"{folder}/{day}" for folder, _fmt in sources], ctx.raw_root))
+    found = [rel for folder, _fmt in sources for rel in _source_folders(folder, day, exchanges)
+             if ctx.raw_exists(rel)]
+    looked = [f"{folder}/{day}" for folder, _fmt in sources]
+    if not found:
+        raise TransformError(_no_input(day, looked, ctx.raw_root))
+    glob = str(params.get("file_glob", "part-*"))
+    listed = {rel: ctx.raw_files(rel) for rel in found} if _SIMPLE_GLOB.fullmatch(glob) else {}
+    if not listed or any(names is None for names in listed.values()):
+        return
+    files = [f"{rel}/{name}" for rel, names in listed.items() for name in names or ()]
+    if not any(fnmatch.fnmatchcase(path.rsplit("/", 1)[-1], glob) for path in files):
+        raise TransformError(_nothing_matches(day, looked, glob, files))
 
 
 @dataclass(frozen=True)
@@ -274,8 +297,7 @@ def ingest_frames(ctx: Any, params: Mapping[str, Any]) -> dict[str, DataFrame]:
     if not parts:
         message = _no_input(day, looked, getattr(ctx, "raw_root", ""))
         if folders_found:  # the folders are there, but nothing in them is read
-            message = (f"ingest {day}: no file under {', '.join(looked)} matches file_glob '{glob}'"
-                       + (f" ({len(not_read)} other file(s) there, e.g. {not_read[0]})" if not_read else ""))
+            message = _nothing_matches(day, looked, glob, not_read)
         if params.get("require_input", True):
             raise TransformError(message)
         ctx.log.warning("%s", message)

@@ -43,6 +43,7 @@ from engine.storage.azure_errors import AzureWhere, azure_secrets, scrub, transl
 from engine.storage.azure_uri import AzureLocation, clean_rel_path, parse_azure_uri, parse_connection_string
 from engine.storage.base import (
     WRITE_MODES,
+    FileStamp,
     PendingWrite,
     Storage,
     check_write_mode,
@@ -204,6 +205,13 @@ class BlobAccess:
             names = {item.name[len(start):].strip("/") for item in self.client.walk_blobs(start, delimiter="/")
                      if isinstance(item, BlobPrefix)}
         return sorted(n for n in names if n and (include_hidden or not is_hidden_path(n)))
+
+    def file_stamps(self, prefix: str) -> list[FileStamp]:
+        """Every blob below ``prefix`` (a virtual folder) but folder markers and hidden names, sorted."""
+        start = prefix + "/" if prefix else ""
+        found = [FileStamp(b.name[len(start):], int(b.size or 0), str(b.etag or ""))
+                 for b in self.list_blobs(start) if not is_folder_marker(b)]
+        return sorted((f for f in found if not is_hidden_path(f.name)), key=lambda f: f.name)
 
     def walk_names(self, start: str) -> list[str]:
         """Names of the blobs and virtual folders right under ``start`` (which ends with '/')."""
@@ -654,6 +662,9 @@ class AzureBlobStorage(Storage):
         if got is not None:
             return got[0].top_dirs()
         return self.access.list_dirs(self._dataset(rel_path))
+
+    def list_files(self, rel_path: str) -> list[FileStamp]:
+        return self.access.file_stamps(self._dataset(rel_path))
 
     def read_uri(self, rel_path: str, partitions: Sequence[str] | None = None) -> str | None:
         self.prune_cache()

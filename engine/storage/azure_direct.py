@@ -29,7 +29,15 @@ from engine.errors import ConfigError, StorageError
 from engine.storage.azure_blob import AzureTarget, BlobAccess, RetrySettings, is_folder_marker, resolve_target
 from engine.storage.azure_errors import scrub
 from engine.storage.azure_uri import abfss_uri, clean_rel_path, dfs_suffix_for, parse_connection_string
-from engine.storage.base import PendingWrite, Storage, check_write_mode, is_hidden_path, is_owned, owned_name
+from engine.storage.base import (
+    FileStamp,
+    PendingWrite,
+    Storage,
+    check_write_mode,
+    is_hidden_path,
+    is_owned,
+    owned_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -288,6 +296,9 @@ class AzureDirectStorage(Storage):
 
     def list_dirs(self, rel_path: str) -> list[str]:
         return self.access.list_dirs(self.target.blob_path(rel_path))
+
+    def list_files(self, rel_path: str) -> list[FileStamp]:
+        return self.access.file_stamps(self.target.blob_path(rel_path))
 
     def read_uri(self, rel_path: str, partitions: Sequence[str] | None = None) -> str | None:
         """The dataset's abfss:// URI (Spark prunes partitions from the filter), None if absent."""

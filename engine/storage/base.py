@@ -36,6 +36,16 @@ class PendingWrite:
     owner: str = ""
 
 
+@dataclass(frozen=True)
+class FileStamp:
+    """One file under a listed folder, with what tells that it changed since: its size and the store's own
+    version mark (the modification time in ns on a local disk, the blob's ETag on Azure)."""
+
+    name: str  # relative to the listed folder, '/'-separated
+    size: int
+    version: str
+
+
 def is_hidden_path(rel: str) -> bool:
     """Hadoop's convention: path components starting with '_' or '.' are not data (markers, uncommitted runs)."""
     return any(part.startswith(("_", ".")) for part in rel.split("/") if part)
@@ -88,6 +98,10 @@ class Storage(ABC):
     @abstractmethod
     def list_dirs(self, rel_path: str) -> list[str]:
         """Names of the immediate sub-folders of ``rel_path`` (sorted); [] when absent."""
+
+    @abstractmethod
+    def list_files(self, rel_path: str) -> list[FileStamp]:
+        """Every file below ``rel_path`` (sub-folders too, hidden names skipped), sorted by name; [] when absent."""
 
     @abstractmethod
     def read_uri(self, rel_path: str, partitions: Sequence[str] | None = None) -> str | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from engine.errors import StorageError
 from engine.processes import pid_alive
-from engine.storage.base import PendingWrite, Storage, check_write_mode, is_owned, owned_name
+from engine.storage.base import FileStamp, PendingWrite, Storage, check_write_mode, is_owned, owned_name
 
 STAGING = ".tickflow_staging"
 TRASH = ".tickflow_trash"
@@ -102,6 +102,23 @@ class LocalStorage(Storage):
         if not folder.is_dir():
             return []
         return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def list_files(self, rel_path: str) -> list[FileStamp]:
+        folder = self._abs(rel_path)
+        found: list[FileStamp] = []
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames[:] = [d for d in dirnames if not d.startswith((".", "_"))]
+            for name in filenames:
+                if name.startswith((".", "_")):
+                    continue
+                path = os.path.join(dirpath, name)
+                try:
+                    st = os.stat(path)
+                except OSError:  # removed meanwhile: not there
+                    continue
+                found.append(FileStamp(os.path.relpath(path, folder).replace(os.sep, "/"), st.st_size,
+                                       str(st.st_mtime_ns)))
+        return sorted(found, key=lambda f: f.name)
 
     def read_uri(self, rel_path: str, partitions: Sequence[str] | None = None) -> str | None:
         target = self._abs(rel_path)

@@ -138,3 +138,39 @@ def test_a_deleted_close_partition_is_rewritten_and_the_dates_reading_it_recompu
     closes = pd.read_parquet(wh / "analytics" / "prior_close" / f"trade_dt={reader}")
     key = ["symbol", "exchange"]
     assert closes.sort_values(key).reset_index(drop=True).equals(closes_before.sort_values(key).reset_index(drop=True))
+
+
+def test_a_late_raw_file_reruns_its_date_and_the_dates_after_it(workdir):
+    """A correction file lands in a date's raw folder after the date was processed. The tracker says the date
+    succeeded, yet the plan and both catch-ups notice: preprocess runs that date again (the correction wins in
+    trade/), analyze then recomputes that date and every later one, and a third catch-up has nothing to do."""
+    import pandas as pd
+
+    wh, day = workdir / "warehouse", TRADING[0]
+    trades = pd.read_parquet(wh / "trade" / f"trade_dt={day}")
+    csv_trades = trades[trades["source_file"].str.startswith("csv/")].sort_values(["event_tm", "event_seq_nb"])
+    old = csv_trades.iloc[len(csv_trades) // 2]
+    key = (old.symbol, old.exchange, old.event_tm, old.event_seq_nb)
+    new_price = round(float(old.trade_pr) * 1.5, 6)
+    late = workdir / "raw" / "csv" / str(day) / old.exchange / "part-late.txt"
+    late.write_text(f"{day},{day} 23:59:59.000,T,{old.symbol},{old.event_tm:%Y-%m-%d %H:%M:%S.%f}"[:-3]
+                    + f",{old.event_seq_nb},{old.exchange},{new_price},{int(old.trade_size)}\n")
+
+    plan = run([str(ROOT / "preprocess.sh"), "--config", "tickflow.ini", "--dry-run"], workdir)
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    assert "its raw input changed since it ran" in plan.stdout and f"csv/{day}" in plan.stdout, plan.stdout
+    pre = run([str(ROOT / "preprocess.sh"), "--config", "tickflow.ini"], workdir)
+    assert pre.returncode == 0, pre.stderr[-3000:]
+    assert f"csv/{day}" in pre.stderr and "running it again" in pre.stderr, pre.stderr[-3000:]
+    after = pd.read_parquet(wh / "trade" / f"trade_dt={day}")
+    assert len(after) == len(trades)  # a correction replaces its key's row
+    row = after[(after.symbol == key[0]) & (after.exchange == key[1]) & (after.event_tm == key[2])
+                & (after.event_seq_nb == key[3])]
+    assert len(row) == 1 and row.iloc[0].trade_pr == new_price and row.iloc[0].source_file.endswith("part-late.txt")
+
+    ana = run([str(ROOT / "analyze.sh"), "--config", "tickflow.ini"], workdir)
+    assert ana.returncode == 0, ana.stderr[-3000:]
+    for later in TRADING:
+        assert f"{later.isoformat()}  success" in ana.stdout, ana.stdout
+    again = run([str(ROOT / "preprocess.sh"), "--config", "tickflow.ini"], workdir)
+    assert again.returncode == 0 and "nothing to do" in again.stdout, again.stdout + again.stderr[-2000:]

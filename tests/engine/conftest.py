@@ -58,6 +58,17 @@ def t_counted(ctx, inputs, params):
     return ctx.spark.range(params["n"]).withColumn("day", F.lit(ctx.date.isoformat()).cast("date"))
 
 
+@transform("t_raw_lines", description="The lines of raw folder `folder`; appends to `log` each time it is computed.",
+           params_schema={"type": "object", "required": ["folder", "log"],
+                          "properties": {"folder": {"type": "string"}, "log": {"type": "string"}}}, inputs=[])
+def t_raw_lines(ctx, inputs, params):
+    from pyspark.sql import functions as F
+    with open(params["log"], "a") as fh:
+        fh.write(ctx.step + "\\n")
+    uri = ctx.raw_uri(params["folder"])
+    return ctx.spark.read.text(uri).withColumn("day", F.lit(ctx.date.isoformat()).cast("date"))
+
+
 @transform("t_fail", description="Always fails.", inputs=["df"])
 def t_fail(ctx, inputs, params):
     raise TransformError("deliberate failure for the test")

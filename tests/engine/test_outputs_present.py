@@ -9,10 +9,9 @@ from engine.outputs_present import (
     describe_gone,
     gone_from_step,
     gone_outputs,
-    written_message,
-    written_partitions,
 )
 from engine.spec import OutputSpec, PipelineSpec, StepSpec
+from engine.step_message import written_message
 from engine.storage.local import LocalStorage
 from engine.tracker.base import JobRow
 
@@ -43,12 +42,6 @@ def _storage(tmp_path, *folders: str) -> CountingStorage:
     storage.listed = []
     return storage
 
-
-def test_a_rows_message_says_what_was_written_and_where() -> None:
-    message = written_message({"a": ["trade_dt=2024-01-05"]}, {"a": 3}, {"a": "x/a"})
-    assert written_partitions(message) == {"a": ["trade_dt=2024-01-05"]}
-    assert written_partitions("not json") is None and written_partitions(None) is None
-    assert written_partitions('{"rows": {}}') is None and written_partitions("[1]") is None
 
 
 def test_partitions_gone_are_named_at_the_path_the_row_gives(tmp_path) -> None:

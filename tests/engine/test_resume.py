@@ -534,3 +534,64 @@ def test_a_failed_job_does_not_reuse_steps_computed_before_its_upstream_succeede
     record = run()
     assert [record.step(s).status for s in ("one", "two", "three")] == ["success"] * 3  # nothing reused
     assert log_file.read_text().splitlines() == ["one", "one"]
+
+
+RAW_SPEC = """
+pipeline: late
+modules: [{mod}]
+steps:
+  lines:
+    transform: t_raw_lines
+    params: {{folder: "in/{{{{ date }}}}", log: "{log}"}}
+    outputs: {{lines: {{path: r/lines, partition_by: [day]}}}}
+  counted:
+    sql: SELECT day, count(*) AS n FROM lines GROUP BY day
+    inputs: {{lines: lines}}
+    outputs: {{counted: {{path: r/counted, partition_by: [day]}}}}
+  other:
+    transform: t_counted
+    params: {{log: "{log}"}}
+    outputs: {{other: {{path: r/other, partition_by: [day]}}}}
+"""
+
+
+def test_a_late_raw_file_reruns_the_step_that_read_the_folder_and_its_downstream_only(
+        tmp_path, write_spec, test_transforms_module, spark):
+    """The job succeeded; then a file lands in the raw folder its first step read. The job is no longer done:
+    that step and the step reading it are recomputed (with the late lines), the unrelated step is reused, and a
+    run after that has nothing to do."""
+    from engine.outputs_present import incomplete_job
+
+    log_file = tmp_path / "computed.log"
+    spec_path = write_spec(RAW_SPEC.format(mod=test_transforms_module, log=log_file))
+    raw, storage = LocalStorage(tmp_path / "raw"), LocalStorage(tmp_path / "wh")
+    (tmp_path / "raw/in" / str(DATE)).mkdir(parents=True)
+    (tmp_path / "raw/in" / str(DATE) / "part-0.txt").write_text("a\nb\n")
+    config = Config(storage=StorageConfig(root=str(tmp_path / "wh")),
+                    tracker=TrackerConfig(sqlite_path=str(tmp_path / "t.sqlite")), base_dir=tmp_path)
+
+    def run() -> tuple[str | None, object]:
+        spec = load_spec(spec_path, date=DATE, config=config)
+        with open_tracker(config) as tracker:
+            why = incomplete_job(spec, DATE, tracker, storage, raw)
+            guard = JobGuard(tracker, spec.name, DATE, lease_seconds=30, log=logging.getLogger("tickflow.test"),
+                             incomplete=why)
+            return why, PipelineRunner(spec, config, date=DATE, storage=storage, raw_storage=raw,
+                                       registry=REGISTRY, spark_provider=lambda: spark, guard=guard).run()
+
+    def counted() -> int:
+        return spark.read.parquet(str(tmp_path / "wh/r/counted")).collect()[0]["n"]
+
+    assert run()[0] is None and counted() == 2
+    assert sorted(log_file.read_text().split()) == ["lines", "other"]
+    why, record = run()
+    assert why is None and record.status == "skipped"
+    (tmp_path / "raw/in" / str(DATE) / "part-1.txt").write_text("late\n")
+    why, record = run()
+    assert why == f"its raw input changed since it ran: in/{DATE} (2 files, 0.0 MB; was 1 file, 0.0 MB)"
+    assert record.status == "success" and counted() == 3
+    assert {s.name: s.status for s in record.steps} == {"lines": "success", "counted": "success",
+                                                       "other": "skipped"}
+    assert sorted(log_file.read_text().split()) == ["lines", "lines", "other"]
+    why, record = run()
+    assert why is None and record.status == "skipped"

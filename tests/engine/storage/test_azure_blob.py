@@ -141,6 +141,19 @@ def test_second_read_downloads_nothing_and_changed_blob_is_fetched_again(azure_c
     assert _tree(raw.read_uri("csv/2020-08-05"))["NYSE/part-00003.txt"] == "corrected line\n"
     assert raw.stats.downloaded == before + 1
 
+    # what a step's raw stamp is made of: every file below, with the blob's ETag as its version
+    stamps = raw.list_files("csv/2020-08-05")
+    now = {**files, "NYSE/part-00003.txt": "corrected line\n"}
+    assert [(f.name, f.size) for f in stamps] == [(rel, len(now[rel])) for rel in sorted(now)]
+    assert raw.list_files("csv/2020-08-05/NASDAQ")[0].name == "part-00000.txt"
+    changed.write_text("corrected line\n")
+    raw.put_file("csv/2020-08-05/NYSE/part-00003.txt", str(changed))  # the same bytes, delivered again
+    again = {f.name: f for f in raw.list_files("csv/2020-08-05")}
+    assert again["NYSE/part-00003.txt"].version != {f.name: f for f in stamps}["NYSE/part-00003.txt"].version
+    assert [again[f.name] for f in stamps if f.name != "NYSE/part-00003.txt"] == [
+        f for f in stamps if f.name != "NYSE/part-00003.txt"]
+    assert raw.list_files("csv/1999-01-01") == []
+
     # only named sub-folders
     assert set(_tree(raw.read_uri("csv/2020-08-05", ["NASDAQ"]))) == {"NASDAQ/part-00000.txt"}
     assert raw.read_uri("csv/1999-01-01") is None

@@ -117,6 +117,14 @@ def test_success_marker_gates_reads_and_commit(azurite, container) -> None:
     raw = AzureDirectStorage.from_config(f"az://{container}/raw", config)
     assert raw.read_uri("csv/2020-08-05") == f"abfss://{container}@{ACCOUNT}.dfs.core.windows.net/raw/csv/2020-08-05"
     assert raw.list_dirs("csv") == ["2020-08-05"]
+    client.upload_blob("raw/csv/2020-08-05/NYSE/_SUCCESS", b"")  # hidden names are no input
+    client.upload_blob("raw/csv/2020-08-05/NASDAQ/part-00000.txt", b"two lines")
+    stamps = raw.list_files("csv/2020-08-05")
+    assert [(f.name, f.size) for f in stamps] == [("NASDAQ/part-00000.txt", 9), ("NYSE/part-00000.txt", 4)]
+    client.upload_blob("raw/csv/2020-08-05/NYSE/part-00000.txt", b"line", overwrite=True)  # sent again
+    again = raw.list_files("csv/2020-08-05")
+    assert again[0] == stamps[0] and again[1].version != stamps[1].version and again[1].size == 4
+    assert raw.list_files("csv/1999-01-01") == []
 
 
 def test_owned_append_is_staged_then_replaces_its_owners_files_only(azurite, container) -> None:

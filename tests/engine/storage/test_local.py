@@ -26,6 +26,20 @@ def _stage(storage: LocalStorage, rel: str, run_id: str, files: dict[str, str], 
     return pending
 
 
+def test_list_files_gives_every_visible_file_below_a_folder_with_its_size_and_time(tmp_path):
+    for rel, text in {"csv/d/NYSE/part-1.txt": "bb", "csv/d/NYSE/part-0.txt": "a", "csv/d/ARCA/x": "ccc",
+                      "csv/d/NYSE/.part-0.txt.crc": "h", "csv/d/_SUCCESS": "", "csv/d/_tmp/part-9": "z"}.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    storage = LocalStorage(tmp_path)
+    files = storage.list_files("csv/d")
+    assert [(f.name, f.size) for f in files] == [("ARCA/x", 3), ("NYSE/part-0.txt", 1), ("NYSE/part-1.txt", 2)]
+    assert files[1].version == str((tmp_path / "csv/d/NYSE/part-0.txt").stat().st_mtime_ns)
+    assert storage.list_files("csv/none") == []
+    with pytest.raises(StorageError, match="escapes the storage root"):
+        storage.list_files("../elsewhere")
+
+
 def test_commit_replaces_partitions_and_leaves_no_staging_or_trash_folder(tmp_path):
     storage = LocalStorage(tmp_path)
     storage.commit(_stage(storage, "trade", "r1", {"trade_dt=2020-08-05/a.parquet": "old",

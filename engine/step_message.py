@@ -1,0 +1,44 @@
+"""What a succeeded step's tracker row says about its run: the partitions it wrote, where, and the raw folders
+it read (their stamps). Kept as compact JSON in the row's ``message``, so a later run can tell whether the step's
+work still stands (engine.outputs_present, engine.raw_inputs) without anything but the tracker and storage."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from engine.tracker.base import MESSAGE_MAX
+
+log = logging.getLogger("tickflow.runner")
+
+
+def message_field(message: str | None, key: str) -> dict[str, Any] | None:
+    """The object under ``key`` in a step row's message, or None when the message holds none."""
+    try:
+        data = json.loads(message or "")
+    except ValueError:
+        return None
+    found = data.get(key) if isinstance(data, dict) else None
+    return found if isinstance(found, dict) else None
+
+
+def written_partitions(message: str | None) -> dict[str, list[str]] | None:
+    """What a succeeded step's row says it wrote: {output: [partition, ...]}, or None when it says nothing."""
+    return message_field(message, "partitions")
+
+
+def written_message(partitions: Mapping[str, list[str]], rows: Mapping[str, int], paths: Mapping[str, str],
+                    raw: Mapping[str, str] | None = None) -> str:
+    """A succeeded step's row message: what it wrote, where (an output path may be templated by date), and the
+    stamps of the raw folders it read. Stamps that would not fit the row are left out (with a warning): a
+    truncated message would lose the partitions too."""
+    body: dict[str, Any] = {"partitions": partitions, "rows": rows, "paths": paths}
+    if raw:
+        with_raw = json.dumps({**body, "raw": dict(raw)}, separators=(",", ":"))
+        if len(with_raw) <= MESSAGE_MAX:
+            return with_raw
+        log.warning("the stamps of %d raw folders do not fit the step's tracker row: a later change of those "
+                    "files is not noticed (run the date with --force after one)", len(raw))
+    return json.dumps(body, separators=(",", ":"))

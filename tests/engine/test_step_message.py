@@ -1,0 +1,28 @@
+"""A succeeded step's row message: partitions, paths and raw stamps survive the tracker's message limit."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from engine.step_message import message_field, written_message, written_partitions
+from engine.tracker.base import MESSAGE_MAX
+
+
+def test_a_rows_message_says_what_was_written_where_and_what_raw_input_was_read() -> None:
+    message = written_message({"a": ["trade_dt=2024-01-05"]}, {"a": 3}, {"a": "x/a"}, {"csv/2024-01-05": "2:5:ab"})
+    assert written_partitions(message) == {"a": ["trade_dt=2024-01-05"]}
+    assert message_field(message, "paths") == {"a": "x/a"}
+    assert message_field(message, "raw") == {"csv/2024-01-05": "2:5:ab"}
+    assert "raw" not in json.loads(written_message({}, {}, {}))  # no raw folder read: no key
+    assert written_partitions("not json") is None and written_partitions(None) is None
+    assert written_partitions('{"rows": {}}') is None and written_partitions("[1]") is None
+
+
+def test_stamps_that_do_not_fit_the_row_are_left_out_and_the_partitions_kept(caplog) -> None:
+    many = {f"csv/2024-01-05/EX{n:03d}": f"4:123456789:{'f' * 20}" for n in range(60)}
+    with caplog.at_level(logging.WARNING, logger="tickflow.runner"):
+        message = written_message({"a": ["trade_dt=2024-01-05"]}, {"a": 3}, {"a": "x/a"}, many)
+    assert len(message) <= MESSAGE_MAX
+    assert written_partitions(message) == {"a": ["trade_dt=2024-01-05"]} and message_field(message, "raw") is None
+    assert "stamps of 60 raw folders do not fit" in caplog.text
