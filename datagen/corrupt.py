@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+import re
 
 from datagen.render import render_line
 
@@ -52,6 +53,10 @@ def corrupt(kind: str, fmt: str, rec: str, fields: dict[str, str], rnd: random.R
     quote_all = False
     if kind == "broken_json":
         line = render_line(fmt, rec, f)
+        if rnd.random() < 0.25:  # a token Jackson would take if let (NaN, Infinity) for a value, or 'single quotes'
+            key = rnd.choice(["symbol", "event_seq_nb", "price" if rec == "T" else "bid_pr"])
+            token = rnd.choice(["NaN", "Infinity", "-Infinity", "'x'"])
+            return re.sub(rf'"{key}":("[^"]*"|[^,}}]*)', f'"{key}":{token}', line, count=1)
         return line[: rnd.randint(1, len(line) - 1)]
     if kind == "bad_encoding":
         f["symbol"] = f["symbol"][:1] + INVALID_MARK + f["symbol"][1:]

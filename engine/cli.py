@@ -31,7 +31,7 @@ from engine.dates import (
 )
 from engine.errors import EXIT_OK, EXIT_STEP_FAILED, EXIT_USAGE, SpecError, TickflowError
 from engine.logs import SecretMasker
-from engine.outputs_present import PartitionLister, gone_outputs, incomplete_job
+from engine.outputs_present import PartitionLister, gone_outputs, incomplete_job, incomplete_upstream
 from engine.raw_inputs import RawStamper, changed_raw
 from engine.registry import REGISTRY
 from engine.spec import PipelineSpec
@@ -577,7 +577,9 @@ def run_one_date(args: argparse.Namespace, config: Config, date: dt.date, storag
                      wait_for_upstream=args.wait_for_upstream, lease_seconds=config.tracker.lease_seconds,
                      log=logging.getLogger("tickflow.tracker"), run_id=options.run_id, secrets=config.secrets(),
                      reads_earlier=spec.reads_earlier_dates,
-                     incomplete=None if args.force else incomplete_job(spec, date, tracker, storage, raw_storage))
+                     incomplete=None if args.force else incomplete_job(spec, date, tracker, storage, raw_storage),
+                     upstream_incomplete=lambda job: incomplete_upstream(job, tracker.list_jobs(), storage,
+                                                                         raw_storage))
     def progress_factory(total: int, spark_context: Any) -> Any:
         from engine.progress import Progress
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import configparser
 import datetime as dt
+import difflib
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -340,6 +341,11 @@ def _read_text(path: Path) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")  # as text mode reads it
 
 
+# TICKFLOW_* variables that are not config overrides (the config file, the JVM class archive's folder, the
+# wrappers' Python, the test suite's settings)
+OTHER_ENV = ("CONFIG", "CACHE_DIR", "PYTHON")
+
+
 def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for key, value in env.items():
@@ -350,7 +356,22 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
             if rest.startswith(section + "_"):
                 out.setdefault(section, {})[rest[len(section) + 1:]] = value
                 break
+        else:
+            _refuse_misspelt_section(key)
     return out
+
+
+def _refuse_misspelt_section(name: str) -> None:
+    """``TICKFLOW_STORGE_ROOT`` would be ignored without a word, and the run would use the default root: a name
+    whose section part is close to a known section is refused (other TICKFLOW_* names may be anyone's)."""
+    rest = name[len(ENV_PREFIX):]
+    if rest in OTHER_ENV or rest.startswith("TEST_") or "_" not in rest:
+        return
+    head, _, tail = rest.partition("_")
+    close = difflib.get_close_matches(head.lower(), KNOWN_SECTIONS, n=1, cutoff=0.75)
+    if close:
+        raise ConfigError(f"environment {name}: no config section [{head.lower()}]; did you mean "
+                          f"{ENV_PREFIX}{close[0].upper()}_{tail}?")
 
 
 def _env_name(section: str, key: str) -> str:

@@ -9,14 +9,14 @@ gone is run again: its steps whose partitions are intact are reused, the others 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from engine.raw_inputs import RawStamper, changed_raw, describe_changed
+from engine.raw_inputs import RawStamper, changed_folders, changed_raw, describe_changed
 from engine.spec import PipelineSpec, StepSpec
 from engine.step_message import message_field, written_partitions
 from engine.storage.base import Storage
-from engine.tracker.base import pipeline_job_id, step_job_id
+from engine.tracker.base import parse_job_id, pipeline_job_id, step_job_id
 
 
 class PartitionLister:
@@ -35,17 +35,25 @@ class PartitionLister:
         return sorted(p for p in partitions if p.split("/")[0] not in self._tops[path])
 
 
+def _gone(message: str | None, spec_paths: Mapping[str, str], lister: PartitionLister) -> list[str]:
+    """``dataset/partition`` of each partition a step's row ``message`` says it wrote that storage no longer
+    has; an output's path is the one the row names, else ``spec_paths``' (rows written before rows named
+    paths), else the output is not looked for."""
+    written, paths = written_partitions(message) or {}, message_field(message, "paths") or {}
+    gone: list[str] = []
+    for oname in dict.fromkeys([*spec_paths, *written]):
+        path = paths.get(oname) or spec_paths.get(oname)
+        if path:
+            gone += [f"{path}/{p}" for p in lister.missing(str(path), list(written.get(oname) or []))]
+    return gone
+
+
 def gone_from_step(step: StepSpec, message: str | None, lister: PartitionLister) -> list[str]:
     """``dataset/partition`` of each partition ``step`` wrote (per its row ``message``, at the path the row
     names, else the spec's) that storage no longer has."""
     if not step.outputs or any(out.mode == "append" for out in step.outputs.values()):
         return []
-    written, paths = written_partitions(message) or {}, message_field(message, "paths") or {}
-    gone: list[str] = []
-    for oname, out in step.outputs.items():
-        path = str(paths.get(oname) or out.path)
-        gone += [f"{path}/{p}" for p in lister.missing(path, list(written.get(oname) or []))]
-    return gone
+    return _gone(message, {oname: out.path for oname, out in step.outputs.items()}, lister)
 
 
 def gone_outputs(spec: PipelineSpec, date: dt.date, rows: Mapping[str, Any], lister: PartitionLister) -> list[str]:
@@ -76,5 +84,20 @@ def incomplete_job(spec: PipelineSpec, date: dt.date, tracker: Any, storage: Sto
     rows = {k: v for k, v in rows.items() if v is not None}
     gone = gone_outputs(spec, date, rows, PartitionLister(storage))
     changed = changed_raw(spec, date, rows, RawStamper(raw_storage))
+    reasons = ([describe_gone(gone)] if gone else []) + ([describe_changed(changed)] if changed else [])
+    return "; ".join(reasons) or None
+
+
+def incomplete_upstream(job_id: str, rows: Iterable[Any], storage: Storage, raw_storage: Storage) -> str | None:
+    """Why a succeeded job of a pipeline this one requires is not complete after all, from its step rows alone
+    (its spec is not known here): partitions its steps wrote are gone, or raw files they read changed."""
+    key = parse_job_id(job_id)
+    if key is None:
+        return None
+    steps = [r for r in rows if r.status == "success" and (k := parse_job_id(r.job_id)) is not None
+             and k.step is not None and (k.pipeline, k.date) == (key.pipeline, key.date)]
+    lister, stamper = PartitionLister(storage), RawStamper(raw_storage)
+    gone = [g for r in steps for g in _gone(r.message, {}, lister)]
+    changed = list(dict.fromkeys(c for r in steps for c in changed_folders(r.message, stamper)))
     reasons = ([describe_gone(gone)] if gone else []) + ([describe_changed(changed)] if changed else [])
     return "; ".join(reasons) or None

@@ -8,7 +8,7 @@ from typing import Any
 
 from engine.config import Config
 from engine.errors import TickflowError
-from engine.outputs_present import incomplete_job
+from engine.outputs_present import incomplete_job, incomplete_upstream
 from engine.runner import PipelineRunner, RunOptions, essential_line, preflight
 from engine.spec import PipelineSpec
 from engine.tracker.base import fmt_time, outdated_by, upstream_rows
@@ -118,6 +118,8 @@ def describe_plan(spec: PipelineSpec, config: Config, date: dt.date, *, selector
                 lines.append("upstream: " + _job_line(up_id, up_row, now))
                 if up_row is None or up_row.status != "success":
                     not_ready.append(up_id)
+                elif why := incomplete_upstream(up_id, tracker.list_jobs(), storage, raw):
+                    not_ready.append(f"{up_id} (success, but {why})")
             if spec.reads_earlier_dates:
                 up_rows = upstream_rows(tracker.list_jobs(), spec.requires, date, earlier=True)
             guard.upstream = up_rows

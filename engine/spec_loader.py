@@ -55,6 +55,9 @@ class Problems:
     # values whose template failed: they keep their raw '{{ ... }}' text, so any later check of them (a type,
     # a pattern) would only report the same mistake a second time, misleadingly
     unrendered: set[KeyPath] = field(default_factory=set)
+    # the spec as read (before templating) and the --var values: a value wrong because of a --var says so
+    raw: Any = None
+    overrides: Mapping[str, Any] = field(default_factory=dict)
 
     def is_unrendered(self, path: KeyPath) -> bool:
         return any(path[:len(bad)] == bad for bad in self.unrendered)
@@ -62,10 +65,30 @@ class Problems:
     def add(self, path: KeyPath, message: str, line: int | None = None) -> None:
         if self.is_unrendered(path):
             return
+        message += self._from_var(path)
         path = as_written(self.lines, path)
         line = line if line is not None else self.lines.line_of(path)
         where = f"{self.file}:{line}" if line else self.file
         self.items.append((line or 0, f"{where}: {format_path(path)}: {message}"))
+
+    def _from_var(self, path: KeyPath) -> str:
+        """`` (the value comes from --var x=...)`` when the template at ``path`` uses a var given with --var:
+        the error is then in the command line, not in the line of the spec it names."""
+        if not self.overrides:
+            return ""
+        node = self.raw
+        for part in path:
+            if isinstance(node, str):
+                break
+            try:
+                node = node[part]
+            except (KeyError, IndexError, TypeError):
+                return ""
+        if not isinstance(node, str):
+            return ""
+        used = [name for name in self.overrides if re.search(rf"\bvars\s*(?:\.\s*{re.escape(str(name))}\b|"
+                                                             rf"\[\s*['\"]{re.escape(str(name))}['\"])", node)]
+        return "".join(f" (the value comes from --var {name}={self.overrides[name]})" for name in used)
 
     def raise_if_any(self) -> None:
         if self.items:
@@ -187,6 +210,7 @@ def load_spec(
     tproblems: list[TemplateProblem] = []
     raw_vars = data.get("vars") or {}
     overrides = dict(var_overrides or {})
+    problems.raw, problems.overrides = data, overrides
     variables: dict[str, Any] = {}
     # what templates see as vars: a var whose template failed is a marker, so a value using it is not reported
     # again (its text would be the var's raw '{{ ... }}' and fail every later check a second time)

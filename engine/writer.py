@@ -81,6 +81,18 @@ def write_spark(df: Any, pending: PendingWrite) -> None:
     writer.parquet(pending.uri)
 
 
+def write_empty_partitions(spark: Any, schema: Any, pending: PendingWrite) -> None:
+    """A partitioned write of no rows leaves no file, so a dataset whose only date had no rows (a first day
+    without quotes) would not exist at all, and its readers would fail. Each partition the write replaces gets
+    a file of no rows instead: the date reads as empty, with the output's columns and types."""
+    from pyspark.sql.types import StructType
+
+    data_schema = StructType([f for f in schema.fields if f.name not in pending.partition_by])
+    empty = spark.createDataFrame([], data_schema)
+    for partition in pending.replace_partitions:
+        empty.write.mode("overwrite").parquet(f"{pending.uri.rstrip('/')}/{partition}")
+
+
 def quarantine_partition(quarantine_date: str | None) -> str:
     """The quarantine partition an output's dropped rows of one run date go to (and that its rerun replaces)."""
     return f"{QUARANTINE_PARTITION}={quarantine_date or NULL_PARTITION}"
@@ -160,6 +172,8 @@ def stage_output(spark: Any, df: Any, out: OutputSpec, storage: Storage, run_id:
     try:
         write_spark(df, pending)
         observed = observation.get
+        if int(observed["__n"]) == 0 and pending.mode == "overwrite_partitions" and pending.replace_partitions:
+            write_empty_partitions(spark, df.schema, pending)
         result = WriteResult(rows=int(observed["__n"]), partitions=_written_partitions(pending))
         dropped_counts: dict[str, int] = {}
         if dropped_df is not None:

@@ -48,6 +48,9 @@ JSON_KEYS = {"T": tuple(sorted([*JSON_COMMON.values(), *JSON_TRADE.values()])),
 
 
 _SENTINEL = '{"\\u0001":""}'
+# Jackson's leniencies Spark turns on by default, off: 'single quotes' and the NaN / Infinity / -Infinity tokens
+# are not JSON (RFC 8259), so such a line is broken_json, not a record whose symbol reads '"NaN"'
+_STRICT_JSON = {"allowSingleQuotes": "false", "allowNonNumericNumbers": "false"}
 
 # -- fast-path patterns (``\z`` is the absolute end: ``$`` would also accept a trailing line terminator) --
 _D, _TS, _INT, _DEC = (SHAPES[k] for k in ("date", "timestamp", "int", "decimal"))
@@ -172,15 +175,15 @@ def json_fields(df: DataFrame, *, fast: bool = True) -> DataFrame:
     # line is accepted.
     wrapped = F.concat(F.lit("["), value, F.lit("," + _SENTINEL + "]"))
     df = df.select("*", F.when(~fast_col, F.from_json(wrapped, "array<map<string,string>>",
-                                                       {"allowSingleQuotes": "false"})).alias("_arr"))
+                                                       _STRICT_JSON)).alias("_arr"))
     arr = F.col("_arr")
     whole = F.coalesce((F.size(arr) == 2) & (F.map_keys(F.get(arr, 1)) == F.array(F.lit("\u0001"))),
                        F.lit(False))
     parsed = df.select("*", F.when(whole, F.get(arr, 0)).alias("_m"))
     m = F.col("_m")
     # Each value's JSON type, for the (general-path) lines that parsed.
-    parsed = parsed.select("*", F.when(m.isNotNull(), F.from_json(value, "map<string,variant>", {
-        "allowSingleQuotes": "false"})).alias("_tv"))
+    parsed = parsed.select("*", F.when(m.isNotNull(), F.from_json(value, "map<string,variant>",
+                                                                   _STRICT_JSON)).alias("_tv"))
     values_ok, value_detail = _json_values(m, F.col("_tv"), fast_col)
     # A parsed record whose keys come in the exchange's own order is read by position, which is far cheaper
     # than a key lookup per field; any other order is looked up by key. The order is classified once per

@@ -132,7 +132,8 @@ class JobGuard:
     def __init__(self, tracker: Tracker, pipeline: str, date: dt.date, requires: Sequence[str] = (), *,
                  force: bool = False, wait_for_upstream: float = 0.0, lease_seconds: int = 180,
                  log: logging.Logger | None = None, run_id: str | None = None, secrets: Sequence[str] = (),
-                 reads_earlier: bool = False, incomplete: str | None = None):
+                 reads_earlier: bool = False, incomplete: str | None = None,
+                 upstream_incomplete: Callable[[str], str | None] | None = None):
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
         self.tracker = tracker
@@ -153,6 +154,10 @@ class JobGuard:
         # why a success no longer stands though nothing upstream changed (its outputs' partitions are gone from
         # storage): the job runs again, reusing the steps whose outputs are intact
         self.incomplete = None if force else incomplete
+        # why a required job at 'success' is not complete after all (its outputs are gone from storage, its raw
+        # input changed): this job would read what it no longer stands for, so it waits or exits 3 as for a
+        # failed upstream job
+        self.upstream_incomplete = upstream_incomplete
         self.upstream: list[JobRow | None] = []  # set on enter: the upstream rows the job's data comes from
         self.took_over: str | None = None
         self.lease: Lease | None = None
@@ -200,6 +205,8 @@ class JobGuard:
             status = (row.status or "unknown") if row is not None else "missing"
             if status != "success":
                 missing.append((jid, status))
+            elif self.upstream_incomplete is not None and (why := self.upstream_incomplete(jid)):
+                missing.append((jid, f"success, but {why}"))
         return missing
 
     def _check_upstream(self) -> None:

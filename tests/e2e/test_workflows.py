@@ -156,6 +156,10 @@ def test_a_late_raw_file_reruns_its_date_and_the_dates_after_it(workdir):
     late.write_text(f"{day},{day} 23:59:59.000,T,{old.symbol},{old.event_tm:%Y-%m-%d %H:%M:%S.%f}"[:-3]
                     + f",{old.event_seq_nb},{old.exchange},{new_price},{int(old.trade_size)}\n")
 
+    # the analyze of that date would read what preprocess no longer stands for: refused before Spark
+    blocked = run([str(ROOT / "analyze.sh"), "--config", "tickflow.ini", "--date", str(day)], workdir)
+    assert blocked.returncode == 3, blocked.stderr[-3000:]
+    assert f"preprocess_{day} (status: success, but its raw input changed since it ran: csv/{day}" in blocked.stderr
     plan = run([str(ROOT / "preprocess.sh"), "--config", "tickflow.ini", "--dry-run"], workdir)
     assert plan.returncode == 0, plan.stderr[-3000:]
     assert "its raw input changed since it ran" in plan.stdout and f"csv/{day}" in plan.stdout, plan.stdout

@@ -115,6 +115,9 @@ def test_a_comment_sign_inside_a_value_or_from_the_environment_is_kept(tmp_path)
     ({"TICKFLOW_TRACKER_LEASE_SECONDS": "abc"}, "environment TICKFLOW_TRACKER_LEASE_SECONDS: [tracker] lease_seconds"),
     ({"TICKFLOW_STORAGE_MODE": "weird"}, "environment TICKFLOW_STORAGE_MODE: [storage] mode must be"),
     ({"TICKFLOW_POSTGRES_HOSTT": "x"}, "environment TICKFLOW_POSTGRES_HOSTT: [postgres] unknown key(s) hostt"),
+    ({"TICKFLOW_STORGE_ROOT": "/data/wh"},
+     "environment TICKFLOW_STORGE_ROOT: no config section [storge]; did you mean TICKFLOW_STORAGE_ROOT?"),
+    ({"TICKFLOW_TRACKERS_LEASE_SECONDS": "60"}, "did you mean TICKFLOW_TRACKER_LEASE_SECONDS?"),
 ])
 def test_a_bad_environment_override_is_named_as_such(tmp_path, env, words):
     ini = tmp_path / "c.ini"
@@ -122,6 +125,13 @@ def test_a_bad_environment_override_is_named_as_such(tmp_path, env, words):
     with pytest.raises(ConfigError) as info:
         load_config(ini, env=env)
     assert words in str(info.value)
+
+
+def test_other_tickflow_variables_are_not_taken_for_misspelt_sections(tmp_path):
+    env = {"TICKFLOW_CONFIG": "", "TICKFLOW_CACHE_DIR": str(tmp_path), "TICKFLOW_PYTHON": "python3",
+           "TICKFLOW_TEST_PG_DSN": "postgresql://postgres@127.0.0.1/postgres", "TICKFLOW_HOME": "/opt/tickflow",
+           "TICKFLOW_RELEASE_CHANNEL": "stable", "TICKFLOW_STORAGE_ROOT": str(tmp_path / "wh")}
+    assert load_config(None, env=env).storage.root == str(tmp_path / "wh")
 
 
 def test_missing_config_file(tmp_path):

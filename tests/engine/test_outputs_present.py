@@ -9,7 +9,9 @@ from engine.outputs_present import (
     describe_gone,
     gone_from_step,
     gone_outputs,
+    incomplete_upstream,
 )
+from engine.raw_inputs import stamp_folder
 from engine.spec import OutputSpec, PipelineSpec, StepSpec
 from engine.step_message import written_message
 from engine.storage.local import LocalStorage
@@ -81,3 +83,33 @@ def test_a_job_lists_each_dataset_once_and_weighs_only_succeeded_steps(tmp_path)
     assert describe_gone([f"d/{n}" for n in range(5)]).endswith("(d/0, d/1, d/2 and 2 more)")
     nothing = PartitionLister(_storage(tmp_path / "empty"))  # another warehouse: no dataset at all
     assert gone_outputs(spec, DAY, rows, nothing) == ["d/trade_dt=2024-01-05", "d/trade_dt=2024-01-04"]
+
+
+def test_an_upstream_job_is_judged_from_its_step_rows_alone(tmp_path) -> None:
+    """Another pipeline's job, known by name only: what its succeeded step rows of that date say they wrote
+    and read is checked against storage and the raw root."""
+    storage = _storage(tmp_path / "wh", "trade/trade_dt=2024-01-05")
+    (tmp_path / "raw/csv/2024-01-05/NYSE").mkdir(parents=True)
+    (tmp_path / "raw/csv/2024-01-05/NYSE/part-0.txt").write_text("a\n")
+    raw = LocalStorage(tmp_path / "raw")
+    stamp = stamp_folder(raw, "csv/2024-01-05").encode()
+
+    def row(job: str, status: str, message: str) -> JobRow:
+        return JobRow(job, status, None, None, message=message)
+
+    rows = [row("pre_2024-01-05", "success", "pre 2024-01-05: success"),
+            row("pre.ingest_2024-01-05", "success", written_message({}, {}, {}, {"csv/2024-01-05": stamp})),
+            row("pre.eod_2024-01-05", "success",
+                written_message({"trade": ["trade_dt=2024-01-05"]}, {}, {"trade": "trade"})),
+            # another date, another pipeline, a failed step: not weighed
+            row("pre.eod_2024-01-08", "success",
+                written_message({"trade": ["trade_dt=2024-01-08"]}, {}, {"trade": "trade"})),
+            row("other.eod_2024-01-05", "success", written_message({"x": ["trade_dt=2024-01-05"]}, {}, {"x": "x"})),
+            row("pre.bad_2024-01-05", "failed", written_message({"q": ["trade_dt=2024-01-05"]}, {}, {"q": "q"}))]
+    assert incomplete_upstream("pre_2024-01-05", rows, storage, raw) is None
+    (tmp_path / "raw/csv/2024-01-05/NYSE/part-1.txt").write_text("late\n")
+    (tmp_path / "wh/trade/trade_dt=2024-01-05").rmdir()
+    assert incomplete_upstream("pre_2024-01-05", rows, storage, raw) == (
+        "partition(s) it wrote are gone from storage (trade/trade_dt=2024-01-05); its raw input changed since it "
+        "ran: csv/2024-01-05 (2 files, 0.0 MB; was 1 file, 0.0 MB)")
+    assert incomplete_upstream("not a job id", rows, storage, raw) is None

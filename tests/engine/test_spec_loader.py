@@ -192,6 +192,20 @@ def test_a_small_threshold_reaches_a_number_param_as_a_number(tmp_path, value):
     assert load_spec(tmp_path / "p.yaml", date=DATE).steps["ingest"].params["max_bad_share"] == float(value)
 
 
+def test_a_value_made_wrong_by_a_var_names_the_var() -> None:
+    """The line the error names holds a correct template: the wrong value came from the command line."""
+    root = Path(__file__).resolve().parents[2]
+    with pytest.raises(SpecError) as info:
+        load_spec(root / "pipelines" / "analyze.yaml", date=DATE, var_overrides=parse_var_overrides(["ma_window=abc"]))
+    message = str(info.value)
+    assert "steps.trade_ma.params.window: 'abc' does not match" in message
+    assert message.endswith("(the value comes from --var ma_window=abc)")
+    with pytest.raises(SpecError) as info:  # a value wrong in the file itself names no var
+        load_spec(root / "pipelines" / "analyze.yaml", date=DATE, var_overrides=parse_var_overrides(["nope=1"]))
+    assert "--var nope: the spec declares no such variable" in str(info.value)
+    assert "the value comes from" not in str(info.value)
+
+
 VARS = """
 pipeline: demo
 modules: [{mod}]

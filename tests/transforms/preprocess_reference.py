@@ -99,9 +99,15 @@ def _fields_csv(line: str) -> tuple[str | None, dict[str, Any] | None]:
     return None, f
 
 
+def _not_json(token: str) -> None:
+    """Python reads NaN, Infinity and -Infinity; JSON (RFC 8259) has no such tokens."""
+    raise ValueError(f"{token} is not JSON")
+
+
 def _fields_json(line: str) -> tuple[str | None, dict[str, Any] | None]:
     try:
-        pairs = json.loads(line, object_pairs_hook=_Obj, parse_float=str, parse_int=str, parse_constant=str)
+        pairs = json.loads(line, object_pairs_hook=_Obj, parse_float=str, parse_int=str,
+                           parse_constant=_not_json)
     except (ValueError, RecursionError):
         return "broken_json", None
     if not isinstance(pairs, _Obj):

@@ -136,7 +136,11 @@ EDGE_LINES = {
              JSON_T.replace('"SYMA"', '{"id":"SYMA"}'), JSON_T.replace('"EX-10"', "true"),
              JSON_Q.replace('"bid_size":100', '"bid_size":[100]'), JSON_T.replace('"SYMA"', '{"a":1,"a":2}'),
              JSON_T.replace('"SYMA"', '"{\\"id\\":1}"'), JSON_T.replace('"NASDAQ"', '"[NASDAQ]"'),
-             JSON_T.replace('"EX-10"', "null"), JSON_T.replace("SYMA", "SY\ufffdA")],
+             JSON_T.replace('"EX-10"', "null"), JSON_T.replace("SYMA", "SY\ufffdA"),
+             # tokens Jackson takes only when let: not JSON, so broken_json (NON_JSON below)
+             *(NON_JSON := [JSON_T.replace('"SYMA"', "NaN"), JSON_T.replace('"EX-10"', "Infinity"),
+                            JSON_T.replace('"size":500', '"size":-Infinity'),
+                            JSON_Q.replace("76.10016521142818", "NaN"), JSON_T.replace('"SYMA"', "'SYMA'")])],
 }
 COMPARED = ("reason", *TYPED_COLUMNS)
 
@@ -160,6 +164,12 @@ def test_fast_path_takes_canonical_lines_and_agrees_with_the_general_path(spark,
     for line, f, g in zip(EDGE_LINES[fmt], fast, general, strict=True):
         assert [f[c] for c in COMPARED] == [g[c] for c in COMPARED], (line, f, g)
         assert f["reason"] == ref.classify(fmt, line, DAY)[0], line
+
+
+def test_nan_and_infinity_tokens_make_a_json_line_broken(spark):
+    fast, general = _both_paths(spark, "json", NON_JSON)
+    assert [r["reason"] for r in fast] == [r["reason"] for r in general] == ["broken_json"] * len(NON_JSON)
+    assert [ref.classify("json", line, DAY)[0] for line in NON_JSON] == ["broken_json"] * len(NON_JSON)
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,

@@ -14,6 +14,7 @@ from transforms.analytics.timeutil import epoch_us, parse_duration_us, require_c
 _US = "_tf_ma_us"
 _GRID = float(2**20)  # the high parts of the values are multiples of 2^-20 ...
 _HI_LIMIT = float(2**33)  # ... and their running sums are exact while below 2^33 (53 bits in all)
+_BIG_GRID = float(2**13)  # values from 2^33 on: their big parts are multiples of 2^13, exact in sums below 2^66
 
 
 @transform(
@@ -43,11 +44,16 @@ def moving_average(ctx: Any, inputs: dict[str, DataFrame], params: dict[str, Any
       is their peers) and is left out of every timed trade's window.
 
     Precision: a plain difference of running sums would carry the rounding of the running sum's magnitude,
-    a relative error of about (trades of the key so far) x 1.1e-16 x |value| / |mean|. So each finite value is
-    split into a high part on a 2^-20 grid, whose running sums are exact (multiples of 2^-20 below 2^33,
-    53 bits), and the remainder (|r| <= 2^-21), whose running sums round at the remainder's tiny scale:
-    the mean is within a few ulp of the exact one while a key's running sum of high parts stays below 2^33
-    (~8.6e9, e.g. 8M trades at 1,000); beyond that the error degrades to the plain bound above.
+    a relative error of about (trades of the key so far) x 1.1e-16 x |value| / |mean|, and one outlier (a
+    price of 1.2e19) would wipe out every later mean of its key that day. So each finite value is split into
+    parts whose running sums are exact, and one remainder whose sums round at a tiny scale:
+    * a value from 2^33 on gives a big part on a 2^13 grid (sums exact below 2^66) and leaves a remainder
+      below 2^12 that is a multiple of 2^-19 (its ulp is at least that);
+    * the rest (the value itself below 2^33) gives a high part on a 2^-20 grid (sums exact below 2^33) and
+      a remainder |r| <= 2^-21.
+    Each window sum is then a difference of exact sums plus the remainders' (rounded at 2^-21 scale), so the
+    mean is within a few ulp of the exact one while a key's day sums stay below those bounds (high parts below
+    2^33 ~ 8.6e9, e.g. 8M trades at 1,000; big parts below 2^66 ~ 7.4e19).
     """
     df = inputs["trades"]
     by, value, time_col = list(params["by"]), params["value"], params["time_col"]
@@ -60,7 +66,9 @@ def moving_average(ctx: Any, inputs: dict[str, DataFrame], params: dict[str, Any
     before = ordered.rangeBetween(Window.unboundedPreceding, -window_us - 1)
     v = F.col(value).cast("double")
     finite = F.when(F.abs(v) < F.lit(float("inf")), v)  # NaN and +-infinity are counted apart, not summed
-    hi = F.when(F.abs(finite) < F.lit(_HI_LIMIT), F.rint(finite * _GRID) / _GRID).otherwise(finite)
+    big = F.when(F.abs(finite) >= F.lit(_HI_LIMIT), F.rint(finite / _BIG_GRID) * _BIG_GRID).otherwise(F.lit(0.0))
+    rest = finite - big  # exact: both are multiples of the value's ulp
+    hi = F.when(F.abs(rest) < F.lit(_HI_LIMIT), F.rint(rest * _GRID) / _GRID).otherwise(rest)
     # NaN counts as both infinities: the mean is NaN if the window holds both "signs", else that infinity
     up = F.when(F.isnan(v) | (v == F.lit(float("inf"))), F.lit(1)).otherwise(F.lit(0))
     down = F.when(F.isnan(v) | (v == F.lit(float("-inf"))), F.lit(1)).otherwise(F.lit(0))
@@ -71,18 +79,19 @@ def moving_average(ctx: Any, inputs: dict[str, DataFrame], params: dict[str, Any
         return F.coalesce(agg.over(upto), F.lit(0)) - F.coalesce(earlier, F.lit(0))
 
     parts = {  # each aggregate once: the Window operator evaluates every expression it is given
+        f"{_US}_big": in_window(F.sum(big)),
         f"{_US}_hi": in_window(F.sum(hi)),
-        f"{_US}_lo": in_window(F.sum(finite - hi)),
+        f"{_US}_lo": in_window(F.sum(rest - hi)),
         f"{_US}_n": in_window(F.count(v)),
         f"{_US}_up": in_window(F.sum(up)),
         f"{_US}_down": in_window(F.sum(down)),
     }
-    high, low, count, ups, downs = (F.col(c) for c in parts)
+    bigs, high, low, count, ups, downs = (F.col(c) for c in parts)
     mean = (F.when(count == 0, F.lit(None).cast("double"))
             .when((ups > 0) & (downs > 0), F.lit(float("nan")))
             .when(ups > 0, F.lit(float("inf")))
             .when(downs > 0, F.lit(float("-inf")))
-            .otherwise((high + low) / count))
+            .otherwise((bigs + high + low) / count))
     return (presorted(df.withColumn(_US, epoch_us(time_col)), by, t)
             .select("*", *[col.alias(name) for name, col in parts.items()])
             .withColumn(params["output_col"], mean)

@@ -187,6 +187,39 @@ def test_wait_for_upstream_starts_once_upstream_succeeds(backend: Backend, rec: 
     assert any("now successful" in ln for ln in rec.lines)
 
 
+def test_a_successful_upstream_that_is_not_complete_is_refused_or_waited_for(backend: Backend, rec: Recorder) -> None:
+    """The upstream job is 'success', but the check says its raw input changed since (or its outputs are gone):
+    this job would read what the upstream job no longer stands for, so it is refused (exit 3), or it waits until
+    the upstream job has run again."""
+    t = backend.tracker()
+    t.set_status(UP, "success")
+    why: dict[str, str | None] = {
+        "now": "its raw input changed since it ran: csv/2020-08-06 (3 files, 0.0 MB; was 2 files, 0.0 MB)"}
+    asked: list[str] = []
+
+    def check(job: str) -> str | None:
+        asked.append(job)
+        return why["now"]
+
+    with pytest.raises(UpstreamNotReady) as err, JobGuard(t, "analyze", DATE, ["preprocess"],
+                                                          upstream_incomplete=check):
+        pytest.fail("must not run")
+    assert f"{UP} (status: success, but {why['now']})" in str(err.value) and err.value.exit_code == 3
+    assert asked == [UP] and t.get(JOB) is None
+
+    def rerun_upstream() -> None:
+        rec.wait_for("waiting up to", 10)
+        why["now"] = None  # the upstream job ran again meanwhile
+
+    helper = threading.Thread(target=rerun_upstream)
+    helper.start()
+    with JobGuard(t, "analyze", DATE, ["preprocess"], wait_for_upstream=20, log=logger(rec),
+                  upstream_incomplete=check) as g:
+        assert g.lease is not None
+    helper.join()
+    assert t.get(JOB).status == "success"  # type: ignore[union-attr]
+
+
 def test_wait_for_upstream_gives_up_with_exit_3(backend: Backend) -> None:
     t = backend.tracker()
     start = time.monotonic()

@@ -173,6 +173,19 @@ def test_moving_average_nan_and_infinity_stay_in_their_windows(spark):
     _check_means(spark, rows, "2 minutes")
 
 
+def test_moving_average_an_outlier_price_leaves_the_later_means_of_its_key_exact(spark):
+    """A fat-finger price of 1.2e19 (a valid positive number) entered the running sums whole, and the means of
+    its key for the rest of the day came out as 0.0 instead of 17 once it had left the window."""
+    h, m = dt.timedelta(hours=1), dt.timedelta(minutes=1)
+    rows = [("A", "X", _T0, 1, 1.2e19), ("A", "X", _T0 + 2 * h, 2, 17.0), ("A", "X", _T0 + 2 * h + m, 3, 17.5),
+            ("B", "X", _T0, 1, 1e17), ("B", "X", _T0 + 2 * h, 2, 17.0),
+            ("C", "X", _T0, 1, 1.2e10), ("C", "X", _T0 + h, 2, 0.0123), ("C", "X", _T0 + h + m, 3, 0.0124),
+            ("D", "X", _T0, 1, 5e19), ("D", "X", _T0 + 10 * m, 2, 3.0), ("D", "X", _T0 + h, 3, 3.25),
+            ("E", "X", _T0, 1, -4.4e18), ("E", "X", _T0 + h, 2, 5.0),
+            ("F", "X", _T0, 1, 123456789.123), ("F", "X", _T0 + m, 2, 9.5e15), ("F", "X", _T0 + h, 3, 1e-7)]
+    _check_means(spark, rows, "30 minutes", rel=1e-15)
+
+
 @pytest.mark.parametrize("window", ["30 minutes", "2 seconds"])
 def test_moving_average_precision_on_a_long_day(spark, window):
     """24k trades per key; one key's price jumps between ~10 and ~1000, so small windows follow large running
