@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -30,7 +31,7 @@ from engine.dates import (
     trading_days,
 )
 from engine.errors import EXIT_OK, EXIT_STEP_FAILED, EXIT_USAGE, SpecError, TickflowError
-from engine.logs import SecretMasker
+from engine.logs import FILE_ONLY, SecretMasker
 from engine.outputs_present import PartitionLister, gone_outputs, incomplete_job, incomplete_upstream
 from engine.raw_inputs import RawStamper, changed_raw
 from engine.registry import REGISTRY
@@ -153,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "their params, inputs, outputs, cycles) and list every problem as file:line: key.path: "
                          "what was expected. Runs nothing; exit 2 when a spec is invalid.")
     val.add_argument("specs", nargs="+", metavar="SPEC", help=SPEC_HELP)
+    val.add_argument("--spark", action="store_true",
+                     help="also parse every SQL text (queries, expectation exprs, read_dataset where) with Spark's "
+                     "own parser, as a run does before its first step; starts a local Spark JVM (a few seconds). "
+                     "Without it, SQL that sqlglot cannot read is listed as a note, not checked")
     _common(val)
 
     plan = sub.add_parser("plan", help="dry run: what would run, in which order, with what",
@@ -253,17 +258,60 @@ def _load(path: str, args: argparse.Namespace, config: Config, date: dt.date | N
 
 def cmd_validate(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     failed = 0
-    for path in args.specs:
-        try:
-            spec = _load(path, args, config, args.date)
-        except SpecError as exc:
-            failed += 1
-            print(f"{path}: INVALID ({len(exc.problems)} problem(s))", file=out)
-            for problem in exc.problems:
-                print(f"  {problem}", file=out)
-            continue
-        print(f"{path}: OK (pipeline '{spec.name}', {len(spec.steps)} steps)", file=out)
+    session = Session(dataclasses.replace(config, spark=dataclasses.replace(config.spark, master="local[1]")))
+    try:
+        for path in args.specs:
+            try:
+                spec = _load(path, args, config, args.date)
+                problems = _spark_sql_problems(path, spec, session.spark_provider()) if args.spark else []
+                if problems:
+                    raise SpecError(problems)
+            except SpecError as exc:
+                failed += 1
+                print(f"{path}: INVALID ({len(exc.problems)} problem(s))", file=out)
+                for problem in exc.problems:
+                    print(f"  {problem}", file=out)
+                continue
+            print(f"{path}: OK (pipeline '{spec.name}', {len(spec.steps)} steps)", file=out)
+            if not args.spark:
+                for note in _unchecked_sql(path, spec):
+                    print(f"  note: {note}", file=out)
+    finally:
+        if session.spark is not None:
+            from engine.spark import stop_jvm
+
+            session.spark.stop()
+            stop_jvm()
     return EXIT_USAGE if failed else EXIT_OK
+
+
+def _step_where(path: str, step: Any) -> str:
+    return f"{path}:{step.line}" if step.line else str(path)
+
+
+def _unchecked_sql(path: str, spec: PipelineSpec) -> list[str]:
+    """The SQL steps whose text sqlglot cannot read: their syntax is first checked by Spark's parser."""
+    from engine.spec_loader import SqlParseError, sql_tables
+
+    notes = []
+    for step in spec.steps.values():
+        if step.sql is None:
+            continue
+        try:
+            sql_tables(step.sql)
+        except SqlParseError as exc:
+            notes.append(f"{_step_where(path, step)}: steps.{step.name}.sql: not checked here (sqlglot: {exc}); "
+                         "'validate --spark' checks it with Spark's parser, as a run does before its first step")
+    return notes
+
+
+def _spark_sql_problems(path: str, spec: PipelineSpec, spark: Any) -> list[str]:
+    """Spark's parse errors of every SQL text of the spec, as validation problems (file:line of the step)."""
+    from engine.sql_check import syntax_errors
+
+    steps = list(spec.steps.values())
+    return [f"{_step_where(path, spec.steps[name])}: steps.{name}: {error}"
+            for name, error in syntax_errors(spark, steps, {s.name for s in steps})]
 
 
 def cmd_graph(args: argparse.Namespace, config: Config, out: TextIO) -> int:
@@ -333,11 +381,11 @@ def cmd_plan(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     start = args.date or getattr(args, "start", None)
     probe = _load(args.spec, args, config, start)
     check_selection(probe, args.select)
+    raw_storage = open_storage(config.storage.raw_root, config)
+    check_raw_root(args, probe, raw_storage)  # a wrong raw root is an error, not "nothing to do"
     if args.date:
         dates = [args.date]
     else:
-        raw_storage = open_storage(config.storage.raw_root, config)
-        check_raw_root(args, probe, raw_storage)  # a wrong raw root is an error, not "nothing to do"
         tracker = open_tracker(config, read_only=True)  # planning only looks: no table, no SQLite file
         try:
             dates, done = dates_to_run(args, probe, raw_storage, tracker, config.holidays,
@@ -435,9 +483,10 @@ def raw_catch_up_folders(args: argparse.Namespace, spec: PipelineSpec) -> list[s
 
 
 def check_raw_root(args: argparse.Namespace, spec: PipelineSpec, raw_storage: Any) -> None:
-    """A catch-up or backfill from raw folders none of which is under the raw root: ConfigError (exit 2), raised
-    before the tracker is opened and Spark started (run and plan call it first)."""
-    folders = raw_catch_up_folders(args, spec)
+    """A run of a spec that takes its dates from raw folders (a catch-up, a backfill, or one --date) when none of
+    them is under the raw root: ConfigError (exit 2), raised before the tracker is opened and Spark started (run
+    and plan call it first). A mistyped raw root is then a configuration error, not a date recorded as failed."""
+    folders = [str(f) for f in spec.catch_up.get("raw_folders") or []]
     if folders:
         check_raw_folders(spec.name, raw_storage, folders)
 
@@ -584,7 +633,8 @@ def run_one_date(args: argparse.Namespace, config: Config, date: dt.date, storag
         from engine.progress import Progress
 
         mode = "quiet" if args.quiet else ("json" if args.log_format == "json" else "bar")
-        return Progress(total, sys.stderr, mode, None, spark_context)
+        return Progress(total, sys.stderr, mode, None, spark_context,
+                        labels={"pipeline": spec.name, "date": date.isoformat()})
 
     runner = PipelineRunner(spec, config, date=date, storage=storage, raw_storage=raw_storage,
                             registry=REGISTRY, spark_provider=session.spark_provider, guard=guard,
@@ -632,6 +682,9 @@ def run_one_date(args: argparse.Namespace, config: Config, date: dt.date, storag
             # tracker or storage failed, or the lock was lost (2); stopped by Ctrl-C (130) or SIGTERM (143)
             status = END_STATUS.get(code, "failed")
             line = f"{spec.name} {date}: {status}: {message}"
+            # the log the run points to says why it ended so (a scheduler's console output is often lost)
+            log.log(logging.WARNING if code in (errors.EXIT_UPSTREAM, errors.EXIT_RUNNING) else logging.ERROR,
+                    "%s (exit %d)", line, code, extra={FILE_ONLY: True})
             if args.log_format == "json":  # stderr stays one JSON object per line for schedulers
                 line = json.dumps({"event": "run_ended", "pipeline": spec.name, "date": str(date),
                                    "status": status, "exit_code": code, "message": message})

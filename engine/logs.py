@@ -32,6 +32,8 @@ _console_hooks: dict[str, Callable[[], None] | None] = {"before": None, "after":
 # Log records marked with this attribute (extra={STEP_EVENT: True}) announce a step starting or finishing. While
 # a progress display prints its own line for each such event, the console leaves them out (the file keeps them).
 STEP_EVENT = "tickflow_step_event"
+# a record with this attribute set goes to the log file only (what the console already showed another way)
+FILE_ONLY = "tickflow_file_only"
 _progress_shows_steps = {"on": False}
 _console_muted: dict[str, frozenset[str]] = {"names": frozenset()}  # see mute_console
 
@@ -168,7 +170,8 @@ class ConsoleHandler(logging.StreamHandler):
         if (_progress_shows_steps["on"] and getattr(record, STEP_EVENT, False)
                 and record.levelno < logging.WARNING):
             return
-        if any(record.name == n or record.name.startswith(n + ".") for n in _console_muted["names"]):
+        if getattr(record, FILE_ONLY, False) or any(record.name == n or record.name.startswith(n + ".")
+                                                    for n in _console_muted["names"]):
             return
         before, after = _console_hooks["before"], _console_hooks["after"]
         if before:

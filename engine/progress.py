@@ -10,7 +10,7 @@ import json
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -110,7 +110,7 @@ class Progress:
 
     def __init__(self, total_steps: int, stream: IO[str], mode: str = "bar", interval_s: float | None = None,
                  spark_context: Any = None, *, clock: Callable[[], float] = time.monotonic,
-                 width: int | None = None):
+                 width: int | None = None, labels: Mapping[str, str] | None = None):
         if mode not in MODES:
             raise ValueError(f"progress mode must be one of {', '.join(MODES)}, got {mode!r}")
         is_tty = bool(getattr(stream, "isatty", lambda: False)())
@@ -130,6 +130,8 @@ class Progress:
         self._bar_shown = False
         self._last_tasks = TaskProgress()
         self.max_tasks_seen = 0  # the largest task total observed in one poll (tests, summaries)
+        # fields every JSON event carries (the pipeline and date: a catch-up's events are told apart by them)
+        self._labels = dict(labels or {})
 
     # ---------------------------------------------------------------- state
     def snapshot(self, *, poll: bool = True) -> Snapshot:
@@ -174,7 +176,7 @@ class Progress:
         snap = self.snapshot()
         with self._lock:
             if self.mode == "json":
-                self._write(snapshot_json(snap, event, **extra) + "\n")
+                self._write(snapshot_json(snap, event, **self._labels, **extra) + "\n")
                 return
             self._clear_bar()
             self._write(f"[{format_elapsed(snap.elapsed_s)}] {text_line}\n")
@@ -191,7 +193,7 @@ class Progress:
         snap = self.snapshot()
         if not snap.running and not snap.tasks.total:
             return  # nothing running: no heartbeat noise between steps
-        self._write((snapshot_json(snap) if self.mode == "json" else render_line(snap)) + "\n")
+        self._write((snapshot_json(snap, **self._labels) if self.mode == "json" else render_line(snap)) + "\n")
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -243,7 +245,7 @@ class Progress:
             self._clear_bar()
         if self.mode == "json":
             snap = self.snapshot()
-            self._write(snapshot_json(snap, "finished") + "\n")
+            self._write(snapshot_json(snap, "finished", **self._labels) + "\n")
 
     def __enter__(self) -> Progress:
         self.start()

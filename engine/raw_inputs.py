@@ -4,10 +4,15 @@ A late file (an exchange re-sends a day, a part file lands after the run) would 
 with its outputs missing that file, and every catch-up would say "nothing to do". So when a step reads a raw
 folder (through its context's ``raw_uri``), the runner stamps the folder first: how many files, how many bytes,
 and a digest of each file's name, size and version mark (modification time, or the blob's ETag). The stamp is
-kept in the step's tracker row. A later catch-up, ``--date`` run or ``plan`` stamps the folder again; another
-stamp means the input changed, and the job runs again. Like rsync and make, this compares names, sizes and times,
-not contents: a file copied again with the same bytes counts as changed (its date is recomputed, to the same
-result).
+kept in the step's tracker row. A later catch-up, ``--date`` run or ``plan`` stamps the folder again; a file
+added, replaced or rewritten since means the input changed, and the job runs again. Like rsync and make, this
+compares names, sizes and times, not contents: a file copied again with the same bytes counts as changed (its
+date is recomputed, to the same result).
+
+Files that only went away are no change: raw files archived or deleted after processing (or a mistyped raw
+root, where nothing is found) must not turn a finished date into a rerun that can only fail. So a folder that
+now holds no file never counts as changed, and one with fewer files counts only when a file in it is newer than
+every file it held then.
 """
 
 from __future__ import annotations
@@ -31,17 +36,25 @@ class RawStamp:
     files: int
     size: int
     digest: str
+    newest_ns: int = 0  # the latest modification time of its files (0: no file, or not known)
 
     def encode(self) -> str:
-        return f"{self.files}:{self.size}:{self.digest}"
+        return f"{self.files}:{self.size}:{self.digest}:{self.newest_ns}"
 
     @classmethod
     def decode(cls, text: Any) -> RawStamp | None:
         """The stamp a tracker row keeps, or None when the text is not one."""
         parts = str(text).split(":")
-        if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
+        if len(parts) != 4 or not all(p.isdigit() for p in (parts[0], parts[1], parts[3])):
             return None
-        return cls(int(parts[0]), int(parts[1]), parts[2])
+        return cls(int(parts[0]), int(parts[1]), parts[2], int(parts[3]))
+
+    def has_news_since(self, then: RawStamp) -> bool:
+        """A file was added, replaced or rewritten since ``then`` (see the module docstring: files that only
+        went away are no change)."""
+        if self.files == 0 or self == then:
+            return False
+        return self.files >= then.files or self.newest_ns > then.newest_ns
 
     def describe(self) -> str:
         files = f"{self.files} file{'' if self.files == 1 else 's'}"
@@ -50,11 +63,11 @@ class RawStamp:
 
 def stamp_files(files: Iterable[FileStamp]) -> RawStamp:
     digest = hashlib.sha256()
-    count = size = 0
+    count = size = newest = 0
     for f in sorted(files, key=lambda f: f.name):
         digest.update(f"{f.name}\0{f.size}\0{f.version}\n".encode())
-        count, size = count + 1, size + f.size
-    return RawStamp(count, size, digest.hexdigest()[:20])
+        count, size, newest = count + 1, size + f.size, max(newest, f.modified_ns)
+    return RawStamp(count, size, digest.hexdigest()[:20], newest)
 
 
 def stamp_folder(raw_storage: Storage, rel_path: str) -> RawStamp:
@@ -77,7 +90,7 @@ class RawStamper:
         if top not in self._tops:
             self._tops[top] = self.raw_storage.list_files(top)
         inside = rest + "/"
-        return stamp_files(FileStamp(f.name[len(inside):], f.size, f.version)
+        return stamp_files(FileStamp(f.name[len(inside):], f.size, f.version, f.modified_ns)
                            for f in self._tops[top] if f.name.startswith(inside))
 
 
@@ -88,12 +101,12 @@ def read_stamps(message: str | None) -> dict[str, str]:
 
 
 def changed_folders(message: str | None, stamper: RawStamper) -> list[str]:
-    """Each raw folder the step read whose stamp differs now, described: ``csv/2024-01-05 (5 files, 1.2 MB;
-    was 4 files, 1.0 MB)``."""
+    """Each raw folder the step read that has a file added, replaced or rewritten since, described:
+    ``csv/2024-01-05 (5 files, 1.2 MB; was 4 files, 1.0 MB)``."""
     changed = []
     for rel, text in sorted(read_stamps(message).items()):
         then, now = RawStamp.decode(text), stamper.stamp(rel)
-        if then is not None and then != now:
+        if then is not None and now.has_news_since(then):
             if (then.files, then.size) == (now.files, now.size):
                 changed.append(f"{rel} ({now.describe()}, same count and size, but a file's name or time differs)")
             else:

@@ -504,7 +504,9 @@ class PipelineRunner:
         jobs it cancels (errors, by its lights) stays in the log file."""
         if self._stopping is None:
             self._stopping = stop_message(exc) if isinstance(exc, KeyboardInterrupt) else essential_line(exc)
-            mute_console("spark", "py4j")
+            # PySpark's own warnings (a collect for a chart whose job was cancelled: its Arrow fallback warns with
+            # the JVM's stack) come through Python's warnings, captured as 'py.warnings'
+            mute_console("spark", "py4j", "py.warnings")
 
     def _mark(self, name: str, status: str, message: str = "") -> None:
         with self._guard_lock:
@@ -721,6 +723,8 @@ class PipelineRunner:
             try:
                 self.chart_frames[spec] = fetch_frame(results[key], spec)
             except Exception as exc:  # a chart that cannot be drawn costs the report a chart, not the step
+                if self._stopping:  # the run is being stopped: its job was cancelled, so the step was too
+                    raise
                 self.chart_frames[spec] = exc
             self._release(key, remaining, persisted)
 

@@ -26,8 +26,11 @@ if [[ ! -x .venv/bin/python ]]; then
   echo "setup: creating .venv"
   "$PY" -m venv .venv
 fi
-STAMP=".venv/.tickflow-installed-$DEV-$(sha1sum pyproject.toml | cut -c1-12)"
-if [[ ! -f "$STAMP" ]]; then
+HASH="$(sha1sum pyproject.toml | cut -c1-12)"
+STAMP=".venv/.tickflow-installed-$DEV-$HASH"
+# A dev install includes the plain one: a plain request (./demo.sh) is also satisfied by the dev stamp, while a
+# dev request after a plain install still installs the dev extras.
+if [[ ! -f "$STAMP" && ! ( $DEV == 0 && -f ".venv/.tickflow-installed-1-$HASH" ) ]]; then
   echo "setup: installing Python packages (first time takes a minute or two)"
   .venv/bin/python -m pip install -q --upgrade pip
   if [[ $DEV == 1 ]]; then .venv/bin/pip install -q -e ".[dev]"; else .venv/bin/pip install -q -e .; fi

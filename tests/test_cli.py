@@ -44,6 +44,10 @@ def test_product_pipelines_validate_and_plan(spec, tmp_path):
     cfg = tmp_path / "c.ini"
     cfg.write_text(f"[storage]\nroot = {tmp_path}/wh\nraw_root = {tmp_path}/raw\n"
                    f"[tracker]\nsqlite_path = {tmp_path}/t.sqlite\n")
+    if spec == "preprocess.yaml":  # a raw root without any raw folder is a config error, --date or not
+        out = cli("plan", ROOT / "pipelines" / spec, "--date", "2020-08-06", "--config", cfg)
+        assert out.returncode == 2 and "no raw folder csv/ or json/ under the raw root" in out.stderr, out.stderr
+        (tmp_path / "raw" / "csv" / "2020-08-05").mkdir(parents=True)
     out = cli("plan", ROOT / "pipelines" / spec, "--date", "2020-08-06", "--config", cfg)
     assert out.returncode == 0, out.stderr
     assert "steps (in order):" in out.stdout and " -> run" in out.stdout
@@ -89,6 +93,29 @@ def test_validate_checks_every_spec_whatever_an_earlier_ones_problems(tmp_path):
         f"{shape}: INVALID (1 problem(s))", f"  {shape}:6: steps.b.inputs: expected object, got list ['a']",
         f"{latin}: INVALID (1 problem(s))", f"  {latin}:2: the spec is not UTF-8 text (byte 0xe9); save it as UTF-8",
         f"{good}: OK (pipeline 'preprocess', 2 steps)"]
+
+
+def test_validate_notes_sql_it_cannot_read_and_spark_finds_the_syntax_error(tmp_path):
+    """An analyst's typo (FORM for FROM) in a step that declares its inputs: plain validation cannot judge the
+    SQL and says so; with --spark, Spark's parser refuses it at the step's line, as a run would before its first
+    step, and leaves no JVM or folder behind."""
+    bad = tmp_path / "typo.yaml"
+    bad.write_text((ROOT / "pipelines" / "analyze.yaml").read_text().replace(
+        "ORDER BY vol DESC, symbol LIMIT 15)", "ORDER BY vol DESC, symbol LIMIT 15)\n      SELEC 1"))
+    out = cli("validate", bad, cwd=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    line = next(n for n, text in enumerate(bad.read_text().splitlines(), 1) if text.startswith("  chart_volume:"))
+    assert out.stdout.splitlines()[1].startswith(f"  note: {bad}:{line}: steps.chart_volume.sql: not checked here "
+                                                 "(sqlglot: ")
+    out = cli("validate", "--spark", bad, ROOT / "pipelines" / "preprocess.yaml", cwd=tmp_path)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert out.stdout.splitlines()[:2] == [
+        f"{bad}: INVALID (1 problem(s))",
+        f"  {bad}:{line}: steps.chart_volume: sql is not valid Spark SQL: [PARSE_SYNTAX_ERROR] Syntax error at or "
+        "near 'SELEC'. SQLSTATE: 42601 (line 3, pos 0)"], out.stdout
+    good = ROOT / "pipelines" / "preprocess.yaml"
+    assert out.stdout.splitlines()[2] == f"{good}: OK (pipeline 'preprocess', 2 steps)"
+    assert out.stderr == "" and list(tmp_path.iterdir()) == [bad]
 
 
 def test_bad_usage_exits_2():
@@ -173,6 +200,7 @@ def test_plan_names_the_lock_holder(tmp_path):
     from engine.tracker.factory import open_tracker
 
     cfg = _local_config(tmp_path)
+    (tmp_path / "raw" / "csv").mkdir(parents=True)
     tracker = open_tracker(load_config(cfg, env={}))
     assert tracker.acquire("preprocess_2024-01-04", lease_seconds=600, holder_host="etl-7", holder_pid=4242)
     tracker.close()
@@ -221,6 +249,7 @@ def test_usage_errors_exit_2_before_anything_starts(tmp_path, args, words):
 def test_a_log_dir_that_cannot_be_made_exits_2_naming_it_before_spark(tmp_path):
     """It used to end in two tracebacks (exit 1)."""
     (tmp_path / "a_file").write_text("")
+    (tmp_path / "raw" / "csv").mkdir(parents=True)
     cfg = _local_config(tmp_path, f"[pipeline]\nlog_dir = {tmp_path}/a_file/logs\n")
     out = cli(ROOT / "pipelines" / "preprocess.yaml", "--date", "2024-01-04", "--config", cfg)
     assert out.returncode == 2, out.stderr
@@ -232,11 +261,18 @@ def test_a_log_dir_that_cannot_be_made_exits_2_naming_it_before_spark(tmp_path):
 
 def test_json_logs_end_every_refusal_with_a_run_ended_event(tmp_path):
     cfg = _local_config(tmp_path)
-    out = cli(ROOT / "pipelines" / "analyze.yaml", "--date", "2024-01-04", "--config", cfg, "--log-format", "json")
+    out = cli(ROOT / "pipelines" / "analyze.yaml", "--date", "2024-01-04", "--config", cfg, "--log-format", "json",
+              cwd=tmp_path)
     assert out.returncode == 3, out.stderr
     records = [json.loads(line) for line in out.stderr.splitlines() if line.strip()]
     assert records[-1]["event"] == "run_ended" and records[-1]["status"] == "blocked"
     assert records[-1]["exit_code"] == 3 and "preprocess_2024-01-04" in records[-1]["message"]
+    # the log file the run names says why it did not run (once: the console line is not repeated there)
+    assert sum(r.get("event") == "run_ended" for r in records) == 1
+    (log_file,) = (tmp_path / ".tickflow" / "logs").glob("analyze_2024-01-04_*.log")
+    logged = log_file.read_text()
+    assert "analyze 2024-01-04: blocked: cannot run analyze_2024-01-04: upstream job preprocess_2024-01-04 " in logged
+    assert "(exit 3)" in logged
     out = cli(ROOT / "pipelines" / "analyze.yaml", "--date", "2024-01-04", "--config", cfg, "--log-format", "json",
               "--select", "nosuch")
     assert out.returncode == 2

@@ -209,7 +209,8 @@ class BlobAccess:
     def file_stamps(self, prefix: str) -> list[FileStamp]:
         """Every blob below ``prefix`` (a virtual folder) but folder markers and hidden names, sorted."""
         start = prefix + "/" if prefix else ""
-        found = [FileStamp(b.name[len(start):], int(b.size or 0), str(b.etag or ""))
+        found = [FileStamp(b.name[len(start):], int(b.size or 0), str(b.etag or ""),
+                           int(b.last_modified.timestamp() * 1e9) if b.last_modified else 0)
                  for b in self.list_blobs(start) if not is_folder_marker(b)]
         return sorted((f for f in found if not is_hidden_path(f.name)), key=lambda f: f.name)
 

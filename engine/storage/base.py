@@ -44,6 +44,7 @@ class FileStamp:
     name: str  # relative to the listed folder, '/'-separated
     size: int
     version: str
+    modified_ns: int = 0  # when it was last written, in ns since the epoch (0: not known)
 
 
 def is_hidden_path(rel: str) -> bool:

@@ -117,7 +117,7 @@ class LocalStorage(Storage):
                 except OSError:  # removed meanwhile: not there
                     continue
                 found.append(FileStamp(os.path.relpath(path, folder).replace(os.sep, "/"), st.st_size,
-                                       str(st.st_mtime_ns)))
+                                       str(st.st_mtime_ns), st.st_mtime_ns))
         return sorted(found, key=lambda f: f.name)
 
     def read_uri(self, rel_path: str, partitions: Sequence[str] | None = None) -> str | None:

@@ -400,10 +400,13 @@ class Tracker(ABC):
         return self.lock_of(lease.job_id) == lease.lock_id
 
     @abstractmethod
-    def unlock(self, job_id: str, message: str, *, lock_id: str | None = None, actor: str | None = None) -> bool:
-        """Operator override: clear the lock (only ``lock_id`` when given); a running job becomes 'failed'.
-        False when there was nothing to clear. A cleared lock is recorded in the audit table in the same
-        transaction, naming ``actor`` (default: this process, ``current_actor()``) and the row as it was."""
+    def unlock(self, job_id: str, message: str, *, lock_id: str | None = None, actor: str | None = None,
+               steps: Sequence[str] = ()) -> bool:
+        """Operator override: clear the lock (only ``lock_id`` when given); a running job becomes 'failed', and
+        so do those of the step rows ``steps`` still 'running' (message ``its run was <message>``): the steps a
+        killed run left. False when there was nothing to clear (then nothing changes). A cleared lock is recorded
+        in the audit table in the same transaction, naming ``actor`` (default: this process,
+        ``current_actor()``) and the rows as they were, the job's and the steps' it changed."""
 
     @abstractmethod
     def forget(self, job_id: str, related: Sequence[str] = (), *, actor: str | None = None) -> list[str]:

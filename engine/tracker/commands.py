@@ -17,12 +17,15 @@ from engine.errors import EXIT_RUNNING
 from engine.processes import gone_here
 from engine.tracker.base import (
     AuditEntry,
+    JobKey,
     JobRow,
+    Tracker,
     current_actor,
     fmt_time,
     iso_utc,
     operator,
     parse_job_id,
+    pipeline_job_id,
 )
 from engine.tracker.factory import open_tracker
 
@@ -115,6 +118,8 @@ def _before_summary(entry: AuditEntry) -> str:
         parts.append(f"run {own['run_id']}")
     if entry.action == "forget":
         parts.append(f"deleted {', '.join(str(r.get('job_id')) for r in rows)}")
+    elif entry.action == "unlock" and (steps := [str(r.get("job_id")) for r in rows if r is not own]):
+        parts.append(f"steps running -> failed {', '.join(steps)}")
     if own.get("message"):
         parts.append(f"message {clip(str(own['message']), 60)}")
     if "unparsed" in own:
@@ -173,9 +178,26 @@ def add_unlock_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
 
+def _running_steps(tracker: Tracker, key: JobKey | None) -> list[JobRow]:
+    """The step rows of the job's pipeline and date still at 'running': under a job being unlocked, steps its
+    dead (or doomed) run never finished."""
+    if key is None or key.step is not None:
+        return []
+    return [r for r in tracker.list_jobs()
+            if (k := parse_job_id(r.job_id)) is not None and k.step is not None
+            and (k.pipeline, k.date) == (key.pipeline, key.date) and r.status == "running"]
+
+
 def cmd_unlock(args: argparse.Namespace, config: Config, out: IO[str] = sys.stdout,
                inp: IO[str] = sys.stdin) -> int:
-    """Clear a job's lock after confirmation; 0 done or nothing to do, 1 declined, 2 unknown job."""
+    """Clear a job's lock after confirmation; its step rows still 'running' become 'failed' with it. 0 done or
+    nothing to do, 1 declined (or the lock changed meanwhile), 2 unknown job or a step's id (never locked)."""
+    key = parse_job_id(args.job_id)
+    if key is not None and key.step is not None:
+        job = pipeline_job_id(key.pipeline, key.date)
+        out.write(f"{args.job_id!r} is a step's id, not a pipeline job's: a step's row is never locked; unlock its "
+                  f"job instead, `run_pipeline.py unlock {job}` (its steps still running become failed with it)\n")
+        return 2
     with open_tracker(config) as tracker:
         row = tracker.get(args.job_id)
         if row is None:
@@ -184,6 +206,7 @@ def cmd_unlock(args: argparse.Namespace, config: Config, out: IO[str] = sys.stdo
         if not row.locked:
             out.write(f"job {args.job_id} is not locked (status {row.status or '-'}); nothing to do\n")
             return 0
+        steps = _running_steps(tracker, key)
         now = tracker.now()
         state = "EXPIRED" if row.lease_expired(now) else "still valid"
         gone = ("; its process is not running on this host any more (crashed or killed): safe to unlock"
@@ -191,6 +214,9 @@ def cmd_unlock(args: argparse.Namespace, config: Config, out: IO[str] = sys.stdo
         out.write(f"job {row.job_id} is locked by {row.holder()} since "
                   f"{fmt_time(row.started_time or row.updated_time)}; lease {state} "
                   f"(expires {fmt_time(row.lease_expires)}){gone}\n")
+        if steps:
+            out.write(f"its step row(s) still running, to be marked failed with it: "
+                      f"{', '.join(r.job_id for r in steps)}\n")
         if not args.yes:
             out.write("Clear this lock? A run still alive would lose it. [y/N] ")
             out.flush()
@@ -201,9 +227,14 @@ def cmd_unlock(args: argparse.Namespace, config: Config, out: IO[str] = sys.stdo
         who = operator()
         message = (f"unlocked by {who} at {fmt_time(now)}; was held by {row.holder()} "
                    f"(run {row.run_id or '?'})")
-        if tracker.unlock(row.job_id, message, lock_id=row.lock_id, actor=current_actor()):
-            out.write(f"unlocked {row.job_id}"
-                      f"{' (status running -> failed)' if row.status == 'running' else ''}; recorded: {message}\n")
+        # read again (the question may have waited); the unlock's one transaction marks those still running, and
+        # only while the job still holds the lock shown: a run that took the job over since keeps its steps
+        steps = _running_steps(tracker, key)
+        if tracker.unlock(row.job_id, message, lock_id=row.lock_id, actor=current_actor(),
+                          steps=[r.job_id for r in steps]):
+            failed = f"; step(s) running -> failed: {', '.join(r.job_id for r in steps)}" if steps else ""
+            out.write(f"unlocked {row.job_id}{' (status running -> failed)' if row.status == 'running' else ''}"
+                      f"{failed}; recorded: {message}\n")
             return 0
         out.write(f"job {row.job_id}: the lock changed meanwhile (released or taken over); run status again\n")
         return 1

@@ -270,15 +270,25 @@ class JobGuard:
         raise AlreadyRunning(self._running_message(row))
 
     def _running_message(self, row: JobRow | None) -> str:
+        """Why the job is refused (exit 4). A holder that is a process of this host that no longer runs (killed
+        with -9, crashed) is named as such, as ``status`` ("held (process gone)") and ``unlock`` name it: the
+        run is not running, only its lock is left until its lease expires."""
+        from engine.processes import gone_here
+
         if row is None or not row.locked:
             return f"job {self.job_id} is being changed by another run; try again"
         since = fmt_time(row.started_time or row.updated_time)
+        unlock = f"'run_pipeline.py unlock {self.job_id}'"
         if row.lease_expires is None:
-            lease = ("its lock has no lease (set by an older version): clear it with "
-                     f"'run_pipeline.py unlock {self.job_id}'")
+            lease = f"its lock has no lease (set by an older version): clear it with {unlock}"
         else:
             left = (row.lease_expires - self.tracker.now()).total_seconds()
             lease = f"its lease expires at {fmt_time(row.lease_expires)} (in {max(left, 0):.0f} s)"
+        if gone_here(row.holder_host, row.holder_pid):
+            if row.lease_expires is not None:
+                lease += f", after which the next run takes it over, or clear it now with {unlock}"
+            return (f"job {self.job_id} is locked by a run on this host ({row.holder_host}, pid {row.holder_pid}, "
+                    f"started {since}) whose process is gone (killed or crashed); {lease}")
         return f"job {self.job_id} is already running on {row.holder()} since {since}; {lease}"
 
     def _start_heartbeat(self) -> None:

@@ -330,22 +330,34 @@ class PostgresTracker(Tracker):
                     {"job": job_id, "action": action, "actor": actor or current_actor(),
                      "before": audit_before(rows)})
 
-    def unlock(self, job_id: str, message: str, *, lock_id: str | None = None, actor: str | None = None) -> bool:
+    def unlock(self, job_id: str, message: str, *, lock_id: str | None = None, actor: str | None = None,
+               steps: Sequence[str] = ()) -> bool:
         self._writable()
         audit = audit_table_name(self.table)  # before any change: a name too long for it changes nothing
         where = "WHERE job_id = %(job)s AND lock_id IS NOT NULL AND (%(lock)s IS NULL OR lock_id = %(lock)s)"
-        params = {"msg": clip_message(message), "job": job_id, "lock": lock_id}
+        params = {"msg": clip_message(message), "job": job_id, "lock": lock_id, "steps": list(dict.fromkeys(steps)),
+                  "step_msg": clip_message(f"its run was {message}")}
+        in_steps = "WHERE status = 'running' AND job_id = ANY(%(steps)s)"
 
         def body(cur: Any) -> bool:
             cur.execute(self._compose(f"SELECT {', '.join(ROW_COLUMNS)} FROM {{t}} {where} FOR UPDATE"), params)
             before = cur.fetchone()
             if before is None:
                 return False
+            step_rows: list[JobRow] = []
+            if params["steps"]:
+                cur.execute(self._compose(f"SELECT {', '.join(ROW_COLUMNS)} FROM {{t}} {in_steps} FOR UPDATE"),
+                            params)
+                step_rows = [self._row(r) for r in cur.fetchall()]
             cur.execute(self._compose(
                 f"UPDATE {{t}} SET lock_id = NULL, lease_expires = NULL, updated_time = {_NOW}, "
                 f"status = CASE WHEN status = 'running' THEN 'failed' ELSE status END, message = %(msg)s {where}"),
                 params)
-            self._audit(cur, audit, job_id, "unlock", actor, [self._row(before)])
+            if step_rows:
+                cur.execute(self._compose(
+                    f"UPDATE {{t}} SET status = 'failed', updated_time = {_NOW}, message = %(step_msg)s {in_steps}"),
+                    params)
+            self._audit(cur, audit, job_id, "unlock", actor, [self._row(before), *step_rows])
             return True
 
         return self._transaction(body)

@@ -270,20 +270,29 @@ class SqliteTracker(Tracker):
                            f"VALUES ({_NOW}, ?, ?, ?, ?)",
                            (job_id, action, actor or current_actor(), audit_before(rows)))
 
-    def unlock(self, job_id: str, message: str, *, lock_id: str | None = None, actor: str | None = None) -> bool:
+    def unlock(self, job_id: str, message: str, *, lock_id: str | None = None, actor: str | None = None,
+               steps: Sequence[str] = ()) -> bool:
         self._writable()
         audit = self._audit_table()
         where = "WHERE job_id = :job AND lock_id IS NOT NULL AND (:lock IS NULL OR lock_id = :lock)"
         params = {"msg": clip_message(message), "job": job_id, "lock": lock_id}
+        ids = list(dict.fromkeys(steps))
+        in_steps = f"WHERE status = 'running' AND job_id IN ({', '.join('?' * len(ids))})"
         with self._errors(), self._transaction():
             before = self._conn.execute(f"SELECT {', '.join(ROW_COLUMNS)} FROM {self._q} {where}", params).fetchone()
             if before is None:
                 return False
+            step_rows = [self._row(r) for r in self._conn.execute(
+                f"SELECT {', '.join(ROW_COLUMNS)} FROM {self._q} {in_steps}", ids).fetchall()] if ids else []
             self._conn.execute(
                 f"UPDATE {self._q} SET lock_id = NULL, lease_expires = NULL, updated_time = {_NOW}, "
                 f"status = CASE WHEN status = 'running' THEN 'failed' ELSE status END, message = :msg {where}",
                 params)
-            self._audit(audit, job_id, "unlock", actor, [self._row(before)])
+            if step_rows:
+                self._conn.execute(
+                    f"UPDATE {self._q} SET status = 'failed', updated_time = {_NOW}, message = ? {in_steps}",
+                    [clip_message(f"its run was {message}"), *ids])
+            self._audit(audit, job_id, "unlock", actor, [self._row(before), *step_rows])
         return True
 
     def forget(self, job_id: str, related: Sequence[str] = (), *, actor: str | None = None) -> list[str]:

@@ -40,6 +40,21 @@ def endless_rows(ctx, inputs, params):
     return ctx.spark.range(0, 10**15, 1, 2).selectExpr("id", "sha2(cast(id AS string), 256) AS h")
 
 
+@transform("endless_touching", description="Rows without end; the first row processed touches a file.",
+           params_schema=SCHEMA, inputs=[])
+def endless_touching(ctx, inputs, params):
+    from pyspark.sql import functions as F
+
+    marker = params["marker"]
+
+    @F.udf("long")
+    def touch(i):
+        Path(marker).touch()
+        return i
+
+    return ctx.spark.range(0, 10**15, 1, 2).select(touch("id").alias("id"))
+
+
 @transform("after", description="Touches a file.", params_schema=SCHEMA, inputs=["rows"])
 def after(ctx, inputs, params):
     Path(params["marker"]).touch()
@@ -168,3 +183,52 @@ def test_sigterm_cancels_both_running_steps_and_commits_nothing(tmp_path: Path, 
     assert "Traceback" not in out and f"twosteps {DATE}: {end}: {stopped}" in out, out[-3000:]
     reports = list((warehouse / "_reports" / "twosteps" / DATE).glob("*/report.json"))  # reported like any end
     assert len(reports) == 1 and "log: " in out and "report: " in out, out[-3000:]
+
+
+def test_ctrl_c_while_a_chart_is_fetched_cancels_its_step_quietly(tmp_path: Path) -> None:
+    """A step without outputs whose rows feed a chart does its work when the chart is fetched. A Ctrl-C then
+    cancelled the fetch's Spark job, PySpark warned with the JVM's whole stack on the console, and the step was
+    recorded 'success' with a chart note about the error."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "tf_interrupt_e2e.py").write_text(PLUGIN)
+    marker = tmp_path / "fetching"
+    spec = tmp_path / "chartstop.yaml"
+    spec.write_text(textwrap.dedent(f"""\
+        pipeline: chartstop
+        modules: [tf_interrupt_e2e]
+        report:
+          charts:
+            - {{title: Endless, source: agg, x: x, y: n}}
+        steps:
+          rows:
+            transform: endless_touching
+            params: {{marker: "{marker}"}}
+          agg:
+            sql: SELECT 1 AS x, sum(id) AS n FROM rows
+        """))
+    tracker_db = tmp_path / "tracker.sqlite"
+    ini = tmp_path / "tickflow.ini"
+    ini.write_text(f"[storage]\nroot = {tmp_path / 'warehouse'}\n[tracker]\nsqlite_path = {tracker_db}\n"
+                   f"[pipeline]\nlog_dir = {tmp_path / 'logs'}\n[spark]\nmaster = local[2]\n"
+                   "spark.driver.memory = 1g\n")
+    log = tmp_path / "run.txt"
+    with log.open("w") as fh:
+        proc = subprocess.Popen([sys.executable, str(CLI), "run", str(spec), "--date", DATE, "--config", str(ini)],
+                                cwd=tmp_path, env=env_for({"plugins": plugins}), stdout=fh,
+                                stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until(marker.exists, 180, "the chart's Spark job to process rows")
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = log.read_text()
+    assert code == 130, out[-3000:]
+    assert "\tat org.apache" not in out and "UserWarning" not in out and "Traceback" not in out, out[-3000:]
+    with sqlite3.connect(tracker_db) as db:
+        rows = dict(((job, (status, message)) for job, status, message in
+                     db.execute("SELECT job_id, status, message FROM job_tracker")))
+    assert rows[f"chartstop_{DATE}"] == ("failed", "interrupted (Ctrl-C)"), rows
+    assert rows[f"chartstop.agg_{DATE}"] == ("failed", "cancelled: interrupted (Ctrl-C)"), rows

@@ -113,7 +113,8 @@ def test_json_mode_emits_one_object_per_line():
     clock = FakeClock()
     tracker = FakeTracker({1: FakeStage(4, 1, 2)})
     out = io.StringIO()
-    p = Progress(1, out, mode="json", interval_s=60, spark_context=FakeContext(tracker), clock=clock)
+    p = Progress(1, out, mode="json", interval_s=60, spark_context=FakeContext(tracker), clock=clock,
+                 labels={"pipeline": "analyze", "date": "2024-01-05"})
     p.start()
     p.step_started("a", 1)
     clock.now += 2
@@ -125,6 +126,8 @@ def test_json_mode_emits_one_object_per_line():
     assert events[1]["tasks"] == {"stages": 1, "total": 4, "completed": 1, "active": 2}
     assert events[2]["status"] == "failed" and events[3]["steps_done"] == 1
     assert events[1]["elapsed_s"] == 2.0
+    # a catch-up's events are told apart by their pipeline and date
+    assert all((e["pipeline"], e["date"]) == ("analyze", "2024-01-05") for e in events)
 
 
 def test_quiet_prints_nothing():

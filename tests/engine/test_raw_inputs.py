@@ -60,6 +60,26 @@ def test_a_stamp_changes_with_a_new_a_grown_or_a_rewritten_file_and_not_otherwis
     assert absent == stamp_folder(raw, "json/2024-01-05")
 
 
+def test_files_that_only_went_away_are_no_change_but_a_newer_file_is(tmp_path) -> None:
+    """Raw files archived after processing, or a mistyped raw root (nothing found), must not make a finished
+    date run again: it could only fail. A file added, replaced or rewritten is a change, even beside a removal."""
+    raw = _raw(tmp_path)
+    then = stamp_folder(raw, "csv/2024-01-05")
+    assert then.newest_ns == 1_700_000_000_000_000_000
+    (tmp_path / "csv/2024-01-05/NYSE/part-1.txt").unlink()
+    fewer = stamp_folder(raw, "csv/2024-01-05")
+    assert fewer != then and not fewer.has_news_since(then)
+    (tmp_path / "csv/2024-01-05/NYSE/part-0.txt").unlink()
+    assert not stamp_folder(raw, "csv/2024-01-05").has_news_since(then)  # none left
+    assert not stamp_folder(LocalStorage(tmp_path / "typo"), "csv/2024-01-05").has_news_since(then)
+    _write(tmp_path / "csv/2024-01-05/NYSE/part-0.txt", "A\n", 1_700_000_000_000_000_500)  # rewritten, newer
+    assert stamp_folder(raw, "csv/2024-01-05").has_news_since(then)
+    # a copy that keeps an older time (cp -p, rsync -t) under a new name: as many files as before, other names
+    _write(tmp_path / "csv/2024-01-05/NYSE/part-0.txt", "a\n", 1_700_000_000_000_000_000)
+    _write(tmp_path / "csv/2024-01-05/NYSE/part-9.txt", "bb\n", 1_600_000_000_000_000_000)
+    assert stamp_folder(raw, "csv/2024-01-05").has_news_since(then)
+
+
 def test_a_catch_up_stamper_lists_each_top_folder_once_and_agrees_with_a_direct_stamp(tmp_path) -> None:
     raw = _raw(tmp_path)
     listed: list[str] = []
@@ -80,9 +100,10 @@ def test_a_stamp_survives_the_tracker_row_and_a_change_is_described(tmp_path) ->
     raw = _raw(tmp_path)
     stamp = stamp_folder(raw, "csv/2024-01-05")
     assert RawStamp.decode(stamp.encode()) == stamp
-    assert RawStamp.decode("garbage") is None and RawStamp.decode("1:x:y") is None
-    message = written_message({}, {}, {}, {"csv/2024-01-05": stamp.encode(), "json/2024-01-05": "0:0:e3b0"})
-    assert read_stamps(message) == {"csv/2024-01-05": stamp.encode(), "json/2024-01-05": "0:0:e3b0"}
+    assert RawStamp.decode("garbage") is None and RawStamp.decode("1:x:y:0") is None
+    assert RawStamp.decode("2:5:ab") is None  # not a stamp this version writes: not weighed
+    message = written_message({}, {}, {}, {"csv/2024-01-05": stamp.encode(), "json/2024-01-05": "0:0:e3b0:0"})
+    assert read_stamps(message) == {"csv/2024-01-05": stamp.encode(), "json/2024-01-05": "0:0:e3b0:0"}
     assert read_stamps('{"partitions": {}}') == {} and read_stamps(None) == {}
     assert changed_folders(written_message({}, {}, {}, {"csv/2024-01-05": stamp.encode()}), RawStamper(raw)) == []
     _write(tmp_path / "csv/2024-01-05/NYSE/part-2.txt", "late\n")
@@ -100,7 +121,7 @@ def test_a_job_weighs_the_raw_folders_of_its_succeeded_steps_only(tmp_path) -> N
              for n in ("ingest", "other", "failed")}
     spec = PipelineSpec(name="p", file="p.yaml", steps=steps)
     stamp = stamp_folder(raw, "csv/2024-01-05").encode()
-    stale = "2:5:0000"
+    stale = "2:5:0000:1700000000000000000"
 
     def row(step: str, status: str, stamps: dict[str, str]) -> JobRow:
         job = f"p.{step}_{DAY}"

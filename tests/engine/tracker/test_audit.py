@@ -172,3 +172,30 @@ def test_status_help_documents_audit(capsys: pytest.CaptureFixture[str]) -> None
         cli.main(["status", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--audit" in text and "every unlock and forget" in text
+
+
+def test_unlock_lists_the_steps_it_marked_failed_as_they_were(backend: Backend) -> None:
+    from tests.engine.tracker.test_commands import KILLED, killed_run
+
+    lock_id = killed_run(backend)
+    t = backend.tracker()
+    step_before = t.get("preprocess.ingest_2024-01-11")
+    assert unlock(backend, "", KILLED, "--yes")[0] == 0
+    [entry] = t.audit_entries()
+    assert (entry.job_id, entry.action, entry.actor) == (KILLED, "unlock", current_actor())
+    before = {r["job_id"]: r for r in entry.before()}
+    assert sorted(before) == ["preprocess.ingest_2024-01-11", KILLED]  # not the step that had succeeded
+    assert (before[KILLED]["status"], before[KILLED]["lock_id"], before[KILLED]["run_id"]) == (
+        "running", lock_id, "run-9")
+    step = before["preprocess.ingest_2024-01-11"]
+    assert step_before is not None and step_before.updated_time is not None
+    assert (step["status"], step["run_id"], step["lock_id"]) == ("running", "run-9", None)
+    assert step["updated_time"] == step_before.updated_time.replace(tzinfo=dt.UTC).isoformat()
+    line = status(backend, "--audit").splitlines()[1]
+    assert "status running;" in line and "held by worker-3 (pid 77)" in line
+    assert "steps running -> failed preprocess.ingest_2024-01-11" in line
+    # a plain unlock (no step left running) lists the job's row alone, as before
+    assert t.acquire("preprocess_2024-01-13", lease_seconds=60, holder_host="worker-3", holder_pid=77)
+    assert unlock(backend, "", "preprocess_2024-01-13", "--yes")[0] == 0
+    [_, plain] = t.audit_entries()
+    assert [r["job_id"] for r in plain.before()] == ["preprocess_2024-01-13"]

@@ -165,3 +165,77 @@ def test_forget_refuses_a_locked_job_a_step_id_and_an_unknown_job(backend: Backe
     # the statement itself keeps every row of a job a run holds (a run that starts after the command looked)
     assert t.forget("analyze_2020-08-07", ["analyze.load_2020-08-07"]) == []
     assert t.forget("preprocess_2020-08-05") == ["preprocess_2020-08-05"]
+
+
+KILLED = "preprocess_2024-01-11"  # a run killed with -9 in its step ingest, after load succeeded
+
+
+def killed_run(backend: Backend) -> str:
+    """The rows a `kill -9` leaves: the job locked by the dead run, its step ingest 'running', load 'success';
+    and rows that are no business of an unlock of that job. Returns the dead run's lock id."""
+    t = backend.tracker()
+    lease = t.acquire(KILLED, lease_seconds=600, holder_host="worker-3", holder_pid=77, run_id="run-9")
+    assert lease is not None
+    t.set_status("preprocess.load_2024-01-11", "success", '{"rows": {"trade": 10}}', run_id="run-9", fence=lease)
+    t.set_status("preprocess.ingest_2024-01-11", "running", run_id="run-9", fence=lease)
+    t.set_status("preprocess.ingest_2024-01-12", "running", run_id="run-10")  # another date
+    t.set_status("analyze.load_2024-01-11", "running", run_id="run-11")  # another pipeline
+    return lease.lock_id
+
+
+def test_unlock_marks_the_steps_its_run_left_running_failed(backend: Backend) -> None:
+    killed_run(backend)
+    t = backend.tracker()
+    code, text = unlock(backend, "y\n", KILLED)
+    assert code == 0, text
+    assert "its step row(s) still running, to be marked failed with it: preprocess.ingest_2024-01-11\n" in text
+    assert "step(s) running -> failed: preprocess.ingest_2024-01-11;" in text
+    job, step = t.get(KILLED), t.get("preprocess.ingest_2024-01-11")
+    assert job is not None and (job.status, job.locked) == ("failed", False)
+    assert step is not None and (step.status, step.run_id, step.locked) == ("failed", "run-9", False)
+    assert step.message == f"its run was {job.message}"
+    assert step.message is not None and step.message.startswith(f"its run was unlocked by {operator()} at ")
+    # its other steps and the rows of other dates and pipelines stay as they were
+    assert t.get("preprocess.load_2024-01-11").status == "success"  # type: ignore[union-attr]
+    assert t.get("preprocess.ingest_2024-01-12").status == "running"  # type: ignore[union-attr]
+    assert t.get("analyze.load_2024-01-11").status == "running"  # type: ignore[union-attr]
+    shown = {line.split()[0]: line.split()[1] for line in status(backend, "--steps", "--pipeline", "preprocess",
+                                                                 "--start", "2024-01-11", "--end",
+                                                                 "2024-01-11").splitlines()[1:]}
+    assert shown == {KILLED: "failed", "preprocess.ingest_2024-01-11": "failed",
+                     "preprocess.load_2024-01-11": "success"}
+
+
+def test_unlock_leaves_the_steps_alone_when_the_lock_changed_meanwhile(backend: Backend) -> None:
+    """While the question waits, the dead run's lease expires and a new run takes the job over: its lock is no
+    longer the one shown, so neither the job nor its steps are touched (the new run owns them)."""
+    killed_run(backend)
+    t = backend.tracker()
+
+    class TakeOverThenYes(io.StringIO):
+        def readline(self, size: int | None = -1) -> str:
+            assert t.unlock(KILLED, "expired meanwhile")
+            assert t.acquire(KILLED, lease_seconds=600, holder_host="worker-4", holder_pid=88, run_id="run-12")
+            return "y\n"
+
+    p = argparse.ArgumentParser()
+    add_unlock_arguments(p)
+    out = io.StringIO()
+    code = cmd_unlock(p.parse_args([KILLED]), backend.config(), out=out, inp=TakeOverThenYes())
+    assert code == 1 and "the lock changed meanwhile" in out.getvalue(), out.getvalue()
+    job = t.get(KILLED)
+    assert job is not None and (job.status, job.holder_host, job.locked) == ("running", "worker-4", True)
+    assert t.get("preprocess.ingest_2024-01-11").status == "running"  # type: ignore[union-attr]
+
+
+def test_unlock_refuses_a_step_id_naming_its_job(backend: Backend) -> None:
+    killed_run(backend)
+    t = backend.tracker()
+    before = t.get("preprocess.ingest_2024-01-11")
+    code, text = unlock(backend, "", "preprocess.ingest_2024-01-11", "--yes")
+    assert code == 2, text
+    assert text.startswith("'preprocess.ingest_2024-01-11' is a step's id, not a pipeline job's")
+    assert f"`run_pipeline.py unlock {KILLED}`" in text
+    assert t.get("preprocess.ingest_2024-01-11") == before and t.get(KILLED).locked  # type: ignore[union-attr]
+    code, text = unlock(backend, "", "preprocess.nosuch_2024-01-11", "--yes")  # refused alike, row or not
+    assert code == 2 and "is a step's id" in text

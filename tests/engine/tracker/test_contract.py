@@ -165,6 +165,26 @@ def test_unlock_clears_any_lock_and_records_the_message(backend: Backend) -> Non
     assert t.release(lease, "success") is False  # the old holder is fenced
 
 
+def test_unlock_fails_the_named_steps_still_running_in_its_own_transaction(backend: Backend) -> None:
+    t = backend.tracker()
+    lease = acquire(t)
+    assert lease is not None
+    steps = ["preprocess.ingest_2020-08-06", "preprocess.eod_2020-08-06", "preprocess.gone_2020-08-06"]
+    t.set_status(steps[0], "running", run_id="r1", fence=lease)
+    t.set_status(steps[1], "success", "wrote", run_id="r1", fence=lease)
+    # the lock shown is no longer the job's: nothing changes, the steps neither
+    assert t.unlock(JOB, "x", lock_id=str(uuid.uuid4()), steps=steps) is False
+    assert t.get(steps[0]).status == "running"  # type: ignore[union-attr]
+    assert t.unlock(JOB, "unlocked by ops@box", lock_id=lease.lock_id, steps=steps) is True
+    running, done = t.get(steps[0]), t.get(steps[1])
+    assert running is not None and (running.status, running.message, running.run_id) == (
+        "failed", "its run was unlocked by ops@box", "r1")
+    assert done is not None and (done.status, done.message) == ("success", "wrote")  # only running ones
+    assert t.get(steps[2]) is None
+    [entry] = t.audit_entries()
+    assert sorted(r["job_id"] for r in entry.before()) == sorted([JOB, steps[0]])
+
+
 def test_list_jobs_sorted(backend: Backend) -> None:
     t = backend.tracker()
     for job in ("b_2020-08-07", "a_2020-08-06", "a.s_2020-08-06"):

@@ -357,3 +357,40 @@ def test_a_job_reading_earlier_dates_runs_again_when_an_earlier_upstream_succeed
             f"upstream job {earlier} (an earlier date, which this job reads) succeeded at ")
     with JobGuard(t, "analyze", DATE, ["preprocess"], reads_earlier=True) as g:
         assert g.already_succeeded  # recomputed after it: up to date again
+
+
+def test_a_lock_left_by_a_dead_process_of_this_host_is_refused_as_such(backend: Backend) -> None:
+    """Killed with -9: the refusal says what `status` ("held (process gone)") and `unlock` say, not "already
+    running"; a live holder on this host is still "already running"."""
+    import socket
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a real process of this host that has ended (its pid is not reused this quickly)
+    t = backend.tracker()
+    lease = t.acquire(JOB, lease_seconds=120, holder_host=socket.gethostname(), holder_pid=child.pid)
+    assert lease is not None
+    with pytest.raises(AlreadyRunning) as err, JobGuard(t, "analyze", DATE, force=True):
+        pytest.fail("must not run")
+    msg = str(err.value)
+    assert err.value.exit_code == 4
+    assert msg.startswith(f"job {JOB} is locked by a run on this host ({socket.gethostname()}, pid {child.pid}, "
+                          "started "), msg
+    assert "whose process is gone (killed or crashed); its lease expires at " in msg, msg
+    assert lease.expires.strftime("%Y-%m-%d %H:%M:%S") in msg
+    assert msg.endswith(f" s), after which the next run takes it over, or clear it now with "
+                        f"'run_pipeline.py unlock {JOB}'"), msg
+    assert "already running" not in msg
+    assert t.get(JOB).lock_id == lease.lock_id  # type: ignore[union-attr]
+
+    backend.execute(f"UPDATE {backend.table} SET lease_expires = NULL WHERE job_id = ?", (JOB,))  # an old lock
+    with pytest.raises(AlreadyRunning) as err, JobGuard(t, "analyze", DATE, force=True):
+        pytest.fail("must not run")
+    assert str(err.value).endswith("whose process is gone (killed or crashed); its lock has no lease (set by an "
+                                   f"older version): clear it with 'run_pipeline.py unlock {JOB}'"), str(err.value)
+
+    backend.execute(f"UPDATE {backend.table} SET holder_pid = ? WHERE job_id = ?", (os.getpid(), JOB))  # alive
+    with pytest.raises(AlreadyRunning) as err, JobGuard(t, "analyze", DATE, force=True):
+        pytest.fail("must not run")
+    assert str(err.value).startswith(f"job {JOB} is already running on {socket.gethostname()} (pid {os.getpid()})")
