@@ -215,7 +215,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     if not raw:
         parser.print_help(out)
         return EXIT_USAGE
-    args = parser.parse_args(normalise_argv(raw))
+    args = _parse(parser, normalise_argv(raw))
     masker = SecretMasker()
     try:
         config = load_config(getattr(args, "config", None))
@@ -237,6 +237,30 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         if not getattr(exc, "reported", False):  # a run reports its own end; this is an interrupt around it
             print("terminated" if signum else "interrupted", file=sys.stderr)
         return 128 + int(signum) if signum else 130
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """``parser.parse_args``; with ``--log-format json`` a usage error ends as the one ``run_ended`` event a
+    scheduler reads, not as argparse's usage text (help still prints as text: it was asked for)."""
+    wants_json = "--log-format=json" in argv or any(
+        a == "--log-format" and argv[i + 1:i + 2] == ["json"] for i, a in enumerate(argv))
+    if not wants_json:
+        return parser.parse_args(argv)
+    import contextlib
+    import io
+
+    captured = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(captured):
+            return parser.parse_args(argv)
+    except SystemExit as exc:
+        if exc.code in (0, None):
+            raise
+        said = [ln for ln in captured.getvalue().splitlines() if ln.strip()]
+        message = said[-1] if said else "invalid arguments"
+        print(json.dumps({"event": "run_ended", "status": "error", "exit_code": EXIT_USAGE, "message": message}),
+              file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
 
 
 def _refused(args: argparse.Namespace, code: int, lines: list[str], masker: SecretMasker) -> int:

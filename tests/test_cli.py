@@ -118,6 +118,18 @@ def test_validate_notes_sql_it_cannot_read_and_spark_finds_the_syntax_error(tmp_
     assert out.stderr == "" and list(tmp_path.iterdir()) == [bad]
 
 
+def test_json_logs_end_a_usage_error_with_one_run_ended_event(tmp_path):
+    """argparse's usage text is not JSON: a scheduler reading stderr line by line got seven lines of prose."""
+    for bad in (["--date", "2024-13-01"], ["--parallel-steps", "0"], ["--log-format=json", "--date", "x"]):
+        out = cli("run", ROOT / "pipelines" / "analyze.yaml", "--log-format", "json", *bad, cwd=tmp_path)
+        assert out.returncode == 2, out.stderr
+        (event,) = [json.loads(line) for line in out.stderr.splitlines()]
+        assert (event["event"], event["status"], event["exit_code"]) == ("run_ended", "error", 2)
+        assert event["message"].startswith("run_pipeline.py run: error: argument "), event
+    out = cli("run", "--log-format", "json", "--help", cwd=tmp_path)  # help is still help
+    assert out.returncode == 0 and "--log-format" in out.stdout and out.stderr == ""
+
+
 def test_bad_usage_exits_2():
     assert cli("run", "pipelines/preprocess.yaml", "--date", "2024-13-40").returncode == 2
     out = cli("run", "x.yaml", "--config", "/nonexistent.ini", "--date", "2024-01-05")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import difflib
 import json
 import sys
 from collections.abc import Sequence
@@ -13,7 +14,7 @@ from typing import IO
 
 from engine.config import Config
 from engine.console_out import clip
-from engine.errors import EXIT_RUNNING
+from engine.errors import EXIT_RUNNING, TickflowError
 from engine.processes import gone_here
 from engine.tracker.base import (
     AuditEntry,
@@ -157,12 +158,21 @@ def cmd_status(args: argparse.Namespace, config: Config, out: IO[str] = sys.stdo
     propagates (exit 2).
 
     Read-only: looking must not create the table (or an SQLite file) nor upgrade an older one."""
+    if args.start and args.end and args.start > args.end:
+        raise TickflowError(f"--start {args.start} is after --end {args.end}")
     if getattr(args, "audit", False):
         return _print_audit(args, config, out)
     with open_tracker(config, read_only=True) as tracker:
-        rows = select_rows(tracker.list_jobs(), args.pipeline, args.start, args.end, args.steps)
+        every = tracker.list_jobs()
+        rows = select_rows(every, args.pipeline, args.start, args.end, args.steps)
         now = tracker.now()
         where = tracker.describe()
+    known = sorted({k.pipeline for r in every if (k := parse_job_id(r.job_id)) is not None})
+    for name in args.pipeline or ():  # a pipeline one letter off a known one is a typo, not "no jobs"
+        close = difflib.get_close_matches(name, known, n=1) if name not in known else []
+        if close:
+            raise TickflowError(f"no job of pipeline '{name}' in {where}; did you mean '{close[0]}'? (pipelines "
+                                f"there: {', '.join(known)})")
     if args.json:
         json.dump([_as_json(r, now) for r in rows], out, indent=2)
         out.write("\n")

@@ -226,9 +226,12 @@ class JobGuard:
             if remaining <= 0:
                 waited = f" after waiting {self.wait_for_upstream:g} s" if self.wait_for_upstream else ""
                 hint = "" if self.wait_for_upstream else " (or use --wait-for-upstream SECONDS)"
+                failed = [jid for jid, status in missing if status == "failed"]
+                forget = (f"; if {failed[0]} should never have run (a date without input, a mistyped date), "
+                          f"remove it with 'run_pipeline.py forget {failed[0]}'" if failed else "")
                 raise UpstreamNotReady(
                     f"cannot run {self.job_id}: upstream job {what} is not successful{waited}; "
-                    f"run it first{hint}")
+                    f"run it first{hint}{forget}")
             if not announced:
                 self.log.info("waiting up to %g s for upstream job %s", self.wait_for_upstream, what)
                 announced = True

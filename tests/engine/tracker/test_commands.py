@@ -239,3 +239,23 @@ def test_unlock_refuses_a_step_id_naming_its_job(backend: Backend) -> None:
     assert t.get("preprocess.ingest_2024-01-11") == before and t.get(KILLED).locked  # type: ignore[union-attr]
     code, text = unlock(backend, "", "preprocess.nosuch_2024-01-11", "--yes")  # refused alike, row or not
     assert code == 2 and "is a step's id" in text
+
+
+def test_status_refuses_filters_that_can_never_match(backend: Backend) -> None:
+    """`status --pipeline analyz` and a range ending before it starts printed "no jobs" and exit 0."""
+    import pytest
+
+    from engine.errors import TickflowError
+
+    t = backend.tracker()
+    t.set_status("analyze_2024-01-05", "success")
+    t.set_status("preprocess_2024-01-05", "success")
+    p = argparse.ArgumentParser()
+    add_status_arguments(p)
+    with pytest.raises(TickflowError, match="no job of pipeline 'analyz' in .*; did you mean 'analyze'\\? "
+                                            r"\(pipelines there: analyze, preprocess\)"):
+        cmd_status(p.parse_args(["--pipeline", "analyz"]), backend.config(), out=io.StringIO())
+    with pytest.raises(TickflowError, match="--start 2024-01-12 is after --end 2024-01-11"):
+        cmd_status(p.parse_args(["--start", "2024-01-12", "--end", "2024-01-11"]), backend.config(),
+                   out=io.StringIO())
+    assert "analyze_2024-01-05" in status(backend, "--pipeline", "analyze")

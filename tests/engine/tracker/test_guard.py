@@ -67,9 +67,13 @@ def test_missing_upstream_is_refused_fast_naming_the_job(backend: Backend) -> No
 def test_unsuccessful_upstream_names_its_status(backend: Backend, status: str) -> None:
     t = backend.tracker()
     t.set_status(UP, status)
-    with pytest.raises(UpstreamNotReady, match=f"{UP} \\(status: {status}\\)"), JobGuard(t, "analyze", DATE,
-                                                                                        ["preprocess"]):
+    with pytest.raises(UpstreamNotReady, match=f"{UP} \\(status: {status}\\)") as err, JobGuard(
+            t, "analyze", DATE, ["preprocess"]):
         pytest.fail("must not run")
+    # a failed upstream job of a date that should never have run blocks every later catch-up: the way out
+    forget = f"; if {UP} should never have run (a date without input, a mistyped date), remove it with " \
+             f"'run_pipeline.py forget {UP}'"
+    assert str(err.value).endswith(forget) == (status == "failed"), str(err.value)
 
 
 def test_successful_upstream_lets_the_job_run_and_clean_exit_is_success(backend: Backend) -> None:
