@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import TransformError
 from engine.registry import transform
+from engine.storage.base import is_hidden_path
 
 if TYPE_CHECKING:
     from engine.context import TransformContext
@@ -68,8 +69,8 @@ SHOWN = 5  # offending folders or files a message names before "and N more"
 
 
 def _is_hidden(name: str) -> bool:
-    """Spark lists no file or folder named so (_SUCCESS, _temporary, .crc files...): they are no data."""
-    return name.startswith(("_", ".")) or name.endswith("._COPYING_")
+    """Spark lists no file or folder named so (_SUCCESS, _temporary, .crc files, a copy in flight): no data."""
+    return is_hidden_path(name) or name.endswith("._COPYING_")
 
 
 def _value_kind(value: str) -> str:

@@ -73,6 +73,12 @@ def describe_gone(gone: list[str]) -> str:
     return f"partition(s) it wrote are gone from storage ({shown})"
 
 
+def not_complete(gone: list[str], changed: list[str]) -> str | None:
+    """Why a succeeded job is not complete after all: partitions it wrote are gone, raw files it read changed."""
+    reasons = ([describe_gone(gone)] if gone else []) + ([describe_changed(changed)] if changed else [])
+    return "; ".join(reasons) or None
+
+
 def incomplete_job(spec: PipelineSpec, date: dt.date, tracker: Any, storage: Storage, raw_storage: Storage
                    ) -> str | None:
     """Why the date's succeeded job is not complete after all (partitions it wrote are gone, raw files it read
@@ -84,8 +90,7 @@ def incomplete_job(spec: PipelineSpec, date: dt.date, tracker: Any, storage: Sto
     rows = {k: v for k, v in rows.items() if v is not None}
     gone = gone_outputs(spec, date, rows, PartitionLister(storage))
     changed = changed_raw(spec, date, rows, RawStamper(raw_storage))
-    reasons = ([describe_gone(gone)] if gone else []) + ([describe_changed(changed)] if changed else [])
-    return "; ".join(reasons) or None
+    return not_complete(gone, changed)
 
 
 def incomplete_upstream(job_id: str, rows: Iterable[Any], storage: Storage, raw_storage: Storage) -> str | None:
@@ -99,5 +104,4 @@ def incomplete_upstream(job_id: str, rows: Iterable[Any], storage: Storage, raw_
     lister, stamper = PartitionLister(storage), RawStamper(raw_storage)
     gone = [g for r in steps for g in _gone(r.message, {}, lister)]
     changed = list(dict.fromkeys(c for r in steps for c in changed_folders(r.message, stamper)))
-    reasons = ([describe_gone(gone)] if gone else []) + ([describe_changed(changed)] if changed else [])
-    return "; ".join(reasons) or None
+    return not_complete(gone, changed)

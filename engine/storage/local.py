@@ -14,7 +14,15 @@ from pathlib import Path
 
 from engine.errors import StorageError
 from engine.processes import pid_alive
-from engine.storage.base import FileStamp, PendingWrite, Storage, check_write_mode, is_owned, owned_name
+from engine.storage.base import (
+    FileStamp,
+    PendingWrite,
+    Storage,
+    check_write_mode,
+    is_hidden_path,
+    is_owned,
+    owned_name,
+)
 
 STAGING = ".tickflow_staging"
 TRASH = ".tickflow_trash"
@@ -107,9 +115,9 @@ class LocalStorage(Storage):
         folder = self._abs(rel_path)
         found: list[FileStamp] = []
         for dirpath, dirnames, filenames in os.walk(folder):
-            dirnames[:] = [d for d in dirnames if not d.startswith((".", "_"))]
+            dirnames[:] = [d for d in dirnames if not is_hidden_path(d)]
             for name in filenames:
-                if name.startswith((".", "_")):
+                if is_hidden_path(name):
                     continue
                 path = os.path.join(dirpath, name)
                 try:
