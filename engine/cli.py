@@ -30,7 +30,7 @@ from engine.dates import (
     parse_date,
     trading_days,
 )
-from engine.errors import EXIT_OK, EXIT_STEP_FAILED, EXIT_USAGE, SpecError, TickflowError
+from engine.errors import EXIT_OK, EXIT_STEP_FAILED, EXIT_USAGE, SpecError, SpecFileMissing, TickflowError
 from engine.logs import FILE_ONLY, SecretMasker
 from engine.outputs_present import PartitionLister, gone_outputs, incomplete_job, incomplete_upstream
 from engine.raw_inputs import RawStamper, changed_raw
@@ -179,7 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("--format", choices=("mermaid", "dot"), default="mermaid",
                        help="mermaid (default; renders in GitHub and most wikis) or dot (Graphviz)")
 
-    lt = sub.add_parser("list-transforms", help="list registered transforms, descriptions and params")
+    lt = sub.add_parser("list-transforms", help="list registered transforms, descriptions and params",
+                        description="List every registered transform (the built-in ones, the plugins of "
+                        "transforms/, and those of the [pipeline] modules of the config) with its description, "
+                        "inputs, outputs and params (type, default, meaning). A `sql:` step needs no transform: "
+                        "its inputs are temp views by their input names.")
     _config_option(lt)
     lt.add_argument("--module", action="append", default=[], metavar="MODULE",
                     help="also import this Python module to register its transforms")
@@ -187,14 +191,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     from engine.tracker.commands import add_forget_arguments, add_status_arguments, add_unlock_arguments
 
-    st = sub.add_parser("status", help="show job_tracker rows, or with --audit every unlock and forget")
+    st = sub.add_parser("status", help="show job_tracker rows, or with --audit every unlock and forget",
+                        description="Show the job_tracker rows of the configured tracker (the [tracker] section: "
+                        "a SQLite file, by default .tickflow/job_tracker.sqlite under the working directory, or "
+                        "PostgreSQL): each job's status, when it started and ended, who holds its lock and until "
+                        "when, and its message. Changes nothing.")
     _config_option(st)
     add_status_arguments(st)
-    un = sub.add_parser("unlock", help="clear a job's lock (asks for confirmation unless --yes)")
+    un = sub.add_parser("unlock", help="clear a job's lock (asks for confirmation unless --yes)",
+                        description="Clear the lock of a job whose run died without releasing it (a killed "
+                        "process, a lost machine), so that the next run need not wait for the lease to expire. "
+                        "Shows the holder, whether its lease expired and whether its process still runs on this "
+                        "host, then asks. The job becomes failed (if it was running) and its step rows still "
+                        "running become failed with it; the next run resumes the steps that succeeded. Every "
+                        "unlock is recorded (status --audit). Exit 0 done or not locked, 1 declined, 2 unknown "
+                        "job.")
     _config_option(un)
     add_unlock_arguments(un)
     fg = sub.add_parser("forget", help="delete a job's row and its steps' rows, e.g. of a mistyped date (asks "
-                        "for confirmation unless --yes)")
+                        "for confirmation unless --yes)",
+                        description="Delete a pipeline job's row and its steps' rows, as if it never ran: for a "
+                        "date that should not have been run (a mistyped or non-trading date) whose failed job "
+                        "would otherwise stop the pipelines that require it. Data already written is left as it "
+                        "is. Every forget is recorded with the rows it deleted (status --audit). Exit 0 done, "
+                        "1 declined, 2 unknown job or a step's id, 4 the job is locked (unlock it first).")
     _config_option(fg)
     add_forget_arguments(fg)
     return parser
@@ -226,6 +246,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             "forget": cmd_forget,
         }[args.command]
         return handler(args, config, ConsoleOut(out, masker))  # type: ignore[arg-type]
+    except SpecFileMissing as exc:
+        return _refused(args, exc.exit_code, [f"error: {exc}"], masker)
     except SpecError as exc:
         lines = [f"error: the spec is invalid ({len(exc.problems)} problem(s)):",
                  *[f"  {problem}" for problem in exc.problems]]
@@ -290,6 +312,10 @@ def cmd_validate(args: argparse.Namespace, config: Config, out: TextIO) -> int:
                 problems = _spark_sql_problems(path, spec, session.spark_provider()) if args.spark else []
                 if problems:
                     raise SpecError(problems)
+            except SpecFileMissing as exc:
+                failed += 1
+                print(f"{exc}", file=out)
+                continue
             except SpecError as exc:
                 failed += 1
                 print(f"{path}: INVALID ({len(exc.problems)} problem(s))", file=out)
@@ -350,6 +376,11 @@ def cmd_graph(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     return EXIT_OK
 
 
+SQL_STEP_NOTE = ("A step may also be `sql:` instead of `transform:`: one Spark SQL query over its inputs (temporary "
+                 "views by their input names); its result feeds the steps that read it and is written to its output "
+                 "if it has one (README, \"Add a metric\").")
+
+
 def cmd_list_transforms(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     REGISTRY.discover(config.modules, where=config.source)
     for module in args.module:
@@ -374,6 +405,7 @@ def cmd_list_transforms(args: argparse.Namespace, config: Config, out: TextIO) -
                 f"default {json.dumps(pschema.get('default'))}" if "default" in pschema else "optional")
             desc = pschema.get("description", "") if isinstance(pschema, dict) else ""
             print(f"    {pname} ({ptype}, {flags}){': ' + desc if desc else ''}", file=out)
+    print(f"\n{SQL_STEP_NOTE}", file=out)
     return EXIT_OK
 
 
@@ -419,7 +451,7 @@ def cmd_plan(args: argparse.Namespace, config: Config, out: TextIO) -> int:
         for d in done:
             print(f"{probe.name} {d}: already succeeded; a run would leave it alone (use --force)", file=out)
         if not dates:
-            print(nothing_to_do(args, probe, done, raw_storage), file=out)
+            print(nothing_to_do(args, probe, done, raw_storage, tracker), file=out)
             return EXIT_OK
     for n, date in enumerate(dates):
         spec = probe if date == start else _load(args.spec, args, config, date)
@@ -515,7 +547,8 @@ def check_raw_root(args: argparse.Namespace, spec: PipelineSpec, raw_storage: An
         check_raw_folders(spec.name, raw_storage, folders)
 
 
-def nothing_to_do(args: argparse.Namespace, spec: PipelineSpec, done: Sequence[dt.date], raw_storage: Any) -> str:
+def nothing_to_do(args: argparse.Namespace, spec: PipelineSpec, done: Sequence[dt.date], raw_storage: Any,
+                  tracker: Any) -> str:
     """Why a catch-up or backfill (run or plan) has no date to process; a raw catch-up names where it looked."""
     folders = raw_catch_up_folders(args, spec)
     if done:
@@ -523,7 +556,7 @@ def nothing_to_do(args: argparse.Namespace, spec: PipelineSpec, done: Sequence[d
     elif folders:
         why = no_new_raw_dates(raw_storage, folders)
     elif spec.catch_up.get("upstream") and not args.date:
-        why = no_upstream_dates(str(spec.catch_up["upstream"]), args.start, args.end)
+        why = no_upstream_dates(str(spec.catch_up["upstream"]), args.start, args.end, tracker=tracker.describe())
     else:
         why = "no new input dates"
     return f"{spec.name}: nothing to do ({why})"
@@ -583,16 +616,25 @@ def cmd_run(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     storage.check()  # creates nothing: a run the tracker then refuses leaves no folder
     tracker = open_tracker(config)
     session = Session(config, storages=(storage, raw_storage))
+    interrupt: KeyboardInterrupt | None = None
     try:
         dates, done = dates_to_run(args, probe, raw_storage, tracker, config.holidays, storage=storage)
         if args.start or args.end:  # a backfill's table lists the dates it left alone
             session.outcomes += [DateOutcome(d, "skipped", EXIT_OK, 0.0, message="already succeeded")
                                  for d in done]
         if not dates and not session.outcomes:
-            print(nothing_to_do(args, probe, done, raw_storage), file=out)
+            print(nothing_to_do(args, probe, done, raw_storage, tracker), file=out)
             return EXIT_OK
         for i, date in enumerate(dates):
-            outcome = run_one_date(args, config, date, storage, raw_storage, tracker, session, out)
+            try:
+                outcome = run_one_date(args, config, date, storage, raw_storage, tracker, session, out)
+            except KeyboardInterrupt as exc:  # the table still says how far the run got, then the command stops
+                interrupt = exc
+                session.outcomes += [o for o in [getattr(exc, "outcome", None)] if o is not None]
+                session.outcomes += [DateOutcome(d, "not run", EXIT_OK, 0.0, message="not attempted: the run was "
+                                                 f"{'terminated' if getattr(exc, 'signum', None) else 'interrupted'}")
+                                     for d in dates[i + 1:]]
+                break
             session.outcomes.append(outcome)
             if outcome.exit_code != EXIT_OK and not args.keep_going:
                 note = f"not attempted: {date.isoformat()} was {outcome.status} (--keep-going goes on)"
@@ -616,6 +658,8 @@ def cmd_run(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     outcomes = sorted(session.outcomes, key=lambda o: o.date)
     if len(outcomes) > 1 or args.start:
         print_backfill_table(outcomes, out)
+    if interrupt is not None:
+        raise interrupt
     return aggregate_exit(outcomes)
 
 
@@ -717,11 +761,13 @@ def run_one_date(args: argparse.Namespace, config: Config, date: dt.date, storag
             print(f"report: {report}", file=out)
         if log_file:
             print(f"log: {log_file}", file=out)
+        outcome = DateOutcome(date, status, code, time.monotonic() - t0, rows, message,
+                              str(log_file) if log_file else None, report)
         if interrupt is not None:
             interrupt.reported = True  # type: ignore[attr-defined]  # main() adds no second line
+            interrupt.outcome = outcome  # type: ignore[attr-defined]  # a backfill's table shows it
             raise interrupt
-        return DateOutcome(date, status, code, time.monotonic() - t0, rows, message,
-                           str(log_file) if log_file else None, report)
+        return outcome
     finally:
         end_of_run_console()  # the JVM's last words (it stops after the last date) go to the log file only
 

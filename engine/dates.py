@@ -87,11 +87,14 @@ def no_new_raw_dates(raw_storage: Storage, folders: Iterable[str]) -> str:
     return f"no new input dates in {_folder_list(folders, 'and')} under {raw_storage.describe()}"
 
 
-def no_upstream_dates(upstream: str, start: dt.date | None = None, end: dt.date | None = None) -> str:
+def no_upstream_dates(upstream: str, start: dt.date | None = None, end: dt.date | None = None, *,
+                      tracker: str = "") -> str:
     """Why an upstream catch-up has nothing to do: the tracker holds no job of that pipeline (in the range), so
-    it never ran here, or runs under another name."""
+    it never ran here, or runs under another name, or ran with another tracker (``tracker`` says which one this
+    run reads)."""
     span = f" from {start} to {end}" if start and end else ""
-    return f"no job of upstream pipeline '{upstream}'{span} is recorded in the job tracker"
+    where = f" ({tracker})" if tracker else ""
+    return f"no job of upstream pipeline '{upstream}'{span} is recorded in the job tracker{where}"
 
 
 def job_dates(rows: Iterable[Any], pipeline: str, statuses: Iterable[str] | None = None) -> list[dt.date]:

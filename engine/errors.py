@@ -27,6 +27,10 @@ class SpecError(TickflowError):
         super().__init__("\n".join(self.problems))
 
 
+class SpecFileMissing(SpecError):
+    """The spec file is not there: a wrong path, not an invalid spec."""
+
+
 class RegistryError(TickflowError):
     """A transform could not be registered or discovered."""
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import jsonschema
 
+from engine.suggest import did_you_mean
 from engine.yaml_lines import KeyPath
 
 _TYPE_NAMES = {"string": "a string", "integer": "an integer", "number": "a number", "boolean": "true or false",
@@ -166,8 +167,8 @@ def params_problems(schema: Mapping[str, Any], params: Mapping[str, Any]) -> lis
             for key in err.instance:
                 if key not in allowed:  # a key of a nested mapping (e.g. a list item) is not a parameter
                     what = "key" if path else "parameter"
-                    out.append(((*path, key), f"unknown {what} '{key}'; expected one of: "
-                                f"{', '.join(allowed) or 'none'}"))
+                    out.append(((*path, key), f"unknown {what} '{key}'{did_you_mean(str(key), allowed)}; "
+                                f"expected one of: {', '.join(allowed) or 'none'}"))
             continue
         if err.validator == "required":
             out.append((path, err.message.replace("is a required property", "is a required parameter")))

@@ -45,7 +45,7 @@ def build_charts(runner: Any, record: RunRecord) -> list[Any]:
 
 def publish_report(record: RunRecord, runner: Any, storage: Storage, log_file: Path | None) -> str | None:
     """Write report.html/report.json; returns where a person can open it (a path or URI)."""
-    from engine.report import write_report
+    from engine.report import HTML_NAME, JSON_NAME, write_report
 
     secrets = runner.config.secrets()
     try:
@@ -54,16 +54,20 @@ def publish_report(record: RunRecord, runner: Any, storage: Storage, log_file: P
         if isinstance(storage, LocalStorage):
             out_dir = storage.path / prefix
             out_dir.mkdir(parents=True, exist_ok=True)
+            record.report_html, record.report_json = str(out_dir / HTML_NAME), str(out_dir / JSON_NAME)
             html, _ = write_report(record, charts, out_dir, str(log_file) if log_file else None,
                                    secrets=secrets)
             return str(html)
+        where = f"{storage.root.rstrip('/')}/{prefix}"
+        record.report_html, record.report_json = f"{where}/{HTML_NAME}", f"{where}/{JSON_NAME}"
         with tempfile.TemporaryDirectory() as tmp:
             html, js = write_report(record, charts, Path(tmp), str(log_file) if log_file else None,
                                     secrets=secrets)
             storage.put_file(f"{prefix}/{Path(html).name}", str(html))
             storage.put_file(f"{prefix}/{Path(js).name}", str(js))
-        return f"{storage.root.rstrip('/')}/{prefix}/{Path(html).name}"
+        return record.report_html
     except Exception as exc:
+        record.report_html = record.report_json = None
         log.warning("the run report could not be written: %s", exc)
         log.debug("report failure", exc_info=True)
         return None

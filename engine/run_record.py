@@ -72,7 +72,9 @@ class RunRecord:
 
     def to_json(self) -> dict[str, Any]:
         def conv(value: Any) -> Any:
-            if isinstance(value, dt.datetime | dt.date):
+            if isinstance(value, dt.datetime):  # with the UTC offset: a naive time is this machine's local time
+                return value.astimezone().isoformat()
+            if isinstance(value, dt.date):
                 return value.isoformat()
             if isinstance(value, dict):
                 return {k: conv(v) for k, v in value.items()}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from engine.dag import Dag
 from engine.errors import TickflowError
+from engine.suggest import did_you_mean
 
 
 class SelectionError(TickflowError):
@@ -58,9 +59,8 @@ class Selection:
 def select(dag: Dag, selectors: list[Selector]) -> Selection:
     unknown = [s.name for s in selectors if s.name not in dag.parents]
     if unknown:
-        raise SelectionError(
-            f"unknown step(s) in --select: {', '.join(unknown)}; steps are: {', '.join(dag.nodes)}"
-        )
+        hints = [f"'{name}'{did_you_mean(name, dag.nodes)}" for name in unknown]
+        raise SelectionError(f"unknown step(s) in --select: {', '.join(hints)}; steps are: {', '.join(dag.nodes)}")
     chosen: set[str] = set()
     for s in selectors:
         chosen.add(s.name)

@@ -7,7 +7,6 @@ runs until the whole spec is valid.
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import json
 import logging
 import os
@@ -27,10 +26,11 @@ from sqlglot.optimizer.scope import traverse_scope
 
 from engine.config import Config
 from engine.dag import CycleError, Dag
-from engine.errors import RegistryError, SpecError
+from engine.errors import RegistryError, SpecError, SpecFileMissing
 from engine.params import params_problems, with_defaults
 from engine.registry import REGISTRY, Registry, TransformDef
 from engine.spec import DATASET_PREFIX, InputRef, OutputSpec, PipelineSpec, StepSpec, path_parts, paths_nest
+from engine.suggest import closest, did_you_mean
 from engine.templating import (
     TemplateProblem,
     build_context,
@@ -146,15 +146,9 @@ def _schema_problems(err: jsonschema.ValidationError) -> list[tuple[KeyPath, str
         extra = [k for k in err.instance if k not in allowed]
         if extra and isinstance(err.schema.get("additionalProperties"), bool):
             expected = ", ".join(allowed) or "nothing"
-            return [((*path, key), f"unknown key '{key}'{_did_you_mean(str(key), allowed)}; expected one of: "
+            return [((*path, key), f"unknown key '{key}'{did_you_mean(str(key), allowed)}; expected one of: "
                      f"{expected}") for key in extra]
     return [_schema_error_path(err)]
-
-
-def _did_you_mean(name: str, options: list[str]) -> str:
-    """``_suggest``'s hint in parentheses, for a message that goes on after it."""
-    hint = _suggest(name, options)
-    return f" ({hint.removeprefix('; ')})" if hint else ""
 
 
 def _schema_error_path(err: jsonschema.ValidationError) -> tuple[KeyPath, str]:
@@ -286,7 +280,8 @@ def _read_spec_text(path: str | os.PathLike[str], file: str) -> str:
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
-        raise SpecError([f"{file}: spec file not found"]) from None
+        where = "" if Path(path).is_absolute() else f" (relative to {Path.cwd()})"
+        raise SpecFileMissing([f"{file}: spec file not found{where}"]) from None
     except OSError as exc:
         raise SpecError([f"{file}: cannot read spec: {exc.strerror or exc}"]) from None
     try:
@@ -310,8 +305,8 @@ def _check_catch_up(rendered: Mapping[str, Any], problems: Problems) -> None:
 
 
 def _suggest(name: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(name, options, n=1)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    close = closest(name, options)
+    return f"; did you mean '{close}'?" if close else ""
 
 
 class SqlParseError(ValueError):

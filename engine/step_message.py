@@ -42,3 +42,25 @@ def written_message(partitions: Mapping[str, list[str]], rows: Mapping[str, int]
         log.warning("the stamps of %d raw folders do not fit the step's tracker row: a later change of those "
                     "files is not noticed (run the date with --force after one)", len(raw))
     return json.dumps(body, separators=(",", ":"))
+
+
+def readable(message: str | None) -> str | None:
+    """A step row's message as a person reads it (``status --steps``): rows written per output and the raw
+    folders read, instead of the JSON a later run parses. None when the message is not such a record."""
+    try:
+        data = json.loads(message or "")
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("rows"), dict):
+        return None
+    from engine.raw_inputs import RawStamp  # raw_inputs reads these messages: imported here, not at the top
+
+    wrote = ", ".join(f"{name} {n:,} row{'' if n == 1 else 's'}" for name, n in data["rows"].items()
+                      if isinstance(n, int))
+    text = f"wrote {wrote}" if wrote else "wrote nothing"
+    raw = data.get("raw")
+    if isinstance(raw, dict) and raw:
+        stamps = {folder: RawStamp.decode(code) for folder, code in raw.items()}
+        text += "; read " + ", ".join(f"{folder} ({stamp.describe()})" if stamp else folder
+                                      for folder, stamp in stamps.items())
+    return text

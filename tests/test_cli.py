@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from engine.cli import SQL_STEP_NOTE
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -138,11 +140,33 @@ def test_bad_usage_exits_2():
     assert out.returncode == 2 and "--parallel-steps: must be at least 1, got 0" in out.stderr
 
 
+def test_a_missing_spec_file_is_named_as_missing_not_as_an_invalid_spec(tmp_path):
+    out = cli("run", "pipelines/analyse.yaml", "--date", "2024-01-05", cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"error: pipelines/analyse.yaml: spec file not found (relative to {tmp_path})"
+    out = cli("validate", "pipelines/analyse.yaml", ROOT / "pipelines" / "analyze.yaml", cwd=tmp_path)
+    assert out.returncode == 2 and "invalid" not in out.stdout.lower(), out.stdout
+    assert out.stdout.splitlines()[0] == f"pipelines/analyse.yaml: spec file not found (relative to {tmp_path})"
+    assert out.stdout.splitlines()[1].endswith(": OK (pipeline 'analyze', 14 steps)")
+
+
 def test_list_transforms_shows_params():
     out = cli("list-transforms")
     assert out.returncode == 0
     assert "read_dataset: Read a committed Parquet dataset" in out.stdout
     assert "path (string, required)" in out.stdout
+    assert out.stdout.rstrip().endswith(SQL_STEP_NOTE)  # SQL steps have no transform to list, so they are named
+
+
+def test_each_command_describes_itself_in_its_help():
+    """`status --help` only listed options: what it shows, what unlock does to the job and what forget keeps
+    were in the README alone."""
+    texts = {cmd: " ".join(cli(cmd, "--help").stdout.split()) for cmd in ("status", "unlock", "forget",
+                                                                           "list-transforms")}
+    assert "job_tracker rows of the configured tracker" in texts["status"]
+    assert "its step rows still running become failed with it" in texts["unlock"]
+    assert "Data already written is left as it is" in texts["forget"]
+    assert "`sql:` step needs no transform" in texts["list-transforms"]
 
 
 def test_graph_prints_mermaid(tmp_path):
@@ -234,7 +258,7 @@ def test_plan_names_the_lock_holder(tmp_path):
 
 
 @pytest.mark.parametrize("args,words", [
-    (["--select", "nosuch"], "error: unknown step(s) in --select: nosuch; steps are: ingest, eod"),
+    (["--select", "nosuch"], "error: unknown step(s) in --select: 'nosuch'; steps are: ingest, eod"),
     (["--select", " "], "error: --select is empty; give a step"),
     (["--select", "++eod"], "error: malformed selector '++eod' in --select"),
     (["--date", "20240104"], "argument --date: '20240104' is not a date; expected YYYY-MM-DD"),
@@ -290,7 +314,7 @@ def test_json_logs_end_every_refusal_with_a_run_ended_event(tmp_path):
     assert out.returncode == 2
     (event,) = [json.loads(line) for line in out.stderr.splitlines()]
     assert event["event"] == "run_ended" and event["status"] == "error" and event["exit_code"] == 2
-    assert "unknown step(s) in --select: nosuch" in event["message"]
+    assert "unknown step(s) in --select: 'nosuch'" in event["message"]
 
 
 def test_secrets_are_masked_in_what_commands_print(tmp_path):
@@ -505,7 +529,8 @@ def test_a_catch_up_from_a_wrong_raw_root_exits_2_naming_it_before_the_tracker_o
     # a catch-up driven by an upstream job does not look at the raw root
     out = cli(ROOT / "pipelines" / "analyze.yaml", "--config", cfg, cwd=tmp_path)
     assert out.returncode == 0 and out.stdout.strip() == (
-        "analyze: nothing to do (no job of upstream pipeline 'preprocess' is recorded in the job tracker)"), out.stderr
+        "analyze: nothing to do (no job of upstream pipeline 'preprocess' is recorded in the job tracker (SQLite "
+        f"{tmp_path / 't.sqlite'} table job_tracker))"), out.stderr
     # the folders are there but offer no new date: still nothing to do, now saying where it looked
     (tmp_path / "raw" / "json").mkdir()
     for argv in (["run", spec], ["plan", spec]):

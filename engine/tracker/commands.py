@@ -16,6 +16,7 @@ from engine.config import Config
 from engine.console_out import clip
 from engine.errors import EXIT_RUNNING, TickflowError
 from engine.processes import gone_here
+from engine.step_message import readable
 from engine.tracker.base import (
     AuditEntry,
     JobKey,
@@ -41,8 +42,10 @@ def _date(text: str) -> dt.date:
 def add_status_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipeline", action="append", default=None,
                         help="only jobs of this pipeline (repeatable)")
-    parser.add_argument("--start", type=_date, default=None, help="first processing date (YYYY-MM-DD)")
-    parser.add_argument("--end", type=_date, default=None, help="last processing date (YYYY-MM-DD)")
+    parser.add_argument("--start", type=_date, default=None, metavar="YYYY-MM-DD",
+                        help="only jobs of this processing date or later")
+    parser.add_argument("--end", type=_date, default=None, metavar="YYYY-MM-DD",
+                        help="only jobs of this processing date or earlier")
     parser.add_argument("--steps", action="store_true", help="also show the rows of individual steps")
     parser.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
     parser.add_argument("--audit", action="store_true",
@@ -94,7 +97,7 @@ def _table(rows: Sequence[JobRow], now: dt.datetime) -> str:
         body.append((r.job_id, r.status or "-", fmt_time(r.updated_time).removesuffix(" UTC"),
                      _lock_state(r, now), r.holder() if held else "-",
                      fmt_time(r.lease_expires).removesuffix(" UTC") if held else "-",
-                     clip(r.message or "")))
+                     clip(readable(r.message) or r.message or "")))
     widths = [max(len(str(x)) for x in col) for col in zip(header, *body, strict=True)]
     lines = ["  ".join(str(v).ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
              for line in (header, *body)]

@@ -187,7 +187,8 @@ class JobGuard:
         if lease.took_over:
             self.took_over = lease.takeover_description()
             self.log.warning("%s", self.took_over)
-        self.log.info("locked job %s (lease %s s, run %s)", self.job_id, self.lease_seconds, self.run_id)
+        self.log.info("locked job %s in %s (lease %s s, run %s)", self.job_id, self.tracker.describe(),
+                      self.lease_seconds, self.run_id)
         try:
             self._start_heartbeat()
             self._install_signals()
@@ -229,9 +230,13 @@ class JobGuard:
                 failed = [jid for jid, status in missing if status == "failed"]
                 forget = (f"; if {failed[0]} should never have run (a date without input, a mistyped date), "
                           f"remove it with 'run_pipeline.py forget {failed[0]}'" if failed else "")
+                # a job with no row at all: perhaps this run uses another tracker than the upstream's runs did (a
+                # SQLite file of another working directory), so the message says which one it looked in
+                where = (f" (looked in {self.tracker.describe()})"
+                         if any(status == "missing" for _jid, status in missing) else "")
                 raise UpstreamNotReady(
                     f"cannot run {self.job_id}: upstream job {what} is not successful{waited}; "
-                    f"run it first{hint}{forget}")
+                    f"run it first{hint}{forget}{where}")
             if not announced:
                 self.log.info("waiting up to %g s for upstream job %s", self.wait_for_upstream, what)
                 announced = True

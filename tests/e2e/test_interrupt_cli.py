@@ -8,6 +8,7 @@ start and the job must be recorded as failed.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -23,6 +24,7 @@ from tests.engine.tracker.test_contract import wait_until
 ROOT = Path(__file__).resolve().parents[2]
 CLI = ROOT / "run_pipeline.py"
 DATE = "2020-08-06"
+NEXT = "2020-08-07"  # the next trading day
 
 PLUGIN = '''
 from pathlib import Path
@@ -141,7 +143,9 @@ def test_sigterm_cancels_both_running_steps_and_commits_nothing(tmp_path: Path, 
     env = env_for({"plugins": plugins})
     log = tmp_path / "run.txt"
     with log.open("w") as fh:
-        proc = subprocess.Popen([sys.executable, str(CLI), "run", str(spec), "--date", DATE, "--config", str(ini)],
+        # the SIGINT case runs as a backfill of two dates: its table must still say how far it got
+        dates = ["--start", DATE, "--end", NEXT] if sig == signal.SIGINT else ["--date", DATE]
+        proc = subprocess.Popen([sys.executable, str(CLI), "run", str(spec), *dates, "--config", str(ini)],
                                 cwd=tmp_path, env=env, stdout=fh, stderr=subprocess.STDOUT, text=True,
                                 start_new_session=whole_group)
     try:
@@ -183,6 +187,11 @@ def test_sigterm_cancels_both_running_steps_and_commits_nothing(tmp_path: Path, 
     assert "Traceback" not in out and f"twosteps {DATE}: {end}: {stopped}" in out, out[-3000:]
     reports = list((warehouse / "_reports" / "twosteps" / DATE).glob("*/report.json"))  # reported like any end
     assert len(reports) == 1 and "log: " in out and "report: " in out, out[-3000:]
+    if sig == signal.SIGINT:
+        table = out[out.index("\ndate        status"):]
+        assert re.search(rf"^{DATE}  interrupted +[0-9.]+s +0  interrupted \(Ctrl-C\)$", table, re.M), table
+        assert re.search(rf"^{NEXT}  not run .* not attempted: the run was interrupted$", table, re.M), table
+        assert f"twosteps_{NEXT}" not in rows
 
 
 def test_ctrl_c_while_a_chart_is_fetched_cancels_its_step_quietly(tmp_path: Path) -> None:

@@ -84,6 +84,7 @@ def test_report_json_matches_datasets(workdir, spark):
     assert reports
     data = json.loads(reports[-1].read_text())
     assert data["status"] == "success"
+    assert (data["report_json"], data["report_html"]) == (str(reports[-1]), str(reports[-1].with_suffix(".html")))
     steps = {s["name"]: s for s in data["steps"]}
     bars = spark.read.parquet(str(workdir / "warehouse" / "analytics" / "bars_1m"))
     assert steps["bars_1m"]["rows_out"]["bars_1m"] == bars.where(f"trade_dt = '{TRADING[-1]}'").count()

@@ -51,6 +51,8 @@ def test_an_upstream_catch_up_without_upstream_jobs_says_so():
     assert no_upstream_dates("preproces") == "no job of upstream pipeline 'preproces' is recorded in the job tracker"
     assert no_upstream_dates("p", dt.date(2024, 1, 1), dt.date(2024, 1, 31)) == (
         "no job of upstream pipeline 'p' from 2024-01-01 to 2024-01-31 is recorded in the job tracker")
+    assert no_upstream_dates("p", tracker="SQLite /x/t.sqlite table job_tracker") == (
+        "no job of upstream pipeline 'p' is recorded in the job tracker (SQLite /x/t.sqlite table job_tracker)")
 
 
 def test_raw_catch_up_offers_the_date_folders(tmp_path):

@@ -78,7 +78,8 @@ def test_describe_schema(schema, words):
 def test_unknown_and_missing_parameters_keep_their_messages():
     schema = {**SCHEMA, "required": ["window"]}
     assert params_problems(schema, {"windw": "5 minutes"}) == [
-        (("windw",), "unknown parameter 'windw'; expected one of: by, format, name, share, top_n, window"),
+        (("windw",), "unknown parameter 'windw' (did you mean 'window'?); expected one of: by, format, name, share, "
+                     "top_n, window"),
         ((), "'window' is a required parameter"),
     ]
 
@@ -87,4 +88,4 @@ def test_an_unknown_key_of_a_nested_mapping_is_not_called_a_parameter():
     schema = {"type": "object", "properties": {"sources": {"type": "array", "items": {
         "type": "object", "additionalProperties": False, "properties": {"folder": {}, "format": {}}}}}}
     assert params_problems(schema, {"sources": [{"folder": "csv", "fromat": "csv"}]}) == [
-        (("sources", 0, "fromat"), "unknown key 'fromat'; expected one of: folder, format")]
+        (("sources", 0, "fromat"), "unknown key 'fromat' (did you mean 'format'?); expected one of: folder, format")]

@@ -115,6 +115,10 @@ def test_json_has_every_step_and_count(report):
     assert data["edges"] == [list(e) for e in record.edges]
     assert data["log_file"] == str(log)
     assert SECRET not in json_path.read_text() and "***" in json_path.read_text()
+    # times carry their UTC offset: a script reading the file need not guess the machine's time zone
+    started = dt.datetime.fromisoformat(data["started"])
+    assert started.tzinfo is not None and started == record.started.astimezone()  # type: ignore[union-attr]
+    assert dt.datetime.fromisoformat(data["steps"][0]["ended"]).tzinfo is not None
 
 
 def test_html_has_steps_counts_charts_and_log_link(report):

@@ -39,6 +39,13 @@ def test_unknown_step_is_an_error_listing_steps():
         sel("nope")
 
 
+def test_a_near_miss_names_the_step_meant():
+    with pytest.raises(SelectionError) as err:
+        sel("+agg", "cleen+", "zzz")
+    assert "'cleen' (did you mean 'clean'?)" in str(err.value)
+    assert "'zzz';" in str(err.value)  # nothing close: no guess
+
+
 @pytest.mark.parametrize("texts", [("",), (" ",), (",",), ("", " , ")])
 def test_an_empty_select_is_an_error_not_a_run_of_no_step(texts):
     """`--select ""` ran 0 steps under the lock and stamped the job success (or stale) again."""

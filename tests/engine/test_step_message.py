@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
-from engine.step_message import message_field, written_message, written_partitions
+from engine.step_message import message_field, readable, written_message, written_partitions
 from engine.tracker.base import MESSAGE_MAX
 
 
@@ -26,3 +26,15 @@ def test_stamps_that_do_not_fit_the_row_are_left_out_and_the_partitions_kept(cap
     assert len(message) <= MESSAGE_MAX
     assert written_partitions(message) == {"a": ["trade_dt=2024-01-05"]} and message_field(message, "raw") is None
     assert "stamps of 60 raw folders do not fit" in caplog.text
+
+
+def test_a_rows_message_reads_as_words_for_people() -> None:
+    """status --steps showed the JSON a later run parses."""
+    message = written_message({"trade": ["trade_dt=2024-01-05"], "quote": []}, {"trade": 1250000, "quote": 1},
+                              {"trade": "trade", "quote": "quote"},
+                              {"csv/2024-01-05": "12:94123456:ab:1700000000", "json/2024-01-05": "garbled"})
+    assert readable(message) == ("wrote trade 1,250,000 rows, quote 1 row; read csv/2024-01-05 (12 files, "
+                                 "94.1 MB), json/2024-01-05")
+    assert readable(written_message({}, {}, {})) == "wrote nothing"
+    for other in ("a step failed: boom", None, "[1]", '{"partitions": {}}'):  # not such a record: shown as it is
+        assert readable(other) is None

@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import json
 
+from engine.step_message import written_message
 from engine.tracker.commands import (
     add_forget_arguments,
     add_status_arguments,
@@ -69,6 +70,17 @@ def test_status_table_filters(backend: Backend) -> None:
     assert first_column(status(backend, "--end", "2020-08-06", "--steps", "--pipeline", "preprocess")) == [
         "preprocess.load_2020-08-06", "preprocess_2020-08-05", "preprocess_2020-08-06"]
     assert "no jobs" in status(backend, "--pipeline", "nothing")
+
+
+def test_status_shows_a_step_rows_record_in_words_and_json_as_kept(backend: Backend) -> None:
+    t = backend.tracker()
+    kept = written_message({"trade": ["trade_dt=2020-08-06"]}, {"trade": 1500}, {"trade": "trade"},
+                           {"csv/2020-08-06": "3:4000000:ab:17"})
+    t.set_status("preprocess.eod_2020-08-06", "success", kept)
+    (line,) = status(backend, "--steps").splitlines()[1:]
+    assert line.endswith("wrote trade 1,500 rows; read csv/2020-08-06 (3 files, 4.0 MB)"), line
+    (row,) = json.loads(status(backend, "--steps", "--json"))
+    assert row["message"] == kept  # scripts get what the tracker keeps
 
 
 def test_status_json(backend: Backend) -> None:

@@ -118,6 +118,8 @@ def test_upstream_missing_exits_3_naming_the_job(backend: Backend, clean_env: di
                     "--requires", "preprocess")
     assert code == 3, err
     assert "preprocess_2020-08-06 (status: missing)" in err and "Traceback" not in err
+    # no row at all: the message names the tracker it looked in (a run from another folder reads another file)
+    assert f"(looked in {backend.tracker().describe()})" in err, err
 
 
 def test_wait_for_upstream_starts_when_a_concurrent_upstream_succeeds(backend: Backend,
