@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import re
 from collections import Counter
@@ -10,8 +9,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import TransformError
+from engine.partition_values import is_spark_hidden, refuse_foreign_partition_values
 from engine.registry import transform
-from engine.storage.base import is_hidden_path
 
 if TYPE_CHECKING:
     from engine.context import TransformContext
@@ -63,53 +62,7 @@ def _refuse_stray_folders(dataset: str, uri: str, paths: list[str]) -> None:
                              f"their files would be read as rows of the partition (move them out of the dataset)")
 
 
-HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"  # how Spark names the folder of a null partition value
-NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
 SHOWN = 5  # offending folders or files a message names before "and N more"
-
-
-def _is_hidden(name: str) -> bool:
-    """Spark lists no file or folder named so (_SUCCESS, _temporary, .crc files, a copy in flight): no data."""
-    return is_hidden_path(name) or name.endswith("._COPYING_")
-
-
-def _value_kind(value: str) -> str:
-    """What Spark would infer from one partition folder's value: "date", "number" or "other" (a string)."""
-    if len(value) == 10 and value[4] == "-" and value[7] == "-":
-        try:
-            dt.date.fromisoformat(value)
-            return "date"
-        except ValueError:
-            return "other"
-    return "number" if NUMBER.fullmatch(value) else "other"
-
-
-def _named(items: list[str]) -> str:
-    more = f" and {len(items) - SHOWN} more" if len(items) > SHOWN else ""
-    return ", ".join(items[:SHOWN]) + more
-
-
-def _refuse_foreign_partition_values(dataset: str, uri: str) -> None:
-    """A partition folder copied in by hand under a value of another type (``trade_dt=garbage`` beside dates)
-    makes Spark infer the whole column as a string: a date filter then fails with a cast error naming no folder,
-    and a plain read returns the copied rows a second time. One listing of the dataset's top level, no Spark."""
-    if not os.path.isdir(uri):  # a dataset that is a single file has no partitions
-        return
-    values: dict[str, list[str]] = {}
-    with os.scandir(uri) as entries:
-        for entry in entries:
-            if "=" in entry.name and not _is_hidden(entry.name) and entry.is_dir():
-                col, _, value = entry.name.partition("=")
-                if value != HIVE_NULL:
-                    values.setdefault(col, []).append(value)
-    for col, found in sorted(values.items()):
-        kinds = Counter(_value_kind(v) for v in found)
-        # the column's type is what most of its values are; a tie goes to the typed reading
-        expected = max(kinds, key=lambda k: (kinds[k], ("other", "number", "date").index(k)))
-        foreign = sorted(f"{col}={v}" for v in found if _value_kind(v) != expected)
-        if expected != "other" and foreign:
-            raise TransformError(f"dataset '{dataset}' holds partition folder(s) whose value is not a {expected} "
-                                 f"like the others: {_named(foreign)}; move them out of the dataset")
 
 
 def _data_files(paths: list[str]) -> Iterator[str]:
@@ -119,12 +72,12 @@ def _data_files(paths: list[str]) -> Iterator[str]:
         with os.scandir(todo.pop()) as it:
             entries = sorted(it, key=lambda e: e.name)
         for entry in reversed(entries):
-            if _is_hidden(entry.name):
+            if is_spark_hidden(entry.name):
                 continue
             if entry.is_dir():
                 todo.append(entry.path)
         for entry in entries:
-            if not _is_hidden(entry.name) and entry.is_file() and entry.stat().st_size > 0:
+            if not is_spark_hidden(entry.name) and entry.is_file() and entry.stat().st_size > 0:
                 yield entry.path
 
 
@@ -219,14 +172,14 @@ def read_dataset(ctx: TransformContext, inputs: dict[str, Any], params: dict[str
             if paths:
                 _refuse_schema_drift(params["path"], uri, paths, params)
             else:  # the schema then comes from the whole dataset
-                _refuse_foreign_partition_values(params["path"], uri)
+                refuse_foreign_partition_values(params["path"], uri)
         df = ctx.spark.read.parquet(uri).limit(0) if not paths else reader.parquet(*paths)
         for col, value in partitions.items():
             values = value if isinstance(value, list) else [value]
             df = df.where(F.col(col).cast("string").isin([str(v) for v in values]))
     else:
         if "://" not in uri:
-            _refuse_foreign_partition_values(params["path"], uri)
+            refuse_foreign_partition_values(params["path"], uri)
         df = ctx.spark.read.parquet(uri)
     if params.get("where"):
         df = df.where(params["where"])

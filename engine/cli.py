@@ -7,14 +7,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import datetime as dt
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -37,7 +40,7 @@ from engine.raw_inputs import RawStamper, changed_raw
 from engine.registry import REGISTRY
 from engine.spec import PipelineSpec
 from engine.spec_loader import dag_of, load_spec, parse_var_overrides
-from engine.tracker.base import outdated_by, parse_job_id, pipeline_job_id, upstream_rows
+from engine.tracker.base import Terminated, outdated_by, parse_job_id, pipeline_job_id, upstream_rows
 
 log = logging.getLogger("tickflow.cli")
 SUBCOMMANDS = ("run", "validate", "plan", "graph", "list-transforms", "status", "unlock", "forget")
@@ -601,7 +604,41 @@ def check_selection(spec: PipelineSpec, selectors: Sequence[str]) -> None:
         select(dag_of(spec.steps), parse_selectors(tuple(selectors)))
 
 
+def refuse_foreign_outputs(spec: PipelineSpec, tracker: Any) -> None:
+    """SpecError (exit 2, before any lock or Spark) when the spec would write a dataset another pipeline writes."""
+    from engine.dataset_owners import foreign_outputs
+
+    problems = foreign_outputs(spec, tracker.list_jobs())
+    if problems:
+        tracker.close()
+        raise SpecError(problems)
+
+
+@contextlib.contextmanager
+def sigterm_stops_the_run() -> Iterator[None]:
+    """SIGTERM stops a run as Ctrl-C does (exit 143, its line, a backfill's table) also where no job is held:
+    waiting for an upstream job, between the dates of a catch-up. There it used to end the process at once,
+    with no word; while a job is held, the job's guard handles it (and records the job)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise Terminated(signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def cmd_run(args: argparse.Namespace, config: Config, out: TextIO) -> int:
+    with sigterm_stops_the_run():
+        return _run_command(args, config, out)
+
+
+def _run_command(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     from engine.storage.factory import open_storage
     from engine.tracker.factory import open_tracker
 
@@ -615,6 +652,7 @@ def cmd_run(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     storage = open_storage(config.storage.root, config)
     storage.check()  # creates nothing: a run the tracker then refuses leaves no folder
     tracker = open_tracker(config)
+    refuse_foreign_outputs(probe, tracker)
     session = Session(config, storages=(storage, raw_storage))
     interrupt: KeyboardInterrupt | None = None
     try:

@@ -233,6 +233,7 @@ def _commented(section: str, key: str, value: str, wrapped: set[tuple[str, str]]
 PATH_KEYS = (("storage", "root"), ("storage", "raw_root"), ("storage", "cache_dir"), ("tracker", "sqlite_path"),
              ("pipeline", "log_dir"))
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_DSN_PAIR = re.compile(r"(?:^|\s)(?:host|hostaddr|port|dbname|user|password|sslmode)\s*=", re.I)
 
 
 def _anchor_paths(sections: dict[str, dict[str, str]], folder: Path) -> dict[str, dict[str, str]]:
@@ -433,6 +434,14 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
             job_tracker_table_name=s.get("job_tracker_table_name", "job_tracker"),
             connect_timeout=_int("postgres", "connect_timeout", s.get("connect_timeout", "5"), where),
         )
+        for key in ("host", "database", "dbname", "user"):
+            value = s.get(key, "")
+            # the driver passes it on as a plain name, which never connects; PostgreSQL then echoes it cut to 63
+            # characters, and a password inside reached the console past the masking of the whole secret
+            if _SCHEME.match(value.strip()) or _DSN_PAIR.search(value) or any(_credentials(value)):
+                raise ConfigError(f"{where('postgres', key)}: [postgres] {key} holds a connection string "
+                                  f"('{scrub_credentials(value)}'); give host, port, database, user and password "
+                                  f"as keys of their own")
     az = None
     if "azure" in sections:
         s = sections["azure"]

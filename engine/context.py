@@ -7,10 +7,13 @@ functions of DataFrames and params.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from engine.errors import TransformError
 
 
 @dataclass
@@ -41,7 +44,20 @@ class TransformContext:
         return self._raw_reader(rel_path)
 
     def record(self, key: str, value: Any) -> None:
-        """Attach a JSON-serialisable fact (counts by reason...) to this step's run record."""
+        """Attach a JSON-serialisable fact (counts by reason...) to this step's run record.
+
+        Checked now, where the transform's author sees which call was wrong: a set, a date or a DataFrame
+        would otherwise only break the report at the end of the run.
+        """
+        if not isinstance(key, str) or not key:
+            raise TransformError(f"step '{self.step}': ctx.record key {key!r} is not a non-empty string")
+        try:
+            json.dumps(value, allow_nan=True)
+        except (TypeError, ValueError) as exc:
+            kind = f"{type(value).__module__}.{type(value).__qualname__}".removeprefix("builtins.")
+            raise TransformError(f"step '{self.step}': ctx.record('{key}', ...) got a {kind}, which is not "
+                                 f"JSON-serialisable ({exc}); record numbers, strings, booleans, None, or "
+                                 "lists and dicts of them (e.g. sorted(a_set), a_date.isoformat())") from None
         self.metrics[key] = value
 
 

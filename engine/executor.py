@@ -8,7 +8,7 @@ from typing import Any
 
 from engine.context import TransformContext
 from engine.errors import TransformError
-from engine.registry import Registry
+from engine.registry import Registry, TransformDef
 from engine.spec import StepSpec
 from engine.spec_loader import QUERY_KEYWORDS, first_sql_keyword
 
@@ -39,6 +39,43 @@ def run_sql(spark: Any, step: StepSpec, inputs: Mapping[str, Any]) -> Any:
         return spark.sql(step.sql)
 
 
+def _type_name(value: Any) -> str:
+    """``pandas.core.frame.DataFrame``: a bare ``DataFrame`` would read as the expected type."""
+    kind = type(value)
+    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _is_dataframe(value: Any) -> bool:
+    from pyspark.sql import DataFrame
+
+    return isinstance(value, DataFrame)
+
+
+def check_result(tdef: TransformDef, result: Any) -> dict[str, Any]:
+    """{declared output name: DataFrame} from what the transform returned, or StepContractError saying how
+    the result breaks the contract (a pandas frame, a dict for a single output, undeclared or missing keys)."""
+    if tdef.multi_output:
+        if not isinstance(result, Mapping):
+            raise StepContractError(f"transform '{tdef.name}' must return a dict with {', '.join(tdef.outputs)} "
+                                    f"(each a pyspark.sql.DataFrame), got {_type_name(result)}")
+        missing = [o for o in tdef.outputs if o not in result]
+        if missing:
+            raise StepContractError(f"transform '{tdef.name}' did not return output(s) {', '.join(missing)}")
+        extra = [str(k) for k in result if k not in tdef.outputs]
+        if extra:  # a typo'd key next to the right ones would be dropped without a word
+            raise StepContractError(f"transform '{tdef.name}' returned output(s) {', '.join(extra)} it does not "
+                                    f"declare; its outputs are: {', '.join(tdef.outputs)}")
+        wrong = [f"{o} ({_type_name(result[o])})" for o in tdef.outputs if not _is_dataframe(result[o])]
+        if wrong:
+            raise StepContractError(f"transform '{tdef.name}' must return a pyspark.sql.DataFrame for each output; "
+                                    f"got {', '.join(wrong)}")
+        return {o: result[o] for o in tdef.outputs}
+    if not _is_dataframe(result):
+        raise StepContractError(f"transform '{tdef.name}' must return one pyspark.sql.DataFrame, "
+                                f"got {_type_name(result)}")
+    return {tdef.outputs[0]: result}
+
+
 def compute_step(step: StepSpec, inputs: Mapping[str, Any], ctx: TransformContext,
                  registry: Registry) -> dict[str, Any]:
     """Returns {output name: DataFrame} covering every declared output of the step."""
@@ -47,15 +84,8 @@ def compute_step(step: StepSpec, inputs: Mapping[str, Any], ctx: TransformContex
     tdef = registry.get(step.transform or "")
     if tdef is None:  # validated earlier; kept for safety when the registry changed
         raise StepContractError(f"transform '{step.transform}' is not registered")
-    result = tdef.func(ctx, dict(inputs), dict(step.params))
+    outs = check_result(tdef, tdef.func(ctx, dict(inputs), dict(step.params)))
     if tdef.multi_output:
-        if not isinstance(result, Mapping):
-            raise StepContractError(f"transform '{tdef.name}' must return a dict with {', '.join(tdef.outputs)}, "
-                                    f"got {type(result).__name__}")
-        missing = [o for o in tdef.outputs if o not in result]
-        if missing:
-            raise StepContractError(f"transform '{tdef.name}' did not return output(s) {', '.join(missing)}")
-        return dict(result)
-    if isinstance(result, Mapping) or result is None or not hasattr(result, "schema"):
-        raise StepContractError(f"transform '{tdef.name}' must return one DataFrame, got {type(result).__name__}")
-    return {step.default_output(): result}
+        return outs
+    # a single output is named by the spec (any key), or the step's default when it writes none
+    return {step.default_output(): next(iter(outs.values()))}

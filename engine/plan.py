@@ -9,6 +9,7 @@ from typing import Any
 from engine.config import Config
 from engine.errors import TickflowError
 from engine.outputs_present import incomplete_job, incomplete_upstream
+from engine.registry import REGISTRY
 from engine.runner import PipelineRunner, RunOptions, essential_line, preflight
 from engine.spec import PipelineSpec
 from engine.tracker.base import fmt_time, outdated_by, upstream_rows
@@ -69,8 +70,6 @@ def _missing_dataset(spec: PipelineSpec, writing: frozenset[str], storage: Any, 
 def _preflight_refusals(runner: PipelineRunner, resumable: set[str], raw: Any) -> dict[str, tuple[int, str]]:
     """Step -> (exit code, why) where its transform's pre-Spark check refuses (e.g. no raw input: 1; the raw
     storage cannot be read: 2), for the steps a run computes."""
-    from engine.registry import REGISTRY
-
     out = {}
     for name in runner.order:
         if runner.selection.runs(name) and name not in resumable:
@@ -99,12 +98,13 @@ def describe_plan(spec: PipelineSpec, config: Config, date: dt.date, *, selector
         tracker_note = f"(tracker unavailable: {exc})"
     try:
         guard = _ReadOnlyGuard(tracker, spec.name, date)
-        runner = PipelineRunner(spec, config, date=date, storage=storage, raw_storage=raw, registry=None,  # type: ignore[arg-type]
+        runner = PipelineRunner(spec, config, date=date, storage=storage, raw_storage=raw, registry=REGISTRY,
                                 spark_provider=lambda: None, guard=guard,
                                 options=RunOptions(selectors=selectors, force=force))
         lines = [f"plan for pipeline '{spec.name}' ({spec.file}), date {date.isoformat()}",
                  f"storage: {storage.describe()}   raw: {raw.describe()}"]
         verdict = ""
+        job_done = False  # the job already succeeded: a run (without --force) computes no step at all
         if tracker is not None:
             job_id = f"{spec.name}_{date.isoformat()}"
             row = tracker.get(job_id)
@@ -133,6 +133,7 @@ def describe_plan(spec: PipelineSpec, config: Config, date: dt.date, *, selector
                     (incomplete := incomplete_job(spec, date, tracker, storage, raw)):
                 verdict = f"a run would run the job again: {incomplete}"
             elif row is not None and row.status == "success" and not force:
+                job_done = True
                 verdict = "a run would do nothing: the job already succeeded (use --force)"
             elif row is not None and row.lock_id and not row.lease_expired(now):
                 verdict = f"a run would exit 4: running on {row.holder()}"
@@ -141,7 +142,7 @@ def describe_plan(spec: PipelineSpec, config: Config, date: dt.date, *, selector
             verdict = "a run would exit 2: it cannot open the job tracker (see above)"
         skip, reload = runner.resumable()
         resumable = skip | set(reload)
-        refusals = _preflight_refusals(runner, resumable, raw)
+        refusals = {} if job_done else _preflight_refusals(runner, resumable, raw)
         if not verdict and refusals:
             name, (code, why) = next(iter(refusals.items()))
             verdict = f"a run would exit {code} before Spark starts: step {name}: {why}"
@@ -154,6 +155,8 @@ def describe_plan(spec: PipelineSpec, config: Config, date: dt.date, *, selector
             step = spec.steps[name]
             if not runner.selection.runs(name):
                 state = "not selected"
+            elif job_done:
+                state = "skip (job already succeeded; --force recomputes)"
             elif name in resumable:
                 state = "skip (succeeded earlier; outputs exist)"
             elif name in runner.selection.feeders:

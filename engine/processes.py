@@ -20,3 +20,42 @@ def pid_alive(pid: int) -> bool:
 def gone_here(host: str | None, pid: int | None) -> bool:
     """True when ``host`` is this machine and process ``pid`` no longer runs on it (another host: unknown)."""
     return bool(host) and host == socket.gethostname() and pid is not None and not pid_alive(int(pid))
+
+
+def descendants(pid: int | None = None) -> set[int]:
+    """The processes below ``pid`` (default: this one), from /proc; empty where /proc is not there."""
+    root = os.getpid() if pid is None else pid
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return set()
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as fh:
+                stat = fh.read()
+        except OSError:
+            continue  # ended meanwhile
+        parent = int(stat[stat.rindex(")") + 2:].split()[1])
+        children.setdefault(parent, []).append(int(entry))
+    found: set[int] = set()
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
+
+
+def kill_new_descendants(before: set[int]) -> None:
+    """SIGKILL every process below this one that is not in ``before`` (what a start that failed left running)."""
+    import signal
+
+    for pid in descendants() - before:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            continue

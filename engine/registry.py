@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import importlib.util
 import inspect
 import json
 import pkgutil
@@ -24,6 +25,14 @@ from engine.errors import RegistryError
 ENTRY_POINT_GROUP = "tickflow.transforms"
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas" / "transforms"
 EMPTY_PARAMS_SCHEMA: Mapping[str, Any] = {"type": "object", "additionalProperties": False, "properties": {}}
+
+
+class ModuleImportError(RegistryError):
+    """A transform module (named in a spec or the config, or an entry point's) failed to import."""
+
+    def __init__(self, message: str, module: str):
+        self.module = module
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -69,15 +78,67 @@ def load_schema(schema: Mapping[str, Any] | str | None) -> Mapping[str, Any]:
         raise RegistryError(f"cannot load params schema {path}: {exc}") from exc
 
 
-def _import_failure(exc: Exception) -> str:
-    """The essence of an import failure: the message, and where in the plugin's code it happened."""
-    if isinstance(exc, ImportError | RegistryError):
+def _module_files(module: str) -> list[Path]:
+    """The files of the plugin ``module`` belongs to: its top-level package's folders, or its single file.
+
+    Found without importing anything but the top-level package's parents (none): [] when it cannot be told.
+    """
+    top = module.split(".")[0]
+    try:
+        spec = importlib.util.find_spec(top)
+    except Exception:  # a broken __spec__ of an already imported module
+        return []
+    if spec is None:
+        return []
+    if spec.submodule_search_locations:
+        return [Path(p).resolve() for p in spec.submodule_search_locations]
+    return [Path(spec.origin).resolve()] if spec.origin and spec.has_location else []
+
+
+def _inside(filename: str, places: list[Path]) -> bool:
+    try:
+        path = Path(filename).resolve()
+    except (OSError, ValueError):
+        return False
+    return any(path == place or place in path.parents for place in places)
+
+
+def _import_failure(exc: Exception, module: str = "") -> str:
+    """The essence of an import failure: the message, and where in the plugin's code it happened.
+
+    The place is the last frame inside the plugin's own files (``module``'s package): an error raised by the
+    standard library (json's decoder reading the plugin's schema file) is caused by the plugin's line that
+    called it.
+    """
+    if isinstance(exc, RegistryError):
         return str(exc)
     if isinstance(exc, SyntaxError):
         return f"{type(exc).__name__} at {exc.filename}:{exc.lineno}: {exc.msg}"
+    if isinstance(exc, ImportError) and (not module or exc.name is None or module == exc.name
+                                         or module.startswith(f"{exc.name}.")):
+        return str(exc)  # the module itself (or its package) is not there: no line of it to show
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen ")]
-    at = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    own = _module_files(module) if module else []
+    mine = [f for f in frames if _inside(f.filename, own)]
+    frame = mine[-1] if mine else frames[-1] if frames else None
+    at = f" at {frame.filename}:{frame.lineno}" if frame else ""
+    if isinstance(exc, ImportError):  # e.g. a package the plugin needs is not installed in this Python
+        return f"{exc}{at}"
     return f"{type(exc).__name__}{at}: {exc}"
+
+
+def _source_files(module: str) -> list[Path] | None:
+    """The source files of ``module`` (every .py of a package), or None when they cannot be found."""
+    try:
+        spec = importlib.util.find_spec(module)
+    except Exception:  # finding a submodule imports its packages, which may raise anything
+        return None
+    if spec is None or not spec.origin or not spec.has_location:
+        return None
+    origin = Path(spec.origin)
+    if spec.submodule_search_locations:
+        return sorted(p for folder in spec.submodule_search_locations for p in Path(folder).rglob("*.py"))
+    return [origin]
 
 
 def check_params_schema(name: str, schema: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -95,6 +156,9 @@ def check_params_schema(name: str, schema: Mapping[str, Any]) -> Mapping[str, An
 class Registry:
     _defs: dict[str, TransformDef] = field(default_factory=dict)
     _loaded_modules: set[str] = field(default_factory=set)
+    # module -> why its import failed (a RegistryError was raised for it): the transforms it would have
+    # registered are unknown for that reason, not because a spec misspells them
+    failed_imports: dict[str, str] = field(default_factory=dict)
 
     def register(self, tdef: TransformDef) -> None:
         old = self._defs.get(tdef.name)
@@ -113,6 +177,32 @@ class Registry:
     def all(self) -> list[TransformDef]:
         return [self._defs[n] for n in self.names()]
 
+    def failed_import_for(self, name: str, modules: Iterable[str] | None = None) -> str | None:
+        """The module whose failed import explains why transform ``name`` is unknown, or None.
+
+        ``modules``: the modules whose failure the caller reported (``ModuleImportError.module``; default: every
+        import that failed last time it was tried). A module is blamed when its source mentions ``'name'``
+        (its decorator never ran), or when its source cannot be read (a missing module may have held any name).
+        None: the name is simply unknown (a typo), worth its own message.
+        """
+        if name in self._defs:
+            return None
+        quoted = (f"'{name}'", f'"{name}"')
+        for module in (self.failed_imports if modules is None else modules):
+            if module not in self.failed_imports:
+                continue
+            files = _source_files(module)
+            if files is None:
+                return module
+            for path in files:
+                try:
+                    text = path.read_text(errors="replace")
+                except OSError:
+                    return module
+                if any(q in text for q in quoted):
+                    return module
+        return None
+
     # -- discovery -------------------------------------------------------------------------------------
     def import_module(self, module: str, *, where: str = "") -> None:
         """Import a plugin module; whatever it raises becomes one RegistryError naming the module (exit 2)."""
@@ -122,8 +212,10 @@ class Registry:
             importlib.import_module(module)
         except Exception as exc:  # a plugin may raise anything at import: SyntaxError, ZeroDivisionError...
             suffix = f" (named in {where})" if where else ""
-            raise RegistryError(f"cannot import transform module '{module}'{suffix}: {_import_failure(exc)}"
-                                ) from exc
+            why = _import_failure(exc, module)
+            self.failed_imports[module] = why
+            raise ModuleImportError(f"cannot import transform module '{module}'{suffix}: {why}", module) from exc
+        self.failed_imports.pop(module, None)
         self._loaded_modules.add(module)
 
     def load_package(self, package: str) -> None:
@@ -134,14 +226,16 @@ class Registry:
             self.import_module(info.name)
 
     def load_entry_points(self, group: str = ENTRY_POINT_GROUP) -> None:
+        """Import every installed package's transform module; the first that fails stops discovery (exit 2),
+        for every spec: a pipeline must not run while a registered name may mean something else than meant."""
         for ep in importlib.metadata.entry_points(group=group):
             try:
                 ep.load()
-            except Exception as exc:  # an analyst's broken package must say which one
-                raise RegistryError(
-                    f"cannot load transform entry point '{ep.name} = {ep.value}' "
-                    f"(group {group}): {exc}"
-                ) from exc
+            except Exception as exc:  # an analyst's broken package must say which one, and where
+                why = _import_failure(exc, ep.module)
+                self.failed_imports[ep.module] = why
+                raise ModuleImportError(f"cannot load transform entry point '{ep.name} = {ep.value}' "
+                                        f"(group {group}): {why}", ep.module) from exc
 
     def discover(self, extra_modules: Iterable[str] = (), *, where: str = "") -> Registry:
         self.import_module("engine.builtins")
@@ -153,6 +247,39 @@ class Registry:
 
 
 REGISTRY = Registry()
+SQL_KIND = "sql"  # what plan, reports and the tracker show for a SQL step: no transform may take the name
+
+
+def _names(name: str, what: str, value: Any) -> tuple[str, ...]:
+    """The ``inputs=``/``outputs=`` of a transform as names: a string would register each of its letters."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise RegistryError(f"transform '{name}': {what}= must be a list of names (e.g. {what}=[{value!r}]), "
+                            f"got {type(value).__name__} {value!r}")
+    names = tuple(value)
+    bad = [n for n in names if not isinstance(n, str) or not n]
+    if bad:
+        raise RegistryError(f"transform '{name}': {what}= holds {', '.join(map(repr, bad))}; expected names "
+                            "(non-empty strings)")
+    if len(set(names)) != len(names):
+        raise RegistryError(f"transform '{name}': {what}= names {', '.join(names)}: each name once")
+    return names
+
+
+def _check_signature(name: str, func: Callable[..., Any]) -> None:
+    """The engine calls ``func(ctx, inputs, params)``: a function that cannot take them fails only at run time,
+    after Spark's start."""
+    if not callable(func):
+        raise RegistryError(f"transform '{name}': @transform decorates a function, got {type(func).__name__}")
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):
+        return  # a builtin or C callable without a signature: nothing to check
+    try:
+        signature.bind(None, {}, {})
+    except TypeError as exc:
+        shown = f"{getattr(func, '__name__', 'func')}{signature}"
+        raise RegistryError(f"transform '{name}': {_origin_of(func)} cannot be called as func(ctx, inputs, "
+                            f"params) ({exc}); its signature is {shown}") from None
 
 
 def transform(
@@ -173,16 +300,21 @@ def transform(
     """
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        outs = tuple(outputs)
+        if name == SQL_KIND:
+            raise RegistryError(f"transform name '{name}' is reserved: it is the kind of a `sql:` step "
+                                f"({_origin_of(func)})")
+        ins = None if inputs is None else _names(name, "inputs", inputs)
+        outs = _names(name, "outputs", outputs)
         if not outs:
             raise RegistryError(f"transform '{name}' declares no outputs")
+        _check_signature(name, func)
         (registry or REGISTRY).register(
             TransformDef(
                 name=name,
                 func=func,
                 description=description.strip().splitlines()[0] if description.strip() else "",
                 params_schema=check_params_schema(name, load_schema(params_schema)),
-                inputs=tuple(inputs) if inputs is not None else None,
+                inputs=ins,
                 outputs=outs,
                 origin=_origin_of(func),
                 preflight=preflight,

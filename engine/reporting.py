@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import tempfile
 from pathlib import Path
@@ -43,11 +45,46 @@ def build_charts(runner: Any, record: RunRecord) -> list[Any]:
     return render_all(parse_charts(list(runner.spec.charts)), fetch, log)
 
 
+def _plain(value: Any) -> Any:
+    """What the report's JSON writes for a date (RunRecord.to_json); anything else is not JSON."""
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _shown(value: Any) -> str:
+    """A text standing for a value the report cannot hold; never fails (a repr may)."""
+    try:
+        return repr(value)[:500]
+    except Exception:
+        return f"<{type(value).__module__}.{type(value).__qualname__}>"
+
+
+def sanitize_metrics(record: RunRecord) -> None:
+    """Replace, in place, every metric the report cannot write as JSON by its repr, with a warning.
+
+    ``ctx.record`` refuses such values; this covers anything else that put one there. A DataFrame must never
+    reach the report's ``asdict`` (a deep copy), which fails on Spark objects and would cost the whole report.
+    """
+    for step in record.steps:
+        for key, value in list(step.metrics.items()):
+            try:
+                json.dumps(value, default=_plain)
+            except (TypeError, ValueError) as exc:
+                step.metrics[key] = _shown(value)
+                log.warning("the run report shows metric '%s' of step '%s' as text: its %s value is not "
+                            "JSON-serialisable (%s)", key, step.name, type(value).__name__, exc)
+
+
 def publish_report(record: RunRecord, runner: Any, storage: Storage, log_file: Path | None) -> str | None:
     """Write report.html/report.json; returns where a person can open it (a path or URI)."""
     from engine.report import HTML_NAME, JSON_NAME, write_report
 
     secrets = runner.config.secrets()
+    try:
+        sanitize_metrics(record)
+    except Exception:  # never lose the report over it: write_report says what still fails
+        log.debug("sanitizing metrics failed", exc_info=True)
     try:
         charts = build_charts(runner, record)
         prefix = report_prefix(record)

@@ -31,6 +31,7 @@ from engine.executor import compute_step
 from engine.expectations import ExpectationFailed
 from engine.logs import STEP_EVENT, mute_console
 from engine.outputs_present import PartitionLister, gone_from_step
+from engine.partition_values import refuse_foreign_partition_values
 from engine.raw_inputs import RawStamper, changed_folders, stamp_folder
 from engine.registry import Registry
 from engine.run_record import RunRecord, StepRecord
@@ -38,7 +39,8 @@ from engine.selection import Selection, parse_selectors, select, select_all
 from engine.spec import InputRef, PipelineSpec, StepSpec
 from engine.spec_loader import dag_of
 from engine.sql_check import syntax_errors
-from engine.step_message import written_message, written_partitions
+from engine.step_definition import code_digest, definition_digest
+from engine.step_message import recorded_definition, written_message, written_partitions
 from engine.storage.base import Storage
 from engine.tracker.base import stop_message
 from engine.writer import StagedOutput, abort_staged, commit_staged, stage_output
@@ -55,6 +57,7 @@ class RunOptions:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
 
+_PYTHON_ERROR = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)(?::|$)")
 _JAVA_CAUSE = re.compile(r"^:\s*(?:[\w$]+\.)*([\w$]+(?:Exception|Error)):\s*(.*)$")
 
 
@@ -75,6 +78,11 @@ def essential_line(exc: BaseException) -> str:
     java = _JAVA_CAUSE.match(lines[1]) if py4j_call else None
     if java:  # py4j's first line only names the call: the Java exception's own line says what went wrong
         name, first = java.group(1), java.group(2)
+    if "from the Python worker" in first:  # the worker's own error is the traceback's last line (a UDF's)
+        end = next((i for i, ln in enumerate(lines) if ln.startswith("JVM stacktrace")), len(lines))
+        raised = [ln for ln in lines[1:end] if _PYTHON_ERROR.match(ln)]
+        if raised:
+            first = f"{first.rstrip(':. ')}: {raised[-1]}"
     line = f"{name}: {first}" if first and not isinstance(exc, TransformError) else first or name
     cause = os_cause(exc)
     suffix = f" (cause: {cause})" if cause and cause not in line else ""
@@ -170,6 +178,7 @@ class PipelineRunner:
         self.progress_factory = progress_factory  # (steps to run, SparkContext) -> Progress
         self.progress: Any = None
         self.dag = dag_of(spec.steps)
+        self._definitions: dict[str, str] = {}
         self.order = self.dag.order()
         self.selection: Selection = (select(self.dag, parse_selectors(self.options.selectors))
                                      if self.options.selectors else select_all(self.dag))
@@ -255,7 +264,28 @@ class PipelineRunner:
         """Succeeded for this date, outputs exist, none appends: may be reused unless an upstream step reruns."""
         if not step.outputs or any(o.mode == "append" for o in step.outputs.values()):
             return False
-        return self.guard.step_succeeded(step.name) and self._outputs_present(step) and not self._raw_changed(step)
+        return (self.guard.step_succeeded(step.name) and not self._redefined(step) and self._outputs_present(step)
+                and not self._raw_changed(step))
+
+    def definition(self, name: str) -> str:
+        """The digest of what step ``name`` computes (engine.step_definition), upstream steps included."""
+        if name not in self._definitions:
+            step = self.spec.steps[name]
+            tdef = self.registry.get(step.transform) if step.transform else None
+            self._definitions[name] = definition_digest(
+                step, code_digest(tdef.func) if tdef is not None else "",
+                [self.definition(parent) for parent in self.dag.parents[name]])
+        return self._definitions[name]
+
+    def _redefined(self, step: StepSpec) -> bool:
+        """The step is no longer defined as when it succeeded (params, SQL, code, an upstream step): its outputs
+        are not this spec's. A row from before digests were kept says nothing, and counts as unchanged."""
+        recorded = recorded_definition(self._step_message(step.name))
+        if recorded is None or recorded == self.definition(step.name):
+            return False
+        log.info("step %s: its definition (params, SQL, transform code or a step it reads) changed since it "
+                 "succeeded for %s; computing it again", step.name, self.date)
+        return True
 
     def _outputs_present(self, step: StepSpec) -> bool:
         """Each output exists with every partition the step wrote for this date: a partition deleted by hand
@@ -538,11 +568,24 @@ class PipelineRunner:
             return spark.read.parquet(uri)
         return spark.read.option("basePath", uri).parquet(*[f"{uri}/{p}" for p in partitions])
 
+    def _warn_unowned_empty(self, step: StepSpec, oname: str, rows: int) -> None:
+        """A partitioned write of no rows replaces no partition: without replace_partitions, the rows an earlier
+        run wrote for this date stay beside a report saying 0 rows. Said where the operator looks."""
+        out = step.outputs.get(oname)
+        if rows or out is None or out.mode != "overwrite_partitions" or out.replace_partitions:
+            return
+        cols = ", ".join(f"{c}: ..." for c in out.partition_by)
+        log.warning("step %s: output %s wrote no rows, so no partition of '%s' was replaced: rows an earlier run "
+                    "wrote for %s stay; declare replace_partitions: {%s} on the output to own the date's "
+                    "partition", step.name, oname, out.path, self.date or "this date", cols)
+
     def _resolve_input(self, spark: Any, ref: InputRef, results: dict[tuple[str, str], Any]) -> Any:
         if ref.dataset is not None:
             uri = self.storage.read_uri(ref.dataset)
             if uri is None:
                 raise FileNotFoundError(f"dataset '{ref.dataset}' does not exist under {self.storage.describe()}")
+            if "://" not in uri:  # as read_dataset does: a folder of another kind would be read as more rows
+                refuse_foreign_partition_values(ref.dataset, uri)
             return spark.read.parquet(uri)
         return results[(ref.step or "", self._output_key(ref))]
 
@@ -591,6 +634,7 @@ class PipelineRunner:
                 for oname, wr in self._write_outputs(spark, step, results).items():
                     key = (name, self._canonical(step, oname))
                     srec.rows_out[oname] = wr.rows
+                    self._warn_unowned_empty(step, oname, wr.rows)
                     srec.expectations.extend(wr.expectations)
                     if wr.partitions:
                         srec.metrics.setdefault("partitions_written", {})[oname] = wr.partitions
@@ -633,7 +677,8 @@ class PipelineRunner:
             self.progress.step_finished(name, "success", dict(srec.rows_out))
         # what it wrote, so a rerun can feed later steps from the committed outputs instead of recomputing
         written = written_message(srec.metrics.get("partitions_written", {}), srec.rows_out,
-                                  {oname: out.path for oname, out in step.outputs.items()}, raw_read)
+                                  {oname: out.path for oname, out in step.outputs.items()}, raw_read,
+                                  definition=self.definition(name))
         if writes:
             self._mark(name, "success", written)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 
 from engine import jvm_stderr
 from engine.config import SECRET_NAME_PATTERN, is_secret_key
+from engine.processes import descendants, kill_new_descendants
 
 LOG4J_CONF = Path(__file__).resolve().parent / "log4j2.properties"
 # PySpark's loggers of analysis errors (from SQL text, from DataFrame calls), each with its own JSON handler
@@ -99,11 +101,30 @@ def _start_context(master: str, app_name: str, conf: Mapping[str, str]) -> None:
     spark_conf = SparkConf(loadDefaults=False).setMaster(master).setAppName(app_name).setAll(list(conf.items()))
     stderr, reader = jvm_stderr.start()
     _STDERR_READER[:] = [reader]
+    before = descendants()
     try:
         gateway = launch_gateway(spark_conf, popen_kwargs={"stderr": stderr})
+    except BaseException:
+        # Ctrl-C or SIGTERM while the JVM starts: pyspark keeps no handle on the process it launched, which then
+        # outlived the command (for good: it was not yet watching its stdin)
+        kill_new_descendants(before)
+        raise
     finally:
         os.close(stderr)  # the JVM holds its own copy; the forwarder ends when the JVM exits
     SparkContext(conf=spark_conf, gateway=gateway)
+
+
+PYTHON_SETTING = "spark.pyspark.python"
+
+
+def worker_python(conf: Mapping[str, str], environ: Mapping[str, str] = os.environ) -> str:
+    """The interpreter Spark's Python workers (UDFs, ``mapInPandas``, RDD lambdas) run: the one chosen by the
+    user (``[spark] spark.pyspark.python``, which Spark ranks above ``PYSPARK_PYTHON``), else this process's.
+
+    PySpark's own default, ``python3`` from PATH, is often another installation without pyarrow or the
+    plugin's packages (or of another minor version, which Spark refuses), so worker code would fail at run time.
+    """
+    return conf.get(PYTHON_SETTING) or environ.get("PYSPARK_PYTHON") or sys.executable
 
 
 def build_session(master: str = "local[*]", conf: Mapping[str, str] | None = None, app_name: str = "tickflow",
@@ -113,7 +134,6 @@ def build_session(master: str = "local[*]", conf: Mapping[str, str] | None = Non
     The driver JVM maps the class archive of ``engine.jvm_archive`` when one was built for this installation.
     """
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    os.environ.setdefault("PYSPARK_PYTHON", os.environ.get("PYSPARK_PYTHON", "python3"))
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.master(master).appName(app_name)
@@ -129,6 +149,9 @@ def build_session(master: str = "local[*]", conf: Mapping[str, str] | None = Non
     options = (f"-Dlog4j.configurationFile=file:{LOG4J_CONF}", JVM_FLAGS, archive, java_options)
     merged["spark.driver.extraJavaOptions"] = " ".join(o for o in options if o)
     merged.update(conf or {})
+    # PySpark's context takes the workers' interpreter from the environment only (the setting counts for
+    # spark-submit): both say the same
+    os.environ["PYSPARK_PYTHON"] = worker_python(merged)
     merged["spark.redaction.regex"] = redaction_regex(merged.get("spark.redaction.regex", ""))
     merged, hadoop_secrets = hidden_settings(merged)
     for key, value in merged.items():

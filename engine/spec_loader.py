@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +28,7 @@ from engine.config import Config
 from engine.dag import CycleError, Dag
 from engine.errors import RegistryError, SpecError, SpecFileMissing
 from engine.params import params_problems, with_defaults
-from engine.registry import REGISTRY, Registry, TransformDef
+from engine.registry import REGISTRY, ModuleImportError, Registry, TransformDef
 from engine.spec import DATASET_PREFIX, InputRef, OutputSpec, PipelineSpec, StepSpec, path_parts, paths_nest
 from engine.suggest import closest, did_you_mean
 from engine.templating import (
@@ -243,20 +243,23 @@ def load_spec(
 
     # -- discovery of transforms ----------------------------------------------------------------------
     modules = tuple(m for m in rendered.get("modules") or [] if isinstance(m, str))
+    failed: list[str] = []  # modules that did not import: a transform they define is not "unknown" on top
     try:
         registry.discover(config.modules, where=config.source)
     except RegistryError as exc:
         problems.add((), str(exc), 0)
+        failed += [exc.module] if isinstance(exc, ModuleImportError) else []
     for i, module in enumerate(modules):
         try:
             registry.import_module(module, where=file)
         except RegistryError as exc:
             problems.add(("modules", i), str(exc))
+            failed += [exc.module] if isinstance(exc, ModuleImportError) else []
 
     steps_raw = rendered.get("steps")
     steps: dict[str, StepSpec] = {}
     if isinstance(steps_raw, Mapping):
-        steps = _check_steps(steps_raw, registry, problems)  # SQL steps get their implicit inputs here
+        steps = _check_steps(steps_raw, registry, problems, failed)  # SQL steps get their implicit inputs here
     _check_catch_up(rendered, problems)
     _check_graph(steps, problems)
     _check_extras(rendered, steps, problems)
@@ -500,6 +503,11 @@ def dataset_path_problem(path: str, *, output: bool) -> str | None:
         return f"'{path}' has a '..' component; a dataset path must stay under the storage root"
     if output and "" in parts:
         return f"'{path}' has an empty component ('//'); expected name/name/... under the storage root"
+    hidden = [part for part in parts if part.startswith(("_", ".")) and part != "."]
+    if output and hidden:  # Spark's readers skip such names, and the engine keeps _reports/ and staging there
+        return (f"'{path}' has a component starting with '{hidden[0][0]}' ('{hidden[0]}'): such names are hidden "
+                f"from Spark's readers and reserved for the engine (_reports, .tickflow_staging); name the "
+                f"dataset without it")
     return None
 
 
@@ -521,7 +529,8 @@ def _check_dataset_reads(base: KeyPath, raw: Mapping[str, Any], params: Mapping[
     return names
 
 
-def _check_steps(steps_raw: Mapping[str, Any], registry: Registry, problems: Problems) -> dict[str, StepSpec]:
+def _check_steps(steps_raw: Mapping[str, Any], registry: Registry, problems: Problems,
+                 failed_modules: Sequence[str] = ()) -> dict[str, StepSpec]:
     steps: dict[str, StepSpec] = {}
     for name, raw in steps_raw.items():
         base: KeyPath = ("steps", name)
@@ -536,10 +545,11 @@ def _check_steps(steps_raw: Mapping[str, Any], registry: Registry, problems: Pro
         if has_t:
             tname = raw["transform"]
             tdef = registry.get(tname) if isinstance(tname, str) else None
-            if tdef is None:
+            # a transform of a module that failed to import is explained by that failure: no second problem
+            if tdef is None and not (failed_modules and registry.failed_import_for(str(tname), failed_modules)):
                 problems.add((*base, "transform"), f"unknown transform '{tname}'"
                              f"{_suggest(str(tname), registry.names())} (see `run_pipeline.py list-transforms`)")
-            else:
+            elif tdef is not None:
                 for ppath, message in params_problems(tdef.params_schema, params):
                     problems.add((*base, "params", *ppath), message)
                 params = with_defaults(tdef.params_schema, params)
@@ -564,8 +574,8 @@ def _check_steps(steps_raw: Mapping[str, Any], registry: Registry, problems: Pro
                 problems.add((*base, "inputs"), f"transform '{tdef.name}' needs input(s) {', '.join(missing)}; "
                              f"expected inputs: {', '.join(tdef.inputs) or 'none'}")
             for i in extra:
-                problems.add((*base, "inputs", i), f"transform '{tdef.name}' takes no input '{i}'; "
-                             f"expected inputs: {', '.join(tdef.inputs) or 'none'}")
+                problems.add((*base, "inputs", i), f"transform '{tdef.name}' takes no input '{i}'"
+                             f"{did_you_mean(i, missing)}; expected inputs: {', '.join(tdef.inputs) or 'none'}")
         outputs: dict[str, OutputSpec] = {}
         for oname, out in (raw.get("outputs") or {}).items():
             if not isinstance(out, Mapping) or "path" not in out:

@@ -29,12 +29,24 @@ def written_partitions(message: str | None) -> dict[str, list[str]] | None:
     return message_field(message, "partitions")
 
 
+def recorded_definition(message: str | None) -> str | None:
+    """The digest of the step's definition when it succeeded (engine.step_definition), or None."""
+    try:
+        data = json.loads(message or "")
+    except ValueError:
+        return None
+    found = data.get("definition") if isinstance(data, dict) else None
+    return found if isinstance(found, str) else None
+
+
 def written_message(partitions: Mapping[str, list[str]], rows: Mapping[str, int], paths: Mapping[str, str],
-                    raw: Mapping[str, str] | None = None) -> str:
-    """A succeeded step's row message: what it wrote, where (an output path may be templated by date), and the
-    stamps of the raw folders it read. Stamps that would not fit the row are left out (with a warning): a
-    truncated message would lose the partitions too."""
+                    raw: Mapping[str, str] | None = None, *, definition: str | None = None) -> str:
+    """A succeeded step's row message: what it wrote, where (an output path may be templated by date), the
+    digest of its definition, and the stamps of the raw folders it read. Stamps that would not fit the row are
+    left out (with a warning): a truncated message would lose the partitions too."""
     body: dict[str, Any] = {"partitions": partitions, "rows": rows, "paths": paths}
+    if definition:
+        body["definition"] = definition
     if raw:
         with_raw = json.dumps({**body, "raw": dict(raw)}, separators=(",", ":"))
         if len(with_raw) <= MESSAGE_MAX:

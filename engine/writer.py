@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.partition_values import partition_type_problem
 from engine.run_record import ExpectationResult
 from engine.spec import OutputSpec
 from engine.storage.base import PendingWrite, Storage
@@ -144,6 +145,22 @@ def write_output(spark: Any, df: Any, out: OutputSpec, storage: Storage, run_id:
     return staged.result
 
 
+class PartitionTypeError(ValueError):
+    """An output's partition column would write folder values of another kind than the dataset's."""
+
+
+def refuse_foreign_partition_type(df: Any, out: OutputSpec, storage: Storage) -> None:
+    """A transform that returns its date partition column as a timestamp (or a string) writes
+    ``trade_dt=2024-01-05 00%3A00%3A00`` beside ``trade_dt=2024-01-05``: readers then get both folders' rows.
+    Refused before anything is written (one listing of the dataset's top level)."""
+    if not out.partition_by or out.partition_by[0] not in df.columns or not storage.exists(out.path):
+        return
+    column = out.partition_by[0]
+    why = partition_type_problem(out.path, column, df.schema[column].dataType, storage.list_dirs(out.path))
+    if why:
+        raise PartitionTypeError(f"output {out.name}: {why}")
+
+
 def stage_output(spark: Any, df: Any, out: OutputSpec, storage: Storage, run_id: str, *,
                  expectations: list[Any] | None = None, quarantine_date: str | None = None) -> StagedOutput:
     """Write ``df`` aside for ``out.path``; drop/warn/fail expectations are applied on the way. Nothing is
@@ -165,6 +182,7 @@ def stage_output(spark: Any, df: Any, out: OutputSpec, storage: Storage, run_id:
         df, dropped_df = split_rows(df, exps)
     observation = Observation()
     df = df.observe(observation, *aggregates(df, exps))
+    refuse_foreign_partition_type(df, out, storage)
     pending = storage.begin_write(out.path, run_id, out.mode, out.partition_by)
     if out.replace_partitions:
         pending = dataclasses.replace(pending, replace_partitions=out.replace_partitions)

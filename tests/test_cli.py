@@ -577,3 +577,52 @@ def test_a_backfill_without_a_catch_up_source_plans_the_trading_days(tmp_path):
     assert out.returncode == 0, out.stderr
     planned = [ln.rsplit(" ", 1)[-1] for ln in out.stdout.splitlines() if ln.startswith("plan for pipeline")]
     assert planned == ["2024-01-12", "2024-01-16", "2024-01-17"], out.stdout
+
+
+def test_a_spec_writing_a_dataset_another_pipeline_writes_is_refused_before_its_run(tmp_path):
+    """An analyst's copy of a step wrote `path: quarantine` in the analyze pipeline: the run replaced
+    preprocess's bad records of the date, and exited 0."""
+    from engine.config import load_config
+    from engine.step_message import written_message
+    from engine.tracker.factory import open_tracker
+
+    cfg = _local_config(tmp_path)
+    with open_tracker(load_config(str(cfg))) as tracker:  # what a preprocess run records for its ingest step
+        tracker.set_status("preprocess.ingest_2024-01-04", "success", written_message(
+            {"quarantine": ["trade_dt=2024-01-04"]}, {"quarantine": 7}, {"quarantine": "quarantine"}))
+    spec = tmp_path / "mine.yaml"
+    spec.write_text("pipeline: mine\nsteps:\n  blocks:\n    sql: SELECT DATE'2024-01-05' AS trade_dt, 1 AS n\n"
+                    "    outputs: {b: {path: quarantine/extra, partition_by: [trade_dt]}}\n")
+    out = cli("run", spec, "--date", "2024-01-05", "--config", cfg, cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert (f"{spec}:3: steps.blocks.outputs.b.path: dataset 'quarantine/extra' would overwrite 'quarantine', "
+            "which pipeline 'preprocess' writes (step ingest)") in out.stderr
+    assert "starting Spark" not in out.stderr and not (tmp_path / "wh").exists()
+    spec.write_text(spec.read_text().replace("quarantine/extra", "analytics/blocks"))  # its own dataset: runs
+    assert cli("run", spec, "--date", "2024-01-05", "--config", cfg, cwd=tmp_path).returncode == 0
+
+
+def test_sigterm_while_waiting_for_an_upstream_job_ends_the_run_with_its_line_and_143(tmp_path):
+    """No job is held while waiting, so no guard handled the signal: the process ended at once, with no word."""
+    import signal
+
+    cfg = _local_config(tmp_path)
+    spec = tmp_path / "down.yaml"
+    spec.write_text("pipeline: down\nrequires: [up]\nsteps:\n  a: {sql: SELECT 1 AS x}\n")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run_pipeline.py"), "run", str(spec), "--date",
+                             "2024-01-05", "--config", str(cfg), "--wait-for-upstream", "120"], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = []
+        for line in proc.stderr:  # type: ignore[union-attr]
+            seen.append(line)
+            if "waiting up to 120 s for upstream job up_2024-01-05" in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, "".join(seen) + err
+    assert "down 2024-01-05: terminated: terminated by SIGTERM" in err, "".join(seen) + err
+    assert "Traceback" not in err

@@ -221,12 +221,13 @@ def cmd_unlock(args: argparse.Namespace, config: Config, out: IO[str] = sys.stdo
             return 0
         steps = _running_steps(tracker, key)
         now = tracker.now()
-        state = "EXPIRED" if row.lease_expired(now) else "still valid"
+        state = ("none (an older version's lock: it never expires by itself)" if row.lease_expires is None
+                 else "EXPIRED" if row.lease_expired(now) else "still valid")
         gone = ("; its process is not running on this host any more (crashed or killed): safe to unlock"
                 if gone_here(row.holder_host, row.holder_pid) else "")
         out.write(f"job {row.job_id} is locked by {row.holder()} since "
-                  f"{fmt_time(row.started_time or row.updated_time)}; lease {state} "
-                  f"(expires {fmt_time(row.lease_expires)}){gone}\n")
+                  f"{fmt_time(row.started_time or row.updated_time)}; lease {state}"
+                  f"{'' if row.lease_expires is None else f' (expires {fmt_time(row.lease_expires)})'}{gone}\n")
         if steps:
             out.write(f"its step row(s) still running, to be marked failed with it: "
                       f"{', '.join(r.job_id for r in steps)}\n")

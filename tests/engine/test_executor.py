@@ -1,13 +1,18 @@
-"""The executor runs a SQL step's text only when it is a query (no Spark: a stand-in session records calls)."""
+"""The executor runs a SQL step's text only when it is a query (no Spark: a stand-in session records calls), and
+holds a transform to what it declared it returns."""
 
 from __future__ import annotations
 
+import datetime as dt
+import logging
 from typing import Any
 
 import pytest
 
-from engine.executor import NotAQueryError, run_sql
-from engine.spec import StepSpec
+from engine.context import TransformContext
+from engine.executor import NotAQueryError, StepContractError, compute_step, run_sql
+from engine.registry import Registry, transform
+from engine.spec import OutputSpec, StepSpec
 
 
 class RecordingSpark:
@@ -38,3 +43,48 @@ def test_a_statement_that_is_not_a_query_never_reaches_spark(sql):
 def test_a_query_runs(sql):
     spark = RecordingSpark()
     assert run_sql(spark, sql_step(sql), {}) == "df" and spark.statements == [sql]
+
+
+def run_transform_step(spark: Any, returns: Any, outputs: tuple[str, ...] = ("out",),
+                       spec_outputs: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Runs a step of a transform returning ``returns(spark)`` and declaring ``outputs``."""
+    reg = Registry()
+    transform("t_x", description="x", inputs=[], outputs=outputs, registry=reg)(
+        lambda ctx, inputs, params: returns(ctx.spark))
+    step = StepSpec(name="mine", transform="t_x", sql=None, inputs={}, params={}, depends_on=(),
+                    outputs={o: OutputSpec(o, f"p/{o}") for o in spec_outputs}, declared_outputs=outputs)
+    ctx = TransformContext(spark=spark, date=dt.date(2024, 1, 5), step="mine", log=logging.getLogger("t"),
+                           _dataset_reader=lambda *_a: None, _raw_reader=lambda _r: None)
+    return compute_step(step, {}, ctx, reg)
+
+
+def test_a_pandas_frame_is_named_by_its_full_type(spark):
+    """`must return one DataFrame, got DataFrame` contradicted itself."""
+    with pytest.raises(StepContractError, match=r"^transform 't_x' must return one pyspark\.sql\.DataFrame, got "
+                                                r"pandas\.core\.frame\.DataFrame$"):
+        run_transform_step(spark, lambda s: s.range(2).toPandas())
+    with pytest.raises(StepContractError, match=r"must return one pyspark\.sql\.DataFrame, got NoneType$"):
+        run_transform_step(spark, lambda s: None)
+
+
+def test_a_single_output_is_named_by_the_spec(spark):
+    outs = run_transform_step(spark, lambda s: s.range(2), spec_outputs=("anything",))
+    assert list(outs) == ["anything"] and outs["anything"].count() == 2
+    assert list(run_transform_step(spark, lambda s: s.range(2))) == ["out"]  # in memory: the declared name
+
+
+def test_an_undeclared_output_key_is_an_error(spark):
+    """A typo'd key next to the right ones was dropped without a word."""
+    with pytest.raises(StepContractError, match="^transform 't_x' returned output\\(s\\) huge it does not declare; "
+                                                "its outputs are: small, big$"):
+        run_transform_step(spark, lambda s: {"small": s.range(1), "big": s.range(2), "huge": s.range(3)},
+                           outputs=("small", "big"))
+
+
+def test_each_value_of_a_multi_output_dict_must_be_a_spark_dataframe(spark):
+    with pytest.raises(StepContractError, match=r"must return a pyspark\.sql\.DataFrame for each output; got "
+                                                r"big \(pandas\.core\.frame\.DataFrame\)$"):
+        run_transform_step(spark, lambda s: {"small": s.range(1), "big": s.range(2).toPandas()},
+                           outputs=("small", "big"))
+    outs = run_transform_step(spark, lambda s: {"big": s.range(2), "small": s.range(1)}, outputs=("small", "big"))
+    assert {k: v.count() for k, v in outs.items()} == {"small": 1, "big": 2}

@@ -209,3 +209,19 @@ def test_muted_loggers_reach_the_file_only_until_the_next_run(tmp_path, console)
     setup_logging(tmp_path / "logs", "two", quiet=False, fmt="text", secrets=[], stream=console)
     logging.getLogger("spark").error("the next run's spark error")
     assert "the next run's spark error" in console.getvalue()
+
+
+def test_a_python_workers_error_is_named_not_cut_at_its_colon() -> None:
+    """A UDF's failure read "PythonException: An exception was thrown from the Python worker:" and no more."""
+    from engine.runner import essential_line
+
+    class PythonException(Exception):
+        pass
+
+    text = ("\n  An exception was thrown from the Python worker. Please see the stack trace below.\n"
+            "Traceback (most recent call last):\n  File \"/x/worker.py\", line 1, in main\n"
+            "    import pyarrow\nModuleNotFoundError: No module named 'pyarrow'\n\nJVM stacktrace:\n"
+            "org.apache.spark.api.python.PythonException: Traceback\n\tat org.apache.X(X.scala:1)\n")
+    assert essential_line(PythonException(text)) == (
+        "PythonException: An exception was thrown from the Python worker. Please see the stack trace below: "
+        "ModuleNotFoundError: No module named 'pyarrow'")

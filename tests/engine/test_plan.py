@@ -82,3 +82,43 @@ def test_a_step_whose_preflight_refuses_is_shown_with_the_verdict(write_spec, co
     (tmp_path / "raw" / "ready" / str(DATE)).mkdir(parents=True)
     plan = describe_plan(spec, config, DATE)
     assert notes(plan) == [] and "verdict:  a run would compute 2 of 2 steps" in plan.splitlines()
+
+
+def states(text: str) -> dict[str, str]:
+    """Step name -> what the plan says a run does with it."""
+    out = {}
+    for line in text.splitlines():
+        head, sep, state = line.strip().partition(" -> ")
+        if sep and head[:1].isdigit() and "[" in head:
+            out[head.split(" ")[1]] = state
+    return out
+
+
+METRICS = """
+pipeline: demo2
+steps:
+  base: {sql: "SELECT 1 AS x"}
+  old_metric: {sql: "SELECT x FROM base", outputs: {o: {path: demo2/old}}}
+  new_metric: {sql: "SELECT x + 1 AS y FROM base", outputs: {o: {path: demo2/new}}}
+"""
+
+
+def test_the_steps_of_a_job_that_already_succeeded_follow_the_verdict(write_spec, config):
+    """The verdict said the run would do nothing while every step was listed as `run`: "will my new step run?"
+    had two answers. With --force and --select, only the selected step is written (its input computed again
+    in memory)."""
+    from engine.tracker.factory import open_tracker
+
+    spec = load_spec(write_spec(METRICS), date=DATE)
+    tracker = open_tracker(config)
+    tracker.set_status(f"demo2_{DATE}", "success")
+    tracker.close()
+    text = describe_plan(spec, config, DATE)
+    assert "verdict:  a run would do nothing: the job already succeeded (use --force)" in text.splitlines()
+    assert states(text) == dict.fromkeys(("base", "old_metric", "new_metric"),
+                                         "skip (job already succeeded; --force recomputes)")
+    text = describe_plan(spec, config, DATE, selectors=("new_metric",), force=True)
+    assert states(text) == {"base": "run as feeder (outputs not written)", "old_metric": "not selected",
+                            "new_metric": "run"}
+    assert states(describe_plan(spec, config, DATE, force=True)) == dict.fromkeys(("base", "old_metric",
+                                                                                    "new_metric"), "run")

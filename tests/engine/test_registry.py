@@ -99,3 +99,111 @@ def test_discovery_from_entry_point_of_installed_package(tmp_path):
                          cwd=str(FIXTURES.parent.parent))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "plugin_scale ('df',)"
+
+
+def test_an_import_failure_points_at_the_plugin_s_line_not_the_standard_library(tmp_path, monkeypatch):
+    """A plugin loading its params schema from package data with invalid JSON: the error is raised in json's
+    decoder, but the line to fix is the plugin's (or its JSON file, which that line names)."""
+    pkg = tmp_path / "tf_json_pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "schema.json").write_text('{"type": "object", properties: {}}')
+    (pkg / "mod.py").write_text("import json\nfrom pathlib import Path\n\nHERE = Path(__file__).parent\n"
+                                "PARAMS = json.loads((HERE / 'schema.json').read_text())\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(RegistryError) as info:
+        Registry().import_module("tf_json_pkg.mod", where="spec.yaml")
+    assert str(info.value).startswith("cannot import transform module 'tf_json_pkg.mod' (named in spec.yaml): "
+                                      f"JSONDecodeError at {pkg / 'mod.py'}:5: Expecting property name")
+
+
+def test_a_missing_dependency_of_a_plugin_names_the_plugin_s_line(tmp_path, monkeypatch):
+    (tmp_path / "tf_needs_dep.py").write_text("import os\nimport no_such_dependency_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(RegistryError) as info:
+        Registry().import_module("tf_needs_dep")
+    assert str(info.value) == ("cannot import transform module 'tf_needs_dep': No module named "
+                               f"'no_such_dependency_xyz' at {tmp_path / 'tf_needs_dep.py'}:2")
+
+
+def install_entry_point(site: Path, module: str, source: str) -> None:
+    """A package 'installed' into ``site``: its module and a dist-info declaring the entry point."""
+    site.mkdir(exist_ok=True)
+    (site / f"{module}.py").write_text(source)
+    info = site / f"{module}_dist-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module}-dist\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[tickflow.transforms]\nmine = {module}\n")
+
+
+def test_a_broken_entry_point_names_the_file_with_its_folder(tmp_path, monkeypatch):
+    """It used to say only `(syntax_err.py, line 4)`, unlike a broken `modules:` entry."""
+    install_entry_point(tmp_path, "tf_ep_syntax", "import os\n\n\ndef broken(:\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reg = Registry()
+    with pytest.raises(RegistryError) as info:
+        reg.load_entry_points()
+    assert str(info.value) == ("cannot load transform entry point 'mine = tf_ep_syntax' (group tickflow.transforms): "
+                               f"SyntaxError at {tmp_path / 'tf_ep_syntax.py'}:4: invalid syntax")
+    assert info.value.module == "tf_ep_syntax" and info.value.exit_code == 2
+
+
+def test_a_failed_import_explains_the_unknown_transforms_it_would_have_registered(tmp_path, monkeypatch):
+    """Else `unknown transform 't_brk' (see list-transforms)` followed the import error, sending the user away
+    from it; a name the failed module does not mention is still a plain unknown name."""
+    (tmp_path / "tf_brk.py").write_text("from engine.registry import transform\n\n"
+                                        "@transform('t_brk', description='x')\ndef t_brk(ctx, inputs, params:\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    reg = Registry()
+    with pytest.raises(RegistryError) as info:
+        reg.import_module("tf_brk")
+    assert info.value.module == "tf_brk"
+    assert reg.failed_import_for("t_brk", [info.value.module]) == "tf_brk"
+    assert reg.failed_import_for("t_other") is None
+    assert reg.failed_import_for("t_brk", []) is None  # only the modules the caller saw fail
+    with pytest.raises(RegistryError):
+        reg.import_module("tf_missing_module_xyz")
+    assert reg.failed_import_for("t_other") == "tf_missing_module_xyz"  # it may have held any name
+    (tmp_path / "tf_brk.py").write_text("")
+    reg.import_module("tf_brk")  # fixed: no longer blamed
+    assert "tf_brk" not in reg.failed_imports
+
+
+def define(reg: Registry, name: str = "x_t", func=None, **kw):
+    def fine(ctx, inputs, params):
+        return None
+
+    return transform(name, description="x", registry=reg, **kw)(func or fine)
+
+
+@pytest.mark.parametrize("key", ["inputs", "outputs"])
+def test_inputs_or_outputs_given_as_a_string_are_refused(key):
+    """`inputs="trades"` registered the inputs t, r, a, d, e, s; the spec error never named the cause."""
+    reg = Registry()
+    with pytest.raises(RegistryError, match=re.escape(f"transform 'x_t': {key}= must be a list of names "
+                                                      f"(e.g. {key}=['trades']), got str 'trades'")):
+        define(reg, **{key: "trades"})
+    assert reg.get("x_t") is None
+
+
+@pytest.mark.parametrize("func", [lambda inputs, params: None, lambda ctx, inputs, params, extra: None,
+                                  lambda ctx, *, inputs, params: None])
+def test_a_function_that_cannot_take_ctx_inputs_params_is_refused(func):
+    """It registered, and failed after Spark's start with `takes 2 positional arguments but 3 were given`."""
+    with pytest.raises(RegistryError, match=r"transform 'x_t': .* cannot be called as func\(ctx, inputs, "
+                                            r"params\) \(.*\); its signature is <lambda>\("):
+        define(Registry(), func=func)
+
+
+@pytest.mark.parametrize("func", [lambda ctx, inputs, params, extra=1: None, lambda *args: None,
+                                  lambda ctx, inputs, params=None, **kw: None])
+def test_a_function_that_can_take_ctx_inputs_params_is_accepted(func):
+    reg = Registry()
+    define(reg, func=func)
+    assert reg.get("x_t") is not None
+
+
+def test_the_sql_step_kind_is_not_a_transform_name():
+    """Plan and the report show `[sql]` for SQL steps: a transform of that name would look like one."""
+    with pytest.raises(RegistryError, match="transform name 'sql' is reserved: it is the kind of a `sql:` step"):
+        define(Registry(), "sql")

@@ -114,6 +114,40 @@ def test_rerun_after_failure_resumes_after_last_successful_step(setup):
     assert log_file.read_text().splitlines() == ["one", "one"]
 
 
+REDEFINED = SPEC.replace("vars: {{bad: true}}", "vars: {{bad: true, mult: 10}}").replace(
+    "SELECT id * 10 AS id", "SELECT id * {{{{ vars.mult }}}} AS id")
+
+
+@pytest.mark.parametrize("change", ["sql", "code"])
+def test_a_step_edited_after_a_failed_run_is_computed_again_not_reused(change, tmp_path, write_spec,
+                                                                       test_transforms_module, spark, monkeypatch):
+    """Run, a later step fails, fix it and edit an earlier step: the edited step (and what reads it) is
+    recomputed, the untouched one reused. Before, the edited step was skipped as done and the job ended
+    success with outputs the spec no longer described."""
+    import engine.runner
+
+    log_file = tmp_path / "computed.log"
+    spec_path = write_spec(REDEFINED.format(mod=test_transforms_module, log=log_file))
+    run, _config, storage = spec_runner(tmp_path, spec_path, spark)
+    with pytest.raises(StepFailed, match="step 'three'"):
+        run(bad=True)
+    if change == "sql":
+        record = run(bad=False, mult=100)
+        expected, statuses = 100, ["skipped", "success", "success"]
+    else:  # the transform's source file changed (a new release of the plugin): its step and all downstream
+        real = engine.runner.code_digest
+        monkeypatch.setattr(engine.runner, "code_digest", lambda func: real(func) + "-edited")
+        record = run(bad=False)
+        expected, statuses = 10, ["success", "success", "success"]
+    assert record.status == "success"
+    assert [record.step(s).status for s in ("one", "two", "three")] == statuses
+    assert log_file.read_text().splitlines() == ["one"] * (1 + (change == "code"))
+    total = spark.read.parquet(storage.read_uri("r/three")).collect()
+    assert [r["total"] for r in total] == [expected * sum(range(6))]
+    assert sorted(r["id"] for r in spark.read.parquet(storage.read_uri("r/two")).collect()) == [
+        expected * i for i in range(6)]
+
+
 def test_a_step_whose_written_partition_was_deleted_is_computed_again(setup):
     """The tracker says 'success', the dataset folder exists, but the date's partition the step wrote was
     deleted by hand: reusing (or reloading) it would leave the date short or fail on a missing path."""

@@ -535,3 +535,34 @@ def test_essential_line_adds_an_operating_system_cause_from_deep_in_the_chain():
         assert essential_line(exc) == "RuntimeError: could not stage the output (cause: No space left on device)"
     assert essential_line(RuntimeError("Permission denied: /wh")) == "RuntimeError: Permission denied: /wh"
     assert essential_line(RuntimeError("plain")) == "RuntimeError: plain"
+
+
+def test_a_dataset_input_with_a_partition_folder_of_another_kind_is_refused(env, write_spec) -> None:
+    """read_dataset refused such a dataset, but a `dataset:` input read it with a plain Spark read: the rows of
+    `trade_dt=2024-01-05 00%3A00%3A00` came a second time, and the column turned into a string."""
+    run, storage, _spark = env
+    run(D2)
+    nums = storage.path / "demo" / "nums"
+    (nums / "day=2024-01-05 00%3A00%3A00").mkdir()
+    for part in (nums / f"day={D2}").glob("*.parquet"):
+        (nums / "day=2024-01-05 00%3A00%3A00" / part.name).write_bytes(part.read_bytes())
+    reader = write_spec("pipeline: rd\nsteps:\n  total:\n    sql: SELECT count(*) AS n FROM nums\n"
+                        "    inputs: {nums: 'dataset:demo/nums'}\n    outputs: {t: {path: rd/total}}\n")
+    with pytest.raises(StepFailed, match=r"dataset 'demo/nums' holds partition folder\(s\) whose value is not a "
+                                         r"date like the others: day=2024-01-05 00%3A00%3A00"):
+        run(D2, n=None, spec_path=reader)
+    assert not storage.exists("rd/total")
+
+
+def test_a_partitioned_output_writing_no_rows_without_owning_its_partition_says_the_old_rows_stay(env, caplog):
+    """The run reported 0 rows while the date kept the rows of an earlier run; the warning names the remedy."""
+    run, storage, spark = env
+    run(D2, n=4)
+    with caplog.at_level("WARNING", logger="tickflow.runner"):
+        record = run(D2, n=0)
+    assert record.status == "success" and record.step("nums").rows_out == {"nums": 0}
+    assert spark.read.parquet(storage.read_uri("demo/nums")).count() == 4  # what the warning is about
+    warned = [r.getMessage() for r in caplog.records if "wrote no rows" in r.getMessage()]
+    assert warned and warned[0].startswith("step nums: output nums wrote no rows, so no partition of 'demo/nums' "
+                                           "was replaced: rows an earlier run wrote for 2024-01-05 stay; declare "
+                                           "replace_partitions: {day: ...}"), warned

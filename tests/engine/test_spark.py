@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -52,16 +55,16 @@ def test_sql_text_cannot_read_the_environment(spark):
     assert (row.home, row.user) == ("${env:HOME}", "${system:user.name}")
 
 
-def test_hadoop_credentials_stay_off_the_jvm_command_line(monkeypatch):
-    """PySpark passes every SparkConf setting as a --conf argument of the driver JVM (``ps`` shows it): a
-    spark.hadoop.* credential goes into the running session's Hadoop configuration instead."""
+@pytest.fixture
+def fake_start(monkeypatch) -> SimpleNamespace:
+    """build_session without a JVM: records what the builder and the context are given (``started``) and what
+    goes into the session's Hadoop configuration (``hadoop``)."""
     from pyspark.sql import SparkSession
 
     from engine import spark as spark_module
 
-    started: dict[str, str] = {}
-    hadoop: dict[str, str] = {}
-    hconf = SimpleNamespace(set=hadoop.__setitem__)
+    seen = SimpleNamespace(started={}, hadoop={})
+    hconf = SimpleNamespace(set=seen.hadoop.__setitem__)
     session = SimpleNamespace(sparkContext=SimpleNamespace(_jsc=SimpleNamespace(hadoopConfiguration=lambda: hconf),
                                                            setLogLevel=lambda _level: None))
 
@@ -74,18 +77,58 @@ def test_hadoop_credentials_stay_off_the_jvm_command_line(monkeypatch):
         appName = master  # noqa: N815 - PySpark's name
 
         def config(self, key: str, value: str) -> Builder:
-            started[key] = value
+            seen.started[key] = value
             return self
 
         def getOrCreate(self) -> SimpleNamespace:  # noqa: N802 - PySpark's name
             return session
 
     monkeypatch.setattr(SparkSession, "builder", Builder())
-    monkeypatch.setattr(spark_module, "_start_context", lambda _m, _a, conf: started.update(conf))
+    monkeypatch.setattr(spark_module, "_start_context", lambda _m, _a, conf: seen.started.update(conf))
+    return seen
+
+
+def test_hadoop_credentials_stay_off_the_jvm_command_line(fake_start):
+    """PySpark passes every SparkConf setting as a --conf argument of the driver JVM (``ps`` shows it): a
+    spark.hadoop.* credential goes into the running session's Hadoop configuration instead."""
+    from engine import spark as spark_module
+
     spark_module.build_session("local[1]", {"spark.hadoop.myservice.api.key": "k3yV4lue",
                                             "spark.hadoop.fs.s3a.endpoint": "s3.local"}, use_archive=False)
-    assert "k3yV4lue" not in started.values() and started["spark.hadoop.fs.s3a.endpoint"] == "s3.local"
-    assert hadoop == {"myservice.api.key": "k3yV4lue"}
+    assert "k3yV4lue" not in fake_start.started.values()
+    assert fake_start.started["spark.hadoop.fs.s3a.endpoint"] == "s3.local"
+    assert fake_start.hadoop == {"myservice.api.key": "k3yV4lue"}
+
+
+def test_python_workers_run_the_driver_s_interpreter(fake_start, monkeypatch):
+    """PySpark's default for its workers is ``python3`` from PATH, often another installation (without pyarrow
+    or the plugin's packages): a UDF then failed at run time. A choice of the user's is kept, the setting first
+    (as Spark ranks them)."""
+    import os
+    import sys
+
+    from engine import spark as spark_module
+
+    monkeypatch.delenv("PYSPARK_PYTHON", raising=False)
+    spark_module.build_session("local[1]", use_archive=False)
+    assert os.environ["PYSPARK_PYTHON"] == sys.executable
+    monkeypatch.setenv("PYSPARK_PYTHON", "/opt/team/bin/python")
+    spark_module.build_session("local[1]", use_archive=False)
+    assert os.environ["PYSPARK_PYTHON"] == "/opt/team/bin/python"
+    spark_module.build_session("local[1]", {"spark.pyspark.python": "/opt/conf/bin/python"}, use_archive=False)
+    assert os.environ["PYSPARK_PYTHON"] == "/opt/conf/bin/python"
+    assert fake_start.started["spark.pyspark.python"] == "/opt/conf/bin/python"
+
+
+def test_a_python_udf_runs_on_the_session(spark):
+    """Worker code (UDFs, mapInPandas) runs in the interpreter of the driver, with its packages."""
+    import sys
+
+    from pyspark.sql.types import StringType
+
+    assert spark.sparkContext.pythonExec == sys.executable
+    tag = F.udf(lambda n: f"n{n}", StringType())
+    assert [r.t for r in spark.range(3).select(tag("id").alias("t")).collect()] == ["n0", "n1", "n2"]
 
 
 def test_hadoop_settings_reach_the_running_session(spark):
@@ -147,3 +190,44 @@ def test_every_sql_setting_of_the_base_conf_is_one_spark_knows(spark):
                                         "spark.sql.shuffle.partition", "spark.sql.catalog.lake.uri",
                                         "spark.driver.memory", "spark.sql.optimizer.plannedWrite.enabled"]) == [
         "spark.sql.maxConcurrentOutputFiles", "spark.sql.shuffle.partition"]
+
+
+def _running_with(marker: str) -> list[int]:
+    """Processes (not zombies) whose command line holds ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if marker in cmdline and stat[stat.rindex(")") + 2] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def test_an_interrupt_while_the_jvm_starts_leaves_no_jvm_behind(tmp_path):
+    """Ctrl-C (here: an alarm raising KeyboardInterrupt) half a second into the JVM's start: the command ended,
+    and its JVM, re-parented to init, ran on for good."""
+    import subprocess
+    import sys
+    import uuid
+
+    from tests.engine.tracker.test_contract import wait_until
+
+    marker = f"tickflow-orphan-{uuid.uuid4().hex[:8]}"
+    code = ("import signal, sys\nfrom engine.spark import build_session\n"
+            "def interrupt(*_):\n    raise KeyboardInterrupt\n"
+            "signal.signal(signal.SIGALRM, interrupt)\nsignal.setitimer(signal.ITIMER_REAL, 0.5)\n"
+            "try:\n    build_session('local[1]', app_name=sys.argv[1], use_archive=False)\n"
+            "except KeyboardInterrupt:\n    print('interrupted while starting')\n")
+    out = subprocess.run([sys.executable, "-c", code, marker], cwd=Path(__file__).resolve().parents[2],
+                         capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "interrupted while starting", out.stdout + out.stderr
+    try:
+        wait_until(lambda: not _running_with(marker), 30, "the half-started JVM to end")
+    finally:
+        for pid in _running_with(marker):
+            os.kill(pid, signal.SIGKILL)

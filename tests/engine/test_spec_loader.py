@@ -459,6 +459,13 @@ steps:
      "'/etc' is an absolute path; a dataset path is relative to the storage root"),
     ("a/../../b", "u", "o", "steps.r.params.path",
      "'a/../../b' has a '..' component; a dataset path must stay under the storage root"),
+    # a write into the engine's own _reports/ had deleted every earlier run report, validate saying OK
+    ("t", "u", "_reports/analyze", "steps.s.outputs.o.path",
+     "'_reports/analyze' has a component starting with '_' ('_reports'): such names are hidden from Spark's "
+     "readers and reserved for the engine (_reports, .tickflow_staging); name the dataset without it"),
+    ("t", "u", "analytics/.hidden", "steps.s.outputs.o.path",
+     "'analytics/.hidden' has a component starting with '.' ('.hidden'): such names are hidden from Spark's "
+     "readers and reserved for the engine (_reports, .tickflow_staging); name the dataset without it"),
 ])
 def test_a_dataset_path_leaving_the_storage_root_is_an_error(write_spec, param, read, out, key, words):
     """At run time such an output would be staged and replaced outside the warehouse."""
@@ -490,6 +497,21 @@ def test_a_module_failing_at_import_is_a_spec_problem(write_spec, tmp_path, monk
     problems = problems_of(path)
     prefix = f"{path}:2: modules[0]: cannot import transform module '{module}' (named in {path}): "
     assert len(problems) == 1 and problems[0].startswith(prefix + words.format(file=plugins / f"{module}.py"))
+
+
+def test_a_step_whose_transform_module_failed_to_import_gets_no_second_unknown_transform_problem(
+        write_spec, tmp_path, monkeypatch):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    (plugins / "tf_broken_gone.py").write_text("from engine.registry import transform\nX = 1 / 0\n\n\n"
+                                                "@transform('t_gone', description='x')\n"
+                                                "def t(ctx, inputs, params):\n    return None\n")
+    monkeypatch.syspath_prepend(str(plugins))
+    spec = "pipeline: demo\nmodules: [tf_broken_gone]\nsteps:\n  a: {{transform: {name}}}\n"
+    (only,) = problems_of(write_spec(spec.format(name="t_gone")))
+    assert "cannot import transform module 'tf_broken_gone'" in only
+    problems = problems_of(write_spec(spec.format(name="t_gonne")))  # not the module's: a typo, said so
+    assert len(problems) == 2 and "unknown transform 't_gonne'" in problems[1], problems
 
 
 DURATIONS = """

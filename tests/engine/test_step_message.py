@@ -5,7 +5,13 @@ from __future__ import annotations
 import json
 import logging
 
-from engine.step_message import message_field, readable, written_message, written_partitions
+from engine.step_message import (
+    message_field,
+    readable,
+    recorded_definition,
+    written_message,
+    written_partitions,
+)
 from engine.tracker.base import MESSAGE_MAX
 
 
@@ -38,3 +44,10 @@ def test_a_rows_message_reads_as_words_for_people() -> None:
     assert readable(written_message({}, {}, {})) == "wrote nothing"
     for other in ("a step failed: boom", None, "[1]", '{"partitions": {}}'):  # not such a record: shown as it is
         assert readable(other) is None
+
+
+def test_a_rows_message_keeps_the_digest_of_the_steps_definition() -> None:
+    message = written_message({"a": []}, {"a": 0}, {"a": "x/a"}, definition="0123456789abcdef")
+    assert recorded_definition(message) == "0123456789abcdef"
+    assert recorded_definition(written_message({}, {}, {})) is None  # a row from before digests were kept
+    assert recorded_definition("not json") is None and recorded_definition(None) is None

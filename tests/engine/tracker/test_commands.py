@@ -121,6 +121,16 @@ def test_unlock_asks_and_records_who(backend: Backend) -> None:
     assert "worker-3 (pid 77)" in row.message
 
 
+def test_unlock_says_an_old_lock_without_lease_has_none(backend: Backend) -> None:
+    """It said "lease still valid (expires -)" of a lock that never expires by itself."""
+    seed(backend)
+    job = "analyze_2020-08-07"
+    backend.execute(f"UPDATE {backend.table} SET lease_expires = NULL WHERE job_id = ?", (job,))
+    code, text = unlock(backend, "n\n", job)
+    assert code == 1 and "; lease none (an older version's lock: it never expires by itself)" in text, text
+    assert "still valid" not in text and "expires -" not in text
+
+
 def test_unlock_yes_unknown_and_not_locked(backend: Backend) -> None:
     seed(backend)
     code, text = unlock(backend, "", "analyze_2020-08-07", "--yes")
