@@ -547,6 +547,10 @@ def _tracker_table(tr: Mapping[str, str], from_env: set[tuple[str, str]], where:
     """[tracker] job_tracker_table_name, or its alias ``table``. Given both with different names: ConfigError,
     unless one comes from the environment, which overrides the file as for any other key."""
     name, alias = tr.get("job_tracker_table_name"), tr.get("table")
+    for key, value in (("job_tracker_table_name", name), ("table", alias)):
+        if value is not None and not value.strip():  # as PostgreSQL's table setting: not silently the default
+            raise ConfigError(f"{where('tracker', key)}: [tracker] {key} is empty; leave it out for the default "
+                              f"'{TrackerConfig.table}'")
     if name is None or alias is None or name == alias:
         return name or alias or TrackerConfig.table
     name_env, alias_env = ("tracker", "job_tracker_table_name") in from_env, ("tracker", "table") in from_env

@@ -32,6 +32,7 @@ from typing import Any
 
 from engine.errors import AlreadyRunning, TrackerError, UpstreamNotReady
 from engine.logs import SecretMasker
+from engine.processes import gone_here
 from engine.tracker.base import (
     STALE,
     JobRow,
@@ -204,6 +205,11 @@ class JobGuard:
             jid = pipeline_job_id(upstream, self.date)
             row = self.tracker.get(jid)
             status = (row.status or "unknown") if row is not None else "missing"
+            if status != "success" and row is not None and row.locked and gone_here(row.holder_host,
+                                                                                     row.holder_pid):
+                # waiting cannot help: the run holding it died; only a rerun of it (or an unlock) moves it on
+                status += (f", but its run's process on this host is gone: rerun it (it takes the job over "
+                           f"once the lease expires) or 'run_pipeline.py unlock {jid}'")
             if status != "success":
                 missing.append((jid, status))
             elif self.upstream_incomplete is not None and (why := self.upstream_incomplete(jid)):
@@ -281,8 +287,6 @@ class JobGuard:
         """Why the job is refused (exit 4). A holder that is a process of this host that no longer runs (killed
         with -9, crashed) is named as such, as ``status`` ("held (process gone)") and ``unlock`` name it: the
         run is not running, only its lock is left until its lease expires."""
-        from engine.processes import gone_here
-
         if row is None or not row.locked:
             return f"job {self.job_id} is being changed by another run; try again"
         since = fmt_time(row.started_time or row.updated_time)

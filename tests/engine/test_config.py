@@ -369,3 +369,11 @@ def test_a_path_left_empty_is_refused_not_read_as_the_working_directory(tmp_path
                                f"default)")
     with pytest.raises(ConfigError, match="environment TICKFLOW_STORAGE_ROOT: \\[storage\\] root is empty"):
         load_config(None, env={"TICKFLOW_STORAGE_ROOT": ""})
+
+
+@pytest.mark.parametrize("key", ["JOB_TRACKER_TABLE_NAME", "TABLE"])
+def test_an_empty_sqlite_table_name_is_refused_as_postgresqls_is(key):
+    """It was silently the default table on SQLite, while the same empty value was refused for PostgreSQL."""
+    with pytest.raises(ConfigError, match=rf"environment TICKFLOW_TRACKER_{key}: \[tracker\] {key.lower()} is "
+                                          r"empty; leave it out for the default 'job_tracker'"):
+        load_config(None, env={f"TICKFLOW_TRACKER_{key}": " "})

@@ -76,6 +76,26 @@ def test_unsuccessful_upstream_names_its_status(backend: Backend, status: str) -
     assert str(err.value).endswith(forget) == (status == "failed"), str(err.value)
 
 
+def test_an_upstream_job_held_by_a_dead_process_is_named_so(backend: Backend) -> None:
+    """Waiting for it cannot help (its run was killed): the refusal says so and how to move it on."""
+    import socket
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a pid that ran on this host and is gone
+    t = backend.tracker()
+    assert t.acquire(UP, lease_seconds=600, holder_host=socket.gethostname(), holder_pid=dead.pid)
+    with pytest.raises(UpstreamNotReady) as err, JobGuard(t, "analyze", DATE, ["preprocess"]):
+        pytest.fail("must not run")
+    assert (f"{UP} (status: running, but its run's process on this host is gone: rerun it (it takes the job over "
+            f"once the lease expires) or 'run_pipeline.py unlock {UP}')") in str(err.value)
+    assert t.acquire(UP, lease_seconds=600, holder_host="elsewhere", holder_pid=dead.pid, force=True) is None
+    with pytest.raises(UpstreamNotReady) as err, JobGuard(t, "analyze", DATE, ["preprocess"]):
+        pytest.fail("must not run")
+    assert "process on this host is gone" in str(err.value)  # still the dead holder's lock
+
+
 def test_successful_upstream_lets_the_job_run_and_clean_exit_is_success(backend: Backend) -> None:
     t = backend.tracker()
     t.set_status(UP, "success")
