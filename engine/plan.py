@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from engine.config import Config
+from engine.dataset_owners import foreign_outputs
 from engine.errors import TickflowError
 from engine.outputs_present import incomplete_job, incomplete_upstream
 from engine.registry import REGISTRY
@@ -124,7 +125,10 @@ def describe_plan(spec: PipelineSpec, config: Config, date: dt.date, *, selector
                 up_rows = upstream_rows(tracker.list_jobs(), spec.requires, date, earlier=True)
             guard.upstream = up_rows
             outdated = None if force else outdated_by(row, up_rows)
-            if not_ready:
+            foreign = foreign_outputs(spec, tracker.list_jobs())
+            if foreign:  # refused before anything else (engine.cli.refuse_foreign_outputs)
+                verdict = f"a run would exit 2: {foreign[0]}"
+            elif not_ready:
                 verdict = f"a run would exit 3: upstream {', '.join(not_ready)} not successful"
             elif outdated:
                 guard.outdated_by = outdated  # the run recomputes every step, as with --force

@@ -598,6 +598,9 @@ def test_a_spec_writing_a_dataset_another_pipeline_writes_is_refused_before_its_
     assert (f"{spec}:3: steps.blocks.outputs.b.path: dataset 'quarantine/extra' would overwrite 'quarantine', "
             "which pipeline 'preprocess' writes (step ingest)") in out.stderr
     assert "starting Spark" not in out.stderr and not (tmp_path / "wh").exists()
+    out = cli("plan", spec, "--date", "2024-01-05", "--config", cfg, cwd=tmp_path)  # plan says the same
+    verdict = next(ln for ln in out.stdout.splitlines() if ln.startswith("verdict:"))
+    assert verdict.startswith("verdict:  a run would exit 2: ") and "would overwrite 'quarantine'" in verdict
     spec.write_text(spec.read_text().replace("quarantine/extra", "analytics/blocks"))  # its own dataset: runs
     assert cli("run", spec, "--date", "2024-01-05", "--config", cfg, cwd=tmp_path).returncode == 0
 
