@@ -67,6 +67,9 @@ class PostgresConfig:
     password: str = field(default="", repr=False)
     job_tracker_table_name: str = "job_tracker"
     connect_timeout: int = 5
+    # seconds any one round trip to the server may take (a statement, with any lock wait); a frozen server
+    # (stopped processes, a hung host whose kernel still acknowledges packets) is then an error, not a hang
+    statement_timeout: int = 30
 
     def describe(self) -> str:
         """Where we connect, never with the password (a DSN or URI put into host or database may hold one)."""
@@ -423,7 +426,7 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
     if "postgres" in sections:
         s = sections["postgres"]
         allowed = {"host", "port", "database", "dbname", "user", "password", "job_tracker_table_name",
-                   "connect_timeout"}
+                   "connect_timeout", "statement_timeout"}
         reject_unknown("postgres", s, allowed)
         pg = PostgresConfig(
             host=s.get("host", "127.0.0.1"),
@@ -433,7 +436,12 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
             password=s.get("password", ""),
             job_tracker_table_name=s.get("job_tracker_table_name", "job_tracker"),
             connect_timeout=_int("postgres", "connect_timeout", s.get("connect_timeout", "5"), where),
+            statement_timeout=_int("postgres", "statement_timeout",
+                                   s.get("statement_timeout", str(PostgresConfig.statement_timeout)), where),
         )
+        if pg.statement_timeout < 1:
+            raise ConfigError(f"{where('postgres', 'statement_timeout')}: [postgres] statement_timeout must be at "
+                              f"least 1 (seconds), got {pg.statement_timeout}")
         for key in ("host", "database", "dbname", "user"):
             value = s.get(key, "")
             # the driver passes it on as a plain name, which never connects; PostgreSQL then echoes it cut to 63

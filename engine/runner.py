@@ -724,14 +724,9 @@ class PipelineRunner:
                 exc.results[:0] = [r for o in names if o in staged for r in staged[o].result.expectations
                                    if r not in exc.results]
             raise
-        for n, oname in enumerate(names):
-            try:
-                commit_staged(self.storage, staged[oname])
-            except BaseException:  # a file-system error on a target: the outputs after it stay unpublished
-                for rest in names[n + 1:]:
-                    with contextlib.suppress(Exception):
-                        abort_staged(self.storage, staged[rest])
-                raise
+        # Published as one (Storage.commit_all: Ctrl-C and SIGTERM held back meanwhile, a journal finishes them
+        # after a crash): never new trades beside old quotes. A file-system error leaves the ones after it unpublished.
+        commit_staged(self.storage, *(staged[oname] for oname in names))
         return {oname: staged[oname].result for oname in names}
 
     def _expectations_for(self, step: StepSpec, output: str) -> list[Any]:

@@ -123,10 +123,9 @@ class StagedOutput:
     q_pending: PendingWrite | None = None
 
 
-def commit_staged(storage: Storage, staged: StagedOutput) -> None:
-    storage.commit(staged.pending)
-    if staged.q_pending is not None:
-        storage.commit(staged.q_pending)
+def commit_staged(storage: Storage, *outputs: StagedOutput) -> None:
+    """Publish the outputs and their quarantine rows as one (``Storage.commit_all``)."""
+    storage.commit_all([p for s in outputs for p in (s.pending, s.q_pending) if p is not None])
 
 
 def abort_staged(storage: Storage, staged: StagedOutput) -> None:

@@ -6,14 +6,17 @@ developers (or helpers) on one server never see each other's tables.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,6 +105,57 @@ class ThrowawayServer:
             self._run("pg_ctl", "-D", str(self.dir / "data"), "-m", "immediate", "-w", "stop")
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+    def postmaster_pid(self) -> int:
+        """The first line of postmaster.pid."""
+        return int((self.dir / "data" / "postmaster.pid").read_text().split()[0])
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[list[int]]:
+        """The whole server stopped with SIGSTOP (what a hung host looks like: its kernel still accepts
+        connections and acknowledges packets, but nothing answers), continued with SIGCONT at the end."""
+        stopped: list[int] = []
+        try:
+            postmaster = self.postmaster_pid()
+            os.kill(postmaster, signal.SIGSTOP)  # first: a stopped postmaster starts no new backend
+            stopped.append(postmaster)
+            for pid in children(postmaster):
+                with contextlib.suppress(ProcessLookupError):  # a backend that was just ending
+                    os.kill(pid, signal.SIGSTOP)
+                    stopped.append(pid)
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while not all(process_state(pid) in "TtZX" for pid in stopped):  # the kernel stops them shortly after
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"throwaway PostgreSQL on port {self.port} did not stop (SIGSTOP)")
+                time.sleep(0.01)
+            yield stopped
+        finally:
+            for pid in reversed(stopped):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGCONT)
+
+
+def process_state(pid: int) -> str:
+    """R, S, T (stopped)...; X when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return "X"
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc/<n>/stat: the field after the parenthesised name)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # ended meanwhile
+            continue
+        if int(stat.rpartition(")")[2].split()[1]) == pid:
+            found.append(int(entry.name))
+    return sorted(found)
 
 
 def find_server() -> tuple[PgServer, ThrowawayServer | None]:

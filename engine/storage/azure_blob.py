@@ -9,7 +9,8 @@ whose ETag did not change) and outputs are written locally, then uploaded. Conta
 A write uploads all its files under a fresh ``_runs/<write_id>/`` and then replaces ``_manifest.json``
 (conditional on the ETag it read, so concurrent committers cannot silently lose each other's data). A
 manifest lists, per partition, which blobs make up the committed dataset; readers only ever look at blobs a
-manifest names, so a killed upload is invisible, and the next commit deletes unreferenced blobs.
+manifest names, so a killed upload is invisible, and the next commit deletes unreferenced blobs. Several
+writes published as one (a step's outputs) are journaled in ``<prefix>/_journals/`` while their manifests change.
 Raw folders (exchange files) have no manifest: every blob under the prefix is the data.
 """
 
@@ -23,6 +24,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import threading
 import time
 import uuid
@@ -38,7 +40,9 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.storage.blob import BlobPrefix, ContainerClient, ContentSettings, ExponentialRetry
 
 from engine.config import AzureConfig, Config
+from engine.deferred_signals import signals_deferred
 from engine.errors import ConfigError, StorageError
+from engine.processes import pid_alive
 from engine.storage.azure_errors import AzureWhere, azure_secrets, scrub, translate_errors
 from engine.storage.azure_uri import AzureLocation, clean_rel_path, parse_azure_uri, parse_connection_string
 from engine.storage.base import (
@@ -56,6 +60,8 @@ log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "_manifest.json"
 RUNS_DIR = "_runs"
+# <prefix>/_journals/<host>-<pid>-<id>.json: a commit of several writes in progress (see commit_all)
+JOURNALS_DIR = "_journals"
 MANIFEST_FORMAT = 1
 _CACHE_LOCK = "cache.lock"
 _SAFE_ID_RE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -746,20 +752,129 @@ class AzureBlobStorage(Storage):
                             partition_by=tuple(partition_by), owner=owner)
 
     def commit(self, pending: PendingWrite) -> None:
-        write_id = Path(pending.uri).name
-        dataset = self._dataset(pending.rel_path)
+        self.commit_all([pending])
+
+    def commit_all(self, pendings: Sequence[PendingWrite]) -> None:
+        """Upload every write first (invisible until a manifest names it), then publish the manifests. Several
+        writes get a journal blob before the first manifest changes, so that a process dying between two
+        manifests has the rest published by the next cleanup (``_finish_journals``)."""
+        if not pendings:
+            return
         started = time.monotonic()
-        new_files = self._upload(pending, write_id)
-        self._publish(pending, write_id, new_files)
-        shutil.rmtree(pending.uri, ignore_errors=True)
-        self._active_writes.discard(write_id)
-        count = sum(len(v) for v in new_files.values())
-        log.info("committed %s: %d file(s) in %d partition(s), %.1fs", dataset, count, len(new_files),
-                 time.monotonic() - started)
+        uploads: list[tuple[PendingWrite, str, dict[str, list[ManifestFile]]]] = []
         try:
-            self._cleanup_dataset(pending.rel_path)
-        except StorageError as exc:  # the commit stands; leftovers wait for the next run
-            log.warning("cleanup after commit of %s failed: %s", dataset, exc)
+            for pending in pendings:
+                write_id = Path(pending.uri).name
+                uploads.append((pending, write_id, self._upload(pending, write_id)))
+        except BaseException:
+            for pending in pendings:
+                self.abort(pending)
+            raise
+        with signals_deferred():  # Ctrl-C and SIGTERM wait for the last manifest
+            journal = self._write_journal(uploads) if len(uploads) > 1 else None
+            try:
+                for n, (pending, write_id, new_files) in enumerate(uploads):
+                    try:
+                        self._publish(pending, write_id, new_files)
+                    except BaseException:  # the writes after it stay unpublished
+                        for rest, _id, _files in uploads[n + 1:]:
+                            self.abort(rest)
+                        raise
+            finally:
+                if journal is not None:
+                    with contextlib.suppress(StorageError):
+                        self.access.delete([journal], 1)
+        for pending, write_id, new_files in uploads:
+            shutil.rmtree(pending.uri, ignore_errors=True)
+            self._active_writes.discard(write_id)
+            dataset = self._dataset(pending.rel_path)
+            log.info("committed %s: %d file(s) in %d partition(s), %.1fs", dataset,
+                     sum(len(v) for v in new_files.values()), len(new_files), time.monotonic() - started)
+            try:
+                self._cleanup_dataset(pending.rel_path)
+            except StorageError as exc:  # the commit stands; leftovers wait for the next run
+                log.warning("cleanup after commit of %s failed: %s", dataset, exc)
+
+    def _journals(self) -> str:
+        return self.target.blob_path(JOURNALS_DIR) + "/"
+
+    def _write_journal(self, uploads: Sequence[tuple[PendingWrite, str, Mapping[str, Sequence[ManifestFile]]]]
+                       ) -> str:
+        """The journal blob: each write, its uploaded files and the manifest ETag it expects to replace."""
+        writes = []
+        for pending, write_id, new_files in uploads:
+            got = self._read_manifest(pending.rel_path)
+            writes.append({"rel_path": pending.rel_path, "mode": pending.mode,
+                           "partition_by": list(pending.partition_by), "owner": pending.owner,
+                           "write_id": write_id, "etag": got[1] if got else None,
+                           "files": {k: [vars(f) for f in v] for k, v in new_files.items()}})
+        name = f"{self._journals()}{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:12]}.json"
+        self.access.put_bytes(name, json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
+                                                "writes": writes}).encode())
+        return name
+
+    def _journal_abandoned(self, doc: Mapping[str, Any], last_modified: datetime | None) -> bool:
+        """A journal of this host is abandoned when its process is gone; another host's, after the grace period."""
+        if doc.get("host") == socket.gethostname():
+            return not pid_alive(int(doc.get("pid", 0)))
+        age = (datetime.now(UTC) - last_modified).total_seconds() if last_modified else 0.0
+        return age >= self.cleanup_grace_seconds
+
+    def _finish_journals(self) -> None:
+        """Publish the manifests that an ended process's commit had not published yet, where nobody changed
+        the dataset since (the ETag it recorded) and its uploaded files are all there."""
+        for blob in self.access.list_blobs(self._journals()):
+            got = self.access.get_bytes(blob.name)
+            try:
+                doc = json.loads(got[0]) if got else None
+                if doc is None or not self._journal_abandoned(doc, blob.last_modified):
+                    continue
+                done = [self._finish_write(w) for w in doc["writes"]]
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("Azure storage: journal %s of an ended commit is unreadable (%s); left in place",
+                            blob.name, exc)
+                continue
+            self.access.delete([blob.name], 1)
+            finished = [w["rel_path"] for w, published in zip(doc["writes"], done, strict=True) if published]
+            if finished:
+                log.warning("finished the commit of an ended run: %s", ", ".join(sorted(finished)))
+
+    def _finish_write(self, w: Mapping[str, Any]) -> bool:
+        """Publish one write of a journal unless it is published or superseded; True when this published it."""
+        rel, write_id = str(w["rel_path"]), str(w["write_id"])
+        dataset = self._dataset(rel)
+        got = self._read_manifest(rel)
+        if got is not None and (got[0].write_id == write_id or any(
+                b.startswith(f"{RUNS_DIR}/{write_id}/") for b in got[0].referenced_blobs())):
+            return False  # published before the process ended
+        if (got[1] if got else None) != w["etag"]:
+            log.warning("Azure storage: %s changed since an ended commit began; its write %s is not published",
+                        dataset, write_id)
+            return False
+        files = {k: [ManifestFile(**f) for f in v] for k, v in w["files"].items()}
+        present = {b.name[len(dataset) + 1:] for b in self.access.list_blobs(f"{dataset}/{RUNS_DIR}/{write_id}/")}
+        if any(f.blob not in present for fs in files.values() for f in fs):
+            log.warning("Azure storage: files of an ended commit's write %s to %s are gone; not published",
+                        write_id, dataset)
+            return False
+        manifest = next_manifest(got[0] if got else None, files, str(w["mode"]), write_id,
+                                 tuple(w["partition_by"]), rel, str(w["owner"]))
+        try:
+            self._put_manifest(rel, manifest, got[1] if got else None)
+        except (ResourceModifiedError, ResourceExistsError):
+            log.warning("Azure storage: %s changed while an ended commit was being finished; write %s is not "
+                        "published", dataset, write_id)
+            return False
+        return True
+
+    def _journal_write_ids(self) -> set[str]:
+        """The writes named by journals still there: their uploaded files must wait for the journal's end."""
+        ids: set[str] = set()
+        for blob in self.access.list_blobs(self._journals()):
+            got = self.access.get_bytes(blob.name)
+            with contextlib.suppress(ValueError, KeyError, TypeError):
+                ids |= {str(w["write_id"]) for w in json.loads(got[0])["writes"]} if got else set()
+        return ids
 
     def _upload(self, pending: PendingWrite, write_id: str) -> dict[str, list[ManifestFile]]:
         root = Path(pending.uri)
@@ -787,6 +902,17 @@ class AzureBlobStorage(Storage):
                 out.setdefault(key, [])
         return out
 
+    def _put_manifest(self, rel_path: str, manifest: Manifest, etag: str | None) -> None:
+        """Replace the dataset's manifest if it still has ``etag`` (None: if there is none yet)."""
+        name = f"{self._dataset(rel_path)}/{MANIFEST_NAME}"
+        conditions: dict[str, Any] = (
+            {"etag": etag, "match_condition": MatchConditions.IfNotModified, "overwrite": True}
+            if etag is not None else {"overwrite": False})
+        with self.access.errors(f"commit '{name}'"):
+            self.access.client.get_blob_client(name).upload_blob(
+                manifest.to_json().encode(), content_settings=ContentSettings(content_type="application/json"),
+                **conditions)
+
     def _publish(self, pending: PendingWrite, write_id: str, new_files: Mapping[str, Sequence[ManifestFile]]
                  ) -> None:
         name = f"{self._dataset(pending.rel_path)}/{MANIFEST_NAME}"
@@ -794,14 +920,8 @@ class AzureBlobStorage(Storage):
             got = self._read_manifest(pending.rel_path)
             manifest = next_manifest(got[0] if got else None, new_files, pending.mode, write_id,
                                      pending.partition_by, pending.rel_path, pending.owner)
-            blob = self.access.client.get_blob_client(name)
-            conditions: dict[str, Any] = (
-                {"etag": got[1], "match_condition": MatchConditions.IfNotModified, "overwrite": True}
-                if got else {"overwrite": False})
             try:
-                with self.access.errors(f"commit '{name}'"):
-                    blob.upload_blob(manifest.to_json().encode(), content_settings=ContentSettings(
-                        content_type="application/json"), **conditions)
+                self._put_manifest(pending.rel_path, manifest, got[1] if got else None)
                 return
             except (ResourceModifiedError, ResourceExistsError):
                 log.info("manifest %s changed during commit; merging again", name)
@@ -825,6 +945,7 @@ class AzureBlobStorage(Storage):
     def cleanup(self, rel_path: str) -> None:
         """Delete blobs under ``_runs/`` that no manifest references (killed uploads, replaced versions),
         once older than the grace period, in ``rel_path`` and the datasets below it ("" = the whole root)."""
+        self._finish_journals()
         for dataset in self._datasets_with_runs(clean_rel_path(rel_path), depth=6):
             self._cleanup_dataset(dataset)
         self._cleanup_local_writes()
@@ -844,12 +965,13 @@ class AzureBlobStorage(Storage):
         referenced = got[0].referenced_blobs() if got else set()
         start = f"{dataset}/{RUNS_DIR}/"
         now = datetime.now(UTC)
+        journaled = self._journal_write_ids()
         doomed = []
         for b in self.access.list_blobs(start):
             rel = b.name[len(dataset) + 1:]
             write_id = rel.split("/", 2)[1] if rel.count("/") >= 2 else ""
             age = (now - b.last_modified).total_seconds() if b.last_modified else 0.0
-            if rel not in referenced and write_id not in self._active_writes and \
+            if rel not in referenced and write_id not in self._active_writes and write_id not in journaled and \
                     age >= self.cleanup_grace_seconds:
                 doomed.append(b.name)
         if doomed:

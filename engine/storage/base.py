@@ -6,12 +6,14 @@ URIs handed back are what Spark reads or writes (a local path, or abfss:// in di
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from engine.deferred_signals import signals_deferred
 from engine.errors import StorageError
 
 WRITE_MODES = ("overwrite_partitions", "overwrite", "append")
@@ -120,6 +122,23 @@ class Storage(ABC):
     @abstractmethod
     def commit(self, pending: PendingWrite) -> None:
         """Publish atomically: readers see the old data or the new, never half."""
+
+    def commit_all(self, pendings: Sequence[PendingWrite]) -> None:
+        """Publish several writes (a step's outputs) as one: once this starts, all of them are published, even
+        when the process dies in between (the backends that can keep a journal finish it at the next cleanup).
+
+        Ctrl-C and SIGTERM are held back until the last one is published. On an error, the writes not yet
+        published are aborted and the error raised. This default publishes them one by one, with no journal.
+        """
+        with signals_deferred():
+            for n, pending in enumerate(pendings):
+                try:
+                    self.commit(pending)
+                except BaseException:
+                    for rest in pendings[n + 1:]:
+                        with contextlib.suppress(Exception):
+                            self.abort(rest)
+                    raise
 
     @abstractmethod
     def abort(self, pending: PendingWrite) -> None:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import fcntl
+import json
 import logging
 import os
 import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from engine.deferred_signals import signals_deferred
 from engine.errors import StorageError
 from engine.processes import pid_alive
 from engine.storage.base import (
@@ -29,11 +34,42 @@ TRASH = ".tickflow_trash"
 # A root may be shared (NFS, a container volume): another host's run folder is only known abandoned when
 # nothing in it changed for this long (its PID means nothing here; a run writes into it while alive).
 FOREIGN_ABANDONED_SECONDS = 24 * 3600.0
+# A commit's journal: ``<host>-<pid>-journal-<id>.json`` in the staging base, there while the commit runs.
+JOURNAL_MARK = "journal-"
+_PENDING_FIELDS = tuple(f.name for f in dataclasses.fields(PendingWrite))
 log = logging.getLogger("tickflow.storage")
 
 
+@contextlib.contextmanager
+def _root_lock(root: Path) -> Iterator[None]:
+    """An exclusive lock on the root folder itself (released by the kernel when the process dies); where the
+    file system has no such locks (or the root is not there yet), nothing."""
+    try:
+        fd = os.open(root, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _journal_writes(journal: Path) -> list[dict]:
+    """The writes a journal names ([] when it cannot be read)."""
+    try:
+        return list(json.loads(journal.read_text(encoding="utf-8"))["writes"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
 def _changed_since(folder: Path, cutoff: float) -> bool:
-    """True when ``folder`` or anything below it was modified after ``cutoff`` (epoch seconds)."""
+    """True when ``folder`` (or a file) or anything below it was modified after ``cutoff`` (epoch seconds)."""
+    with contextlib.suppress(OSError):
+        if os.lstat(folder).st_mtime > cutoff:
+            return True
     for dirpath, dirnames, filenames in os.walk(folder):
         for name in (".", *dirnames, *filenames):
             try:
@@ -154,40 +190,87 @@ class LocalStorage(Storage):
         return target.relative_to(self.path)
 
     def commit(self, pending: PendingWrite) -> None:
-        with self._lock:
-            try:
-                self._commit(pending)
-            finally:  # a failed commit still ends the write, or the run's staging folder would stay
-                self._finished(Path(pending.uri))
+        self.commit_all([pending])
 
-    def _commit(self, pending: PendingWrite) -> None:
+    def commit_all(self, pendings: Sequence[PendingWrite]) -> None:
+        """Publish the writes together: a journal naming each write and what it holds is written first, so
+        that when this process dies halfway, the next cleanup finishes the remaining renames (roll forward).
+        Ctrl-C and SIGTERM wait for the last rename."""
+        if not pendings:
+            return
+        with signals_deferred(), self._lock:
+            plans = [self._plan(p) for p in pendings]
+            journal = self._write_journal(pendings, plans)
+            try:
+                for n, (pending, plan) in enumerate(zip(pendings, plans, strict=True)):
+                    try:
+                        self._commit(pending, plan)
+                    except BaseException:  # the writes after it stay unpublished
+                        for rest in pendings[n + 1:]:
+                            shutil.rmtree(rest.uri, ignore_errors=True)
+                        raise
+            finally:  # a failed commit still ends the writes, or the run's staging folders would stay
+                journal.unlink(missing_ok=True)
+                for pending in pendings:
+                    self._finished(Path(pending.uri))
+
+    @staticmethod
+    def _plan(pending: PendingWrite) -> list[str]:
+        """What a commit moves, fixed before it starts: the files of an append, the partition folders of a
+        partition overwrite (relative to the staged folder); nothing for a whole-dataset overwrite."""
+        staged = Path(pending.uri)
+        if pending.mode == "append":
+            return sorted(src.relative_to(staged).as_posix() for src in staged.rglob("*")
+                          if src.is_file() and not src.name.startswith(("_", ".")))
+        if pending.mode == "overwrite_partitions" and pending.partition_by:
+            return [part.relative_to(staged).as_posix()
+                    for part in _leaf_partitions(staged, len(pending.partition_by))]
+        return []
+
+    def _write_journal(self, pendings: Sequence[PendingWrite], plans: Sequence[list[str]]) -> Path:
+        """The commit's journal, complete before it is visible (written aside, synced, renamed)."""
+        base = self.path / STAGING
+        name = f"{socket.gethostname()}-{os.getpid()}-{JOURNAL_MARK}{uuid.uuid4().hex[:12]}.json"
+        writes = [{**dataclasses.asdict(p), "uri": Path(p.uri).relative_to(self.path).as_posix(), "plan": plan}
+                  for p, plan in zip(pendings, plans, strict=True)]
+        _make_dirs(base)
+        tmp = base / f"{name}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump({"version": 1, "writes": writes}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, base / name)
+        return base / name
+
+    def _commit(self, pending: PendingWrite, plan: Sequence[str]) -> None:
+        """Move what ``plan`` names into place. Run again after a crash, it moves what is still staged and
+        leaves alone what was already moved."""
         staged = Path(pending.uri)
         target = self._abs(pending.rel_path)
         trash = self.path / TRASH / staged.relative_to(self.path / STAGING)
         target.parent.mkdir(parents=True, exist_ok=True)
         if pending.mode == "append":
             added = set()
-            for src in sorted(staged.rglob("*")):
-                if src.is_file() and not src.name.startswith(("_", ".")):
-                    dest = target / src.relative_to(staged)
-                    if pending.owner:
-                        dest = dest.with_name(owned_name(pending.owner, dest.name))
+            for rel in plan:
+                src = staged / rel
+                dest = target / rel
+                if pending.owner:
+                    dest = dest.with_name(owned_name(pending.owner, dest.name))
+                if src.is_file():
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(src, dest)
-                    added.add(dest)
+                added.add(dest)
             if pending.owner:
                 self._drop_owned(target, pending, added)
         elif pending.mode == "overwrite_partitions" and pending.partition_by:
-            written = set()
-            for part in _leaf_partitions(staged, len(pending.partition_by)):
-                rel = part.relative_to(staged)
-                written.add(rel.as_posix())
-                self._swap(part, target / rel, trash / rel)
+            for rel in plan:
+                if (staged / rel).is_dir():
+                    self._swap(staged / rel, target / rel, trash / rel)
             for key in pending.replace_partitions:
-                if key not in written and (target / key).exists():
+                if key not in plan and (target / key).exists():
                     _make_dirs((trash / key).parent)
                     os.replace(target / key, trash / key)
-        else:
+        elif staged.exists():
             self._swap(staged, target, trash)
         shutil.rmtree(staged, ignore_errors=True)
         shutil.rmtree(trash, ignore_errors=True)
@@ -285,18 +368,54 @@ class LocalStorage(Storage):
         self._sweep(abandoned)
 
     def _sweep(self, doomed: Callable[[Path], bool]) -> None:
-        """Remove the run folders under the staging and trash bases that are ``doomed``, then empty bases."""
-        for base in (self.path / STAGING, self.path / TRASH):
-            try:
-                entries = list(base.iterdir())
-            except FileNotFoundError:  # none, or another process's run removed the empty base just now
+        """Finish the commits of doomed runs (their journals), then remove their run folders under the staging
+        and trash bases, then empty bases. One sweep at a time on a root (a lock on the root folder)."""
+        with _root_lock(self.path):
+            kept = self._finish_journals(doomed)
+            for base in (self.path / STAGING, self.path / TRASH):
+                try:
+                    entries = list(base.iterdir())
+                except FileNotFoundError:  # none, or another process's run removed the empty base just now
+                    continue
+                for entry in entries:
+                    if entry.name.endswith(".json.tmp") and doomed(entry):  # a journal never put in place
+                        entry.unlink(missing_ok=True)
+                    if entry.is_dir() and entry.name not in kept and doomed(entry):
+                        if base.name == TRASH:
+                            self._restore_interrupted(entry)
+                        shutil.rmtree(entry, ignore_errors=True)
+                _remove_if_empty(base)
+
+    def _finish_journals(self, doomed: Callable[[Path], bool]) -> set[str]:
+        """Roll forward the commits that doomed runs had started. Returns the run folders to keep: those of a
+        journal that could not be finished (it is tried again by the next cleanup)."""
+        kept: set[str] = set()
+        base = self.path / STAGING
+        try:
+            journals = sorted(p for p in base.iterdir() if JOURNAL_MARK in p.name and p.suffix == ".json")
+        except FileNotFoundError:
+            return kept
+        for journal in journals:
+            if not doomed(journal):
                 continue
-            for entry in entries:
-                if doomed(entry):
-                    if base.name == TRASH:
-                        self._restore_interrupted(entry)
-                    shutil.rmtree(entry, ignore_errors=True)
-            _remove_if_empty(base)
+            try:
+                writes = json.loads(journal.read_text(encoding="utf-8"))["writes"]
+                pendings = [(PendingWrite(**{**{k: w[k] for k in _PENDING_FIELDS}, "uri": str(self.path / w["uri"]),
+                                             "partition_by": tuple(w["partition_by"]),
+                                             "replace_partitions": tuple(w["replace_partitions"])}), w["plan"])
+                            for w in writes]
+                with self._lock:
+                    for pending, plan in pendings:
+                        self._commit(pending, plan)
+            except (OSError, ValueError, KeyError, TypeError, StorageError) as exc:
+                kept |= {Path(w["uri"]).parts[1] for w in _journal_writes(journal)}
+                log.warning("could not finish the commit of an ended run (%s): %s; its staged files are kept "
+                            "and the next run tries again", journal.name, exc)
+                continue
+            journal.unlink(missing_ok=True)
+            log.warning("finished the commit of an ended run: %s", ", ".join(
+                sorted({p.rel_path for p, _plan in pendings})))
+        return kept
 
     def _restore_interrupted(self, run_trash: Path) -> None:
         """Put back what a commit that never finished had moved aside: a folder of ``run_trash`` (it mirrors the

@@ -6,20 +6,30 @@ the server's (``now() AT TIME ZONE 'UTC'``), so leases of holders on several mac
 A session the server closed (restart, failover, network blip, ``pg_terminate_backend``) is reopened once per
 statement and the statement retried: every write is conditional on the caller's lock_id (or idempotent), so a
 retry cannot act for a run that lost its lock. A run survives a blip shorter than its lease.
+
+Every round trip is bounded in time (see ``_bounded_wait``): connecting by ``[postgres] connect_timeout``, any
+statement by ``[postgres] statement_timeout``, so a frozen server becomes the same error as a lost one. This
+registers a psycopg2 wait callback, which is process-wide: once a tracker connected, every psycopg2 connection
+of the process talks to its server without blocking (others wait as long as before, minus COPY and large
+objects, which psycopg2 refuses under a wait callback; tickflow uses neither).
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import logging
+import select
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import psycopg2
+import psycopg2.extensions
 from psycopg2 import sql
 
 from engine.config import PostgresConfig
@@ -69,6 +79,98 @@ DEAD_LINK_DETECTION = {"keepalives": 1, "keepalives_idle": 10, "keepalives_inter
                        "tcp_user_timeout": 30_000}
 
 
+# A frozen server (its processes stopped, or a hung host whose kernel still acknowledges packets) keeps the link
+# healthy: keepalives and the TCP user timeout never fire, nor can the server's own statement_timeout. So the
+# tracker's sessions wait for the server in Python, with a deadline: psycopg2 drives libpq without blocking and
+# hands every wait to the registered wait callback. One that gives up raises OperationalError, on which psycopg2
+# closes the session; the statement's retry then reconnects (bounded by connect_timeout), as after a restart.
+class _BoundedConnection(psycopg2.extensions.connection):
+    """A tracker session: ``_bounded_wait`` gives up on connecting after ``connect_s`` seconds (None: never)
+    and on any one statement after ``statement_s``."""
+
+    def __init__(self, dsn: str, *args: Any, connect_s: float | None, statement_s: float, **kwargs: Any):
+        self.tickflow_limits = (connect_s, statement_s)  # before connecting: the callback reads it meanwhile
+        super().__init__(dsn, *args, **kwargs)
+
+
+_callback_lock = threading.Lock()
+_other_wait: Callable[[Any], Any] | None = None  # a wait callback registered before ours, for others' connections
+
+
+def _connect_limit(timeout: object) -> float | None:
+    """libpq's connect_timeout: zero, negative or none waits for ever (also under a wait callback, where libpq
+    itself no longer applies it)."""
+    try:
+        seconds = float(str(timeout))
+    except ValueError:
+        return None
+    return seconds if seconds > 0 else None
+
+
+def _bounded_wait(conn: Any) -> None:
+    """psycopg2's wait callback (process-wide): ``poll()`` the connection and wait in ``select`` until the
+    round trip (connecting, or one statement) is done. A tracker session gives up at its deadline with an
+    OperationalError naming the setting. Any other connection waits as libpq would (connect_timeout from its
+    parameters while connecting, else for ever), or by the wait callback registered before ours.
+
+    A signal whose handler raises (Ctrl-C, SIGTERM) is held until the round trip ends (answered or timed out)
+    and raised then, as with libpq's own blocking wait: a statement is never cut off halfway, where it might
+    or might not have been applied. (Raised from here, it closes the session: the next statement reconnects.)
+    Not ``conn.cancel()``: it would block on a frozen server too."""
+    limits = getattr(conn, "tickflow_limits", None)
+    connecting = conn.status == psycopg2.extensions.STATUS_SETUP
+    if limits is None:
+        if _other_wait is not None:
+            _other_wait(conn)
+            return
+        limit = _connect_limit(psycopg2.extensions.parse_dsn(conn.dsn).get("connect_timeout")) if connecting \
+            else None
+        setting = "connect_timeout"
+    else:
+        limit = limits[0] if connecting else limits[1]
+        setting = "[postgres] connect_timeout" if connecting else "[postgres] statement_timeout"
+    deadline = None if limit is None else time.monotonic() + limit
+    held: BaseException | None = None
+    while True:
+        try:
+            state = conn.poll()
+            if state == psycopg2.extensions.POLL_OK:
+                break
+            if state == psycopg2.extensions.POLL_READ:
+                ready = ([conn.fileno()], [], [])
+            elif state == psycopg2.extensions.POLL_WRITE:
+                ready = ([], [conn.fileno()], [])  # the socket may change while connecting: asked every time
+            else:
+                raise psycopg2.OperationalError(f"bad state from poll: {state}")
+            if deadline is None:
+                select.select(*ready)
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0 or select.select(*ready, left) == ([], [], []):
+                what = "while connecting" if connecting else "to a statement"
+                raise psycopg2.OperationalError(f"timeout expired: no answer from the server {what} within "
+                                                f"{limit:g} s ({setting})")
+        except psycopg2.Error:
+            if held is not None:
+                raise held from None
+            raise
+        except (KeyboardInterrupt, SystemExit) as exc:  # a signal handler's (Terminated is a KeyboardInterrupt)
+            if held is None:
+                held = exc
+    if held is not None:
+        raise held
+
+
+def _install_bounded_wait() -> None:
+    """Register ``_bounded_wait`` (again, should another wait callback have replaced it meanwhile)."""
+    global _other_wait
+    with _callback_lock:
+        current = psycopg2.extensions.get_wait_callback()
+        if current is not _bounded_wait:
+            _other_wait = current
+            psycopg2.extensions.set_wait_callback(_bounded_wait)
+
+
 class PostgresTracker(Tracker):
     """The ``job_tracker`` table in PostgreSQL (autocommit: every statement is its own transaction, but for
     ``unlock`` and ``forget``, whose audit entry is written in the transaction of their change).
@@ -94,9 +196,13 @@ class PostgresTracker(Tracker):
     def _connect(self) -> Any:
         """A new autocommit session, read-only when the tracker is (the server then refuses any write too)."""
         cfg = self.config
+        _install_bounded_wait()
+        bounded = functools.partial(_BoundedConnection, connect_s=_connect_limit(cfg.connect_timeout),
+                                    statement_s=float(cfg.statement_timeout))
         conn = psycopg2.connect(host=cfg.host, port=cfg.port, dbname=cfg.database, user=cfg.user,
                                 password=cfg.password or None, connect_timeout=cfg.connect_timeout,
-                                application_name="tickflow-tracker", **DEAD_LINK_DETECTION)
+                                application_name="tickflow-tracker", connection_factory=bounded,
+                                **DEAD_LINK_DETECTION)
         try:
             conn.autocommit = True
             if self.read_only:
@@ -203,7 +309,9 @@ class PostgresTracker(Tracker):
                         t=self._t, c=sql.Identifier(name)))
                 cur.execute("COMMIT")
             except BaseException:
-                cur.execute("ROLLBACK")
+                if not self._conn.closed:  # a session given up on (statement_timeout) is closed already
+                    with contextlib.suppress(psycopg2.Error):
+                        cur.execute("ROLLBACK")
                 raise
 
     @staticmethod

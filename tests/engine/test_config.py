@@ -377,3 +377,33 @@ def test_an_empty_sqlite_table_name_is_refused_as_postgresqls_is(key):
     with pytest.raises(ConfigError, match=rf"environment TICKFLOW_TRACKER_{key}: \[tracker\] {key.lower()} is "
                                           r"empty; leave it out for the default 'job_tracker'"):
         load_config(None, env={f"TICKFLOW_TRACKER_{key}": " "})
+
+
+# -- [postgres] statement_timeout -----------------------------------------------------------------------------
+def test_postgres_statement_timeout_defaults_to_30_seconds_and_can_be_set(tmp_path):
+    ini = tmp_path / "c.ini"
+    ini.write_text("[postgres]\nhost = db.example.internal\n")
+    cfg = load_config(ini, env={})
+    assert cfg.postgres is not None and cfg.postgres.statement_timeout == 30
+    ini.write_text("[postgres]\nhost = db.example.internal\nstatement_timeout = 120\n")
+    cfg = load_config(ini, env={})
+    assert cfg.postgres is not None and cfg.postgres.statement_timeout == 120
+    cfg = load_config(ini, env={"TICKFLOW_POSTGRES_STATEMENT_TIMEOUT": "45"})
+    assert cfg.postgres is not None and cfg.postgres.statement_timeout == 45
+
+
+@pytest.mark.parametrize("value,words", [
+    ("soon", "[postgres] statement_timeout must be an integer, got 'soon'"),
+    ("2.5", "[postgres] statement_timeout must be an integer, got '2.5'"),
+    ("0", "[postgres] statement_timeout must be at least 1 (seconds), got 0"),
+    ("-5", "[postgres] statement_timeout must be at least 1 (seconds), got -5"),
+])
+def test_a_bad_postgres_statement_timeout_is_refused_naming_the_key(tmp_path, value, words):
+    ini = tmp_path / "c.ini"
+    ini.write_text(f"[postgres]\npassword = hunter2-Secret\nstatement_timeout = {value}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(ini, env={})
+    assert str(info.value) == f"{ini}: {words}" and "hunter2" not in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        load_config(None, env={"TICKFLOW_POSTGRES_STATEMENT_TIMEOUT": value})
+    assert str(info.value) == f"environment TICKFLOW_POSTGRES_STATEMENT_TIMEOUT: {words}"

@@ -226,14 +226,14 @@ def test_a_commit_that_fails_leaves_the_later_outputs_unpublished_and_their_stag
     ok = write_spec(PAIR_SPEC.format(mod=test_transforms_module, limit=100), "pair_ok.yaml")
     assert run(D1, n=10, spec_path=ok).status == "success"
     odd = read(spark, storage, "pair/odd")
-    real_commit = storage.commit
+    real_commit = storage._commit
 
-    def commit(pending):
+    def commit(pending, plan):
         if pending.rel_path == "pair/even":
             raise OSError(28, "No space left on device")
-        return real_commit(pending)
+        return real_commit(pending, plan)
 
-    monkeypatch.setattr(storage, "commit", commit)
+    monkeypatch.setattr(storage, "_commit", commit)
     with pytest.raises(StepFailed, match="No space left on device"):
         run(D1, n=16, spec_path=ok)
     assert read(spark, storage, "pair/odd") == odd

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -14,7 +16,7 @@ import pytest
 
 from engine.errors import StorageError
 from engine.storage.base import is_owned, owner_tag
-from engine.storage.local import FOREIGN_ABANDONED_SECONDS, STAGING, TRASH, LocalStorage
+from engine.storage.local import FOREIGN_ABANDONED_SECONDS, JOURNAL_MARK, STAGING, TRASH, LocalStorage
 
 
 def _stage(storage: LocalStorage, rel: str, run_id: str, files: dict[str, str], mode: str = "overwrite_partitions"):
@@ -280,35 +282,163 @@ def test_check_creates_nothing_and_refuses_a_root_under_a_file(tmp_path):
         LocalStorage(root).check()
 
 
-def test_a_commit_killed_between_its_two_renames_gets_the_old_output_back(tmp_path):
+def test_a_commit_killed_between_its_two_renames_is_finished_by_the_next_cleanup(tmp_path):
     """A real process commits a new partition and is SIGKILLed right after the old one went to the trash and
-    before the new one took its place; the next run's cleanup puts the old partition back."""
+    before the new one took its place; the next run's cleanup finishes the commit from its journal."""
     storage = LocalStorage(tmp_path)
     storage.commit(_stage(storage, "trade", "r1", {"trade_dt=2020-08-05/a.parquet": "old",
                                                    "trade_dt=2020-08-06/b.parquet": "other day"}))
+    proc = _killed_committing(tmp_path, {"trade": {"trade_dt=2020-08-05/c.parquet": "new"}},
+                              kill_when="'.tickflow_trash' in str(dst)")
+    assert proc.returncode == -9
+    assert not (tmp_path / "trade/trade_dt=2020-08-05").exists()  # the window: neither old nor new in place
+    LocalStorage(tmp_path).cleanup()
+    assert _contents(tmp_path / "trade") == {"trade_dt=2020-08-05": ["new"], "trade_dt=2020-08-06": ["other day"]}
+    assert not (tmp_path / TRASH).exists() and not (tmp_path / STAGING).exists()
+
+
+def _killed_committing(root: Path, outputs: dict[str, dict[str, str]], kill_when: str, *,
+                       quarantine: dict[str, str] | None = None, before: bool = False) -> subprocess.CompletedProcess:
+    """A real process stages ``outputs`` (dataset -> file -> text; plus an owned append to quarantine) and
+    commits them as one step does; it SIGKILLs itself the first time ``kill_when`` holds after a rename
+    (``before``: instead of that rename; ``dst`` is the rename's target as text)."""
     script = f"""
 import os, signal
 from pathlib import Path
 from engine.storage.local import LocalStorage
-storage = LocalStorage(Path({str(tmp_path)!r}))
-pending = storage.begin_write("trade", "r2", "overwrite_partitions", ("trade_dt",))
-part = Path(pending.uri) / "trade_dt=2020-08-05"
-part.mkdir(parents=True)
-(part / "c.parquet").write_text("new")
+storage = LocalStorage(Path({str(root)!r}))
+pendings = []
+for rel, files in {outputs!r}.items():
+    pending = storage.begin_write(rel, "r2", "overwrite_partitions", ("trade_dt",))
+    pendings.append(pending)
+    for name, text in files.items():
+        (Path(pending.uri) / name).parent.mkdir(parents=True, exist_ok=True)
+        (Path(pending.uri) / name).write_text(text)
+if {quarantine!r}:
+    q = storage.begin_write("quarantine", "r2_q", "append", ("trade_dt",), owner="trade")
+    pendings.append(q)
+    for name, text in {quarantine!r}.items():
+        (Path(q.uri) / name).parent.mkdir(parents=True, exist_ok=True)
+        (Path(q.uri) / name).write_text(text)
+real_replace = os.replace
+def replace(src, dst):
+    dst = str(dst)
+    if {before} and ({kill_when}):
+        os.kill(os.getpid(), signal.SIGKILL)
+    real_replace(src, dst)
+    if {kill_when}:
+        os.kill(os.getpid(), signal.SIGKILL)
+os.replace = replace
+storage.commit_all(pendings)
+"""
+    return subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[3], timeout=60)
+
+
+def _old_day(root: Path) -> LocalStorage:
+    storage = LocalStorage(root)
+    storage.commit_all([_stage(storage, "trade", "r1", {"trade_dt=D1/t.parquet": "old trade",
+                                                          "trade_dt=D0/t.parquet": "day before"}),
+                        _stage(storage, "quote", "r1", {"trade_dt=D1/q.parquet": "old quote"})])
+    q = storage.begin_write("quarantine", "r1_q", "append", ("trade_dt",), owner="trade")
+    (Path(q.uri) / "trade_dt=D1").mkdir(parents=True)
+    (Path(q.uri) / "trade_dt=D1/bad.parquet").write_text("old bad")
+    storage.commit(q)
+    return storage
+
+
+NEW_TRADES_IN = "dst.endswith('trade/trade_dt=D1') and '.tickflow_trash' not in dst"
+NEW_DAY = {"trade": {"trade_dt=D1/t.parquet": "new trade"}, "quote": {"trade_dt=D1/q.parquet": "new quote"}}
+
+
+def _day(root: Path) -> dict[str, dict[str, list[str]]]:
+    return {name: _contents(root / name) for name in ("trade", "quote", "quarantine")}
+
+
+def test_a_step_killed_between_the_commits_of_its_outputs_is_finished_by_the_next_cleanup(tmp_path):
+    """kill -9 after the trades went in: new trades beside old quotes, until the next run's cleanup rolls the
+    step's commit forward from its journal (quotes and the owned quarantine files too)."""
+    _old_day(tmp_path)
+    proc = _killed_committing(tmp_path, NEW_DAY, NEW_TRADES_IN, quarantine={"trade_dt=D1/bad2.parquet": "new bad"})
+    assert proc.returncode == -9
+    half = _day(tmp_path)
+    assert half["trade"]["trade_dt=D1"] == ["new trade"] and half["quote"]["trade_dt=D1"] == ["old quote"]
+    journals = list((tmp_path / STAGING).glob(f"*-{JOURNAL_MARK}*.json"))
+    assert len(journals) == 1
+    LocalStorage(tmp_path).cleanup()
+    assert _day(tmp_path) == {"trade": {"trade_dt=D0": ["day before"], "trade_dt=D1": ["new trade"]},
+                              "quote": {"trade_dt=D1": ["new quote"]}, "quarantine": {"trade_dt=D1": ["new bad"]}}
+    assert not (tmp_path / TRASH).exists() and not (tmp_path / STAGING).exists()
+
+
+def test_a_step_killed_before_its_journal_is_in_place_publishes_nothing(tmp_path):
+    _old_day(tmp_path)
+    before = _day(tmp_path)
+    proc = _killed_committing(tmp_path, NEW_DAY, "dst.endswith('.json')", quarantine={"trade_dt=D1/b.parquet": "x"},
+                              before=True)
+    assert proc.returncode == -9
+    assert _day(tmp_path) == before
+    LocalStorage(tmp_path).cleanup()
+    assert _day(tmp_path) == before
+    assert not (tmp_path / TRASH).exists() and not (tmp_path / STAGING).exists()
+
+
+def test_a_cleanup_killed_while_finishing_a_commit_is_finished_by_the_one_after(tmp_path):
+    _old_day(tmp_path)
+    assert _killed_committing(tmp_path, NEW_DAY, NEW_TRADES_IN).returncode == -9
+    script = f"""
+import os, signal
+from pathlib import Path
+from engine.storage.local import LocalStorage
 real_replace = os.replace
 def replace(src, dst):
     real_replace(src, dst)
-    if ".tickflow_trash" in str(dst):  # the old partition is aside, the new one not yet in place
+    if '.tickflow_trash' in str(dst) and 'quote' in str(dst):  # the old quotes aside, the new not yet in
         os.kill(os.getpid(), signal.SIGKILL)
 os.replace = replace
-storage.commit(pending)
+LocalStorage(Path({str(tmp_path)!r})).cleanup()
 """
     proc = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[3], timeout=60)
     assert proc.returncode == -9
-    assert not (tmp_path / "trade/trade_dt=2020-08-05").exists()  # the window: neither old nor new in place
+    assert not (tmp_path / "quote/trade_dt=D1").exists()
     LocalStorage(tmp_path).cleanup()
-    assert _contents(tmp_path / "trade") == {"trade_dt=2020-08-05": ["old"], "trade_dt=2020-08-06": ["other day"]}
+    assert _day(tmp_path)["quote"] == {"trade_dt=D1": ["new quote"]}
+    assert _day(tmp_path)["trade"]["trade_dt=D1"] == ["new trade"]
     assert not (tmp_path / TRASH).exists() and not (tmp_path / STAGING).exists()
+
+
+def test_a_live_processs_journal_is_left_alone_and_an_unreadable_one_keeps_its_files(tmp_path, caplog):
+    storage = _old_day(tmp_path)
+    staged = _stage(storage, "quote", "r9", {"trade_dt=D1/q.parquet": "staged"})
+    live = tmp_path / STAGING / f"{socket.gethostname()}-{os.getpid()}-{JOURNAL_MARK}x.json"
+    live.write_text('{"version": 1, "writes": []}')
+    LocalStorage(tmp_path).cleanup()
+    assert live.exists() and Path(staged.uri).is_dir()
+    live.unlink()
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    tag = f"{socket.gethostname()}-{int(dead.stdout)}"
+    (tmp_path / STAGING / f"{tag}-r5/quote/trade_dt=D1").mkdir(parents=True)
+    (tmp_path / STAGING / f"{tag}-r5/quote/trade_dt=D1/q.parquet").write_text("staged by the dead")
+    broken = tmp_path / STAGING / f"{tag}-{JOURNAL_MARK}y.json"
+    broken.write_text(json.dumps({"version": 1, "writes": [{"uri": f"{STAGING}/{tag}-r5/quote",
+                                                              "rel_path": "quote"}]}))
+    LocalStorage(tmp_path).cleanup()
+    assert broken.exists() and (tmp_path / STAGING / f"{tag}-r5/quote/trade_dt=D1/q.parquet").exists()
+    assert "could not finish the commit of an ended run" in caplog.text
+    assert _day(tmp_path)["quote"] == {"trade_dt=D1": ["old quote"]}
+
+
+def test_an_older_versions_commit_killed_between_its_renames_gets_the_old_output_back(tmp_path):
+    """Without a journal (a commit of an earlier version), the trash of a dead run is put back where its place
+    is empty."""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    run = tmp_path / TRASH / f"{socket.gethostname()}-{int(dead.stdout)}-r3"
+    (run / "trade/trade_dt=2020-08-05").mkdir(parents=True)
+    (run / "trade/trade_dt=2020-08-05/old.parquet").write_text("old")
+    (tmp_path / "trade").mkdir()
+    LocalStorage(tmp_path).cleanup()
+    assert _contents(tmp_path / "trade") == {"trade_dt=2020-08-05": ["old"]}
+    assert not (tmp_path / TRASH).exists()
 
 
 def test_cleanup_restores_nothing_that_is_in_place_or_holds_no_data(tmp_path):
@@ -322,3 +452,22 @@ def test_cleanup_restores_nothing_that_is_in_place_or_holds_no_data(tmp_path):
     LocalStorage(tmp_path).cleanup()
     assert _contents(tmp_path / "trade") == {"trade_dt=2020-08-05": ["new"]}
     assert not (tmp_path / "quote").exists() and not (tmp_path / TRASH).exists()
+
+
+def test_ctrl_c_between_the_commits_of_a_steps_outputs_waits_for_the_last_one(tmp_path, monkeypatch):
+    storage = _old_day(tmp_path)
+    pendings = [_stage(storage, rel, "r2", files) for rel, files in NEW_DAY.items()]
+    real_replace = os.replace
+
+    def replace(src, dst):
+        real_replace(src, dst)
+        if str(dst).endswith("trade/trade_dt=D1") and TRASH not in str(dst):
+            signal.raise_signal(signal.SIGINT)  # the trades are in, the quotes not yet
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(KeyboardInterrupt):
+        storage.commit_all(pendings)
+    monkeypatch.undo()
+    assert _day(tmp_path)["quote"] == {"trade_dt=D1": ["new quote"]}
+    assert _day(tmp_path)["trade"]["trade_dt=D1"] == ["new trade"]
+    assert not (tmp_path / STAGING).exists()
