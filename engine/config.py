@@ -434,7 +434,8 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
             database=s.get("database", s.get("dbname", "postgres")),
             user=s.get("user", "postgres"),
             password=s.get("password", ""),
-            job_tracker_table_name=s.get("job_tracker_table_name", "job_tracker"),
+            job_tracker_table_name=_table_name("postgres", "job_tracker_table_name",
+                                               s.get("job_tracker_table_name", "job_tracker"), where),
             connect_timeout=_int("postgres", "connect_timeout", s.get("connect_timeout", "5"), where),
             statement_timeout=_int("postgres", "statement_timeout",
                                    s.get("statement_timeout", str(PostgresConfig.statement_timeout)), where),
@@ -551,6 +552,17 @@ def _dates(section: str, key: str, value: str, where: Callable[..., str]) -> tup
     return tuple(sorted(out))
 
 
+def _table_name(section: str, key: str, value: str, where: Callable[..., str]) -> str:
+    """A tracker table name the tracker will accept, else ConfigError naming the key and where it was set."""
+    from engine.tracker.base import InvalidTableName, validate_table_name
+
+    try:
+        validate_table_name(value)
+    except InvalidTableName as exc:
+        raise ConfigError(f"{where(section, key)}: [{section}] {key}: {exc}") from None
+    return value
+
+
 def _tracker_table(tr: Mapping[str, str], from_env: set[tuple[str, str]], where: Callable[..., str]) -> str:
     """[tracker] job_tracker_table_name, or its alias ``table``. Given both with different names: ConfigError,
     unless one comes from the environment, which overrides the file as for any other key."""
@@ -559,6 +571,9 @@ def _tracker_table(tr: Mapping[str, str], from_env: set[tuple[str, str]], where:
         if value is not None and not value.strip():  # as PostgreSQL's table setting: not silently the default
             raise ConfigError(f"{where('tracker', key)}: [tracker] {key} is empty; leave it out for the default "
                               f"'{TrackerConfig.table}'")
+    for key, value in (("job_tracker_table_name", name), ("table", alias)):
+        if value is not None:
+            _table_name("tracker", key, value, where)
     if name is None or alias is None or name == alias:
         return name or alias or TrackerConfig.table
     name_env, alias_env = ("tracker", "job_tracker_table_name") in from_env, ("tracker", "table") in from_env

@@ -84,7 +84,7 @@ def essential_line(exc: BaseException) -> str:
         if raised:
             first = f"{first.rstrip(':. ')}: {raised[-1]}"
     line = f"{name}: {first}" if first and not isinstance(exc, TransformError) else first or name
-    cause = os_cause(exc)
+    cause = os_cause(exc) or (root_cause(exc) if "FAILED_READ_FILE" in first else None)
     suffix = f" (cause: {cause})" if cause and cause not in line else ""
     if len(line) + len(suffix) <= 400:
         return line + suffix
@@ -117,6 +117,23 @@ def os_cause(exc: BaseException) -> str | None:
             return found
         todo += [getattr(err, "_cause", None), err.__cause__, err.__context__]
     return None
+
+
+def root_cause(exc: BaseException) -> str | None:
+    """The innermost Java cause of a Spark error (``ChecksumException: Checksum error: ...``): for errors whose
+    own line only names the file ("Encountered error while reading file ..."), the reason is down there."""
+    try:
+        err = getattr(exc, "_origin", None) or getattr(exc, "java_exception", None)
+        for _ in range(50):
+            if err is None or err.getCause() is None:
+                break
+            err = err.getCause()
+        if err is None:
+            return None
+        message = str(err.getMessage() or "").strip().splitlines()
+        return f"{err.getClass().getSimpleName()}: {message[0] if message else ''}".rstrip(": ")
+    except Exception:  # noqa: BLE001 - asks the JVM, which may be gone
+        return None
 
 
 def preflight(step: StepSpec, registry: Registry, date: dt.date | None, raw_storage: Storage) -> None:
@@ -478,14 +495,13 @@ class PipelineRunner:
         """Starts each step once the steps it reads from finished, up to ``parallel_steps`` at a time.
 
         After a failure no further step starts; the running ones finish (their outputs commit or not, as
-        alone) and the first failure is raised. An interrupt cancels the running Spark jobs first.
+        alone) and the first failure is raised. An interrupt cancels the running Spark jobs first. Steps run in
+        worker threads also one at a time: the main thread, which receives Ctrl-C and SIGTERM, must be free to
+        cancel (blocked in a Spark call itself, PySpark's own Ctrl-C handler cannot, and the job ran on until
+        Spark was stopped).
         """
         total = len(to_run)
         workers = max(1, self.options.parallel_steps)
-        if workers == 1:
-            for index, name in enumerate(to_run, start=1):
-                self._run_step(spark, self.spec.steps[name], record, index, total, results, persisted, remaining)
-            return
         scheduled = set(to_run)
         waiting = {n: {p for p in self.dag.parents[n] if p in scheduled} for n in to_run}
         pending = list(to_run)  # in DAG order: among ready steps the earliest declared starts first
@@ -608,6 +624,7 @@ class PipelineRunner:
                 self._invalidate_downstream(name)
             self._mark(name, "running")
         spark.sparkContext.setJobGroup(f"{self.spec.name}.{name}", f"{self.spec.name}.{name}", True)
+        ctx: TransformContext | None = None
         try:
             inputs = {iname: self._resolve_input(spark, ref, results) for iname, ref in step.inputs.items()}
             for iname, ref in step.inputs.items():
@@ -647,6 +664,8 @@ class PipelineRunner:
             if isinstance(exc, KeyboardInterrupt):  # the step ran in the interrupted thread
                 self._stop(exc)
             srec.status = "failed"
+            if ctx is not None:  # what the step recorded before it failed (the counts that made it fail)
+                srec.metrics.update(ctx.metrics)
             srec.error = f"cancelled: {self._stopping}" if self._stopping else essential_line(exc)
             # a failed check still reports the counts of every expectation of the step (ExpectationFailed.results)
             srec.expectations.extend(getattr(exc, "results", ()))

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import os
 import re
+import stat
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -166,13 +168,57 @@ def _list_files(spark: Any, uris: list[str], rel_folders: list[str], glob: str) 
     return SourceFiles(tuple(sorted(read)), tuple(sorted(not_read)))
 
 
-def _report_unread(ctx: Any, day: str, glob: str, not_read: list[str]) -> None:
-    """Files the glob leaves out are named, so a day is never short of a file without a word."""
-    ctx.record("files_not_read", sorted(not_read))
-    if not_read:
-        shown = ", ".join(sorted(not_read)[:5]) + (f" and {len(not_read) - 5} more" if len(not_read) > 5 else "")
+def _local_folder(uri: str) -> str | None:
+    """The local path of a raw folder's URI (None for a remote store, which has no links or special files)."""
+    if uri.startswith("file:"):
+        return "/" + uri.removeprefix("file:").lstrip("/")
+    return None if "://" in uri else uri
+
+
+def _not_plain_files(uris: list[str], rel_folders: list[str]) -> tuple[list[str], dict[str, str]]:
+    """(links to folders, {file: why}) below local raw folders: what the reader would follow into (a folder
+    read twice, or another date's), and entries it skips without a word (links to nothing, FIFOs, devices)."""
+    folder_links: list[str] = []
+    odd: dict[str, str] = {}
+    for uri, rel in zip(uris, rel_folders, strict=True):
+        base = _local_folder(uri)
+        if base is None:
+            continue
+        for dirpath, dirnames, filenames in os.walk(base):  # links to folders are listed, not entered
+            inner = os.path.relpath(dirpath, base).replace(os.sep, "/")
+            where = rel if inner == "." else f"{rel}/{inner}"
+            dirnames[:] = [d for d in dirnames if not d.startswith((".", "_"))]
+            for name in dirnames:
+                if os.path.islink(os.path.join(dirpath, name)):
+                    folder_links.append(f"{where}/{name} -> {os.readlink(os.path.join(dirpath, name))}")
+            for name in filenames:
+                if name.startswith((".", "_")):
+                    continue
+                try:
+                    mode = os.stat(os.path.join(dirpath, name)).st_mode
+                except OSError:
+                    odd[f"{where}/{name}"] = "a link to nothing"
+                    continue
+                if not stat.S_ISREG(mode):
+                    odd[f"{where}/{name}"] = "not a regular file"
+    return sorted(folder_links), odd
+
+
+def _report_unread(ctx: Any, day: str, glob: str, not_read: list[str], odd: Mapping[str, str]) -> None:
+    """Files the glob leaves out, and entries that are no files, are named: a day is never short of a file
+    without a word."""
+    ctx.record("files_not_read", sorted({*not_read, *odd}))
+    unmatched = sorted(set(not_read) - set(odd))
+    if unmatched:
+        shown = ", ".join(unmatched[:5]) + (f" and {len(unmatched) - 5} more" if len(unmatched) > 5 else "")
         ctx.log.warning("ingest %s: %d file(s) under the date's raw folders do not match file_glob '%s' and "
-                        "were not read: %s", day, len(not_read), glob, shown)
+                        "were not read: %s", day, len(unmatched), glob, shown)
+    if odd:
+        named = [f"{path} ({why})" for path, why in sorted(odd.items())]
+        shown = ", ".join(named[:5]) + (f" and {len(named) - 5} more" if len(named) > 5 else "")
+        ctx.log.warning("ingest %s: %d entr%s under the date's raw folders %s no readable file and %s not "
+                        "read: %s", day, len(odd), "y" if len(odd) == 1 else "ies", "is" if len(odd) == 1
+                        else "are", "was" if len(odd) == 1 else "were", shown)
 
 
 def _read_source(ctx: Any, uris: list[str], folder: str, day: str, fmt: str, glob: str) -> DataFrame:
@@ -180,10 +226,12 @@ def _read_source(ctx: Any, uris: list[str], folder: str, day: str, fmt: str, glo
     text = (ctx.spark.read.option("recursiveFileLookup", "true").option("pathGlobFilter", glob)
             .option("lineSep", "\n").text(uris))
     prefix = f"{folder}/{day}/"
+    # the file's path is a URI: a name holding a space, '%', '#', '[' ... is percent-encoded there ('+' is not)
+    path = F.col("_metadata.file_path")
+    decoded = F.when(path.contains("%"), F.url_decode(F.regexp_replace(path, "[+]", "%2B"))).otherwise(path)
     lines = text.select(
         F.col("value"),
-        F.concat(F.lit(prefix), F.substring_index(F.col("_metadata.file_path"), f"/{prefix}", -1))
-        .alias("source_file"),
+        F.concat(F.lit(prefix), F.substring_index(decoded, f"/{prefix}", -1)).alias("source_file"),
         F.col("_metadata.file_block_start").alias("_block"),
         F.spark_partition_id().alias("_pid"),
         F.monotonically_increasing_id().alias("_id"),
@@ -279,6 +327,7 @@ def ingest_frames(ctx: Any, params: Mapping[str, Any]) -> dict[str, DataFrame]:
     looked: list[str] = []
     formats: list[str] = []
     not_read: list[str] = []
+    odd: dict[str, str] = {}
     folders_found = False
     for folder, fmt in _sources(params):
         looked.append(f"{folder}/{day}")
@@ -288,12 +337,20 @@ def ingest_frames(ctx: Any, params: Mapping[str, Any]) -> dict[str, DataFrame]:
         if not found:
             continue
         uris = [uri for _rel, uri in found]
+        folder_links, odd_here = _not_plain_files(uris, [rel for rel, _uri in found])
+        if folder_links:
+            more = f" (and {len(folder_links) - 1} more)" if len(folder_links) > 1 else ""
+            raise TransformError(
+                f"ingest {day}: {folder_links[0]}{more} is a link to a folder: the reader would read that folder "
+                f"too (another date's files, or this date's twice); replace the link by the files it should add, "
+                f"or remove it")
+        odd.update(odd_here)
         listed = _list_files(ctx.spark, uris, [rel for rel, _uri in found], glob)
         not_read += listed.not_read
         if listed.read:
             parts.append(_read_source(ctx, uris, folder, day, fmt, glob))
             formats.append(fmt)
-    _report_unread(ctx, day, glob, not_read)
+    _report_unread(ctx, day, glob, not_read, odd)
     if not parts:
         message = _no_input(day, looked, getattr(ctx, "raw_root", ""))
         if folders_found:  # the folders are there, but nothing in them is read

@@ -830,9 +830,9 @@ class AzureBlobStorage(Storage):
                 if doc is None or not self._journal_abandoned(doc, blob.last_modified):
                     continue
                 done = [self._finish_write(w) for w in doc["writes"]]
-            except (ValueError, KeyError, TypeError) as exc:
-                log.warning("Azure storage: journal %s of an ended commit is unreadable (%s); left in place",
-                            blob.name, exc)
+            except (ValueError, KeyError, TypeError, AttributeError, StorageError) as exc:
+                log.warning("Azure storage: could not finish the ended commit of journal %s (%s); left in place "
+                            "for the next run", blob.name, exc)
                 continue
             self.access.delete([blob.name], 1)
             finished = [w["rel_path"] for w, published in zip(doc["writes"], done, strict=True) if published]

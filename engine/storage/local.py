@@ -57,12 +57,15 @@ def _root_lock(root: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _journal_writes(journal: Path) -> list[dict]:
-    """The writes a journal names ([] when it cannot be read)."""
+def _journal_runs(journal: Path) -> set[str]:
+    """The run folders (``<host>-<pid>-<run id>`` under the staging base) whose writes a journal names, as far as
+    it can be read."""
     try:
-        return list(json.loads(journal.read_text(encoding="utf-8"))["writes"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
+        writes = json.loads(journal.read_text(encoding="utf-8"))["writes"]
+        uris = [Path(str(w.get("uri", ""))).parts for w in writes if isinstance(w, dict)]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return set()
+    return {parts[1] for parts in uris if len(parts) > 2 and parts[0] == STAGING}
 
 
 def _changed_since(folder: Path, cutoff: float) -> bool:
@@ -408,7 +411,7 @@ class LocalStorage(Storage):
                     for pending, plan in pendings:
                         self._commit(pending, plan)
             except (OSError, ValueError, KeyError, TypeError, StorageError) as exc:
-                kept |= {Path(w["uri"]).parts[1] for w in _journal_writes(journal)}
+                kept |= _journal_runs(journal)
                 log.warning("could not finish the commit of an ended run (%s): %s; its staged files are kept "
                             "and the next run tries again", journal.name, exc)
                 continue

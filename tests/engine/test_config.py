@@ -379,6 +379,19 @@ def test_an_empty_sqlite_table_name_is_refused_as_postgresqls_is(key):
         load_config(None, env={f"TICKFLOW_TRACKER_{key}": " "})
 
 
+@pytest.mark.parametrize(("section", "key"), [("postgres", "job_tracker_table_name"),
+                                            ("tracker", "job_tracker_table_name"), ("tracker", "table")])
+def test_a_tracker_table_name_that_is_no_sql_identifier_is_refused_naming_its_key(tmp_path, section, key):
+    """It used to be refused only once the tracker opened, without saying which setting held it."""
+    ini = tmp_path / "c.ini"
+    ini.write_text(f"[{section}]\n{key} = job-tracker\n")
+    with pytest.raises(ConfigError, match=rf"c.ini: \[{section}\] {key}: job tracker table name 'job-tracker' is "
+                                          r"not a valid SQL identifier"):
+        load_config(ini, env={})
+    ini.write_text(f"[{section}]\n{key} = Job_Tracker_2\n")
+    load_config(ini, env={})
+
+
 # -- [postgres] statement_timeout -----------------------------------------------------------------------------
 def test_postgres_statement_timeout_defaults_to_30_seconds_and_can_be_set(tmp_path):
     ini = tmp_path / "c.ini"

@@ -566,3 +566,21 @@ def test_a_partitioned_output_writing_no_rows_without_owning_its_partition_says_
     assert warned and warned[0].startswith("step nums: output nums wrote no rows, so no partition of 'demo/nums' "
                                            "was replaced: rows an earlier run wrote for 2024-01-05 stay; declare "
                                            "replace_partitions: {day: ...}"), warned
+
+
+def test_a_file_spark_cannot_read_is_named_with_the_reason_from_the_bottom_of_the_java_causes(spark, tmp_path):
+    """Spark's own line names the file only ("Encountered error while reading file ..."); the reason (here a stale
+    Hadoop checksum file beside it) was only in the JVM stack of the log."""
+    import struct
+    import zlib
+
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    (folder / "part-0.txt").write_text("hello\nworld\n")
+    stale = struct.pack(">I", zlib.crc32(b"hellO\nworld\n"))
+    (folder / ".part-0.txt.crc").write_bytes(b"crc\0" + struct.pack(">i", 512) + stale)
+    with pytest.raises(Exception) as info:  # noqa: PT011 - whatever PySpark raises: its line is what counts
+        spark.read.text(str(folder)).write.mode("overwrite").parquet(str(tmp_path / "out"))
+    line = essential_line(info.value)
+    assert "FAILED_READ_FILE" in line and "part-0.txt" in line, line
+    assert line.endswith(")") and "(cause: ChecksumException: Checksum error: " in line, line

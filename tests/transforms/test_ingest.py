@@ -304,3 +304,51 @@ def test_empty_raw_folders_fail_the_day(spark, tmp_path):
     with pytest.raises(TransformError, match=r"^ingest 2020-08-05: no file under csv/2020-08-05, "
                                              r"json/2020-08-05 matches file_glob 'part-\*'$"):
         ingest_frames(ctx, {})
+
+
+def test_a_link_to_a_folder_fails_the_day_naming_it_and_links_to_nothing_or_fifos_are_named(spark, tmp_path,
+                                                                                           caplog):
+    """The reader follows links to folders (a link to '..' read the day 41 times, each bad line quarantined 41
+    times, and the run succeeded); links to nothing and FIFOs were skipped without a word."""
+    import os
+
+    day = "2020-08-05"
+    folder = tmp_path / "csv" / day / "NYSE"
+    folder.mkdir(parents=True)
+    line = f"{day},{day} 17:00:00.000,T,ABC,{day} 10:00:00.100,{{seq}},NYSE,10.5,100\n"
+    (folder / "part-00000.txt").write_text(line.format(seq=1))
+    (tmp_path / "elsewhere.txt").write_text(line.format(seq=2))
+    (folder / "part-00001.txt").symlink_to(tmp_path / "elsewhere.txt")  # a link to a file: read as the file
+    (folder / "part-00002.txt").symlink_to(tmp_path / "gone.txt")
+    os.mkfifo(folder / "part-00003.txt")
+    ctx = raw_context(spark, tmp_path, dt.date(2020, 8, 5))
+    out = ingest_frames(ctx, {})
+    assert sorted(r["event_seq_nb"] for r in out["events"].collect()) == [1, 2]
+    assert ctx.metrics["lines_read"] == 2 and ctx.metrics["files"] == 2
+    assert ctx.metrics["files_not_read"] == [f"csv/{day}/NYSE/part-00002.txt", f"csv/{day}/NYSE/part-00003.txt"]
+    assert any(f"2 entries under the date's raw folders are no readable file and were not read: "
+               f"csv/{day}/NYSE/part-00002.txt (a link to nothing), csv/{day}/NYSE/part-00003.txt (not a regular "
+               f"file)" in r.getMessage() for r in caplog.records)
+
+    (folder / "loop").symlink_to("..")
+    with pytest.raises(TransformError) as info:
+        ingest_frames(ctx, {})
+    assert str(info.value).startswith(f"ingest {day}: csv/{day}/NYSE/loop -> .. is a link to a folder: the reader "
+                                      f"would read that folder too")
+
+
+def test_source_file_is_the_files_name_not_its_uri(spark, tmp_path):
+    """A space, '%', '#', '[', '?' in a name were written percent-encoded ('part-0%20a.txt'), naming no file."""
+    day = "2020-08-05"
+    names = ["part-0 a.txt", "part-1%41.txt", "part-2#x.txt", "part-3[1].txt", "part-4+b.txt", "part-5é.txt"]
+    line = f"{day},{day} 17:00:00.000,T,ABC,{day} 10:00:00.100,{{seq}},NY SE,10.5,0\n"  # bad: price 0
+    folder = tmp_path / "csv" / day / "NY SE"
+    folder.mkdir(parents=True)
+    for seq, name in enumerate(names):
+        (folder / name).write_text(line.format(seq=seq))
+    ctx = raw_context(spark, tmp_path, dt.date(2020, 8, 5))
+    out = ingest_frames(ctx, {"max_bad_share": 1.0, "file_glob": "part-*"})
+    assert sorted(r["source_file"] for r in out["quarantine"].collect()) == sorted(
+        f"csv/{day}/NY SE/{name}" for name in names)
+    for r in out["quarantine"].collect():
+        assert (tmp_path / r["source_file"]).is_file()

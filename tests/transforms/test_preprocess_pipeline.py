@@ -79,5 +79,12 @@ def test_catch_up_then_rerun_one_date(repo_root, tmp_path):
     before = len(_partition(store, "trade", DAYS[0]))
     failed = _run(repo_root, cfg, "--date", DAYS[0], "--force", "--var", "max_bad_share=0.0")
     assert failed.returncode == 1 and "max_bad_share" in failed.stdout + failed.stderr
+    # its report keeps the counts that made it fail (the quarantine of that date is not replaced)
+    (report,) = [r for r in (store / "_reports" / "preprocess" / DAYS[0]).glob("*/report.json")
+                 if json.loads(r.read_text())["status"] == "failed"]
+    ingest = json.loads(report.read_text())["steps"][0]
+    assert ingest["status"] == "failed" and ingest["metrics"]["bad"] == sum(
+        ingest["metrics"]["bad_by_reason"].values()) > 0
+    assert ingest["metrics"]["lines_read"] == ingest["metrics"]["valid"] + ingest["metrics"]["bad"]
     assert len(_partition(store, "trade", DAYS[0])) == before
     assert len(_partition(store, "trade", DAYS[1])) > 0

@@ -422,6 +422,8 @@ def test_a_live_processs_journal_is_left_alone_and_an_unreadable_one_keeps_its_f
     broken = tmp_path / STAGING / f"{tag}-{JOURNAL_MARK}y.json"
     broken.write_text(json.dumps({"version": 1, "writes": [{"uri": f"{STAGING}/{tag}-r5/quote",
                                                               "rel_path": "quote"}]}))
+    for n, text in enumerate(("not json", '{"writes": [{"rel_path": "quote"}, 3]}')):
+        (tmp_path / STAGING / f"{tag}-{JOURNAL_MARK}z{n}.json").write_text(text)
     LocalStorage(tmp_path).cleanup()
     assert broken.exists() and (tmp_path / STAGING / f"{tag}-r5/quote/trade_dt=D1/q.parquet").exists()
     assert "could not finish the commit of an ended run" in caplog.text

@@ -7,8 +7,8 @@ import sqlite3
 import pytest
 
 from engine.config import load_config
+from engine.errors import ConfigError
 from engine.tracker import open_tracker
-from engine.tracker.base import InvalidTableName
 from engine.tracker.sqlite_backend import SqliteTracker
 
 
@@ -39,10 +39,10 @@ def test_the_sqlite_tracker_table_is_tracker_job_tracker_table_name(tmp_path, te
 def test_an_invalid_sqlite_table_name_is_refused_before_anything_is_created(tmp_path, name):
     ini = tmp_path / "c.ini"
     ini.write_text(f"[tracker]\nsqlite_path = {tmp_path}/state/t.sqlite\njob_tracker_table_name = {name}\n")
-    with pytest.raises(InvalidTableName) as info:
+    with pytest.raises(ConfigError) as info:  # when the config is read, naming file and key
         open_tracker(load_config(ini, env={}))
-    assert str(info.value).startswith(f"[tracker] job_tracker_table_name: job tracker table name '{name}' is not a "
-                                      f"valid SQL identifier")
+    assert str(info.value).startswith(f"{ini}: [tracker] job_tracker_table_name: job tracker table name '{name}' is "
+                                      f"not a valid SQL identifier")
     assert info.value.exit_code == 2 and not (tmp_path / "state").exists()
 
 
