@@ -35,8 +35,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import requests
+import requests.adapters
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.core.pipeline.transport import RequestsTransport
 from azure.storage.blob import BlobPrefix, ContainerClient, ContentSettings, ExponentialRetry
 
 from engine.config import AzureConfig, Config
@@ -148,8 +151,23 @@ def build_container_client(target: AzureTarget, retry: RetrySettings, api_versio
                               "read_timeout": retry.read_timeout}
     if api_version:
         kwargs["api_version"] = api_version
+    kwargs["transport"] = RequestsTransport(session=_pooled_session(), session_owner=True)
     with translate_errors("create the client", target.where, target.secrets):
         return ContainerClient(target.endpoint, target.container, credential=target.credential, **kwargs)
+
+
+# Transfers at once: 8 per read or write, each blob in up to 2 ranges, two steps reading at a time. The requests
+# default keeps 10 connections per host: the rest were dropped after use, each drop logged as a console warning
+# ("Connection pool is full, discarding connection").
+_POOL_SIZE = 64
+
+
+def _pooled_session() -> requests.Session:
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=_POOL_SIZE)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
 class BlobAccess:
@@ -351,6 +369,15 @@ def next_manifest(old: Manifest | None, new_files: Mapping[str, Sequence[Manifes
                     committed_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
 
 
+def _partition_blobs(manifest: Manifest | None, new_files: Mapping[str, Any], mode: str) -> dict[str, list[str]]:
+    """What a write replaces, as the manifest holds it: the blobs of each partition it writes (of every
+    partition for a whole overwrite)."""
+    if manifest is None:
+        return {}
+    keys = manifest.partitions if mode == "overwrite" else [k for k in new_files if k in manifest.partitions]
+    return {k: sorted(f.blob for f in manifest.partitions[k]) for k in sorted(keys)}
+
+
 def partition_key(rel_file: str, partition_by: Sequence[str], dataset: str) -> str:
     """'trade_dt=2020-08-05/part-0.parquet' -> 'trade_dt=2020-08-05' (checked against partition_by)."""
     if not partition_by:
@@ -384,6 +411,10 @@ class TransferStats:
         with self._lock:
             for key, value in counts.items():
                 setattr(self, key, getattr(self, key) + value)
+
+
+class ManifestConflict(StorageError):
+    """Another writer replaced a dataset's manifest between our read and our conditional write."""
 
 
 class BlobVanished(StorageError):
@@ -503,31 +534,39 @@ class BlobCache:
             with self._lock:
                 self._index = on_disk
 
+    def version(self, blob_name: str) -> str:
+        """The ETag of the local copy of ``blob_name`` ("" when none): part of the key of a view holding it."""
+        with self._lock:
+            entry = self._index.get(blob_name)
+        return str(entry[0]) if entry else ""
+
     def build_view(self, view_dir: Path, files: Mapping[str, str]) -> None:
-        """Make ``view_dir`` hold exactly ``files`` (local name -> blob name), hard-linked from the store.
+        """Make ``view_dir`` (keyed by its content, see AzureBlobStorage._view_dir) hold ``files`` (local name ->
+        blob name), hard-linked from the store: built aside and renamed into place whole, reused as it is once
+        there, never changed (a Spark job of another run may be reading it).
 
         Called inside ``staging()`` only: prune, holding the cache lock exclusively, may then delete the lock
         files of the views it removes, as nobody can hold them.
         """
-        with self._file_lock(f"view-{self._view_key_dir(view_dir).name}.lock"):
-            view_dir.mkdir(parents=True, exist_ok=True)
-            os.utime(self._view_key_dir(view_dir))  # its last use, for prune
-            for path in sorted(view_dir.rglob("*"), reverse=True):
-                rel = path.relative_to(view_dir).as_posix()
-                if path.is_dir():
-                    with contextlib.suppress(OSError):
-                        path.rmdir()  # only succeeds when empty
-                elif rel not in files or not _same_file(path, self.local_path(files[rel])):
-                    path.unlink()
-            for rel, blob in files.items():
-                dest = view_dir / rel
-                if dest.exists():
-                    continue
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    os.link(self.local_path(blob), dest)
-                except OSError:
-                    shutil.copy2(self.local_path(blob), dest)
+        key_dir = self._view_key_dir(view_dir)
+        with self._file_lock(f"view-{key_dir.name}.lock"):
+            if key_dir.is_dir():
+                os.utime(key_dir)  # its last use, for prune
+                return
+            tmp_key = key_dir.with_name(f".{key_dir.name}.{uuid.uuid4().hex[:8]}.tmp")
+            tmp_view = tmp_key / view_dir.relative_to(key_dir)
+            try:
+                tmp_view.mkdir(parents=True)
+                for rel, blob in files.items():
+                    dest = tmp_view / rel
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    try:
+                        os.link(self.local_path(blob), dest)
+                    except OSError:
+                        shutil.copy2(self.local_path(blob), dest)
+                os.replace(tmp_key, key_dir)
+            finally:
+                shutil.rmtree(tmp_key, ignore_errors=True)
 
     def _view_key_dir(self, view_dir: Path) -> Path:
         """``views/<key>``: the unit prune removes (one key holds one view)."""
@@ -647,10 +686,12 @@ class AzureBlobStorage(Storage):
         got = self._read_manifest(rel_path)
         return got[0] if got else None
 
-    def _view_dir(self, rel_path: str, partitions: Sequence[str] | None) -> Path:
-        # one key per (dataset, partition selection): the unit that prune removes once unused
+    def _view_dir(self, rel_path: str, partitions: Sequence[str] | None, files: Mapping[str, str]) -> Path:
+        # one key per (dataset, partition selection, files): a view is never changed once built, so a run's
+        # Spark never sees files go from a folder it listed when another run reads a newer version
         selection = "*" if partitions is None else "\n".join(sorted(partitions))
-        key = hashlib.sha1(f"{self._dataset(rel_path)}\0{selection}".encode()).hexdigest()[:16]
+        content = "\n".join(f"{name}\0{blob}\0{self.cache.version(blob)}" for name, blob in sorted(files.items()))
+        key = hashlib.sha1(f"{self._dataset(rel_path)}\0{selection}\0{content}".encode()).hexdigest()[:16]
         # the view ends with the dataset's own path, as a local root would (transforms may rely on it)
         return self.cache_root / "views" / key / (self._dataset(rel_path) or "_root")
 
@@ -677,7 +718,6 @@ class AzureBlobStorage(Storage):
         self.prune_cache()
         started = time.monotonic()
         before = (self.stats.downloaded, self.stats.unchanged)
-        view = self._view_dir(rel_path, partitions)
         with self.cache.staging():
             for attempt in (1, 2):
                 try:
@@ -690,6 +730,7 @@ class AzureBlobStorage(Storage):
                                            f"being downloaded ({self.target.where})") from None
             if files is None:
                 return None
+            view = self._view_dir(rel_path, partitions, files)
             self.cache.build_view(view, files)
         log.info("staged %s: %d downloaded, %d unchanged, %.1fs", self._dataset(rel_path) or "/",
                  self.stats.downloaded - before[0], self.stats.unchanged - before[1],
@@ -772,18 +813,25 @@ class AzureBlobStorage(Storage):
             raise
         with signals_deferred():  # Ctrl-C and SIGTERM wait for the last manifest
             journal = self._write_journal(uploads) if len(uploads) > 1 else None
+            published = 0
             try:
-                for n, (pending, write_id, new_files) in enumerate(uploads):
-                    try:
-                        self._publish(pending, write_id, new_files)
-                    except BaseException:  # the writes after it stay unpublished
-                        for rest, _id, _files in uploads[n + 1:]:
-                            self.abort(rest)
-                        raise
-            finally:
-                if journal is not None:
-                    with contextlib.suppress(StorageError):
-                        self.access.delete([journal], 1)
+                for pending, write_id, new_files in uploads:
+                    self._publish(pending, write_id, new_files)
+                    published += 1
+            except BaseException:
+                if published == 0 or journal is None:  # nothing of it is out: every write is discarded
+                    for pending, _id, _files in uploads:
+                        self.abort(pending)
+                    self._delete_journal(journal)
+                else:  # part of it is out: the journal stays, and the next run's cleanup publishes the rest
+                    log.warning("Azure storage: %d of %d outputs were published when the commit failed; the "
+                                "next run on this storage publishes the others (journal %s)", published,
+                                len(uploads), journal)
+                    for pending, write_id, _files in uploads:
+                        shutil.rmtree(pending.uri, ignore_errors=True)
+                        self._active_writes.discard(write_id)
+                raise
+            self._delete_journal(journal)
         for pending, write_id, new_files in uploads:
             shutil.rmtree(pending.uri, ignore_errors=True)
             self._active_writes.discard(write_id)
@@ -798,15 +846,22 @@ class AzureBlobStorage(Storage):
     def _journals(self) -> str:
         return self.target.blob_path(JOURNALS_DIR) + "/"
 
+    def _delete_journal(self, journal: str | None) -> None:
+        if journal is not None:
+            with contextlib.suppress(StorageError):
+                self.access.delete([journal], 1)
+
     def _write_journal(self, uploads: Sequence[tuple[PendingWrite, str, Mapping[str, Sequence[ManifestFile]]]]
                        ) -> str:
-        """The journal blob: each write, its uploaded files and the manifest ETag it expects to replace."""
+        """The journal blob: each write, its uploaded files, and what the partitions it replaces held before (so
+        that finishing it never undoes a later write of those partitions)."""
         writes = []
         for pending, write_id, new_files in uploads:
             got = self._read_manifest(pending.rel_path)
             writes.append({"rel_path": pending.rel_path, "mode": pending.mode,
                            "partition_by": list(pending.partition_by), "owner": pending.owner,
-                           "write_id": write_id, "etag": got[1] if got else None,
+                           "write_id": write_id, "before": _partition_blobs(got[0] if got else None, new_files,
+                                                                           pending.mode),
                            "files": {k: [vars(f) for f in v] for k, v in new_files.items()}})
         name = f"{self._journals()}{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:12]}.json"
         self.access.put_bytes(name, json.dumps({"host": socket.gethostname(), "pid": os.getpid(),
@@ -840,32 +895,35 @@ class AzureBlobStorage(Storage):
                 log.warning("finished the commit of an ended run: %s", ", ".join(sorted(finished)))
 
     def _finish_write(self, w: Mapping[str, Any]) -> bool:
-        """Publish one write of a journal unless it is published or superseded; True when this published it."""
+        """Publish one write of a journal unless it is published, or the partitions it replaces were written
+        since (that later data stands); True when this published it."""
         rel, write_id = str(w["rel_path"]), str(w["write_id"])
         dataset = self._dataset(rel)
-        got = self._read_manifest(rel)
-        if got is not None and (got[0].write_id == write_id or any(
-                b.startswith(f"{RUNS_DIR}/{write_id}/") for b in got[0].referenced_blobs())):
-            return False  # published before the process ended
-        if (got[1] if got else None) != w["etag"]:
-            log.warning("Azure storage: %s changed since an ended commit began; its write %s is not published",
-                        dataset, write_id)
-            return False
         files = {k: [ManifestFile(**f) for f in v] for k, v in w["files"].items()}
         present = {b.name[len(dataset) + 1:] for b in self.access.list_blobs(f"{dataset}/{RUNS_DIR}/{write_id}/")}
         if any(f.blob not in present for fs in files.values() for f in fs):
             log.warning("Azure storage: files of an ended commit's write %s to %s are gone; not published",
                         write_id, dataset)
             return False
-        manifest = next_manifest(got[0] if got else None, files, str(w["mode"]), write_id,
-                                 tuple(w["partition_by"]), rel, str(w["owner"]))
-        try:
-            self._put_manifest(rel, manifest, got[1] if got else None)
-        except (ResourceModifiedError, ResourceExistsError):
-            log.warning("Azure storage: %s changed while an ended commit was being finished; write %s is not "
-                        "published", dataset, write_id)
-            return False
-        return True
+        for _ in range(_COMMIT_ATTEMPTS):
+            got = self._read_manifest(rel)
+            current = got[0] if got else None
+            if current is not None and (current.write_id == write_id or any(
+                    b.startswith(f"{RUNS_DIR}/{write_id}/") for b in current.referenced_blobs())):
+                return False  # published before the process ended
+            if _partition_blobs(current, files, str(w["mode"])) != w["before"]:
+                log.warning("Azure storage: %s was written since an ended commit began; its write %s is not "
+                            "published", dataset, write_id)
+                return False
+            manifest = next_manifest(current, files, str(w["mode"]), write_id, tuple(w["partition_by"]), rel,
+                                     str(w["owner"]))
+            try:
+                self._put_manifest(rel, manifest, got[1] if got else None)
+                return True
+            except ManifestConflict:
+                continue
+        raise StorageError(f"Azure storage: finishing an ended commit of '{dataset}' lost {_COMMIT_ATTEMPTS} races "
+                           f"with other writers ({self.target.where})")
 
     def _journal_write_ids(self) -> set[str]:
         """The writes named by journals still there: their uploaded files must wait for the journal's end."""
@@ -903,15 +961,19 @@ class AzureBlobStorage(Storage):
         return out
 
     def _put_manifest(self, rel_path: str, manifest: Manifest, etag: str | None) -> None:
-        """Replace the dataset's manifest if it still has ``etag`` (None: if there is none yet)."""
+        """Replace the dataset's manifest if it still has ``etag`` (None: if there is none yet); ManifestConflict
+        when another writer replaced (or created) it meanwhile."""
         name = f"{self._dataset(rel_path)}/{MANIFEST_NAME}"
         conditions: dict[str, Any] = (
             {"etag": etag, "match_condition": MatchConditions.IfNotModified, "overwrite": True}
             if etag is not None else {"overwrite": False})
         with self.access.errors(f"commit '{name}'"):
-            self.access.client.get_blob_client(name).upload_blob(
-                manifest.to_json().encode(), content_settings=ContentSettings(content_type="application/json"),
-                **conditions)
+            try:
+                self.access.client.get_blob_client(name).upload_blob(
+                    manifest.to_json().encode(), content_settings=ContentSettings(content_type="application/json"),
+                    **conditions)
+            except (ResourceModifiedError, ResourceExistsError):  # (the errors block would make it a failure)
+                raise ManifestConflict(name) from None
 
     def _publish(self, pending: PendingWrite, write_id: str, new_files: Mapping[str, Sequence[ManifestFile]]
                  ) -> None:
@@ -923,7 +985,7 @@ class AzureBlobStorage(Storage):
             try:
                 self._put_manifest(pending.rel_path, manifest, got[1] if got else None)
                 return
-            except (ResourceModifiedError, ResourceExistsError):
+            except ManifestConflict:
                 log.info("manifest %s changed during commit; merging again", name)
         raise StorageError(f"Azure storage: commit of '{name}' lost {_COMMIT_ATTEMPTS} races with other "
                            f"writers ({self.target.where})")

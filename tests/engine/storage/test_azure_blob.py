@@ -415,3 +415,19 @@ def test_cache_prune_skips_while_another_process_stages(azure_config, container,
     finally:
         holder.communicate("")
     assert first.cache.prune(86400.0) == (1, 2, 1)
+
+
+def test_a_view_another_run_is_reading_never_changes_under_it(azure_config, container, tmp_path) -> None:
+    """Two runs sharing one cache read one dataset: the second, after a newer commit, gets a view of its own. (The
+    view used to be rebuilt in place: files the first run's Spark had listed went away under it.)"""
+    writer = _storage(azure_config, container)
+    _commit(writer, "ds", {"d=1/part-0.parquet": "v1", "d=2/part-0.parquet": "v1"})
+    first = AzureBlobStorage.from_config(f"az://{container}/wh", azure_config(container, tmp_path / "shared"))
+    second = AzureBlobStorage.from_config(f"az://{container}/wh", azure_config(container, tmp_path / "shared"))
+    view1 = first.read_uri("ds")
+    listed = _tree(view1)
+    _commit(writer, "ds", {"d=1/part-1.parquet": "v2"})
+    view2 = second.read_uri("ds")
+    assert view2 != view1 and _tree(view2) == {"d=1/part-1.parquet": "v2", "d=2/part-0.parquet": "v1"}
+    assert _tree(view1) == listed  # still what the first run listed
+    assert second.read_uri("ds") == view2 and first.read_uri("ds") == view2  # one view per version, reused

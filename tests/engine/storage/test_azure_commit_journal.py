@@ -105,3 +105,59 @@ def test_a_journal_of_a_live_process_or_of_another_host_within_the_grace_period_
     storage.cleanup("")
     assert len(storage.access.list_blobs(f"wh/{JOURNALS_DIR}/")) == 2
     assert _day(storage, "quote") == {"trade_dt=D1/part-0.parquet": "old quote"}
+
+
+KILL_AFTER_FIRST = """    real_put(self, rel_path, manifest, etag)
+    os.kill(os.getpid(), signal.SIGKILL)  # the first manifest is in, the second not"""
+FAIL_ON_QUOTE = """    if rel_path == "quote":  # e.g. the link is lost after the trade manifest was written
+        from engine.errors import StorageError
+        raise StorageError("Azure storage: commit 'wh/quote/_manifest.json' failed: cannot reach the endpoint")
+    real_put(self, rel_path, manifest, etag)"""
+FAILING_COMMITTER = COMMITTER.replace(KILL_AFTER_FIRST, FAIL_ON_QUOTE)
+
+
+def test_a_commit_whose_second_manifest_fails_keeps_its_journal_for_the_next_run(azure_config, azurite, container,
+                                                                                   repo_root, tmp_path) -> None:
+    """The process lives on (the step fails) with the trade manifest out and the quote one not: the journal
+    stays, and the next run's cleanup publishes the quotes, also when another date was written meanwhile."""
+    storage = _old_day(azure_config, container)
+    env = {**os.environ, "PYTHONPATH": str(repo_root), "TICKFLOW_AZURE_STORAGE_ACCOUNT": ACCOUNT,
+           "TICKFLOW_AZURE_ACCESS_KEY": ACCOUNT_KEY, "TICKFLOW_AZURE_ENDPOINT": azurite.endpoint,
+           "TICKFLOW_AZURE_CONTAINER": container, "TICKFLOW_STORAGE_CACHE_DIR": str(tmp_path / "proc-cache")}
+    env.pop("TICKFLOW_CONFIG", None)
+    proc = subprocess.run([sys.executable, "-c", FAILING_COMMITTER, f"az://{container}/wh"], env=env,
+                          cwd=repo_root, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "cannot reach the endpoint" in proc.stderr
+    assert "1 of 2 outputs were published when the commit failed" in proc.stderr
+    assert len(storage.access.list_blobs(f"wh/{JOURNALS_DIR}/")) == 1
+    _write(storage, "quote", {"trade_dt=D2/part-0.parquet": "another date"})  # a concurrent run's date
+    storage.cleanup("")
+    assert _day(storage, "quote") == {"trade_dt=D1/part-0.parquet": "new quote",
+                                      "trade_dt=D2/part-0.parquet": "another date"}
+    assert storage.access.list_blobs(f"wh/{JOURNALS_DIR}/") == []
+
+
+def test_two_writers_committing_one_dataset_at_once_merge(azure_config, container, tmp_path) -> None:
+    """The second writer's conditional manifest write fails (412, or 409 for the first manifest): it reads the
+    new manifest and merges its partitions in, instead of failing the run."""
+    first = AzureBlobStorage.from_config(f"az://{container}/wh", azure_config(container))
+    other = AzureBlobStorage.from_config(f"az://{container}/wh", azure_config(container, tmp_path / "other"))
+    for existing in (False, True):
+        if existing:
+            _write(first, "trade", {"trade_dt=D0/part-0.parquet": "day 0"})
+        real_read = first._read_manifest
+        raced = []
+
+        def read_then_race(rel_path, real_read=real_read, raced=raced, existing=existing):
+            got = real_read(rel_path)
+            if not raced:  # the other writer commits between our read and our write
+                raced.append(1)
+                _write(other, "trade", {f"trade_dt=O{int(existing)}/part-0.parquet": "other"})
+            return got
+
+        first._read_manifest = read_then_race
+        _write(first, "trade", {f"trade_dt=F{int(existing)}/part-0.parquet": "first"})
+        first._read_manifest = real_read
+        assert raced
+        expected = {f"trade_dt=F{int(existing)}/part-0.parquet", f"trade_dt=O{int(existing)}/part-0.parquet"}
+        assert expected <= set(_day(first, "trade"))
