@@ -876,8 +876,8 @@ class AzureBlobStorage(Storage):
         return age >= self.cleanup_grace_seconds
 
     def _finish_journals(self) -> None:
-        """Publish the manifests that an ended process's commit had not published yet, where nobody changed
-        the dataset since (the ETag it recorded) and its uploaded files are all there."""
+        """Publish the manifests that an ended process's commit had not published yet, where nobody wrote the
+        partitions they replace since (what the journal recorded) and their uploaded files are all there."""
         for blob in self.access.list_blobs(self._journals()):
             got = self.access.get_bytes(blob.name)
             try:
