@@ -29,7 +29,7 @@ from engine.tracker import JobGuard
 from engine.tracker.base import TrackerUnreachable
 from engine.tracker.postgres_backend import PostgresTracker
 from tests.engine.tracker.test_contract import wait_until
-from tests.pg import PgServer, ThrowawayServer, create_database
+from tests.pg import PgServer, ThrowawayServer, create_database, start_or_skip
 
 SECRET = "s3cret-Pa55word"  # trust auth: sent nowhere, yet it must never show in a message
 DATE = dt.date(2020, 8, 6)
@@ -76,11 +76,7 @@ class Frozen:
 @pytest.fixture(scope="module")
 def freezable() -> Iterator[Frozen]:
     srv = ThrowawayServer()
-    try:
-        server = srv.start()
-    except (RuntimeError, FileNotFoundError) as exc:
-        srv.stop()
-        pytest.skip(f"no throwaway PostgreSQL: {exc}")
+    server = start_or_skip(srv)
     try:
         cfg = replace(server.config(create_database(server)), password=SECRET, statement_timeout=STATEMENT_S)
         yield Frozen(srv, server, cfg)

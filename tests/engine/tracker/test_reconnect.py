@@ -22,7 +22,7 @@ from engine.tracker import JobGuard, open_tracker
 from engine.tracker.base import TrackerUnreachable
 from tests.engine.tracker.conftest import Backend
 from tests.engine.tracker.test_contract import wait_until
-from tests.pg import PgServer, ThrowawayServer, create_database
+from tests.pg import PgServer, ThrowawayServer, create_database, start_or_skip
 
 DATE = dt.date(2020, 8, 6)
 JOB = "analyze_2020-08-06"
@@ -118,11 +118,7 @@ def test_tracker_sockets_notice_a_silently_dropped_link(pg: Backend) -> None:
 @pytest.fixture
 def restartable(tmp_path: Path) -> Iterator[tuple[RestartableServer, Config]]:
     srv = RestartableServer()
-    try:
-        server = srv.start()
-    except (RuntimeError, FileNotFoundError) as exc:
-        srv.stop()
-        pytest.skip(f"no throwaway PostgreSQL: {exc}")
+    server = start_or_skip(srv)
     try:
         yield srv, Config(postgres=server.config(create_database(server)))
     finally:
