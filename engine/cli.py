@@ -442,6 +442,7 @@ def cmd_plan(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     check_selection(probe, args.select)
     raw_storage = open_storage(config.storage.raw_root, config)
     check_raw_root(args, probe, raw_storage)  # a wrong raw root is an error, not "nothing to do"
+    open_storage(config.storage.root, config).check()  # what would refuse the run refuses its plan
     if args.date:
         dates = [args.date]
     else:
@@ -545,6 +546,7 @@ def check_raw_root(args: argparse.Namespace, spec: PipelineSpec, raw_storage: An
     """A run of a spec that takes its dates from raw folders (a catch-up, a backfill, or one --date) when none of
     them is under the raw root: ConfigError (exit 2), raised before the tracker is opened and Spark started (run
     and plan call it first). A mistyped raw root is then a configuration error, not a date recorded as failed."""
+    raw_storage.check_readable()  # wrong credentials are named as such, not as a raw folder that failed to list
     folders = [str(f) for f in spec.catch_up.get("raw_folders") or []]
     if folders:
         check_raw_folders(spec.name, raw_storage, folders)

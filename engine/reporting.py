@@ -76,6 +76,20 @@ def sanitize_metrics(record: RunRecord) -> None:
                             "JSON-serialisable (%s)", key, step.name, type(value).__name__, exc)
 
 
+def _keep_locally(record: RunRecord, charts: list[Any], log_file: Path | None, secrets: list[str], where: str,
+                  exc: Exception) -> str:
+    """Writes the report beside the run's log when the storage refused it, and says where."""
+    from engine.report import HTML_NAME, JSON_NAME, write_report
+
+    base = log_file.parent if log_file else Path(tempfile.gettempdir())
+    folder = base / f"report_{record.pipeline}_{record.date or 'nodate'}_{record.run_id}"
+    folder.mkdir(parents=True, exist_ok=True)
+    record.report_html, record.report_json = str(folder / HTML_NAME), str(folder / JSON_NAME)
+    html, _ = write_report(record, charts, folder, str(log_file) if log_file else None, secrets=secrets)
+    log.warning("the run report could not be published to %s (%s); it is kept at %s", where, exc, html)
+    return str(html)
+
+
 def publish_report(record: RunRecord, runner: Any, storage: Storage, log_file: Path | None) -> str | None:
     """Write report.html/report.json; returns where a person can open it (a path or URI)."""
     from engine.report import HTML_NAME, JSON_NAME, write_report
@@ -100,8 +114,11 @@ def publish_report(record: RunRecord, runner: Any, storage: Storage, log_file: P
         with tempfile.TemporaryDirectory() as tmp:
             html, js = write_report(record, charts, Path(tmp), str(log_file) if log_file else None,
                                     secrets=secrets)
-            storage.put_file(f"{prefix}/{Path(html).name}", str(html))
-            storage.put_file(f"{prefix}/{Path(js).name}", str(js))
+            try:
+                storage.put_file(f"{prefix}/{Path(html).name}", str(html))
+                storage.put_file(f"{prefix}/{Path(js).name}", str(js))
+            except Exception as exc:  # the storage went away (often why the run failed): keep the report here
+                return _keep_locally(record, charts, log_file, secrets, where, exc)
         return record.report_html
     except Exception as exc:
         record.report_html = record.report_json = None

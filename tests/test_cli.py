@@ -629,3 +629,30 @@ def test_sigterm_while_waiting_for_an_upstream_job_ends_the_run_with_its_line_an
     assert proc.returncode == 143, "".join(seen) + err
     assert "down 2024-01-05: terminated: terminated by SIGTERM" in err, "".join(seen) + err
     assert "Traceback" not in err
+
+
+def test_plan_and_run_name_a_raw_root_or_storage_they_cannot_read(azurite, tmp_path):
+    """Wrong credentials are reported as such, naming the root, by plan as by run, before tracker and Spark."""
+    import base64
+
+    from tests.azurite import ACCOUNT
+
+    wrong = base64.b64encode(os.urandom(64)).decode()
+    (tmp_path / "raw" / "csv" / "2020-08-05").mkdir(parents=True)
+    azure = f"[azure]\nstorage_account = {ACCOUNT}\nendpoint = {azurite.endpoint}\ncontainer = market\n"
+    env = {"TICKFLOW_AZURE_ACCESS_KEY": wrong}
+    spec = ROOT / "pipelines" / "preprocess.yaml"
+    cases = {  # root, raw root -> what the message names
+        "raw": (f"{tmp_path}/wh", "az://market/raw", "read the raw root's container failed: access denied"),
+        "storage": ("az://market/wh", f"{tmp_path}/raw", "check the container failed: access denied"),
+    }
+    for name, (root, raw_root, words) in cases.items():
+        cfg = tmp_path / f"{name}.ini"
+        cfg.write_text(f"[storage]\nroot = {root}\nraw_root = {raw_root}\ncache_dir = {tmp_path}/cache\n"
+                       f"[tracker]\nsqlite_path = {tmp_path}/t.sqlite\n" + azure)
+        for command in (("plan", spec, "--date", "2020-08-05"), ("run", spec, "--date", "2020-08-05")):
+            out = cli(*command, "--config", cfg, env_extra=env)
+            assert out.returncode == 2, (name, command[0], out.stdout, out.stderr)
+            assert words in out.stderr and f"account={ACCOUNT}" in out.stderr, (name, command[0], out.stderr)
+            assert wrong not in out.stdout + out.stderr
+    assert not (tmp_path / "t.sqlite").exists()  # refused before the tracker was opened

@@ -47,7 +47,13 @@ from engine.deferred_signals import signals_deferred
 from engine.errors import ConfigError, StorageError
 from engine.processes import pid_alive
 from engine.storage.azure_errors import AzureWhere, azure_secrets, scrub, translate_errors
-from engine.storage.azure_uri import AzureLocation, clean_rel_path, parse_azure_uri, parse_connection_string
+from engine.storage.azure_uri import (
+    AzureLocation,
+    account_from_endpoint,
+    clean_rel_path,
+    parse_azure_uri,
+    parse_connection_string,
+)
 from engine.storage.base import (
     WRITE_MODES,
     FileStamp,
@@ -119,6 +125,7 @@ def resolve_target(root_uri: str, az: AzureConfig | None) -> AzureTarget:
         account = parts.account or az.storage_account or (loc.account or "")
         suffix = parts.endpoint_suffix or "core.windows.net"
         endpoint = az.endpoint or parts.blob_endpoint or f"{parts.protocol}://{account}.blob.{suffix}"
+        account = account or account_from_endpoint(endpoint)
         if parts.account_key:
             credential = {"account_name": account, "account_key": parts.account_key}
         elif parts.sas_token:
@@ -180,9 +187,11 @@ class BlobAccess:
     def errors(self, action: str):
         return translate_errors(action, self.target.where, self.target.secrets)
 
-    def check(self) -> None:
-        with self.errors("check the container"):
-            self.client.get_container_properties()
+    def check(self, action: str = "check the container") -> None:
+        """One page of one blob name: a listing is what every read needs, and unlike the container's
+        properties a container-scoped SAS (the usual least-privilege grant) may do it."""
+        with self.errors(action):
+            next(iter(self.client.list_blobs(results_per_page=1).by_page()), None)
 
     def get_bytes(self, name: str) -> tuple[bytes, str] | None:
         """Content and ETag of a blob, or None when it does not exist."""
@@ -700,6 +709,9 @@ class AzureBlobStorage(Storage):
     def check(self) -> None:
         self.access.check()
 
+    def check_readable(self) -> None:
+        self.access.check("read the raw root's container")
+
     def exists(self, rel_path: str) -> bool:
         if self._read_manifest(rel_path) is not None:
             return True
@@ -891,8 +903,10 @@ class AzureBlobStorage(Storage):
                 continue
             self.access.delete([blob.name], 1)
             finished = [w["rel_path"] for w, published in zip(doc["writes"], done, strict=True) if published]
-            if finished:
-                log.warning("finished the commit of an ended run: %s", ", ".join(sorted(finished)))
+            if finished:  # a write id is the run id and a nonce
+                runs = sorted({str(w["write_id"]).rsplit("-", 1)[0] for w in doc["writes"]})
+                log.warning("finished the commit of an ended run (run %s, process %s on %s): %s", ", ".join(runs),
+                            doc.get("pid", "?"), doc.get("host", "?"), ", ".join(sorted(finished)))
 
     def _finish_write(self, w: Mapping[str, Any]) -> bool:
         """Publish one write of a journal unless it is published, or the partitions it replaces were written

@@ -280,6 +280,11 @@ class AzureDirectStorage(Storage):
             require_abfs_connector(self._spark_settings)
         self.access.check()
 
+    def check_readable(self) -> None:
+        if self.check_connector:
+            require_abfs_connector(self._spark_settings)
+        self.access.check("read the raw root's container")
+
     def _committed(self, rel_path: str) -> bool:
         return self.access.blob_exists(f"{self.target.blob_path(rel_path)}/{SUCCESS_MARKER}")
 

@@ -94,6 +94,9 @@ def describe_failure(exc: BaseException, action: str, where: AzureWhere, secrets
     status = getattr(exc, "status_code", None)
     if isinstance(exc, ClientAuthenticationError) and status is None:
         why = "cannot sign requests: the access key is not a valid base64 account key"
+    elif code == "AuthorizationPermissionMismatch":
+        why = (f"permission missing (HTTP {status} {code}): the credential does not allow this; a SAS needs "
+               f"read, write, delete and list on the container (read and list for a raw root)")
     elif isinstance(exc, ClientAuthenticationError) or code in ("AuthenticationFailed", "AuthorizationFailure"):
         why = (f"access denied (HTTP {status} {code or 'Forbidden'}): wrong access key or connection string "
                f"for this account, or missing permission")

@@ -109,6 +109,18 @@ def abfss_uri(account: str, container: str, path: str, dfs_suffix: str = DEFAULT
     return f"{base}/{path}" if path else f"{base}/"
 
 
+def account_from_endpoint(endpoint: str) -> str:
+    """The account a blob endpoint serves: ``https://acct.blob.core.windows.net`` -> ``acct``; the emulator's
+    path style ``http://127.0.0.1:10000/devstoreaccount1`` -> ``devstoreaccount1``; '' when it names none
+    (a custom domain). A SAS connection string need not carry AccountName."""
+    parts = urlsplit(endpoint)
+    host = (parts.hostname or "").lower()
+    if ".blob." in host:
+        return host.split(".blob.", 1)[0]
+    segments = [seg for seg in parts.path.split("/") if seg]
+    return segments[0] if segments else ""
+
+
 def dfs_suffix_for(account: str, endpoint: str, endpoint_suffix: str = "") -> str:
     """The DFS host suffix matching a blob endpoint (sovereign clouds), else the public cloud's.
 

@@ -94,6 +94,11 @@ class Storage(ABC):
     def check(self) -> None:
         """Fail fast (StorageError, one line) when the root cannot be reached or used."""
 
+    def check_readable(self) -> None:  # noqa: B027 - optional hook
+        """Fail fast (StorageError, one line) when a root that is only read (the raw root) cannot be: wrong
+        credentials, a missing container. Nothing to check by default: a missing local folder is named by the
+        raw-folder check, and a raw root may well be read-only."""
+
     @abstractmethod
     def exists(self, rel_path: str) -> bool:
         """True when a committed dataset (or raw folder) is there."""

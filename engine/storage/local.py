@@ -416,8 +416,9 @@ class LocalStorage(Storage):
                             "and the next run tries again", journal.name, exc)
                 continue
             journal.unlink(missing_ok=True)
-            log.warning("finished the commit of an ended run: %s", ", ".join(
-                sorted({p.rel_path for p, _plan in pendings})))
+            log.warning("finished the commit of an ended run (run %s): %s",
+                        ", ".join(sorted({p.run_id for p, _plan in pendings})),
+                        ", ".join(sorted({p.rel_path for p, _plan in pendings})))
         return kept
 
     def _restore_interrupted(self, run_trash: Path) -> None:

@@ -3,6 +3,7 @@ pipeline, finishes that commit from its journal before it does anything else."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -116,11 +117,14 @@ def test_a_run_killed_between_two_output_commits_is_finished_by_the_next_run(tmp
     assert killed.returncode == -9, killed.stdout + killed.stderr
     assert _rows(warehouse, "pair/even") == list(range(0, 16, 2))
     assert _rows(warehouse, "pair/odd") == [1, 3, 5, 7, 9]  # new evens beside old odds, for now
-    assert list((warehouse / ".tickflow_staging").glob("*-journal-*.json"))
+    journals = list((warehouse / ".tickflow_staging").glob("*-journal-*.json"))
+    assert journals
+    killed_run = json.loads(journals[0].read_text())["writes"][0]["run_id"]
 
     other = _run(project, project["other"])
     assert other.returncode == 0, other.stdout + other.stderr
-    assert "finished the commit of an ended run: pair/even, pair/odd" in other.stdout + other.stderr
+    assert (f"finished the commit of an ended run (run {killed_run}): pair/even, pair/odd"
+            in other.stdout + other.stderr)
     assert _rows(warehouse, "pair/odd") == list(range(1, 16, 2))
     assert _rows(warehouse, "pair/even") == list(range(0, 16, 2))
     assert not (warehouse / ".tickflow_staging").exists() and not (warehouse / ".tickflow_trash").exists()

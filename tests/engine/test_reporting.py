@@ -38,3 +38,31 @@ def test_a_metric_the_report_cannot_hold_is_shown_as_text(spark, tmp_path, caplo
     assert len(warnings) == 2 and all("of step 'blocks' as text" in w for w in warnings)
     assert any("metric 'frame'" in w and "DataFrame" in w for w in warnings)
     assert not any("could not be written" in w for w in warnings)
+
+
+def test_a_report_the_storage_refuses_is_kept_beside_the_log(azurite, tmp_path, caplog):
+    """Azure storage gone at the end of a run (often why it failed): the report was lost with it."""
+    from engine.config import AzureConfig, Config, StorageConfig
+    from engine.storage.azure_blob import AzureBlobStorage, RetrySettings
+    from tests.azurite import ACCOUNT, ACCOUNT_KEY
+
+    config = Config(azure=AzureConfig(storage_account=ACCOUNT, access_key=ACCOUNT_KEY, endpoint=azurite.endpoint,
+                                      container="gone"),
+                    storage=StorageConfig(cache_dir=str(tmp_path / "cache")), base_dir=tmp_path)
+    storage = AzureBlobStorage.from_config("az://gone/wh", config, retry=RetrySettings(total=0))
+    step = StepRecord(name="ingest", transform="ingest_raw", status="failed", metrics={"lines_read": 12})
+    record = RunRecord(run_id="r2", pipeline="preprocess", date="2024-01-05", spec_file="s.yaml",
+                       storage_root="az://gone/wh", status="failed", steps=[step])
+    log_file = tmp_path / "logs" / "preprocess_2024-01-05.log"
+    log_file.parent.mkdir()
+    log_file.write_text("the run's log\n")
+    with caplog.at_level(logging.WARNING, logger="tickflow.report"):
+        where = publish_report(record, runner_for(tmp_path), storage, log_file)
+    folder = log_file.parent / "report_preprocess_2024-01-05_r2"
+    assert where == str(folder / "report.html") and Path(where).exists()
+    report = json.loads((folder / "report.json").read_text())
+    assert report["report_html"] == where and report["steps"][0]["metrics"] == {"lines_read": 12}
+    warning = next(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert "could not be published to az://gone/wh/_reports/preprocess/2024-01-05/r2" in warning
+    assert "container 'gone' does not exist" in warning and f"kept at {where}" in warning
+    assert ACCOUNT_KEY not in warning

@@ -241,6 +241,46 @@ def test_connection_string_config(azure_config, azurite, container) -> None:
     assert ACCOUNT_KEY not in repr(storage) and ACCOUNT_KEY not in storage.describe()
 
 
+def _container_sas(container: str, **permissions: bool) -> str:
+    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
+
+    expiry = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    return generate_container_sas(ACCOUNT, container, account_key=ACCOUNT_KEY,
+                                  permission=ContainerSasPermissions(**permissions), expiry=expiry)
+
+
+def _sas_config(azure_config, azurite, container: str, sas: str):
+    return azure_config(container, access_key="", storage_account="", endpoint="",
+                        connection_string=f"BlobEndpoint={azurite.endpoint};SharedAccessSignature={sas}")
+
+
+def test_a_container_sas_is_enough(azure_config, azurite, container) -> None:
+    """The least-privilege grant: a SAS for the one container (no account key, no AccountName)."""
+    sas = _container_sas(container, read=True, write=True, delete=True, list=True)
+    storage = AzureBlobStorage.from_config(f"az://{container}/wh", _sas_config(azure_config, azurite, container, sas),
+                                           cleanup_grace_seconds=0)
+    storage.check()
+    storage.check_readable()
+    _commit(storage, "ds", {"d=1/x.parquet": "1"})
+    _commit(storage, "ds", {"d=1/y.parquet": "2"}, run_id="again")  # replaces the partition, deletes the old
+    storage.cleanup("ds")
+    assert _tree(storage.read_uri("ds")) == {"d=1/y.parquet": "2"}
+    assert f"account={ACCOUNT}" in storage.describe()  # taken from the endpoint: the string names no account
+    signature = sas.split("sig=", 1)[1].split("&", 1)[0]
+    assert signature not in storage.describe() + repr(storage)
+
+
+def test_a_sas_without_list_permission_is_refused_at_the_check(azure_config, azurite, container) -> None:
+    sas = _container_sas(container, read=True, write=True)
+    storage = AzureBlobStorage.from_config(f"az://{container}/wh", _sas_config(azure_config, azurite, container, sas),
+                                           retry=FAST_RETRY)
+    message = str(_one_line_error(storage))
+    assert "permission missing (HTTP 403 AuthorizationPermissionMismatch)" in message, message
+    assert f"account={ACCOUNT}" in message and "sig=" not in message
+    with pytest.raises(StorageError, match="read the raw root's container failed: permission missing"):
+        storage.check_readable()
+
+
 def _one_line_error(storage: AzureBlobStorage) -> StorageError:
     with pytest.raises(StorageError) as info:
         storage.check()

@@ -7,6 +7,7 @@ import pytest
 from engine.errors import ConfigError
 from engine.storage.azure_uri import (
     abfss_uri,
+    account_from_endpoint,
     clean_rel_path,
     dfs_suffix_for,
     is_azure_uri,
@@ -95,6 +96,16 @@ def test_dfs_suffix_for() -> None:
     assert dfs_suffix_for("acct", "https://acct.blob.core.usgovcloudapi.net") == "dfs.core.usgovcloudapi.net"
     assert dfs_suffix_for("acct", "http://127.0.0.1:10000/acct") == "dfs.core.windows.net"
     assert dfs_suffix_for("acct", "", "core.chinacloudapi.cn") == "dfs.core.chinacloudapi.cn"
+
+
+@pytest.mark.parametrize(("endpoint", "account"), [
+    ("https://acct.blob.core.windows.net", "acct"),
+    ("https://Acct.blob.core.usgovcloudapi.net/", "acct"),
+    ("http://127.0.0.1:10000/devstoreaccount1", "devstoreaccount1"),
+    ("https://data.example.com", ""),
+])
+def test_account_from_endpoint(endpoint: str, account: str) -> None:
+    assert account_from_endpoint(endpoint) == account
 
 
 def test_connection_string_parts_and_repr_hides_key() -> None:
