@@ -40,7 +40,7 @@ from engine.spec import InputRef, PipelineSpec, StepSpec
 from engine.spec_loader import dag_of
 from engine.sql_check import syntax_errors
 from engine.step_definition import code_digest, definition_digest
-from engine.step_message import recorded_definition, written_message, written_partitions
+from engine.step_message import recorded_definition, step_figures, written_message, written_partitions
 from engine.storage.base import Storage
 from engine.tracker.base import stop_message
 from engine.writer import StagedOutput, abort_staged, commit_staged, stage_output
@@ -697,7 +697,7 @@ class PipelineRunner:
         # what it wrote, so a rerun can feed later steps from the committed outputs instead of recomputing
         written = written_message(srec.metrics.get("partitions_written", {}), srec.rows_out,
                                   {oname: out.path for oname, out in step.outputs.items()}, raw_read,
-                                  definition=self.definition(name))
+                                  definition=self.definition(name), figures=step_figures(srec.metrics))
         if writes:
             self._mark(name, "success", written)
 

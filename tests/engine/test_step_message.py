@@ -9,6 +9,7 @@ from engine.step_message import (
     message_field,
     readable,
     recorded_definition,
+    step_figures,
     written_message,
     written_partitions,
 )
@@ -51,3 +52,26 @@ def test_a_rows_message_keeps_the_digest_of_the_steps_definition() -> None:
     assert recorded_definition(message) == "0123456789abcdef"
     assert recorded_definition(written_message({}, {}, {})) is None  # a row from before digests were kept
     assert recorded_definition("not json") is None and recorded_definition(None) is None
+
+
+def test_a_steps_figures_are_kept_and_read_as_words() -> None:
+    """The ingest step's counts were in the report and the log only: nothing reading the tracker saw them."""
+    metrics = {"lines_read": 5050000, "valid": 5000257, "bad_by_reason": {"broken_json": 3, "bad_number": 7},
+               "share": 0.25, "partitions_written": {"trade": ["trade_dt=2024-01-05"]}, "flag": True,
+               "names": ["a"], "mixed": {"a": 1, "b": "x"}, "inf": float("inf"), "empty": {}}
+    figures = step_figures(metrics)
+    assert figures == {"lines_read": 5050000, "valid": 5000257, "bad_by_reason": {"broken_json": 3, "bad_number": 7},
+                       "share": 0.25}
+    message = written_message({"a": []}, {"a": 0}, {"a": "x/a"}, figures=figures)
+    assert message_field(message, "figures") == figures
+    assert readable(message) == ("wrote a 0 rows; lines_read 5,050,000, valid 5,000,257, "
+                                 "bad_by_reason {broken_json: 3, bad_number: 7}, share 0.25")
+
+
+def test_figures_that_do_not_fit_the_row_go_before_the_raw_stamps(caplog) -> None:
+    stamps = {f"csv/2024-01-05/EX{n:03d}": f"4:123456789:{'f' * 20}" for n in range(30)}
+    figures = {"by_symbol": {f"S{n:04d}": n for n in range(200)}}
+    with caplog.at_level(logging.WARNING, logger="tickflow.runner"):
+        message = written_message({"a": ["trade_dt=2024-01-05"]}, {"a": 3}, {"a": "x/a"}, stamps, figures=figures)
+    assert len(message) <= MESSAGE_MAX and message_field(message, "raw") == stamps
+    assert message_field(message, "figures") is None and "do not fit" not in caplog.text

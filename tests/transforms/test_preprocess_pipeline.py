@@ -73,6 +73,15 @@ def test_catch_up_then_rerun_one_date(repo_root, tmp_path):
                                                            and u["exchange"] == t["exchange"]) for t in trades}
         quarantine = _partition(store, "quarantine", day)
         assert Counter(q["reason"] for q in quarantine) == Counter(r.reason for r in records if r.reason)
+        # the tracker's row of the ingest step keeps its counts (status --steps shows them in words)
+        rows = json.loads(subprocess.run([sys.executable, "run_pipeline.py", "status", "--steps", "--json",
+                                          "--config", str(cfg)], cwd=repo_root, capture_output=True, text=True,
+                                         check=True).stdout)
+        (row,) = [r for r in rows if r["job_id"] == f"preprocess.ingest_{day}"]
+        figures = json.loads(row["message"])["figures"]
+        bad_by_reason = Counter(r.reason for r in records if r.reason)
+        assert figures["lines_read"] == len(records) == figures["valid"] + figures["bad"]
+        assert figures["bad"] == sum(bad_by_reason.values()) and figures["bad_by_reason"] == dict(bad_by_reason)
         for dataset in ("trade", "quote", "trade_close", "quarantine"):
             assert _conforms(repo_root / "schemas" / "data", store, dataset, day) > 0, dataset
     # rerun the first date with a stricter threshold: it fails and leaves the good outputs in place
