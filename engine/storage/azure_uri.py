@@ -7,6 +7,7 @@ the same place, so the engine accepts any and derives abfss:// for direct mode.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
@@ -117,6 +118,11 @@ def account_from_endpoint(endpoint: str) -> str:
     host = (parts.hostname or "").lower()
     if ".blob." in host:
         return host.split(".blob.", 1)[0]
+    try:  # path-style URLs are what IP-address endpoints use (the emulator, Azure Stack)
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host != "localhost":
+            return ""
     segments = [seg for seg in parts.path.split("/") if seg]
     return segments[0] if segments else ""
 

@@ -102,7 +102,9 @@ def test_dfs_suffix_for() -> None:
     ("https://acct.blob.core.windows.net", "acct"),
     ("https://Acct.blob.core.usgovcloudapi.net/", "acct"),
     ("http://127.0.0.1:10000/devstoreaccount1", "devstoreaccount1"),
+    ("http://localhost:10000/devstoreaccount1/", "devstoreaccount1"),
     ("https://data.example.com", ""),
+    ("https://proxy.example.com/storage", ""),
 ])
 def test_account_from_endpoint(endpoint: str, account: str) -> None:
     assert account_from_endpoint(endpoint) == account
