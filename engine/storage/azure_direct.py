@@ -17,7 +17,6 @@ import importlib.util
 import logging
 import os
 import re
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,8 +25,9 @@ from typing import Any
 
 from engine.config import Config, is_secret_key
 from engine.errors import ConfigError, StorageError
-from engine.storage.azure_blob import AzureTarget, BlobAccess, RetrySettings, is_folder_marker, resolve_target
+from engine.storage.azure_access import AzureTarget, BlobAccess, RetrySettings, is_folder_marker, resolve_target
 from engine.storage.azure_errors import scrub
+from engine.storage.azure_manifest import new_write_id
 from engine.storage.azure_uri import abfss_uri, clean_rel_path, dfs_suffix_for, parse_connection_string
 from engine.storage.base import (
     FileStamp,
@@ -46,7 +46,6 @@ LEFTOVER_DIRS = ("_temporary/", ".spark-staging-")
 # A write with an owner goes to <dataset>/_owned/<write_id>/ first (hidden from Spark's readers), and commit
 # copies its files into the partitions under the owner's names: Spark cannot name the files it writes.
 OWNED_STAGING = "_owned"
-_SAFE_ID_RE = re.compile(r"[^A-Za-z0-9._-]+")
 # The ABFS connector's artifact (jar file or Maven coordinate); hadoop-azure-datalake is the older adl:// one
 _CONNECTOR_RE = re.compile(r"hadoop-azure(?!-datalake)", re.IGNORECASE)
 # [spark] settings that put jars on the driver's class path (spark-submit's --jars, --packages...)
@@ -315,7 +314,7 @@ class AzureDirectStorage(Storage):
         rel = clean_rel_path(rel_path)
         uri = self.uri(rel)
         if owner:
-            write_id = f"{_SAFE_ID_RE.sub('-', run_id).strip('-') or 'run'}-{uuid.uuid4().hex[:8]}"
+            write_id = new_write_id(run_id)
             uri = self.uri(f"{rel}/{OWNED_STAGING}/{write_id}" if rel else f"{OWNED_STAGING}/{write_id}")
         return PendingWrite(rel_path=rel, uri=uri, run_id=run_id, mode=mode, partition_by=tuple(partition_by),
                             owner=owner)

@@ -16,7 +16,8 @@ import pytest
 
 from engine.config import load_config
 from engine.dates import raw_dates
-from engine.storage.azure_blob import MANIFEST_NAME, AzureBlobStorage
+from engine.storage.azure_blob import AzureBlobStorage
+from engine.storage.azure_manifest import MANIFEST_NAME
 from engine.storage.local import LocalStorage
 from tests.azurite import ACCOUNT, ACCOUNT_KEY, Azurite
 from tests.in_process import run_pipeline

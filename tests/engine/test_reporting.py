@@ -43,7 +43,8 @@ def test_a_metric_the_report_cannot_hold_is_shown_as_text(spark, tmp_path, caplo
 def test_a_report_the_storage_refuses_is_kept_beside_the_log(azurite, tmp_path, caplog):
     """Azure storage gone at the end of a run (often why it failed): the report was lost with it."""
     from engine.config import AzureConfig, Config, StorageConfig
-    from engine.storage.azure_blob import AzureBlobStorage, RetrySettings
+    from engine.storage.azure_access import RetrySettings
+    from engine.storage.azure_blob import AzureBlobStorage
     from tests.azurite import ACCOUNT, ACCOUNT_KEY
 
     config = Config(azure=AzureConfig(storage_account=ACCOUNT, access_key=ACCOUNT_KEY, endpoint=azurite.endpoint,

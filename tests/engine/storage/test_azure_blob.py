@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 
 from engine.errors import StorageError
-from engine.storage.azure_blob import MANIFEST_NAME, RUNS_DIR, AzureBlobStorage, RetrySettings
+from engine.storage.azure_access import RetrySettings
+from engine.storage.azure_blob import AzureBlobStorage
+from engine.storage.azure_manifest import MANIFEST_NAME, RUNS_DIR
 from tests.azurite import ACCOUNT, ACCOUNT_KEY
 
 FAST_RETRY = RetrySettings(total=1, initial_backoff=0.05, increment_base=0.05, jitter=0.0, connection_timeout=2)
@@ -313,7 +315,8 @@ def test_wrong_key_in_a_separate_process_logging_everything(azure_config, azurit
         "import logging, sys\n"
         "logging.basicConfig(level=logging.DEBUG)\n"
         "from engine.config import load_config\n"
-        "from engine.storage.azure_blob import AzureBlobStorage, RetrySettings\n"
+        "from engine.storage.azure_access import RetrySettings\n"
+        "from engine.storage.azure_blob import AzureBlobStorage\n"
         "from engine.errors import StorageError\n"
         "st = AzureBlobStorage.from_config(sys.argv[1], load_config(),\n"
         "    retry=RetrySettings(total=1, initial_backoff=0.05, increment_base=0.05, jitter=0.0))\n"

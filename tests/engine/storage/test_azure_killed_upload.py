@@ -9,7 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from engine.storage.azure_blob import RUNS_DIR, AzureBlobStorage
+from engine.storage.azure_blob import AzureBlobStorage
+from engine.storage.azure_manifest import RUNS_DIR
 from tests.azurite import ACCOUNT, ACCOUNT_KEY
 
 N_FILES = 1500

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine.errors import StorageError
-from engine.storage.azure_blob import Manifest, ManifestFile, next_manifest, partition_key
+from engine.storage.azure_manifest import Manifest, ManifestFile, next_manifest, partition_key
 from engine.storage.base import owned_name
 
 

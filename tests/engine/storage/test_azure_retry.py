@@ -12,7 +12,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from engine.errors import StorageError
-from engine.storage.azure_blob import AzureBlobStorage, RetrySettings
+from engine.storage.azure_access import RetrySettings
+from engine.storage.azure_blob import AzureBlobStorage
 from tests.azurite import ACCOUNT
 
 QUICK = dict(initial_backoff=0.01, increment_base=0.01, jitter=0.0, connection_timeout=2)
