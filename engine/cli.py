@@ -7,42 +7,24 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import datetime as dt
 import json
-import logging
 import os
-import signal
 import sys
-import threading
-import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any, TextIO
 
-from engine import errors
 from engine.config import Config, load_config
-from engine.console_out import ConsoleOut, clip
-from engine.dates import (
-    candidate_dates,
-    check_raw_folders,
-    job_dates,
-    no_new_raw_dates,
-    no_upstream_dates,
-    parse_date,
-    trading_days,
-)
-from engine.errors import EXIT_OK, EXIT_STEP_FAILED, EXIT_USAGE, SpecError, SpecFileMissing, TickflowError
-from engine.logs import FILE_ONLY, SecretMasker
-from engine.outputs_present import PartitionLister, gone_outputs, incomplete_job, incomplete_upstream
-from engine.raw_inputs import RawStamper, changed_raw
+from engine.console_out import ConsoleOut
+from engine.dates import parse_date
+from engine.errors import EXIT_OK, EXIT_USAGE, SpecError, SpecFileMissing, TickflowError
+from engine.logs import SecretMasker
 from engine.registry import REGISTRY
+from engine.run_command import Session, cmd_plan, cmd_run, load_for_date
 from engine.spec import PipelineSpec
-from engine.spec_loader import dag_of, load_spec, parse_var_overrides
-from engine.tracker.base import Terminated, outdated_by, parse_job_id, pipeline_job_id, upstream_rows
+from engine.spec_loader import dag_of
 
-log = logging.getLogger("tickflow.cli")
 SUBCOMMANDS = ("run", "validate", "plan", "graph", "list-transforms", "status", "unlock", "forget")
 
 EPILOG = """\
@@ -299,19 +281,14 @@ def _refused(args: argparse.Namespace, code: int, lines: list[str], masker: Secr
     return code
 
 
-# -- validate / plan / graph / list-transforms ----------------------------------------------------------
-def _load(path: str, args: argparse.Namespace, config: Config, date: dt.date | None) -> PipelineSpec:
-    return load_spec(path, date=date or dt.date.today(), var_overrides=parse_var_overrides(args.var),
-                     config=config)
-
-
+# -- validate / graph / list-transforms ---------------------------------------------------------------
 def cmd_validate(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     failed = 0
     session = Session(dataclasses.replace(config, spark=dataclasses.replace(config.spark, master="local[1]")))
     try:
         for path in args.specs:
             try:
-                spec = _load(path, args, config, args.date)
+                spec = load_for_date(path, args, config, args.date)
                 problems = _spark_sql_problems(path, spec, session.spark_provider()) if args.spark else []
                 if problems:
                     raise SpecError(problems)
@@ -368,7 +345,7 @@ def _spark_sql_problems(path: str, spec: PipelineSpec, spark: Any) -> list[str]:
 
 
 def cmd_graph(args: argparse.Namespace, config: Config, out: TextIO) -> int:
-    spec = _load(args.spec, args, config, args.date)
+    spec = load_for_date(args.spec, args, config, args.date)
     dag = dag_of(spec.steps)
     nodes, edges = list(dag.nodes), dag.edges()
     from engine import graph_render
@@ -428,404 +405,6 @@ def cmd_forget(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     from engine.tracker.commands import cmd_forget as run
 
     return run(args, config, out=out)
-
-
-def cmd_plan(args: argparse.Namespace, config: Config, out: TextIO) -> int:
-    """The plan of each date a run with the same arguments would process (``run --dry-run`` too)."""
-    from engine.plan import describe_plan
-    from engine.storage.factory import open_storage
-    from engine.tracker.factory import open_tracker
-
-    check_date_args(args)
-    start = args.date or getattr(args, "start", None)
-    probe = _load(args.spec, args, config, start)
-    check_selection(probe, args.select)
-    raw_storage = open_storage(config.storage.raw_root, config)
-    check_raw_root(args, probe, raw_storage)  # a wrong raw root is an error, not "nothing to do"
-    open_storage(config.storage.root, config).check()  # what would refuse the run refuses its plan
-    if args.date:
-        dates = [args.date]
-    else:
-        tracker = open_tracker(config, read_only=True)  # planning only looks: no table, no SQLite file
-        try:
-            dates, done = dates_to_run(args, probe, raw_storage, tracker, config.holidays,
-                                       storage=open_storage(config.storage.root, config))
-        finally:
-            tracker.close()
-        for d in done:
-            print(f"{probe.name} {d}: already succeeded; a run would leave it alone (use --force)", file=out)
-        if not dates:
-            print(nothing_to_do(args, probe, done, raw_storage, tracker), file=out)
-            return EXIT_OK
-    for n, date in enumerate(dates):
-        spec = probe if date == start else _load(args.spec, args, config, date)
-        print(("\n" if n else "") + describe_plan(spec, config, date, selectors=tuple(args.select),
-                                                  force=args.force), file=out)
-    return EXIT_OK
-
-
-# -- run ---------------------------------------------------------------------------------------------------
-# How a run that did not succeed is labelled (stderr line, JSON run_ended event, backfill table) by exit code
-END_STATUS = {EXIT_STEP_FAILED: "failed", EXIT_USAGE: "error", errors.EXIT_UPSTREAM: "blocked",
-              errors.EXIT_RUNNING: "running", 130: "interrupted", 143: "terminated"}
-@dataclass
-class DateOutcome:
-    date: dt.date
-    status: str
-    exit_code: int
-    duration_s: float
-    rows: int = 0
-    message: str = ""
-    log_file: str | None = None
-    report: str | None = None
-
-
-@dataclass
-class Session:
-    """What stays alive across the dates of one invocation (the SparkSession, the tracker)."""
-
-    config: Config
-    spark: Any = None
-    outcomes: list[DateOutcome] = field(default_factory=list)
-    storages: tuple[Any, ...] = ()
-
-    def spark_provider(self) -> Any:
-        if self.spark is None:
-            from engine.spark import build_session, unknown_sql_settings
-
-            conf = dict(self.config.spark.conf)
-            for storage in self.storages:  # direct mode: the connector's non-secret settings
-                conf.update(getattr(storage, "spark_conf", dict)())
-            log.info("starting Spark (%s)", self.config.spark.master)
-            spark = build_session(self.config.spark.master, conf)
-            for key in unknown_sql_settings(spark, self.config.spark.conf):
-                log.warning("[spark] %s is not a setting Spark %s knows: it has no effect (misspelt?)", key,
-                            spark.version)
-            for storage in self.storages:  # credentials go to the running session: never on the JVM's command line
-                getattr(storage, "configure_spark", lambda _spark: None)(spark)
-            self.spark = spark
-        return self.spark
-
-
-def check_date_args(args: argparse.Namespace) -> None:
-    """Mistakes in --date/--start/--end are usage errors, found before the tracker, storage or Spark."""
-    if args.date and (args.start or args.end):
-        raise TickflowError("give either --date or --start/--end, not both")
-    if (args.start or args.end) and not (args.start and args.end):
-        raise TickflowError("a backfill needs both --start and --end")
-    if args.start and args.end and args.start > args.end:
-        raise TickflowError(f"--start {args.start} is after --end {args.end}")
-
-
-def resolve_dates(args: argparse.Namespace, spec: PipelineSpec, raw_storage: Any, tracker: Any,
-                  holidays: Sequence[dt.date] = ()) -> list[dt.date]:
-    """The dates the arguments name or the inputs offer (``check_date_args`` has passed: run and plan call it
-    first, before they open anything); a backfill of a spec without a catch-up source takes the trading days."""
-    if args.date:
-        return [args.date]
-    rows = tracker.list_jobs() if tracker is not None else []
-    offered = candidate_dates(spec.catch_up, raw_storage, rows)
-    if args.start or args.end:
-        if offered is None:
-            return trading_days(args.start, args.end, holidays)
-        return [d for d in offered if args.start <= d <= args.end]
-    if offered is None:
-        raise TickflowError(f"{spec.file}: no --date given and the spec declares no catch_up source; "
-                            f"give --date YYYY-MM-DD or --start/--end")
-    return offered
-
-
-def raw_catch_up_folders(args: argparse.Namespace, spec: PipelineSpec) -> list[str]:
-    """The raw folders a run without --date takes its dates from ([] with --date, or for an upstream catch-up)."""
-    if args.date:
-        return []
-    return [str(f) for f in spec.catch_up.get("raw_folders") or []]
-
-
-def check_raw_root(args: argparse.Namespace, spec: PipelineSpec, raw_storage: Any) -> None:
-    """A run of a spec that takes its dates from raw folders (a catch-up, a backfill, or one --date) when none of
-    them is under the raw root: ConfigError (exit 2), raised before the tracker is opened and Spark started (run
-    and plan call it first). A mistyped raw root is then a configuration error, not a date recorded as failed."""
-    raw_storage.check_readable()  # wrong credentials are named as such, not as a raw folder that failed to list
-    folders = [str(f) for f in spec.catch_up.get("raw_folders") or []]
-    if folders:
-        check_raw_folders(spec.name, raw_storage, folders)
-
-
-def nothing_to_do(args: argparse.Namespace, spec: PipelineSpec, done: Sequence[dt.date], raw_storage: Any,
-                  tracker: Any) -> str:
-    """Why a catch-up or backfill (run or plan) has no date to process; a raw catch-up names where it looked."""
-    folders = raw_catch_up_folders(args, spec)
-    if done:
-        why = "every date already succeeded"
-    elif folders:
-        why = no_new_raw_dates(raw_storage, folders)
-    elif spec.catch_up.get("upstream") and not args.date:
-        why = no_upstream_dates(str(spec.catch_up["upstream"]), args.start, args.end, tracker=tracker.describe())
-    else:
-        why = "no new input dates"
-    return f"{spec.name}: nothing to do ({why})"
-
-
-def dates_to_run(args: argparse.Namespace, spec: PipelineSpec, raw_storage: Any, tracker: Any,
-                 holidays: Sequence[dt.date] = (), *, storage: Any) -> tuple[list[dt.date], list[dt.date]]:
-    """(dates a run processes, dates it leaves alone because their job already succeeded).
-
-    An explicit --date always runs (the guard then decides); a catch-up or backfill skips succeeded dates
-    unless --force, unless a job they require succeeded again after them (their outputs are out of date), or
-    unless partitions their steps wrote are gone from ``storage``.
-    """
-    dates = resolve_dates(args, spec, raw_storage, tracker, holidays)
-    if args.date or getattr(args, "force", False):
-        return dates, []
-    rows = {row.job_id: row for row in tracker.list_jobs()}
-    succeeded = set(job_dates(rows.values(), spec.name, ("success",)))
-    if spec.reads_earlier_dates and dates:  # parsed once: a catch-up may weigh years of dates
-        earlier = [(r, parse_job_id(r.job_id).date)  # type: ignore[union-attr]
-                   for r in upstream_rows(rows.values(), spec.requires, max(dates), earlier=True)]
-
-        def upstream(d: dt.date) -> list[Any]:
-            return [r for r, day in earlier if day <= d]
-    else:
-        def upstream(d: dt.date) -> list[Any]:
-            return [rows.get(pipeline_job_id(up, d)) for up in spec.requires]
-    done = [d for d in dates if d in succeeded and not outdated_by(rows.get(pipeline_job_id(spec.name, d)),
-                                                                   upstream(d))]
-    # a date whose outputs are gone from storage, or whose raw files changed since, is not done, whatever the
-    # tracker says
-    lister, stamper = PartitionLister(storage), RawStamper(raw_storage)
-    done = [d for d in done if not gone_outputs(spec, d, rows, lister) and not changed_raw(spec, d, rows, stamper)]
-    return [d for d in dates if d not in done], done
-
-
-def check_selection(spec: PipelineSpec, selectors: Sequence[str]) -> None:
-    """A --select naming no step is a usage error, found before anything starts."""
-    if selectors:
-        from engine.selection import parse_selectors, select
-
-        select(dag_of(spec.steps), parse_selectors(tuple(selectors)))
-
-
-def refuse_foreign_outputs(spec: PipelineSpec, tracker: Any) -> None:
-    """SpecError (exit 2, before any lock or Spark) when the spec would write a dataset another pipeline writes."""
-    from engine.dataset_owners import foreign_outputs
-
-    problems = foreign_outputs(spec, tracker.list_jobs())
-    if problems:
-        tracker.close()
-        raise SpecError(problems)
-
-
-@contextlib.contextmanager
-def sigterm_stops_the_run() -> Iterator[None]:
-    """SIGTERM stops a run as Ctrl-C does (exit 143, its line, a backfill's table) also where no job is held:
-    waiting for an upstream job, between the dates of a catch-up. There it used to end the process at once,
-    with no word; while a job is held, the job's guard handles it (and records the job)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum: int, frame: Any) -> None:
-        raise Terminated(signum)
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def cmd_run(args: argparse.Namespace, config: Config, out: TextIO) -> int:
-    with sigterm_stops_the_run():
-        return _run_command(args, config, out)
-
-
-def _run_command(args: argparse.Namespace, config: Config, out: TextIO) -> int:
-    from engine.storage.factory import open_storage
-    from engine.tracker.factory import open_tracker
-
-    if args.dry_run:
-        return cmd_plan(args, config, out)
-    check_date_args(args)
-    probe = _load(args.spec, args, config, args.date or args.start)
-    check_selection(probe, args.select)
-    raw_storage = open_storage(config.storage.raw_root, config)
-    check_raw_root(args, probe, raw_storage)  # a wrong raw root is an error, not "nothing to do"
-    storage = open_storage(config.storage.root, config)
-    storage.check()  # creates nothing: a run the tracker then refuses leaves no folder
-    tracker = open_tracker(config)
-    refuse_foreign_outputs(probe, tracker)
-    session = Session(config, storages=(storage, raw_storage))
-    interrupt: KeyboardInterrupt | None = None
-    try:
-        dates, done = dates_to_run(args, probe, raw_storage, tracker, config.holidays, storage=storage)
-        if args.start or args.end:  # a backfill's table lists the dates it left alone
-            session.outcomes += [DateOutcome(d, "skipped", EXIT_OK, 0.0, message="already succeeded")
-                                 for d in done]
-        if not dates and not session.outcomes:
-            print(nothing_to_do(args, probe, done, raw_storage, tracker), file=out)
-            return EXIT_OK
-        for i, date in enumerate(dates):
-            try:
-                outcome = run_one_date(args, config, date, storage, raw_storage, tracker, session, out)
-            except KeyboardInterrupt as exc:  # the table still says how far the run got, then the command stops
-                interrupt = exc
-                session.outcomes += [o for o in [getattr(exc, "outcome", None)] if o is not None]
-                session.outcomes += [DateOutcome(d, "not run", EXIT_OK, 0.0, message="not attempted: the run was "
-                                                 f"{'terminated' if getattr(exc, 'signum', None) else 'interrupted'}")
-                                     for d in dates[i + 1:]]
-                break
-            session.outcomes.append(outcome)
-            if outcome.exit_code != EXIT_OK and not args.keep_going:
-                note = f"not attempted: {date.isoformat()} was {outcome.status} (--keep-going goes on)"
-                session.outcomes += [DateOutcome(d, "not run", EXIT_OK, 0.0, message=note) for d in dates[i + 1:]]
-                break
-    finally:
-        tracker.close()
-        if session.spark is not None:
-            from engine.spark import stop_jvm
-
-            try:
-                session.spark.stop()
-            except Exception as exc:  # the JVM already ended (stopped with us): nothing left to stop
-                log.debug("stopping Spark: %s", exc)
-            stop_jvm()
-            for store in session.storages:
-                store.settle()
-        from engine.run_logging import stop_run_logging
-
-        stop_run_logging()
-    outcomes = sorted(session.outcomes, key=lambda o: o.date)
-    if len(outcomes) > 1 or args.start:
-        print_backfill_table(outcomes, out)
-    if interrupt is not None:
-        raise interrupt
-    return aggregate_exit(outcomes)
-
-
-def aggregate_exit(outcomes: list[DateOutcome]) -> int:
-    codes = {o.exit_code for o in outcomes}
-    for code in (EXIT_STEP_FAILED, errors.EXIT_RUNNING, errors.EXIT_UPSTREAM, EXIT_USAGE):
-        if code in codes:
-            return code
-    return EXIT_OK
-
-
-def print_backfill_table(outcomes: list[DateOutcome], out: TextIO) -> None:
-    print("\ndate        status    duration      rows  note", file=out)
-    for o in outcomes:
-        print(f"{o.date.isoformat()}  {o.status:<8} {o.duration_s:>8.1f}s {o.rows:>9,}  {clip(o.message)}", file=out)
-
-
-def run_one_date(args: argparse.Namespace, config: Config, date: dt.date, storage: Any, raw_storage: Any,
-                 tracker: Any, session: Session, out: TextIO) -> DateOutcome:
-    from engine.reporting import publish_report
-    from engine.run_logging import end_of_run_console
-    from engine.runner import PipelineRunner, RunOptions
-    from engine.tracker.guard import JobGuard
-
-    t0 = time.monotonic()
-    spec = _load(args.spec, args, config, date)
-    options = RunOptions(selectors=tuple(args.select), force=args.force,
-                         wait_for_upstream=args.wait_for_upstream,
-                         parallel_steps=args.parallel_steps or config.parallel_steps)
-    log_file = _start_logging(args, config, spec.name, date, options.run_id)
-    guard = JobGuard(tracker, spec.name, date, spec.requires, force=args.force,
-                     wait_for_upstream=args.wait_for_upstream, lease_seconds=config.tracker.lease_seconds,
-                     log=logging.getLogger("tickflow.tracker"), run_id=options.run_id, secrets=config.secrets(),
-                     reads_earlier=spec.reads_earlier_dates,
-                     incomplete=None if args.force else incomplete_job(spec, date, tracker, storage, raw_storage),
-                     upstream_incomplete=lambda job: incomplete_upstream(job, tracker.list_jobs(), storage,
-                                                                         raw_storage))
-    def progress_factory(total: int, spark_context: Any) -> Any:
-        from engine.progress import Progress
-
-        mode = "quiet" if args.quiet else ("json" if args.log_format == "json" else "bar")
-        return Progress(total, sys.stderr, mode, None, spark_context,
-                        labels={"pipeline": spec.name, "date": date.isoformat()})
-
-    runner = PipelineRunner(spec, config, date=date, storage=storage, raw_storage=raw_storage,
-                            registry=REGISTRY, spark_provider=session.spark_provider, guard=guard,
-                            options=options, progress_factory=progress_factory)
-    record = runner.new_record()
-    record.log_file = str(log_file) if log_file else None
-    code = EXIT_OK
-    message = ""
-    interrupt: KeyboardInterrupt | None = None
-    try:
-        try:
-            record = runner.run()
-            record.log_file = str(log_file) if log_file else None
-            message = record.message
-        except TickflowError as exc:
-            code = exc.exit_code
-            message = str(exc)
-            record = _failed_record(runner, record, message)
-        except Exception as exc:  # infrastructure trouble outside a step: one line, trace in the log
-            from engine.runner import essential_line
-
-            code = EXIT_STEP_FAILED
-            message = essential_line(exc)
-            log.error("run failed: %s", message)
-            log.debug("detail", exc_info=True)
-        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: reported like any other end, then the command stops
-            from engine.tracker.base import stop_message
-
-            interrupt, signum = exc, getattr(exc, "signum", None)
-            code, message = (128 + int(signum) if signum else 130), stop_message(exc)
-            record = _failed_record(runner, record, message)
-        rows = sum(sum(s.rows_out.values()) for s in record.steps)
-        report = None
-        started = any(s.started is not None or s.status == "failed" for s in record.steps)
-        if record.status != "skipped" and (code in (EXIT_OK, EXIT_STEP_FAILED) or started):
-            report = publish_report(record, runner, storage, log_file)
-        if record.status == "skipped":
-            print(f"{spec.name} {date}: already succeeded; nothing to do (use --force to rerun)", file=out)
-            status = "skipped"
-        elif code == EXIT_OK:
-            print(PipelineRunner.summary(record), file=out)
-            status = record.status  # success, or stale: a --select run left steps out of date (exit 0)
-        else:
-            # refused: an upstream job is not done (3), or the job runs elsewhere (4); a step failed (1); the
-            # tracker or storage failed, or the lock was lost (2); stopped by Ctrl-C (130) or SIGTERM (143)
-            status = END_STATUS.get(code, "failed")
-            line = f"{spec.name} {date}: {status}: {message}"
-            # the log the run points to says why it ended so (a scheduler's console output is often lost)
-            log.log(logging.WARNING if code in (errors.EXIT_UPSTREAM, errors.EXIT_RUNNING) else logging.ERROR,
-                    "%s (exit %d)", line, code, extra={FILE_ONLY: True})
-            if args.log_format == "json":  # stderr stays one JSON object per line for schedulers
-                line = json.dumps({"event": "run_ended", "pipeline": spec.name, "date": str(date),
-                                   "status": status, "exit_code": code, "message": message})
-            print(line, file=ConsoleOut(sys.stderr, SecretMasker(config.secrets())))
-        if report:
-            print(f"report: {report}", file=out)
-        if log_file:
-            print(f"log: {log_file}", file=out)
-        outcome = DateOutcome(date, status, code, time.monotonic() - t0, rows, message,
-                              str(log_file) if log_file else None, report)
-        if interrupt is not None:
-            interrupt.reported = True  # type: ignore[attr-defined]  # main() adds no second line
-            interrupt.outcome = outcome  # type: ignore[attr-defined]  # a backfill's table shows it
-            raise interrupt
-        return outcome
-    finally:
-        end_of_run_console()  # the JVM's last words (it stops after the last date) go to the log file only
-
-
-def _start_logging(args: argparse.Namespace, config: Config, pipeline: str, date: dt.date, run_id: str) -> Any:
-    """The run's log file; a log folder that cannot be made or written is a config error (exit 2), found
-    before the job is locked or Spark started."""
-    from engine.run_logging import log_dir_of, start_run_logging
-
-    try:
-        return start_run_logging(config, pipeline, date, run_id, quiet=args.quiet, fmt=args.log_format)
-    except OSError as exc:
-        raise errors.ConfigError(f"cannot write the run's log under [pipeline] log_dir {log_dir_of(config)}: "
-                                 f"{exc.strerror or exc}") from None
-
-
-def _failed_record(runner: Any, record: Any, message: str) -> Any:
-    return runner.record if runner.record is not None else record
 
 
 def entry() -> None:

@@ -126,7 +126,7 @@ def describe_plan(spec: PipelineSpec, config: Config, date: dt.date, *, selector
             guard.upstream = up_rows
             outdated = None if force else outdated_by(row, up_rows)
             foreign = foreign_outputs(spec, tracker.list_jobs())
-            if foreign:  # refused before anything else (engine.cli.refuse_foreign_outputs)
+            if foreign:  # refused before anything else (engine.run_command.refuse_foreign_outputs)
                 verdict = f"a run would exit 2: {foreign[0]}"
             elif not_ready:
                 verdict = f"a run would exit 3: upstream {', '.join(not_ready)} not successful"

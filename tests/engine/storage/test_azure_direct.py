@@ -173,7 +173,7 @@ def test_owned_append_is_staged_then_replaces_its_owners_files_only(azurite, con
 _SESSION_AS_THE_CLI_BUILDS_IT = """
 import json, sys
 from pyspark import SparkContext
-from engine.cli import Session
+from engine.run_command import Session
 from engine.config import AzureConfig, Config, SparkConfig, StorageConfig
 from engine.storage.factory import open_storage
 
