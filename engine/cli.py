@@ -17,13 +17,13 @@ from typing import Any, TextIO
 
 from engine.config import Config, load_config
 from engine.console_out import ConsoleOut
+from engine.dag import dag_of
 from engine.dates import parse_date
 from engine.errors import EXIT_OK, EXIT_USAGE, SpecError, SpecFileMissing, TickflowError
 from engine.logs import SecretMasker
 from engine.registry import REGISTRY
 from engine.run_command import Session, cmd_plan, cmd_run, load_for_date
 from engine.spec import PipelineSpec
-from engine.spec_loader import dag_of
 
 SUBCOMMANDS = ("run", "validate", "plan", "graph", "list-transforms", "status", "unlock", "forget")
 
@@ -321,7 +321,7 @@ def _step_where(path: str, step: Any) -> str:
 
 def _unchecked_sql(path: str, spec: PipelineSpec) -> list[str]:
     """The SQL steps whose text sqlglot cannot read: their syntax is first checked by Spark's parser."""
-    from engine.spec_loader import SqlParseError, sql_tables
+    from engine.sql_text import SqlParseError, sql_tables
 
     notes = []
     for step in spec.steps.values():

@@ -1,10 +1,13 @@
-"""A small graph wrapper over stdlib graphlib: order, cycles (printed as a path) and neighbourhoods."""
+"""A small graph wrapper over stdlib graphlib: order, cycles (printed as a path) and neighbourhoods; and the step
+graph of a spec (``dag_of``)."""
 
 from __future__ import annotations
 
 import graphlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+from engine.spec import StepSpec, path_parts, paths_nest
 
 
 class CycleError(Exception):
@@ -65,3 +68,27 @@ class Dag:
                     seen.add(c)
                     stack.append(c)
         return seen
+
+
+def dataset_edges(steps: Mapping[str, StepSpec]) -> dict[tuple[str, str], str]:
+    """Implicit edges ``(writer, reader) -> path``: a step reading ``dataset:<path>`` runs after the step of the
+    same spec that writes that dataset (or one inside it, or around it), so it reads this run's version."""
+    edges: dict[tuple[str, str], str] = {}
+    for reader in steps.values():
+        for ref in reader.inputs.values():
+            parts = path_parts(ref.dataset) if ref.dataset else ()
+            if not parts:
+                continue
+            for writer in steps.values():
+                if writer.name != reader.name and any(paths_nest(parts, path_parts(out.path))
+                                                      for out in writer.outputs.values()):
+                    edges.setdefault((writer.name, reader.name), str(ref.dataset))
+    return edges
+
+
+def dag_of(steps: Mapping[str, StepSpec]) -> Dag:
+    """Edges from step inputs, ``depends_on`` and ``dataset:`` inputs written by a step of the same spec."""
+    deps = {name: step.upstream_steps() & set(steps) for name, step in steps.items()}
+    for writer, reader in dataset_edges(steps):
+        deps[reader].add(writer)
+    return Dag.build({name: sorted(parents) for name, parents in deps.items()})

@@ -10,7 +10,7 @@ from engine.context import TransformContext
 from engine.errors import TransformError
 from engine.registry import Registry, TransformDef
 from engine.spec import StepSpec
-from engine.spec_loader import QUERY_KEYWORDS, first_sql_keyword
+from engine.sql_text import QUERY_KEYWORDS, first_sql_keyword
 
 
 class StepContractError(TransformError):

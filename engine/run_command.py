@@ -19,13 +19,14 @@ from typing import Any, TextIO
 from engine import errors
 from engine.config import Config
 from engine.console_out import ConsoleOut, clip
+from engine.dag import dag_of
 from engine.errors import EXIT_OK, EXIT_STEP_FAILED, EXIT_USAGE, SpecError, TickflowError
 from engine.logs import FILE_ONLY, SecretMasker
 from engine.outputs_present import incomplete_job, incomplete_upstream
 from engine.registry import REGISTRY
 from engine.run_dates import check_date_args, check_raw_root, dates_to_run, nothing_to_do
 from engine.spec import PipelineSpec
-from engine.spec_loader import dag_of, load_spec, parse_var_overrides
+from engine.spec_loader import load_spec, parse_var_overrides
 from engine.tracker.base import Terminated
 
 log = logging.getLogger("tickflow.cli")  # the name these lines have carried in run logs since engine/cli.py

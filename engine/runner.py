@@ -26,6 +26,7 @@ from typing import Any
 
 from engine.config import Config
 from engine.context import PreflightContext, TransformContext
+from engine.dag import dag_of
 from engine.errors import StepFailed, TickflowError, TransformError
 from engine.executor import compute_step
 from engine.expectations import ExpectationFailed
@@ -37,7 +38,6 @@ from engine.registry import Registry
 from engine.run_record import RunRecord, StepRecord
 from engine.selection import Selection, parse_selectors, select, select_all
 from engine.spec import InputRef, PipelineSpec, StepSpec
-from engine.spec_loader import dag_of
 from engine.sql_check import syntax_errors
 from engine.step_definition import code_digest, definition_digest
 from engine.step_message import recorded_definition, step_figures, written_message, written_partitions

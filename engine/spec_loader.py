@@ -8,28 +8,22 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 import os
-import re
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import jsonschema
-import sqlglot
 import yaml
-from sqlglot import exp as sql_exp
-from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
-from sqlglot.optimizer.scope import traverse_scope
 
 from engine.config import Config
-from engine.dag import CycleError, Dag
+from engine.dag import CycleError, Dag, dag_of, dataset_edges
 from engine.errors import RegistryError, SpecError, SpecFileMissing
 from engine.params import params_problems, with_defaults
 from engine.registry import REGISTRY, ModuleImportError, Registry, TransformDef
 from engine.spec import DATASET_PREFIX, InputRef, OutputSpec, PipelineSpec, StepSpec, path_parts, paths_nest
+from engine.spec_problems import Problems, schema_problems
+from engine.sql_text import NOT_A_QUERY, SqlParseError, sql_names, sql_statement_problem
 from engine.suggest import closest, did_you_mean
 from engine.templating import (
     TemplateProblem,
@@ -39,84 +33,12 @@ from engine.templating import (
     public_env,
     render_tree,
 )
-from engine.yaml_lines import KeyPath, LineMap, YamlSyntaxError, format_path, load_scalar, load_with_lines
+from engine.yaml_lines import KeyPath, YamlSyntaxError, format_path, load_scalar, load_with_lines
 
 SCHEMA_PATH = Path(__file__).resolve().parent.parent / "schemas" / "pipeline.schema.json"
 # A param naming a committed dataset the step reads: its params schema says so with this "format" (as the
 # engine's own read_dataset does for its ``path``).
 DATASET_PATH_FORMAT = "dataset-path"
-
-
-@dataclass
-class Problems:
-    file: str
-    lines: LineMap = field(default_factory=LineMap)
-    items: list[tuple[int, str]] = field(default_factory=list)
-    # values whose template failed: they keep their raw '{{ ... }}' text, so any later check of them (a type,
-    # a pattern) would only report the same mistake a second time, misleadingly
-    unrendered: set[KeyPath] = field(default_factory=set)
-    # the spec as read (before templating) and the --var values: a value wrong because of a --var says so
-    raw: Any = None
-    overrides: Mapping[str, Any] = field(default_factory=dict)
-
-    def is_unrendered(self, path: KeyPath) -> bool:
-        return any(path[:len(bad)] == bad for bad in self.unrendered)
-
-    def add(self, path: KeyPath, message: str, line: int | None = None) -> None:
-        if self.is_unrendered(path):
-            return
-        message += self._from_var(path)
-        path = as_written(self.lines, path)
-        line = line if line is not None else self.lines.line_of(path)
-        where = f"{self.file}:{line}" if line else self.file
-        self.items.append((line or 0, f"{where}: {format_path(path)}: {message}"))
-
-    def _from_var(self, path: KeyPath) -> str:
-        """`` (the value comes from --var x=...)`` when the template at ``path`` uses a var given with --var:
-        the error is then in the command line, not in the line of the spec it names."""
-        if not self.overrides:
-            return ""
-        node = self.raw
-        for part in path:
-            if isinstance(node, str):
-                break
-            try:
-                node = node[part]
-            except (KeyError, IndexError, TypeError):
-                return ""
-        if not isinstance(node, str):
-            return ""
-        used = [name for name in self.overrides if re.search(rf"\bvars\s*(?:\.\s*{re.escape(str(name))}\b|"
-                                                             rf"\[\s*['\"]{re.escape(str(name))}['\"])", node)]
-        return "".join(f" (the value comes from --var {name}={self.overrides[name]})" for name in used)
-
-    def raise_if_any(self) -> None:
-        if self.items:
-            ordered = [m for _, m in sorted(self.items, key=lambda item: item[0])]
-            raise SpecError(ordered)
-
-
-def as_written(lines: LineMap, path: KeyPath) -> KeyPath:
-    """``path`` with each mapping key YAML read as a boolean, null or number (``yes:``, ``~:``, ``1:``) given
-    as its text in the file, as the line map knows it."""
-    out: KeyPath = ()
-    for part in path:
-        if isinstance(part, str) or (*out, part) in lines.lines:
-            out = (*out, part)
-            continue
-        texts = [key[-1] for key in lines.lines if len(key) == len(out) + 1 and key[:-1] == out
-                 and isinstance(key[-1], str) and _same_scalar(key[-1], part)]
-        out = (*out, texts[0] if texts else part if isinstance(part, int) and not isinstance(part, bool)
-               else str(part))
-    return out
-
-
-def _same_scalar(text: str, value: Any) -> bool:
-    try:
-        loaded = load_scalar(text)
-    except yaml.YAMLError:
-        return False
-    return type(loaded) is type(value) and loaded == value
 
 
 def _pipeline_schema() -> Mapping[str, Any]:
@@ -136,40 +58,6 @@ def parse_var_overrides(items: list[str] | None) -> dict[str, Any]:
             parsed = value
         out[key.strip()] = value if parsed is None or isinstance(parsed, dict | list) else parsed
     return out
-
-
-def _schema_problems(err: jsonschema.ValidationError) -> list[tuple[KeyPath, str]]:
-    """Each problem of one schema error: an error about unknown keys names every one of them, at its line."""
-    path: KeyPath = tuple(err.absolute_path)
-    if err.validator == "additionalProperties" and isinstance(err.instance, Mapping):
-        allowed = sorted(err.schema.get("properties", {}))
-        extra = [k for k in err.instance if k not in allowed]
-        if extra and isinstance(err.schema.get("additionalProperties"), bool):
-            expected = ", ".join(allowed) or "nothing"
-            return [((*path, key), f"unknown key '{key}'{did_you_mean(str(key), allowed)}; expected one of: "
-                     f"{expected}") for key in extra]
-    return [_schema_error_path(err)]
-
-
-def _schema_error_path(err: jsonschema.ValidationError) -> tuple[KeyPath, str]:
-    path: KeyPath = tuple(err.absolute_path)
-    if err.validator == "required":
-        return path, err.message.replace("is a required property", "is required but missing")
-    if err.validator == "type" and "propertyNames" in err.relative_schema_path:
-        kind = "null" if err.instance is None else type(err.instance).__name__
-        return (*path, err.instance), (f"a name YAML reads as {kind} {err.instance!r}, not as text; quote it, and "
-                                       f"names must match {err.schema.get('pattern', 'a pattern')}")
-    if err.validator == "pattern" and "propertyNames" in err.relative_schema_path:
-        return (*path, err.instance), f"invalid name {err.instance!r}: names must match {err.validator_value}"
-    if err.validator == "pattern":
-        return path, f"{err.instance!r} does not match the pattern {err.validator_value}"
-    if err.validator == "propertyNames":
-        return path, f"invalid name: {err.message}"
-    if err.validator == "enum":
-        return path, f"{err.instance!r} is not one of {err.validator_value}"
-    if err.validator == "type":
-        return path, f"expected {err.validator_value}, got {type(err.instance).__name__} {err.instance!r}"
-    return path, err.message
 
 
 def load_spec(
@@ -235,7 +123,7 @@ def load_spec(
     # -- JSON Schema ---------------------------------------------------------------------------------
     validator = jsonschema.Draft202012Validator(_pipeline_schema())
     for err in sorted(validator.iter_errors(rendered), key=lambda e: list(map(str, e.absolute_path))):
-        for epath, message in _schema_problems(err):
+        for epath, message in schema_problems(err):
             problems.add(epath, message)
     # the checks below read the spec's shape (inputs a mapping, depends_on a list...): after a shape error,
     # they would only crash or repeat it
@@ -312,140 +200,6 @@ def _suggest(name: str, options: list[str]) -> str:
     return f"; did you mean '{close}'?" if close else ""
 
 
-class SqlParseError(ValueError):
-    """sqlglot could not read a SQL text (which Spark's own parser may still accept)."""
-
-
-def sql_tables(sql: str) -> list[str]:
-    """The tables a Spark SQL text reads by an unqualified name, lower-cased (Spark resolves names without
-    regard to case), in order of first appearance.
-
-    Not tables: CTE names (a name resolves to the nearest ``WITH`` that defines it, at any nesting level, as
-    Spark does; inside its own definition a CTE's name is the table), qualified names (``db.table``,
-    ``parquet.`/some/path```) and table-valued functions (``range(10)``). Parsed by sqlglot, Spark dialect, with
-    no Spark. Raises SqlParseError with sqlglot's message when sqlglot cannot parse the text.
-    """
-    return _sql_names(sql)[0]
-
-
-def _sql_names(sql: str) -> tuple[list[str], list[str]]:
-    """(``sql_tables(sql)``, the CTE names the text defines)."""
-    try:
-        found: list[sql_exp.Table] = []
-        ctes: list[str] = []
-        for tree in sqlglot.parse(sql, read="spark"):
-            if tree is None:
-                continue
-            tree = normalize_identifiers(tree, dialect="spark")
-            ctes += [cte.alias_or_name for cte in tree.find_all(sql_exp.CTE)]
-            found += [source for scope in traverse_scope(tree) for source in scope.sources.values()
-                      if isinstance(source, sql_exp.Table) and isinstance(source.this, sql_exp.Identifier)
-                      and not source.args.get("db") and not source.args.get("catalog")]
-    except sqlglot.errors.ParseError as exc:
-        raise SqlParseError(_parse_error_text(exc)) from None
-    except Exception as exc:  # any sqlglot failure: the SQL may still be valid for Spark
-        raise SqlParseError(" ".join(str(exc).split()) or type(exc).__name__) from None
-    found.sort(key=lambda table: table.this.meta.get("start", 0))
-    return list(dict.fromkeys(table.name for table in found)), list(dict.fromkeys(ctes))
-
-
-def _parse_error_text(exc: sqlglot.errors.ParseError) -> str:
-    """sqlglot's first error on one line, without its terminal underlining: what, where, near what."""
-    if not exc.errors:
-        return " ".join(str(exc).split())
-    err = exc.errors[0]
-    near = f" near '{err['highlight']}'" if err.get("highlight") else ""
-    return f"{err.get('description') or 'cannot parse'} at SQL line {err.get('line')}, column {err.get('col')}{near}"
-
-
-# How a query may start in Spark SQL; anything else (INSERT, CREATE, SET, CACHE, ...) is a statement that
-# ``spark.sql`` runs at once, outside a step's staged and checked write.
-QUERY_KEYWORDS = ("SELECT", "WITH", "FROM", "VALUES", "TABLE", "(")
-_SQL_NOISE = re.compile(r"--[^\n]*|/\*.*?\*/|'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"|`[^`]*`", re.S)
-_SQL_TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[();]")
-# what turns a WITH (or FROM) statement into a write: Spark's `WITH ... INSERT INTO`, `FROM t INSERT ...`
-_WRITE_PAIRS = {("INSERT", "INTO"), ("INSERT", "OVERWRITE"), ("DELETE", "FROM"), ("MERGE", "INTO")}
-_STATEMENT_NAMES = {"truncatetable": "TRUNCATE", "loaddata": "LOAD DATA", "multitableinserts": "INSERT"}
-NOT_A_QUERY = ("a SQL step must be exactly one query (SELECT ..., WITH ... SELECT ..., VALUES ..., TABLE t): "
-               "Spark runs any other statement at once, outside the step's staged and checked write")
-
-
-def _sql_tokens(sql: str) -> list[tuple[str, int]]:
-    """Upper-cased words, parentheses and semicolons of ``sql`` outside comments and quotes, each with its
-    parenthesis depth."""
-    out: list[tuple[str, int]] = []
-    depth = 0
-    for token in _SQL_TOKEN.findall(_SQL_NOISE.sub(" ", sql)):
-        depth -= token == ")"
-        out.append((token.upper(), depth))
-        depth += token == "("
-    return out
-
-
-def first_sql_keyword(sql: str) -> str:
-    """The first word of ``sql`` (upper case) after comments, or ``(``; '' when there is none."""
-    tokens = _sql_tokens(sql)
-    return tokens[0][0] if tokens else ""
-
-
-def lexical_query_problem(sql: str) -> str | None:
-    """What makes ``sql`` something else than one query, judged by its words alone (for SQL that sqlglot
-    cannot parse): it must start like a query, hold one statement, and not be a ``WITH ... INSERT``."""
-    tokens = _sql_tokens(sql)
-    while tokens and tokens[-1][0] == ";":
-        tokens.pop()
-    if not tokens:
-        return "holds no statement"
-    if tokens[0][0] not in QUERY_KEYWORDS:
-        keywords = ", ".join(QUERY_KEYWORDS[:-1])
-        return f"starts with {tokens[0][0]}, not with {keywords} or '{QUERY_KEYWORDS[-1]}'"
-    if any(token == ";" for token, _ in tokens):
-        return "holds more than one statement"
-    for (word, depth), (following, _) in zip(tokens, tokens[1:], strict=False):
-        if depth == 0 and (word, following) in _WRITE_PAIRS:
-            return _is_statement(word)
-    return None
-
-
-def _is_statement(kind: str) -> str:
-    return f"is {'an' if kind[:1] in 'AEIOU' else 'a'} {kind} statement"
-
-
-@contextmanager
-def _quiet_sqlglot() -> Iterator[None]:
-    """sqlglot logs a warning for each statement it keeps as a bare command; the problem is reported instead."""
-    logger = logging.getLogger("sqlglot")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
-def sql_statement_problem(sql: str) -> str | None:
-    """What makes ``sql`` something else than exactly one query (None: it is one). Parsed by sqlglot (Spark
-    dialect); SQL it cannot parse (Spark-only syntax) is judged by ``lexical_query_problem``."""
-    try:
-        with _quiet_sqlglot():
-            trees = [tree for tree in sqlglot.parse(sql, read="spark") if tree is not None]
-    except Exception:  # any sqlglot failure: Spark may still read it as a query
-        return lexical_query_problem(sql)
-    if len(trees) != 1:
-        return f"holds {len(trees)} statements" if trees else "holds no statement"
-    tree = trees[0]
-    if isinstance(tree, sql_exp.Query | sql_exp.Values):
-        return None
-    if first_sql_keyword(sql) == "TABLE":  # sqlglot reads Spark's `TABLE t` as an alias
-        return lexical_query_problem(sql)
-    kind = _STATEMENT_NAMES.get(tree.key, tree.key.upper())
-    if isinstance(tree, sql_exp.Command):
-        kind = str(tree.this).upper()
-    elif isinstance(tree, sql_exp.Create | sql_exp.Drop) and tree.args.get("kind"):
-        kind = f"{kind} {str(tree.args['kind']).upper()}"
-    return _is_statement(kind)
-
-
 def _sql_inputs(name: str, raw: Mapping[str, Any], inputs: Mapping[str, InputRef], step_names: list[str],
                 problems: Problems) -> dict[str, InputRef]:
     """Implicit inputs of a SQL step: each table it reads that no input declares must be a step of the
@@ -454,7 +208,7 @@ def _sql_inputs(name: str, raw: Mapping[str, Any], inputs: Mapping[str, InputRef
     where: KeyPath = ("steps", name, "sql")
     declares_inputs = isinstance(raw.get("inputs"), Mapping)
     try:
-        tables, ctes = _sql_names(raw["sql"])
+        tables, ctes = sql_names(raw["sql"])
     except SqlParseError as exc:
         if not declares_inputs:  # with inputs declared, Spark's own parser decides at run time
             problems.add(where, f"cannot tell which tables this SQL reads: sqlglot (Spark dialect) cannot parse "
@@ -789,27 +543,3 @@ def _check_charts(charts: list[Any], steps: Mapping[str, StepSpec], problems: Pr
             problems.add(where, f"chart '{chart.title}': source '{chart.source}': step '{step.name}' has no output "
                          f"'{chart.output}'{_suggest(chart.output, step.output_names())}; its outputs are: "
                          f"{', '.join(step.output_names())}")
-
-
-def dataset_edges(steps: Mapping[str, StepSpec]) -> dict[tuple[str, str], str]:
-    """Implicit edges ``(writer, reader) -> path``: a step reading ``dataset:<path>`` runs after the step of the
-    same spec that writes that dataset (or one inside it, or around it), so it reads this run's version."""
-    edges: dict[tuple[str, str], str] = {}
-    for reader in steps.values():
-        for ref in reader.inputs.values():
-            parts = path_parts(ref.dataset) if ref.dataset else ()
-            if not parts:
-                continue
-            for writer in steps.values():
-                if writer.name != reader.name and any(paths_nest(parts, path_parts(out.path))
-                                                      for out in writer.outputs.values()):
-                    edges.setdefault((writer.name, reader.name), str(ref.dataset))
-    return edges
-
-
-def dag_of(steps: Mapping[str, StepSpec]) -> Dag:
-    """Edges from step inputs, ``depends_on`` and ``dataset:`` inputs written by a step of the same spec."""
-    deps = {name: step.upstream_steps() & set(steps) for name, step in steps.items()}
-    for writer, reader in dataset_edges(steps):
-        deps[reader].add(writer)
-    return Dag.build({name: sorted(parents) for name, parents in deps.items()})

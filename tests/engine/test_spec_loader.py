@@ -344,7 +344,7 @@ steps:
 @pytest.mark.parametrize("read", ["mine", "./mine/", "mine/day=2024-01-05"])
 def test_a_step_reading_a_dataset_runs_after_the_step_writing_it(write_spec, read):
     """Else the reader may run first and read the previous run's version of the dataset."""
-    from engine.spec_loader import dag_of
+    from engine.dag import dag_of
 
     spec = load(write_spec(DATASET_READER.format(read=read, source="1 AS x", inputs="")))
     dag = dag_of(spec.steps)
@@ -353,7 +353,7 @@ def test_a_step_reading_a_dataset_runs_after_the_step_writing_it(write_spec, rea
 
 
 def test_a_dataset_read_of_an_unrelated_path_adds_no_edge(write_spec):
-    from engine.spec_loader import dag_of
+    from engine.dag import dag_of
 
     spec = load(write_spec(DATASET_READER.format(read="mine5", source="1 AS x", inputs="")))
     assert dag_of(spec.steps).edges() == []
@@ -704,8 +704,8 @@ steps:
 
 def test_a_sql_step_reads_another_step_by_its_name_without_declaring_inputs(write_spec):
     """The design's own sketch: ``FROM trades`` in a step with no inputs reads the step 'trades'."""
+    from engine.dag import dag_of
     from engine.spec import InputRef
-    from engine.spec_loader import dag_of
 
     spec = load(write_spec(SKETCH.format(table="trades")))
     vwap, busiest = spec.steps["vwap_1m"], spec.steps["busiest"]
@@ -792,37 +792,9 @@ def test_the_sketch_runs_end_to_end_on_spark(write_spec, tmp_path, spark):
     assert read("analytics/busiest") == [(DATE, "BBB", minute[0], 50.0)]
 
 
-@pytest.mark.parametrize("sql,tables", [
-    ("SELECT * FROM trades", ["trades"]),
-    ("FROM Trades SELECT *", ["trades"]),  # Spark resolves names whatever their case
-    ("SELECT * FROM `Trades` t JOIN quotes q ON t.symbol = q.symbol JOIN trades USING (symbol)", ["trades", "quotes"]),
-    # CTE names at any level are not tables, and a CTE shadows a table of its name where it is visible
-    ("WITH best AS (SELECT * FROM shares) SELECT * FROM best JOIN ma USING (symbol)", ["shares", "ma"]),
-    ("WITH Best AS (SELECT 1 AS a) SELECT * FROM best", []),
-    ("WITH a AS (SELECT * FROM t), b AS (SELECT * FROM a) SELECT * FROM b WHERE x IN (SELECT x FROM a)", ["t"]),
-    ("SELECT * FROM (WITH inner_cte AS (SELECT * FROM f) SELECT * FROM inner_cte) q", ["f"]),
-    ("SELECT * FROM a WHERE id IN (WITH c AS (SELECT id FROM b) SELECT id FROM c) AND EXISTS "
-     "(SELECT 1 FROM d WHERE d.id = a.id)", ["a", "b", "d"]),
-    ("SELECT * FROM (WITH c AS (SELECT 1 AS id) SELECT * FROM c) x JOIN c USING (id)", ["c"]),
-    ("WITH x AS (SELECT * FROM x) SELECT * FROM x", ["x"]),  # Spark: inside its definition, x is the table
-    ("SELECT (SELECT max(x) FROM d) AS m FROM (SELECT * FROM e) s", ["d", "e"]),
-    # qualified names, files, table-valued functions, VALUES and hints are not step references
-    ("SELECT * FROM parquet.`/some/path` JOIN db.trades USING (id) JOIN global_temp.v USING (id)", []),
-    ("SELECT * FROM range(10) JOIN VALUES (1) AS t(id) USING (id)", []),
-    ("SELECT /*+ BROADCAST(small) */ * FROM big JOIN small USING (k) LATERAL VIEW explode(arr) e AS x",
-     ["big", "small"]),
-    ("SELECT * FROM t1 UNION ALL SELECT * FROM t2 EXCEPT SELECT * FROM t3", ["t1", "t2", "t3"]),
-    ("SELECT 1 AS x", []),
-])
-def test_sql_tables(sql, tables):
-    from engine.spec_loader import sql_tables
-
-    assert sql_tables(sql) == tables
-
-
 def test_product_sql_steps_read_exactly_their_declared_inputs(repo_root):
     """sqlglot reads every SQL of the product specs (CTEs, window(), max_by, WINDOW w AS ...) as Spark does."""
-    from engine.spec_loader import sql_tables
+    from engine.sql_text import sql_tables
 
     sql_steps = 0
     for name in ("preprocess.yaml", "analyze.yaml"):
@@ -930,19 +902,6 @@ def test_a_sql_step_that_is_not_exactly_one_query_is_an_error(write_spec, sql, w
 ])
 def test_a_sql_step_that_is_one_query_loads(write_spec, sql):
     assert load(write_spec(STATEMENT.format(sql=sql))).steps["a"].sql
-
-
-@pytest.mark.parametrize("sql,what", [
-    ("SELECT a FROM t LATERAL VIEW OUTER explode(b) e AS c DISTRIBUTE BY ??", None),
-    ("WITH a AS (SELECT ??) INSERT OVERWRITE TABLE t SELECT * FROM a", "is an INSERT statement"),
-    ("SELECT ?? ; DROP TABLE t", "holds more than one statement"),
-    ("UPDATE t SET a = (", "starts with UPDATE, not with SELECT, WITH, FROM, VALUES, TABLE or '('"),
-])
-def test_sql_sqlglot_cannot_parse_is_judged_by_its_words(sql, what):
-    """Spark-only syntax: it must start like a query, hold one statement, and not write after WITH/FROM."""
-    from engine.spec_loader import lexical_query_problem, sql_statement_problem
-
-    assert sql_statement_problem(sql) == what == lexical_query_problem(sql)
 
 
 CATCH_UP = """
