@@ -163,3 +163,21 @@ def test_readme_metric_examples_produce_expected_rows(spark, run, market):
         compare(got, oracle.bars(trades, dt.timedelta(minutes=5)),
                 ["open", "high", "low", "close", "volume", "trade_count", "vwap"])
         assert all(k[2].minute % 5 == 0 and k[2].second == 0 for k in got)
+
+
+def test_the_vwap_expectations_fail_an_infinite_vwap(spark) -> None:
+    """With a high near the double limit, the bound high * (1 + 1e-12) overflowed to infinity and let an
+    infinite vwap (a notional past 1.8e308) pass: the day's bars and metrics were written with vwap = inf."""
+    from engine.expectations import evaluate, parse_expectations
+    from engine.spec_loader import load_spec
+
+    spec = load_spec(ROOT / "pipelines" / "analyze.yaml", date=dt.date(2024, 1, 8))
+    top = 1.7976931348623157e308
+    frame = spark.createDataFrame(
+        [(10.0, 9.0, 11.0), (1.5e307, 17.0, top), (top, 17.0, top), (float("inf"), 17.0, top)],
+        "vwap double, low double, high double")
+    for step in ("bars_1m", "daily_metrics"):
+        (check,) = [e for e in parse_expectations(list(spec.steps[step].expectations))
+                    if e.name == "vwap_within_low_high"]
+        (result,) = evaluate(frame, [check])
+        assert (result.passed, result.failed) == (3, 1), step
