@@ -47,7 +47,7 @@ _HTML_STYLES = (
     str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;"}),
 )
 _HTML_SPECIAL = frozenset("&<>\"'")
-# Where a text was shortened (runner.essential_line, the tracker's message column, console table cells): a
+# Where a text was shortened (error_lines.essential_line, the tracker's message column, console table cells): a
 # secret cut there leaves a prefix the whole-secret match misses. Prefixes this long are masked.
 CUT_MARKS = ("...", "…")
 MIN_CUT_PREFIX = 4

@@ -8,10 +8,11 @@ from typing import Any
 
 from engine.config import Config
 from engine.dataset_owners import foreign_outputs
+from engine.error_lines import essential_line
 from engine.errors import TickflowError
 from engine.outputs_present import incomplete_job, incomplete_upstream
 from engine.registry import REGISTRY
-from engine.runner import PipelineRunner, RunOptions, essential_line, preflight
+from engine.runner import PipelineRunner, RunOptions, preflight
 from engine.spec import PipelineSpec
 from engine.tracker.base import fmt_time, outdated_by, upstream_rows
 

@@ -280,7 +280,7 @@ def run_one_date(args: argparse.Namespace, config: Config, date: dt.date, storag
             message = str(exc)
             record = _failed_record(runner, record, message)
         except Exception as exc:  # infrastructure trouble outside a step: one line, trace in the log
-            from engine.runner import essential_line
+            from engine.error_lines import essential_line
 
             code = EXIT_STEP_FAILED
             message = essential_line(exc)

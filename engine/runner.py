@@ -15,7 +15,6 @@ import contextlib
 import datetime as dt
 import functools
 import logging
-import re
 import threading
 import time
 import uuid
@@ -27,20 +26,20 @@ from typing import Any
 from engine.config import Config
 from engine.context import PreflightContext, TransformContext
 from engine.dag import dag_of
-from engine.errors import StepFailed, TickflowError, TransformError
+from engine.error_lines import essential_line
+from engine.errors import StepFailed, TickflowError
 from engine.executor import compute_step
 from engine.expectations import ExpectationFailed
 from engine.logs import STEP_EVENT, mute_console
-from engine.outputs_present import PartitionLister, gone_from_step
 from engine.partition_values import refuse_foreign_partition_values
-from engine.raw_inputs import RawStamper, changed_folders, stamp_folder
+from engine.raw_inputs import stamp_folder
 from engine.registry import Registry
 from engine.run_record import RunRecord, StepRecord
 from engine.selection import Selection, parse_selectors, select, select_all
 from engine.spec import InputRef, PipelineSpec, StepSpec
 from engine.sql_check import syntax_errors
-from engine.step_definition import code_digest, definition_digest
-from engine.step_message import recorded_definition, step_figures, written_message, written_partitions
+from engine.step_message import step_figures, written_message
+from engine.step_reuse import StepReuse
 from engine.storage.base import Storage
 from engine.tracker.base import stop_message
 from engine.writer import StagedOutput, abort_staged, commit_staged, stage_output
@@ -56,84 +55,6 @@ class RunOptions:
     parallel_steps: int = 2  # steps run at once when neither needs the other's output (1: one by one)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
-
-_PYTHON_ERROR = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)(?::|$)")
-_JAVA_CAUSE = re.compile(r"^:\s*(?:[\w$]+\.)*([\w$]+(?:Exception|Error)):\s*(.*)$")
-
-
-def essential_line(exc: BaseException) -> str:
-    """The one line of an error worth showing: class and first message line (no JVM stack).
-
-    A TransformError's message is written for the user (it names the date, file or rule): it stands alone.
-    The line is masked where it is written (log, tracker, report, console), after this cut: the masker also
-    masks a secret's prefix of 4+ characters left before the "..." (engine.logs.CUT_MARKS).
-    """
-    text = str(exc).strip()
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    first = lines[0] if lines else ""
-    if first.startswith(("JVM stacktrace", "at ")):
-        first = ""
-    name = type(exc).__name__
-    py4j_call = first.startswith("An error occurred while calling") and len(lines) > 1
-    java = _JAVA_CAUSE.match(lines[1]) if py4j_call else None
-    if java:  # py4j's first line only names the call: the Java exception's own line says what went wrong
-        name, first = java.group(1), java.group(2)
-    if "from the Python worker" in first:  # the worker's own error is the traceback's last line (a UDF's)
-        end = next((i for i, ln in enumerate(lines) if ln.startswith("JVM stacktrace")), len(lines))
-        raised = [ln for ln in lines[1:end] if _PYTHON_ERROR.match(ln)]
-        if raised:
-            first = f"{first.rstrip(':. ')}: {raised[-1]}"
-    line = f"{name}: {first}" if first and not isinstance(exc, TransformError) else first or name
-    cause = os_cause(exc) or (root_cause(exc) if "FAILED_READ_FILE" in first else None)
-    suffix = f" (cause: {cause})" if cause and cause not in line else ""
-    if len(line) + len(suffix) <= 400:
-        return line + suffix
-    return line[:397 - len(suffix)] + "..." + suffix
-
-
-# Operating-system errors that a JVM error's top line hides ("[TASK_WRITE_FAILED] Task failed while writing
-# rows to ...") and that tell the operator what to do: found in the cause chain, they are added to the line.
-OS_CAUSES = ("No space left on device", "Disk quota exceeded", "Read-only file system", "Permission denied",
-             "Too many open files")
-
-
-def os_cause(exc: BaseException) -> str | None:
-    """The first of OS_CAUSES named by ``exc`` or its causes (Python's chain, and PySpark's converted JVM causes
-    in ``_cause``, whose text is ``_desc``), else None."""
-    todo: list[Any] = [exc]
-    seen: set[int] = set()
-    while todo:
-        err = todo.pop(0)
-        if err is None or id(err) in seen:
-            continue
-        seen.add(id(err))
-        desc = getattr(err, "_desc", None)
-        try:
-            text = desc if isinstance(desc, str) else str(err)
-        except Exception:  # noqa: BLE001 - a py4j error's text asks the JVM, which may be gone
-            text = ""
-        found = next((c for c in OS_CAUSES if c in text), None)
-        if found:
-            return found
-        todo += [getattr(err, "_cause", None), err.__cause__, err.__context__]
-    return None
-
-
-def root_cause(exc: BaseException) -> str | None:
-    """The innermost Java cause of a Spark error (``ChecksumException: Checksum error: ...``): for errors whose
-    own line only names the file ("Encountered error while reading file ..."), the reason is down there."""
-    try:
-        err = getattr(exc, "_origin", None) or getattr(exc, "java_exception", None)
-        for _ in range(50):
-            if err is None or err.getCause() is None:
-                break
-            err = err.getCause()
-        if err is None:
-            return None
-        message = str(err.getMessage() or "").strip().splitlines()
-        return f"{err.getClass().getSimpleName()}: {message[0] if message else ''}".rstrip(": ")
-    except Exception:  # noqa: BLE001 - asks the JVM, which may be gone
-        return None
 
 
 def preflight(step: StepSpec, registry: Registry, date: dt.date | None, raw_storage: Storage) -> None:
@@ -195,10 +116,12 @@ class PipelineRunner:
         self.progress_factory = progress_factory  # (steps to run, SparkContext) -> Progress
         self.progress: Any = None
         self.dag = dag_of(spec.steps)
-        self._definitions: dict[str, str] = {}
         self.order = self.dag.order()
         self.selection: Selection = (select(self.dag, parse_selectors(self.options.selectors))
                                      if self.options.selectors else select_all(self.dag))
+        self.reuse = StepReuse(  # which steps a rerun reuses; the steps' definition digests
+            spec, self.dag, self.order, self.selection, self.guard, storage, raw_storage, registry, date,
+            self.options.force)
         self.chart_frames: dict[Any, Any] = {}  # ChartSpec -> its rows (pandas), or why they are missing
         self.record: RunRecord | None = None
         self.spark: Any = None
@@ -252,134 +175,8 @@ class PipelineRunner:
         return self._canonical(step, ref.output or step.default_output())
 
     def resumable(self) -> tuple[set[str], dict[str, dict[str, list[str]]]]:
-        """Steps a rerun need not compute: (skipped, reloaded).
-
-        A selected step is *fresh* when it succeeded for this date, its outputs exist and none is append-mode
-        (appends cannot be isolated). A step is *dirty* when a step upstream of it (through steps without
-        outputs and feeders too) rewrites its outputs in this run: its own outputs were computed from data
-        that is being replaced, so it reruns even when fresh. A fresh step that is not dirty is skipped when
-        no running step needs its result, and *reloaded* from its committed outputs (the partitions it wrote)
-        when running steps read only outputs it wrote; otherwise it is recomputed, and rewrites its outputs
-        too, which can make more steps dirty: repeated until nothing changes.
-        """
-        if self.options.force or getattr(self.guard, "outdated_by", None):  # outdated: its inputs were replaced
-            return set(), {}
-        selected = self.selection.selected
-        fresh = {name for name in self.order if name in selected and self._fresh(self.spec.steps[name])}
-        rewritten = {name for name in selected if self.spec.steps[name].outputs and name not in fresh}
-        partitions: dict[str, dict[str, list[str]] | None] = {}
-        while True:
-            dirty = self._dirty(rewritten)
-            skip, reload = self._reusable(fresh - dirty, dirty, partitions)
-            running = {name for name in selected if self.spec.steps[name].outputs
-                       and name not in skip and name not in reload}
-            if running <= rewritten:
-                return skip, reload
-            rewritten |= running  # recomputed though fresh: what it rewrites makes its downstream steps dirty
-
-    def _fresh(self, step: StepSpec) -> bool:
-        """Succeeded for this date, outputs exist, none appends: may be reused unless an upstream step reruns."""
-        if not step.outputs or any(o.mode == "append" for o in step.outputs.values()):
-            return False
-        return (self.guard.step_succeeded(step.name) and not self._redefined(step) and self._outputs_present(step)
-                and not self._raw_changed(step))
-
-    def definition(self, name: str) -> str:
-        """The digest of what step ``name`` computes (engine.step_definition), upstream steps included."""
-        if name not in self._definitions:
-            step = self.spec.steps[name]
-            tdef = self.registry.get(step.transform) if step.transform else None
-            self._definitions[name] = definition_digest(
-                step, code_digest(tdef.func) if tdef is not None else "",
-                [self.definition(parent) for parent in self.dag.parents[name]])
-        return self._definitions[name]
-
-    def _redefined(self, step: StepSpec) -> bool:
-        """The step is no longer defined as when it succeeded (params, SQL, code, an upstream step): its outputs
-        are not this spec's. A row from before digests were kept says nothing, and counts as unchanged."""
-        recorded = recorded_definition(self._step_message(step.name))
-        if recorded is None or recorded == self.definition(step.name):
-            return False
-        log.info("step %s: its definition (params, SQL, transform code or a step it reads) changed since it "
-                 "succeeded for %s; computing it again", step.name, self.date)
-        return True
-
-    def _outputs_present(self, step: StepSpec) -> bool:
-        """Each output exists with every partition the step wrote for this date: a partition deleted by hand
-        since (or lost with a restored backup) makes the step run again rather than leave the date short."""
-        if not all(self.storage.exists(o.path) for o in step.outputs.values()):
-            return False
-        gone = gone_from_step(step, self._step_message(step.name), PartitionLister(self.storage))
-        if gone:
-            log.info("step %s: %s, written for %s, is gone; computing it again", step.name, ", ".join(gone),
-                     self.date)
-        return not gone
-
-    def _raw_changed(self, step: StepSpec) -> bool:
-        """The raw files the step read when it succeeded are no longer those files (a late or re-sent file)."""
-        changed = changed_folders(self._step_message(step.name), RawStamper(self.raw_storage))
-        if changed:
-            log.info("step %s: its raw input for %s changed since it succeeded (%s); computing it again",
-                     step.name, self.date, "; ".join(changed))
-        return bool(changed)
-
-    def _dirty(self, rewritten: set[str]) -> set[str]:
-        """``rewritten`` and every step downstream of one of them."""
-        dirty: set[str] = set()
-        for name in self.order:
-            if name in rewritten or self.dag.parents[name] & dirty:
-                dirty.add(name)
-        return dirty
-
-    def _reusable(self, fresh: set[str], dirty: set[str], partitions: dict[str, dict[str, list[str]] | None]
-                  ) -> tuple[set[str], dict[str, dict[str, list[str]]]]:
-        """Of the selected steps that are not dirty: which are skipped and which reloaded (see ``resumable``);
-        consumers come first, since whether a step's result is needed depends on which of them run."""
-        skip: set[str] = set()
-        reload: dict[str, dict[str, list[str]]] = {}
-        for name in reversed(self.order):
-            if name not in self.selection.selected or name in dirty:
-                continue
-            step = self.spec.steps[name]
-            consumers = [c for c in self.dag.children(name) if self.selection.runs(c)]
-            running = [c for c in consumers if c not in skip and c not in reload]
-            if not step.outputs:
-                if consumers and not running:
-                    skip.add(name)  # a pure read needed by nobody that runs
-                continue
-            if name not in fresh:
-                continue
-            if not running:
-                skip.add(name)
-                continue
-            if name not in partitions:
-                partitions[name] = self._written_partitions(name)
-            written = partitions[name]
-            needed = {self._needed_output(step, ref) for c in running
-                      for ref in self.spec.steps[c].inputs.values() if ref.step == name}
-            if written is not None and all(o in step.outputs and (o in written or not step.outputs[o].partition_by)
-                                           for o in needed):
-                reload[name] = written
-        return skip, reload
-
-    def _needed_output(self, step: StepSpec, ref: InputRef) -> str:
-        """The spec output name a reference reads (single-output steps have one)."""
-        if len(step.declared_outputs) == 1 and len(step.outputs) == 1:
-            return next(iter(step.outputs))
-        return ref.output or step.default_output()
-
-    def _written_partitions(self, name: str) -> dict[str, list[str]] | None:
-        return written_partitions(self._step_message(name))
-
-    def _step_message(self, name: str) -> str | None:
-        """The message of the step's tracker row for this date: what it wrote when it succeeded."""
-        tracker = getattr(self.guard, "tracker", None)
-        if tracker is None or self.date is None:
-            return None
-        from engine.tracker.base import step_job_id
-
-        row = tracker.get(step_job_id(self.spec.name, name, self.date))
-        return row.message if row is not None else None
+        """Steps a rerun need not compute: (skipped, reloaded); see StepReuse.resumable."""
+        return self.reuse.resumable()
 
     # -- execution ------------------------------------------------------------------------------------------
     def run(self) -> RunRecord:
@@ -697,7 +494,7 @@ class PipelineRunner:
         # what it wrote, so a rerun can feed later steps from the committed outputs instead of recomputing
         written = written_message(srec.metrics.get("partitions_written", {}), srec.rows_out,
                                   {oname: out.path for oname, out in step.outputs.items()}, raw_read,
-                                  definition=self.definition(name), figures=step_figures(srec.metrics))
+                                  definition=self.reuse.definition(name), figures=step_figures(srec.metrics))
         if writes:
             self._mark(name, "success", written)
 
@@ -800,9 +597,9 @@ class PipelineRunner:
             if ref.step not in skip and ref.step not in reload:
                 continue
             spec, step = parse_chart(i, chart), self.spec.steps[ref.step or ""]
-            oname = self._needed_output(step, ref)
+            oname = self.reuse.needed_output(step, ref)
             out = step.outputs.get(oname)
-            written = reload.get(ref.step or "") or self._written_partitions(ref.step or "") or {}
+            written = reload.get(ref.step or "") or self.reuse.written_partitions(ref.step or "") or {}
             partitions = written.get(oname)
             try:
                 if out is None or (out.partition_by and partitions is None):

@@ -314,9 +314,9 @@ def test_a_failure_shows_rows_in_its_one_line_and_carries_every_count_to_the_rep
     results of every expectation of the output (passed ones too) for the failed step's report."""
     import re
 
+    from engine.error_lines import essential_line
     from engine.report import write_report
     from engine.run_record import RunRecord, StepRecord
-    from engine.runner import essential_line
     from engine.spec import OutputSpec
     from engine.storage.local import LocalStorage
     from engine.writer import write_output

@@ -62,7 +62,7 @@ def test_masker_finds_a_secret_read_with_a_leading_newline():
 def test_a_secret_cut_short_leaves_no_prefix_of_it():
     """A long error is cut to one line of 400 characters before it is masked: a password straddling the cut
     must not leave its first characters, wherever the text was cut ('...', or a table cell's '…')."""
-    from engine.runner import essential_line
+    from engine.error_lines import essential_line
 
     password = "Hunter2Secret!"
     for kept in (4, 9, 13):
@@ -213,7 +213,7 @@ def test_muted_loggers_reach_the_file_only_until_the_next_run(tmp_path, console)
 
 def test_a_python_workers_error_is_named_not_cut_at_its_colon() -> None:
     """A UDF's failure read "PythonException: An exception was thrown from the Python worker:" and no more."""
-    from engine.runner import essential_line
+    from engine.error_lines import essential_line
 
     class PythonException(Exception):
         pass

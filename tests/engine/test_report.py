@@ -201,7 +201,7 @@ def test_secrets_with_characters_html_escapes_never_reach_the_report(tmp_path):
     < > " ' must be masked in its escaped form too, and so must what a cut-short error line left of it."""
     import html
 
-    from engine.runner import essential_line
+    from engine.error_lines import essential_line
 
     sas, password = "sv=2022-11-02&ss=b&sig=Ab<c>d\"e'f%2Fg==", "pa'ss<wo>rd&\"x"
     cut = essential_line(RuntimeError("y" * 366 + f" password {password}"))

@@ -124,7 +124,7 @@ def test_a_step_edited_after_a_failed_run_is_computed_again_not_reused(change, t
     """Run, a later step fails, fix it and edit an earlier step: the edited step (and what reads it) is
     recomputed, the untouched one reused. Before, the edited step was skipped as done and the job ended
     success with outputs the spec no longer described."""
-    import engine.runner
+    import engine.step_reuse
 
     log_file = tmp_path / "computed.log"
     spec_path = write_spec(REDEFINED.format(mod=test_transforms_module, log=log_file))
@@ -135,8 +135,8 @@ def test_a_step_edited_after_a_failed_run_is_computed_again_not_reused(change, t
         record = run(bad=False, mult=100)
         expected, statuses = 100, ["skipped", "success", "success"]
     else:  # the transform's source file changed (a new release of the plugin): its step and all downstream
-        real = engine.runner.code_digest
-        monkeypatch.setattr(engine.runner, "code_digest", lambda func: real(func) + "-edited")
+        real = engine.step_reuse.code_digest
+        monkeypatch.setattr(engine.step_reuse, "code_digest", lambda func: real(func) + "-edited")
         record = run(bad=False)
         expected, statuses = 10, ["success", "success", "success"]
     assert record.status == "success"

@@ -12,7 +12,7 @@ import pytest
 from engine.config import Config, StorageConfig
 from engine.errors import StepFailed
 from engine.registry import REGISTRY
-from engine.runner import NullGuard, PipelineRunner, RunOptions, essential_line
+from engine.runner import NullGuard, PipelineRunner, RunOptions
 from engine.spec_loader import load_spec
 from engine.storage.local import LocalStorage
 from engine.tracker.base import LeaseLost
@@ -348,19 +348,6 @@ def test_a_multi_output_step_writes_its_outputs_together(env, write_spec, test_t
     assert not staging.exists()  # a finished run removes even the empty base folder
 
 
-def test_essential_line_takes_the_java_exception_of_a_py4j_error():
-    class Py4JJavaError(Exception):
-        pass
-
-    call = "An error occurred while calling o81.parquet.\n"
-    cancelled = Py4JJavaError(call + ": org.apache.spark.SparkException: [SPARK_JOB_CANCELLED] Job 1 cancelled "
-                                     "as part of cancellation of all jobs SQLSTATE: XXKDA\n\tat org.apache.spark.X")
-    assert essential_line(cancelled) == ("SparkException: [SPARK_JOB_CANCELLED] Job 1 cancelled as part of "
-                                         "cancellation of all jobs SQLSTATE: XXKDA")
-    assert essential_line(Py4JJavaError(call + "no Java line")) == "Py4JJavaError: " + call.strip()
-    assert essential_line(ValueError("bad value\nsecond line")) == "ValueError: bad value"
-
-
 def test_a_chart_that_cannot_be_drawn_costs_a_chart_not_the_step(env, write_spec, test_transforms_module):
     from engine.reporting import build_charts
 
@@ -511,32 +498,6 @@ def test_a_raw_storage_that_cannot_be_read_is_not_a_step_failure(tmp_path, write
     assert info.value.exit_code == 2 and guard.marks == []
 
 
-def test_essential_line_adds_an_operating_system_cause_from_deep_in_the_chain():
-    """A full disk surfaces as Spark's "[TASK_WRITE_FAILED] Task failed while writing rows"; the reason sits in
-    a cause several levels down (PySpark keeps converted JVM causes in ``_cause``, their text in ``_desc``)."""
-
-    class Converted(Exception):  # the shape of pyspark's CapturedException
-        def __init__(self, desc: str, cause: Exception | None = None):
-            super().__init__(desc)
-            self._desc, self._cause = desc, cause
-
-    disk = Converted("java.io.IOException: No space left on device")
-    top = Converted("[TASK_WRITE_FAILED] Task failed while writing rows to file:/wh/.tickflow_staging/x" + "z" * 400,
-                    Converted("org.apache.spark.SparkException: Job aborted", disk))
-    line = essential_line(top)
-    assert line.startswith("Converted: [TASK_WRITE_FAILED] Task failed while writing rows")
-    assert line.endswith("... (cause: No space left on device)") and len(line) == 400
-    try:
-        try:
-            raise OSError(28, "No space left on device")
-        except OSError as exc:
-            raise RuntimeError("could not stage the output") from exc
-    except RuntimeError as exc:
-        assert essential_line(exc) == "RuntimeError: could not stage the output (cause: No space left on device)"
-    assert essential_line(RuntimeError("Permission denied: /wh")) == "RuntimeError: Permission denied: /wh"
-    assert essential_line(RuntimeError("plain")) == "RuntimeError: plain"
-
-
 def test_a_dataset_input_with_a_partition_folder_of_another_kind_is_refused(env, write_spec) -> None:
     """read_dataset refused such a dataset, but a `dataset:` input read it with a plain Spark read: the rows of
     `trade_dt=2024-01-05 00%3A00%3A00` came a second time, and the column turned into a string."""
@@ -566,21 +527,3 @@ def test_a_partitioned_output_writing_no_rows_without_owning_its_partition_says_
     assert warned and warned[0].startswith("step nums: output nums wrote no rows, so no partition of 'demo/nums' "
                                            "was replaced: rows an earlier run wrote for 2024-01-05 stay; declare "
                                            "replace_partitions: {day: ...}"), warned
-
-
-def test_a_file_spark_cannot_read_is_named_with_the_reason_from_the_bottom_of_the_java_causes(spark, tmp_path):
-    """Spark's own line names the file only ("Encountered error while reading file ..."); the reason (here a stale
-    Hadoop checksum file beside it) was only in the JVM stack of the log."""
-    import struct
-    import zlib
-
-    folder = tmp_path / "raw"
-    folder.mkdir()
-    (folder / "part-0.txt").write_text("hello\nworld\n")
-    stale = struct.pack(">I", zlib.crc32(b"hellO\nworld\n"))
-    (folder / ".part-0.txt.crc").write_bytes(b"crc\0" + struct.pack(">i", 512) + stale)
-    with pytest.raises(Exception) as info:  # noqa: PT011 - whatever PySpark raises: its line is what counts
-        spark.read.text(str(folder)).write.mode("overwrite").parquet(str(tmp_path / "out"))
-    line = essential_line(info.value)
-    assert "FAILED_READ_FILE" in line and "part-0.txt" in line, line
-    assert line.endswith(")") and "(cause: ChecksumException: Checksum error: " in line, line
