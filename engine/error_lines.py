@@ -10,6 +10,11 @@ from engine.errors import TransformError
 
 _PYTHON_ERROR = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)(?::|$)")
 _JAVA_CAUSE = re.compile(r"^:\s*(?:[\w$]+\.)*([\w$]+(?:Exception|Error)):\s*(.*)$")
+# Spark's advice on an ANSI overflow (try_add, or ANSI mode off) would have the data written wrapped or as NULL
+_OVERFLOW_ADVICE = re.compile(r"\s*Use '?try_\w+'? to tolerate overflow.*$")
+OVERFLOW_HINT = ("a sum or product left the range of its column's type (64-bit integers end at about 9.2e18): some "
+                 "input value is out of any plausible range; turning spark.sql.ansi.enabled off would write "
+                 "wrapped, wrong numbers instead")
 
 
 def essential_line(exc: BaseException) -> str:
@@ -34,6 +39,8 @@ def essential_line(exc: BaseException) -> str:
         raised = [ln for ln in lines[1:end] if _PYTHON_ERROR.match(ln)]
         if raised:
             first = f"{first.rstrip(':. ')}: {raised[-1]}"
+    if "[ARITHMETIC_OVERFLOW]" in first:
+        first = f"{_OVERFLOW_ADVICE.sub('', first).rstrip('. ')}: {OVERFLOW_HINT}"
     line = f"{name}: {first}" if first and not isinstance(exc, TransformError) else first or name
     cause = os_cause(exc) or (root_cause(exc) if "FAILED_READ_FILE" in first else None)
     suffix = f" (cause: {cause})" if cause and cause not in line else ""

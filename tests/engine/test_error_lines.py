@@ -63,3 +63,16 @@ def test_a_file_spark_cannot_read_is_named_with_the_reason_from_the_bottom_of_th
     line = essential_line(info.value)
     assert "FAILED_READ_FILE" in line and "part-0.txt" in line, line
     assert line.endswith(")") and "(cause: ChecksumException: Checksum error: " in line, line
+
+
+def test_an_overflow_says_what_happened_instead_of_advising_ansi_mode_off(spark):
+    """Two valid sizes summing past 2^63 failed a step with Spark's advice to turn ANSI mode off, which would
+    write a wrapped, negative total."""
+    from pyspark.sql import functions as F
+
+    sizes = spark.createDataFrame([(5 * 10**18,), (5 * 10**18,)], "size long")
+    with pytest.raises(Exception) as info:
+        sizes.agg(F.sum("size")).collect()
+    line = essential_line(info.value)
+    assert "[ARITHMETIC_OVERFLOW]" in line and "left the range of its column's type" in line, line
+    assert "try_add" not in line and "to \"false\"" not in line and len(line) <= 400, line
