@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -456,7 +457,9 @@ def render_all(specs: Sequence[ChartSpec], fetch: Callable[[ChartSpec], Any], lo
     for spec in specs:
         try:
             data = fetch(spec)
-            charts.append(_no_data(spec) if data is None else render_chart(spec, data))
+            with warnings.catch_warnings():  # values near a float's limits: matplotlib warns while scaling axes
+                warnings.simplefilter("ignore", RuntimeWarning)
+                charts.append(_no_data(spec) if data is None else render_chart(spec, data))
         except Exception as exc:  # any failure stays in this chart
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             if log is not None:

@@ -160,11 +160,11 @@ class AzureBlobStorage(Storage):
     def read_uri(self, rel_path: str, partitions: Sequence[str] | None = None) -> str | None:
         self.prune_cache()
         started = time.monotonic()
-        before = (self.stats.downloaded, self.stats.unchanged)
+        counts = [0, 0]  # downloaded, unchanged by this read (a step beside it reads through the same stats)
         with self.cache.staging():
             for attempt in (1, 2):
                 try:
-                    files = self._stage(rel_path, partitions)
+                    files = self._stage(rel_path, partitions, counts)
                     break
                 except BlobVanished:
                     # a concurrent commit replaced the version we were reading and cleaned it: read the new one
@@ -175,9 +175,8 @@ class AzureBlobStorage(Storage):
                 return None
             view = self._view_dir(rel_path, partitions, files)
             self.cache.build_view(view, files)
-        log.info("staged %s: %d downloaded, %d unchanged, %.1fs", self._dataset(rel_path) or "/",
-                 self.stats.downloaded - before[0], self.stats.unchanged - before[1],
-                 time.monotonic() - started)
+        log.info("staged %s: %d downloaded, %d unchanged, %.1fs", self._dataset(rel_path) or "/", counts[0],
+                 counts[1], time.monotonic() - started)
         return str(view)
 
     def prune_cache(self) -> None:
@@ -193,8 +192,9 @@ class AzureBlobStorage(Storage):
             log.info("cache %s: removed %d cached file(s) (%.1f MB) and %d view(s) unused for %g day(s)",
                      self.cache_root, copies, size / 1e6, views, self.cache_keep_days)
 
-    def _stage(self, rel_path: str, partitions: Sequence[str] | None) -> dict[str, str] | None:
-        """Download what read_uri needs; returns local name -> blob name (None when nothing is there)."""
+    def _stage(self, rel_path: str, partitions: Sequence[str] | None, counts: list[int]) -> dict[str, str] | None:
+        """Download what read_uri needs; returns local name -> blob name (None when nothing is there). Adds what
+        it downloaded and found unchanged to ``counts``."""
         dataset = self._dataset(rel_path)
         got = self._read_manifest(rel_path)
         if got is not None:
@@ -222,7 +222,9 @@ class AzureBlobStorage(Storage):
         if not files:
             return None
         with self.access.errors(f"download '{dataset}'"):
-            self.cache.fetch(refs)
+            downloaded, unchanged = self.cache.fetch(refs)
+        counts[0] += downloaded
+        counts[1] += unchanged
         return files
 
     def begin_write(self, rel_path: str, run_id: str, mode: str, partition_by: Sequence[str], *,

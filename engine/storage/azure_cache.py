@@ -112,8 +112,9 @@ class BlobCache:
         except OSError:
             return False
 
-    def fetch(self, refs: Sequence[BlobRef]) -> None:
-        """Make local copies of ``refs`` current; raises BlobVanished if a blob was deleted meanwhile."""
+    def fetch(self, refs: Sequence[BlobRef]) -> tuple[int, int]:
+        """Make local copies of ``refs`` current: (downloaded, unchanged) of this call (the shared stats also
+        count other steps' reads). Raises BlobVanished if a blob was deleted meanwhile."""
         now = int(time.time())
         with self._lock:
             todo = [r for r in refs if not self._fresh(r)]
@@ -147,6 +148,7 @@ class BlobCache:
         finally:
             if updates:
                 self._save(updates)
+        return len(todo), len(refs) - len(todo)
 
     def _save(self, updates: Mapping[str, list[Any]], removed: Iterable[str] = ()) -> None:
         with self._file_lock("index.lock"):

@@ -181,3 +181,16 @@ def test_a_line_chart_of_one_instant_renders_without_warnings():
         warnings.simplefilter("error")
         chart = render_chart(spec, one)
     assert chart.note != "no data" and "09:30" in chart.svg
+
+
+def test_prices_near_the_float_limit_render_without_warnings():
+    """A day with a price near 1.8e308 (valid, if absurd) printed matplotlib's overflow warning in the run."""
+    import warnings
+
+    [spec] = parse_charts([{"title": "Huge", "source": "d", "x": "minute", "y": "price"}])
+    huge = pd.DataFrame({"minute": pd.to_datetime(["2020-08-06 09:30", "2020-08-06 09:31"]),
+                         "price": [1.7976931348623157e308, 17.0]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        (chart,) = render_all([spec], lambda _spec: huge)
+    assert chart.note == "" and "not drawn" not in chart.svg, chart.note

@@ -161,6 +161,30 @@ def test_second_read_downloads_nothing_and_changed_blob_is_fetched_again(azure_c
     assert raw.read_uri("csv/1999-01-01") is None
 
 
+def test_a_read_counts_its_own_downloads_while_another_step_reads(azure_config, container, tmp_path,
+                                                                          caplog) -> None:
+    """Two steps reading at once share the storage's stats: the line of each read counted the other's files."""
+    raw = _storage(azure_config, container, root=f"az://{container}/raw")
+    for n in range(3):
+        src = tmp_path / f"p{n}.txt"
+        src.write_text(f"line {n}\n")
+        raw.put_file(f"csv/2020-08-05/NYSE/part-{n}.txt", str(src))
+    real_fetch = raw.cache.fetch
+
+    def fetch_beside_another_step(refs):
+        got = real_fetch(refs)
+        raw.stats.add(downloaded=7, unchanged=5)  # what a step reading beside this one adds meanwhile
+        return got
+
+    raw.cache.fetch = fetch_beside_another_step
+    with caplog.at_level(logging.INFO, logger="engine.storage.azure_blob"):
+        raw.read_uri("csv/2020-08-05")
+        raw.read_uri("csv/2020-08-05")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("staged ")]
+    assert [ln.split(", ")[:2] for ln in lines] == [["staged raw/csv/2020-08-05: 3 downloaded", "0 unchanged"],
+                                                    ["staged raw/csv/2020-08-05: 0 downloaded", "3 unchanged"]]
+
+
 def test_dataset_cache_survives_a_new_version_of_other_partitions(azure_config, container) -> None:
     storage = _storage(azure_config, container)
     _commit(storage, "ds", {"d=1/a.parquet": "1", "d=2/b.parquet": "2"})
