@@ -273,16 +273,14 @@ class AzureDirectStorage(Storage):
     def describe(self) -> str:
         return f"{self.uri('')} (direct; {self.target.where})"
 
-    def check(self) -> None:
+    def check(self, action: str = "check the container") -> None:
         """Spark must have the ABFS connector (checked locally, first), and the container must answer."""
         if self.check_connector:
             require_abfs_connector(self._spark_settings)
-        self.access.check()
+        self.access.check(action)
 
     def check_readable(self) -> None:
-        if self.check_connector:
-            require_abfs_connector(self._spark_settings)
-        self.access.check("read the raw root's container")
+        self.check("read the raw root's container")  # Spark reads the raw root through the connector too
 
     def _committed(self, rel_path: str) -> bool:
         return self.access.blob_exists(f"{self.target.blob_path(rel_path)}/{SUCCESS_MARKER}")

@@ -3,6 +3,7 @@ and its _SUCCESS-gated metadata calls against Azurite's blob endpoint."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from pathlib import Path
 
@@ -311,6 +312,23 @@ def test_check_refuses_before_any_network_call(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(AzureDirectStorage, "access", property(lambda self: pytest.fail("reached the network")))
     with pytest.raises(pytest.fail.Exception, match="reached the network"):
         st.check()  # the connector is configured: on to the container check
+
+
+def test_a_direct_raw_root_is_checked_for_the_connector_and_its_credentials(tmp_path: Path, azurite,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spark reads a direct raw root through the connector too; a wrong key is named as the raw root's."""
+    monkeypatch.setenv("SPARK_HOME", str(_spark_home(tmp_path)))
+    for var in ("PYSPARK_GATEWAY_PORT", "SPARK_CONF_DIR", "SPARK_DIST_CLASSPATH", "SPARK_CLASSPATH",
+                "PYSPARK_SUBMIT_ARGS"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(StorageError, match="needs the hadoop-azure connector"):
+        AzureDirectStorage.from_config("az://market/raw", _config()).check_readable()
+    wrong = Config(azure=AzureConfig(storage_account=ACCOUNT, container="market", endpoint=azurite.endpoint,
+                                     access_key=base64.b64encode(b"x" * 64).decode()),
+                   storage=StorageConfig(mode="direct"))
+    raw = AzureDirectStorage.from_config("az://market/raw", wrong, check_connector=False)
+    with pytest.raises(StorageError, match="read the raw root's container failed: access denied"):
+        raw.check_readable()
 
 
 def test_a_direct_run_without_the_connector_exits_2_before_the_lock_and_spark(
