@@ -34,20 +34,22 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m datagen",
         description="Generate raw exchange files (<out>/csv|json/<date>/<exchange>/part-NNNNN.txt): random-walk "
                     "trades and quotes with corrections and malformed records, deterministic from --seed.")
-    p.add_argument("--out", type=Path, default=Path("raw"), help="output folder (the raw root; default ./raw)")
-    p.add_argument("--seed", type=int, default=42, help="random seed (same seed and options -> same bytes)")
-    p.add_argument("--start", type=_date, default=dt.date(2020, 8, 5), help="first date (weekends skipped)")
-    p.add_argument("--days", type=int, default=2, help="number of trading days (default 2)")
-    p.add_argument("--events", type=int, default=20_000, help="events per day before corrections")
-    p.add_argument("--symbols", type=int, default=8, help="number of symbols (SYMA, SYMB, ...)")
-    p.add_argument("--exchanges", type=_exchanges,
-                   default=DEFAULT_EXCHANGES, help="NAME:csv|json list, default "
-                   + ",".join(f"{n}:{f}" for n, f in DEFAULT_EXCHANGES))
-    p.add_argument("--parts", type=int, default=3, help="part files per exchange and day (default 3)")
-    p.add_argument("--bad-rate", type=float, default=0.002, help="share of malformed records (default 0.002)")
+    p.add_argument("--out", type=Path, default=Path("raw"), help="output folder, the raw root (default: raw)")
+    p.add_argument("--seed", type=int, default=42,
+                   help="random seed: the same seed and options give the same bytes (default: 42)")
+    p.add_argument("--start", type=_date, default=dt.date(2020, 8, 5),
+                   help="first date, YYYY-MM-DD; weekends are skipped (default: 2020-08-05)")
+    p.add_argument("--days", type=int, default=2, help="number of trading days (default: 2)")
+    p.add_argument("--events", type=int, default=20_000, help="events per day before corrections (default: 20000)")
+    p.add_argument("--symbols", type=int, default=8, help="number of symbols: SYMA, SYMB, ... (default: 8)")
+    p.add_argument("--exchanges", type=_exchanges, default=DEFAULT_EXCHANGES,
+                   help="NAME:csv|json list (default: " + ",".join(f"{n}:{f}" for n, f in DEFAULT_EXCHANGES) + ")")
+    p.add_argument("--parts", type=int, default=3, help="part files per exchange and day (default: 3)")
+    p.add_argument("--bad-rate", type=float, default=0.002, help="share of malformed records (default: 0.002)")
     p.add_argument("--correction-rate", type=float, default=0.01,
-                   help="corrections re-sent in later parts, as a share of events (default 0.01)")
-    p.add_argument("--trade-share", type=float, default=0.35, help="share of trades among events")
+                   help="corrections re-sent in later parts, as a share of events (default: 0.01)")
+    p.add_argument("--trade-share", type=float, default=0.35,
+                   help="share of trades among events, the rest are quotes (default: 0.35)")
     return p
 
 

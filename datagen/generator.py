@@ -27,7 +27,7 @@ DEFAULT_EXCHANGES: tuple[tuple[str, str], ...] = (("NYSE", "csv"), ("NASDAQ", "j
 
 @dataclass(frozen=True)
 class GenConfig:
-    out: Path
+    out: Path  # the raw root to write; a str is accepted too (made a Path)
     seed: int = 42
     start: dt.date = dt.date(2020, 8, 5)
     days: int = 2
@@ -41,6 +41,7 @@ class GenConfig:
     collect_bad: bool = False  # return (file, line_no, kind) of every corrupted line
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "out", Path(self.out))  # frozen: GenConfig(out="raw") works as out=Path("raw")
         if self.days < 1 or self.events < 0 or self.symbols < 1 or self.parts < 1:
             raise ValueError("days, symbols and parts must be >= 1 and events >= 0")
         if not self.exchanges:

@@ -8,12 +8,23 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from engine.error_lines import essential_line, is_analysis_error
 from engine.errors import TransformError
 from engine.partition_values import is_spark_hidden, refuse_foreign_partition_values
 from engine.registry import transform
+from engine.suggest import closest, did_you_mean
 
 if TYPE_CHECKING:
-    from engine.context import TransformContext
+    from engine.context import PreflightContext, TransformContext
+
+
+class ParamProblem(TransformError):
+    """A param of the step that cannot work (a dataset that is not there, a column it lacks), with its key path
+    under the step (``("params", "columns", 6)``): the runner's line then names the spec's file, line and key."""
+
+    def __init__(self, key: tuple[str | int, ...], message: str):
+        super().__init__(message)
+        self.step_key = key
 
 READ_DATASET_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -149,8 +160,83 @@ def _refuse_schema_drift(dataset: str, uri: str, paths: list[str], params: dict[
                          f"rewrite them)")
 
 
+def _nearby_datasets(ctx: PreflightContext, path: str) -> list[str]:
+    """Dataset paths a mistyped ``path`` may have meant: its parent's folders, the top-level ones, and what the
+    spec's steps write. Two folder listings at most (cheap on Azure too: no file is read)."""
+    parent = path.rpartition("/")[0]
+    names = [f"{parent}/{d}" if parent else d for d in ctx.dataset_dirs(parent) if not d.startswith(("_", "."))]
+    if parent:
+        names += [d for d in ctx.dataset_dirs("") if not d.startswith(("_", "."))]
+    return names + list(ctx.written_paths)
+
+
+# a plain column name (no struct field, backquotes or '*'): what a Parquet footer can tell about
+_PLAIN_COLUMN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _footer_columns(folder: str) -> list[str] | None:
+    """The columns Spark reads from the dataset's first data file (the file's own, then the partition folders'
+    names), or None when the dataset has no readable data file (the run's own checks name it)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    first = next(_data_files([folder]), None)
+    if first is None:
+        return None
+    name = os.path.relpath(first, folder).replace(os.sep, "/")
+    try:
+        schema = pq.read_schema(first)
+    except (pa.ArrowException, OSError):
+        return None
+    return [f.name for f in schema] + [p.partition("=")[0] for p in name.split("/")[:-1] if "=" in p]
+
+
+def _check_columns(dataset: str, folder: str, columns: list[str]) -> None:
+    """Each plain name of ``columns`` is a column of the dataset (case-insensitive, as Spark resolves them), read
+    from one file's Parquet footer: a typo is refused before Spark starts, with the close name."""
+    have = _footer_columns(folder)
+    if have is None:
+        return
+    known = {c.lower() for c in have}
+    for i, col in enumerate(columns):
+        if not _PLAIN_COLUMN.fullmatch(col) or col.lower() in known:
+            continue
+        lowered = {c.lower(): c for c in have}
+        close = lowered.get(closest(col.lower(), lowered) or "")
+        hint = f" (did you mean '{close}'?)" if close else f"; its columns are: {', '.join(have)}"
+        raise ParamProblem(("params", "columns", i), f"'{col}' is not a column of dataset '{dataset}'{hint}")
+
+
+def read_dataset_preflight(ctx: PreflightContext, params: dict[str, Any]) -> None:
+    """Before Spark starts: the dataset is under the storage root (or a step of this spec writes it, in this run
+    or another), and the ``columns`` it keeps are its columns (local storage: one Parquet footer is read)."""
+    path = str(params["path"]).strip().strip("/")
+    exists = ctx.dataset_exists(path)
+    if ctx.written_by_spec(path) or exists is None:
+        return  # written in the run, or not known here: the run itself checks
+    if not exists:
+        hint = did_you_mean(path, _nearby_datasets(ctx, path))
+        raise ParamProblem(("params", "path"), f"dataset '{path}' does not exist under the storage root "
+                                               f"({ctx.storage_root or 'see [storage] root'}) and no step of "
+                                               f"this pipeline writes it{hint}")
+    folder = ctx.local_dataset(path)
+    if folder and params.get("columns"):
+        _check_columns(path, folder, list(params["columns"]))
+
+
+def _apply_param(df: Any, param: str, apply: Any) -> Any:
+    """``apply(df)`` for the read's ``param``; Spark refusing it (an unknown column in ``where:``) is a
+    ParamProblem naming the param, not a bare AnalysisException naming no part of the spec."""
+    try:
+        return apply(df)
+    except Exception as exc:
+        if is_analysis_error(exc):
+            raise ParamProblem(("params", param), essential_line(exc)) from exc
+        raise
+
+
 @transform("read_dataset", description="Read a committed Parquet dataset under the storage root.",
-           params_schema=READ_DATASET_SCHEMA, inputs=[])
+           params_schema=READ_DATASET_SCHEMA, inputs=[], preflight=read_dataset_preflight)
 def read_dataset(ctx: TransformContext, inputs: dict[str, Any], params: dict[str, Any]) -> Any:
     """Spark reads a damaged local dataset without a word (or fails naming neither dataset nor file): the
     cheap checks below refuse it first, naming the folder or file to move out."""
@@ -159,7 +245,7 @@ def read_dataset(ctx: TransformContext, inputs: dict[str, Any], params: dict[str
     partitions = params.get("partitions") or {}
     uri = ctx.dataset_uri(params["path"], _partition_dirs(partitions) if partitions else None)
     if uri is None:
-        raise TransformError(f"dataset '{params['path']}' does not exist under the storage root")
+        raise ParamProblem(("params", "path"), f"dataset '{params['path']}' does not exist under the storage root")
     reader = ctx.spark.read.option("basePath", uri)
     if partitions:
         # read only the named partition folders that exist (a missing date is no rows, not an error)
@@ -182,7 +268,7 @@ def read_dataset(ctx: TransformContext, inputs: dict[str, Any], params: dict[str
             refuse_foreign_partition_values(params["path"], uri)
         df = ctx.spark.read.parquet(uri)
     if params.get("where"):
-        df = df.where(params["where"])
+        df = _apply_param(df, "where", lambda d: d.where(params["where"]))
     if params.get("columns"):
-        df = df.select(*params["columns"])
+        df = _apply_param(df, "columns", lambda d: d.select(*params["columns"]))
     return df

@@ -215,6 +215,15 @@ def _metric_frame(spec: ChartSpec, metric: Mapping[str, Any]) -> tuple[pd.DataFr
                             ylabel=spec.ylabel if spec.ylabel is not None else "")
 
 
+def _not_a_mapping(spec: ChartSpec, value: Any) -> str:
+    """Why a metric cannot be charted: a step recorded one value (``ctx.record('keys', 3)``), not labelled numbers."""
+    kind = type(value).__name__
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+    return (f"chart '{spec.title}': metrics {spec.source.split(':', 1)[1]} is {'an' if kind[0] in 'aeiou' else 'a'} "
+            f"{kind} ({shown}); a metrics chart needs a {{label: number}} mapping, e.g. "
+            f"ctx.record('{spec.metric_key}', {{'a': 1, 'b': 2}})")
+
+
 def _table_to_metric(spec: ChartSpec, frame: pd.DataFrame) -> dict[str, Any]:
     """A metric given as a table: its label/value columns (or x/y, or the first two) back to a dict."""
     if spec.x and spec.y and {spec.x, spec.y[0]} <= set(frame.columns):
@@ -374,6 +383,8 @@ def render_chart(spec: ChartSpec, frame: pd.DataFrame | Mapping[str, Any]) -> Ch
 
     if spec.source_kind == "metrics" and isinstance(frame, pd.DataFrame):
         frame = _table_to_metric(spec, frame)
+    elif spec.source_kind == "metrics" and not isinstance(frame, Mapping):
+        raise ChartError(_not_a_mapping(spec, frame))
     if isinstance(frame, Mapping):
         frame, spec = _metric_frame(spec, frame)
     frame = _prepare(spec, frame)

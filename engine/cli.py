@@ -24,6 +24,8 @@ from engine.logs import SecretMasker
 from engine.registry import REGISTRY
 from engine.run_command import Session, cmd_plan, cmd_run, load_for_date
 from engine.spec import PipelineSpec
+from engine.spec_loader import load_spec, parse_var_overrides
+from engine.suggest import closest
 
 SUBCOMMANDS = ("run", "validate", "plan", "graph", "list-transforms", "status", "unlock", "forget")
 
@@ -46,6 +48,12 @@ Use `run_pipeline.py COMMAND --help` for the options of each command.
 
 
 SPEC_HELP = "pipeline spec (YAML), e.g. pipelines/preprocess.yaml"
+# Set by scripts/run_spec.sh to the wrapper's name (./preprocess.sh): the wrapper passes SPEC itself, so the run
+# command's help and usage errors show the wrapper's usage, without SPEC.
+WRAPPER_ENV = "TICKFLOW_WRAPPER"
+RUN_DESCRIPTION = ("With --date: that date. With --start/--end: a backfill over every date in the range that has "
+                   "input, oldest first. With neither: catch up on every date found in the input that has not yet "
+                   "succeeded.")
 
 
 def _date(text: str) -> dt.date:
@@ -101,18 +109,19 @@ def _range_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--end", type=_date, metavar="YYYY-MM-DD", help="last date of a backfill (inclusive)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(wrapper: str | None = None) -> argparse.ArgumentParser:
+    """The CLI; ``wrapper``: the name of the script that runs ``run`` with its own SPEC (see WRAPPER_ENV)."""
     parser = argparse.ArgumentParser(
         prog="run_pipeline.py", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run declarative Spark pipelines for equity market data.", epilog=EPILOG)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run a pipeline for a date, a date range, or catch up",
-                         formatter_class=argparse.RawDescriptionHelpFormatter, description=(
-                             "Run SPEC. With --date: that date. With --start/--end: a backfill over every "
-                             "date in the range that has input, oldest first. With neither: catch up on every "
-                             "date found in the input that has not yet succeeded."))
-    run.add_argument("spec", metavar="SPEC", help=SPEC_HELP)
+    stem = os.path.splitext(os.path.basename(wrapper or ""))[0]
+    ran = f"pipelines/{stem}.yaml (the wrapper passes it)" if wrapper else "SPEC"
+    run = sub.add_parser("run", help="run a pipeline for a date, a date range, or catch up", prog=wrapper,
+                         formatter_class=argparse.RawDescriptionHelpFormatter,
+                         description=f"Run {ran}. {RUN_DESCRIPTION}")
+    run.add_argument("spec", metavar="SPEC", help=argparse.SUPPRESS if wrapper else SPEC_HELP)
     _common(run)
     _range_options(run)
     run.add_argument("--select", action="append", default=[], metavar="SEL",
@@ -130,7 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true",
                      help="show the plan of each date the run would process (as the plan command) and exit; "
                      "touches no data")
-    run.add_argument("--quiet", action="store_true", help="only warnings, errors and the final summary")
+    run.add_argument("--quiet", action="store_true",
+                     help="no progress, no INFO lines: only warnings and errors, and the summary with the report "
+                     "and log paths")
     run.add_argument("--log-format", choices=("text", "json"), default="text",
                      help="console log format (json: one object per line, for schedulers)")
 
@@ -189,8 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "Shows the holder, whether its lease expired and whether its process still runs on this "
                         "host, then asks. The job becomes failed (if it was running) and its step rows still "
                         "running become failed with it; the next run resumes the steps that succeeded. Every "
-                        "unlock is recorded (status --audit). Exit 0 done or not locked, 1 declined, 2 unknown "
-                        "job.")
+                        "unlock is recorded (status --audit). A holder whose process still runs on this host "
+                        "also needs --force (or its pid typed at the question). Exit 0 done or not locked, "
+                        "1 declined, 2 unknown job.")
     _config_option(un)
     add_unlock_arguments(un)
     fg = sub.add_parser("forget", help="delete a job's row and its steps' rows, e.g. of a mistyped date (asks "
@@ -202,7 +214,21 @@ def build_parser() -> argparse.ArgumentParser:
                         "1 declined, 2 unknown job or a step's id, 4 the job is locked (unlock it first).")
     _config_option(fg)
     add_forget_arguments(fg)
+    if wrapper:  # argparse reports a run's unrecognized arguments with the top parser's usage
+        parser.prog, parser.usage = wrapper, run.format_usage().removeprefix("usage: ").rstrip("\n")
     return parser
+
+
+def command_typo(argv: Sequence[str]) -> str | None:
+    """``unknown command 'valdate' (did you mean 'validate'?)`` when the first word, which would be read as a spec
+    file, is no file and looks like a misspelt command (argparse would say 'unrecognized arguments: spec.yaml')."""
+    word = argv[0] if argv else ""
+    if not word or word in SUBCOMMANDS or word.startswith("-") or "." in word or os.sep in word:
+        return None
+    close = closest(word, SUBCOMMANDS)
+    if close is None or os.path.exists(word):
+        return None
+    return f"unknown command '{word}' (did you mean '{close}'?)"
 
 
 def normalise_argv(argv: Sequence[str]) -> list[str]:
@@ -215,11 +241,15 @@ def normalise_argv(argv: Sequence[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    parser = build_parser()
+    parser = build_parser(os.environ.pop(WRAPPER_ENV, "") or None)  # popped: not a child process's concern
     raw = list(sys.argv[1:] if argv is None else argv)
     if not raw:
         parser.print_help(out)
         return EXIT_USAGE
+    typo = command_typo(raw)
+    if typo:
+        fmt = "json" if _wants_json(raw) else "text"
+        return _refused(argparse.Namespace(log_format=fmt), EXIT_USAGE, [f"error: {typo}"], SecretMasker())
     args = _parse(parser, normalise_argv(raw))
     masker = SecretMasker()
     try:
@@ -249,9 +279,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
 def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
     """``parser.parse_args``; with ``--log-format json`` a usage error ends as the one ``run_ended`` event a
     scheduler reads, not as argparse's usage text (help still prints as text: it was asked for)."""
-    wants_json = "--log-format=json" in argv or any(
-        a == "--log-format" and argv[i + 1:i + 2] == ["json"] for i, a in enumerate(argv))
-    if not wants_json:
+    if not _wants_json(argv):
         return parser.parse_args(argv)
     import contextlib
     import io
@@ -268,6 +296,11 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
         print(json.dumps({"event": "run_ended", "status": "error", "exit_code": EXIT_USAGE, "message": message}),
               file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
+
+
+def _wants_json(argv: list[str]) -> bool:
+    return "--log-format=json" in argv or any(
+        a == "--log-format" and argv[i + 1:i + 2] == ["json"] for i, a in enumerate(argv))
 
 
 def _refused(args: argparse.Namespace, code: int, lines: list[str], masker: SecretMasker) -> int:
@@ -287,8 +320,10 @@ def cmd_validate(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     session = Session(dataclasses.replace(config, spark=dataclasses.replace(config.spark, master="local[1]")))
     try:
         for path in args.specs:
+            warnings: list[str] = []
             try:
-                spec = load_for_date(path, args, config, args.date)
+                spec = load_spec(path, date=args.date or dt.date.today(), var_overrides=parse_var_overrides(args.var),
+                                 config=config, warnings=warnings)
                 problems = _spark_sql_problems(path, spec, session.spark_provider()) if args.spark else []
                 if problems:
                     raise SpecError(problems)
@@ -303,6 +338,8 @@ def cmd_validate(args: argparse.Namespace, config: Config, out: TextIO) -> int:
                     print(f"  {problem}", file=out)
                 continue
             print(f"{path}: OK (pipeline '{spec.name}', {len(spec.steps)} steps)", file=out)
+            for warning in warnings:
+                print(f"  warning: {warning}", file=out)
             if not args.spark:
                 for note in _unchecked_sql(path, spec):
                     print(f"  note: {note}", file=out)

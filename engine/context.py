@@ -77,6 +77,13 @@ class PreflightContext:
     raw_root: str = ""
     # rel path under the raw root -> the files below it (names relative to it; hidden names left out)
     _raw_files: Callable[[str], list[str]] | None = None
+    # the storage root's committed datasets, never staged or downloaded (None: not known here)
+    _dataset_exists: Callable[[str], bool] | None = None
+    _dataset_dirs: Callable[[str], list[str]] | None = None  # rel path -> its sub-folders' names
+    _dataset_folder: Callable[[str], str | None] | None = None  # rel path -> its local folder (local storage only)
+    storage_root: str = ""
+    # datasets the steps of this spec write: one of them may not exist before the run and still be read in it
+    written_paths: tuple[str, ...] = ()
 
     def raw_exists(self, rel_path: str) -> bool:
         """True when the raw-input folder or file ``rel_path`` exists under the raw root."""
@@ -85,3 +92,23 @@ class PreflightContext:
     def raw_files(self, rel_path: str) -> list[str] | None:
         """The files below the raw folder ``rel_path`` (relative to it, sorted), or None when not known here."""
         return None if self._raw_files is None else self._raw_files(rel_path)
+
+    def dataset_exists(self, rel_path: str) -> bool | None:
+        """Whether a committed dataset is at ``rel_path`` under the storage root now (None: not known here)."""
+        return None if self._dataset_exists is None else self._dataset_exists(rel_path)
+
+    def dataset_dirs(self, rel_path: str) -> list[str]:
+        """The sub-folders of ``rel_path`` under the storage root (names; [] when absent or not known here)."""
+        return [] if self._dataset_dirs is None else self._dataset_dirs(rel_path)
+
+    def local_dataset(self, rel_path: str) -> str | None:
+        """The local folder of the committed dataset ``rel_path``, when the storage root is a local folder and the
+        dataset is there (its files may then be read cheaply, e.g. a Parquet footer); else None."""
+        return None if self._dataset_folder is None else self._dataset_folder(rel_path)
+
+    def written_by_spec(self, rel_path: str) -> bool:
+        """True when a step of this spec writes ``rel_path`` (or a dataset inside it, or one around it)."""
+        from engine.spec import path_parts, paths_nest
+
+        parts = path_parts(rel_path)
+        return any(paths_nest(parts, path_parts(w)) for w in self.written_paths)

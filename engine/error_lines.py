@@ -9,12 +9,20 @@ from typing import Any
 from engine.errors import TransformError
 
 _PYTHON_ERROR = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt)(?::|$)")
-_JAVA_CAUSE = re.compile(r"^:\s*(?:[\w$]+\.)*([\w$]+(?:Exception|Error)):\s*(.*)$")
+# the Java exception's line of a py4j error: ": java.lang.X: ..." (Py4JJavaError) or, after "... Trace:", a bare
+# "py4j.Py4JException: ..." (Py4JError: a call py4j itself could not make, e.g. a method with the wrong types)
+_JAVA_CAUSE = re.compile(r"^(?::\s*)?(?:[\w$]+\.)*([\w$]+(?:Exception|Error)):\s*(.*)$")
 # Spark's advice on an ANSI overflow (try_add, or ANSI mode off) would have the data written wrapped or as NULL
 _OVERFLOW_ADVICE = re.compile(r"\s*Use '?try_\w+'? to tolerate overflow.*$")
 OVERFLOW_HINT = ("a sum or product left the range of its column's type (64-bit integers end at about 9.2e18): some "
                  "input value is out of any plausible range; turning spark.sql.ansi.enabled off would write "
                  "wrapped, wrong numbers instead")
+
+
+def is_analysis_error(exc: BaseException) -> bool:
+    """pyspark's AnalysisException (ParseException is one): a query Spark could not resolve. Told by the class's
+    name, so that telling needs no pyspark import."""
+    return any(kind.__name__ == "AnalysisException" for kind in type(exc).__mro__)
 
 
 def essential_line(exc: BaseException) -> str:

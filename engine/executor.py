@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import sys
 import threading
-from collections.abc import Mapping
+import traceback
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from engine.context import TransformContext
-from engine.errors import TransformError
+from engine.error_lines import essential_line
+from engine.errors import TickflowError, TransformError
 from engine.registry import Registry, TransformDef
 from engine.spec import StepSpec
 from engine.sql_text import QUERY_KEYWORDS, first_sql_keyword
+from engine.suggest import did_you_mean
 
 
 class StepContractError(TransformError):
@@ -19,6 +24,23 @@ class StepContractError(TransformError):
 
 class NotAQueryError(StepContractError):
     """A SQL step's text is not a query: ``spark.sql`` would run the statement (a write, a DDL) at once."""
+
+
+class TransformRaised(TransformError):
+    """A transform's own code raised: its one line names the error and the plugin's line that raised it (the
+    trace is only in the log), e.g. ``KeyError: 'trade' at /plugins/my/transforms.py:74``."""
+
+
+class UnknownInput(KeyError):
+    """``inputs[name]`` for a name the step does not have (raised by StepInputs)."""
+
+
+class StepInputs(dict[str, Any]):
+    """A transform's ``inputs``: a missing name raises UnknownInput (a KeyError), which the failure line
+    explains with the step's input names."""
+
+    def __missing__(self, key: Any) -> Any:
+        raise UnknownInput(key)
 
 
 # Temp views are session-wide: two SQL steps running at once could bind each other's inputs by name.
@@ -41,6 +63,8 @@ def run_sql(spark: Any, step: StepSpec, inputs: Mapping[str, Any]) -> Any:
 
 def _type_name(value: Any) -> str:
     """``pandas.core.frame.DataFrame``: a bare ``DataFrame`` would read as the expected type."""
+    if value is None:
+        return "None (did the function forget to return its result?)"
     kind = type(value)
     return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
 
@@ -84,8 +108,68 @@ def compute_step(step: StepSpec, inputs: Mapping[str, Any], ctx: TransformContex
     tdef = registry.get(step.transform or "")
     if tdef is None:  # validated earlier; kept for safety when the registry changed
         raise StepContractError(f"transform '{step.transform}' is not registered")
-    outs = check_result(tdef, tdef.func(ctx, dict(inputs), dict(step.params)))
+    given = StepInputs(inputs)
+    try:
+        result = tdef.func(ctx, given, dict(step.params))
+    except (TransformError, TickflowError):
+        raise  # written for the user (or the engine's own): shown as it is
+    except Exception as exc:
+        where = raised_at(exc, tdef.func)
+        if where is None:
+            raise
+        raise TransformRaised(_located_line(exc, where, step, given)) from exc
+    outs = check_result(tdef, result)
     if tdef.multi_output:
         return outs
     # a single output is named by the spec (any key), or the step's default when it writes none
     return {step.default_output(): next(iter(outs.values()))}
+
+
+LINE_WIDTH = 400  # error_lines.essential_line's cut: the location must survive it
+
+
+def _own_places(func: Callable[..., Any]) -> list[Path]:
+    """The files of the plugin ``func`` comes from: its top-level package's folders, or its one module file.
+    The engine's own transforms have none: a line of the engine tells the spec's author nothing."""
+    top = func.__module__.split(".")[0]
+    module = sys.modules.get(top)
+    if module is None or top == "engine":
+        return []
+    folders = getattr(module, "__path__", None)
+    if folders:
+        return [Path(f).resolve() for f in folders]
+    file = getattr(module, "__file__", None)
+    return [Path(file).resolve()] if file else []
+
+
+def _inside(filename: str, places: list[Path]) -> bool:
+    try:
+        path = Path(filename).resolve()
+    except (OSError, ValueError):
+        return False
+    return any(path == place or place in path.parents for place in places)
+
+
+def raised_at(exc: BaseException, func: Callable[..., Any]) -> str | None:
+    """``file:line`` of the innermost frame of ``exc``'s traceback inside the plugin of ``func`` (not the
+    engine, not pyspark, which it called), or None when no frame is."""
+    places = _own_places(func)
+    if not places:
+        return None
+    mine = [f for f in traceback.extract_tb(exc.__traceback__) if _inside(f.filename, places)]
+    return f"{mine[-1].filename}:{mine[-1].lineno}" if mine else None
+
+
+def _located_line(exc: Exception, where: str, step: StepSpec, given: StepInputs) -> str:
+    """The error's line with `` at file:line`` (cut before it, not after, when too long); an unknown input name
+    also says which inputs the step has."""
+    if isinstance(exc, UnknownInput):
+        key = exc.args[0] if exc.args else None
+        names = ", ".join(given) or "none"
+        return (f"KeyError: {key!r} at {where}: step '{step.name}' has no input {key!r}"
+                f"{did_you_mean(str(key), given)}; its inputs: {names}")
+    line = essential_line(exc)
+    room = LINE_WIDTH - len(where) - 4
+    if len(line) > room:
+        line = line[:room - 3] + "..."
+    return f"{line} at {where}"

@@ -10,11 +10,14 @@ from engine.config import Config
 from engine.dataset_owners import foreign_outputs
 from engine.error_lines import essential_line
 from engine.errors import TickflowError
+from engine.failure_place import located
 from engine.outputs_present import incomplete_job, incomplete_upstream
+from engine.processes import gone_here
 from engine.registry import REGISTRY
-from engine.runner import PipelineRunner, RunOptions, preflight
+from engine.runner import PipelineRunner, RunOptions, preflight, written_paths
 from engine.spec import PipelineSpec
 from engine.tracker.base import fmt_time, outdated_by, upstream_rows
+from engine.tracker.readers import readers_of, reads_of, run_line, running_upstream
 
 
 class _ReadOnlyGuard:
@@ -70,17 +73,19 @@ def _missing_dataset(spec: PipelineSpec, writing: frozenset[str], storage: Any, 
 
 
 def _preflight_refusals(runner: PipelineRunner, resumable: set[str], raw: Any) -> dict[str, tuple[int, str]]:
-    """Step -> (exit code, why) where its transform's pre-Spark check refuses (e.g. no raw input: 1; the raw
-    storage cannot be read: 2), for the steps a run computes."""
+    """Step -> (exit code, why) where its transform's pre-Spark check refuses (e.g. no raw input, a read_dataset
+    path no step writes and storage lacks: 1; the raw storage cannot be read: 2), for the steps a run computes."""
     out = {}
+    written = written_paths(runner.spec)
     for name in runner.order:
         if runner.selection.runs(name) and name not in resumable:
+            step = runner.spec.steps[name]
             try:
-                preflight(runner.spec.steps[name], REGISTRY, runner.date, raw)
+                preflight(step, REGISTRY, runner.date, raw, runner.storage, written)
             except TickflowError as exc:
                 out[name] = (exc.exit_code, str(exc))
             except Exception as exc:
-                out[name] = (1, essential_line(exc))
+                out[name] = (1, located(runner.spec, step, exc, essential_line(exc)))
     return out
 
 
@@ -124,6 +129,12 @@ def describe_plan(spec: PipelineSpec, config: Config, date: dt.date, *, selector
                     not_ready.append(f"{up_id} (success, but {why})")
             if spec.reads_earlier_dates:
                 up_rows = upstream_rows(tracker.list_jobs(), spec.requires, date, earlier=True)
+            # as the run's admission decides (engine.tracker.readers)
+            locked = tracker.locked_jobs()
+            readers = readers_of(locked, job_id, now, gone_here)
+            reads = reads_of(spec.requires, date, spec.reads_earlier_dates)
+            running = [] if reads is None else [r for r in running_upstream(locked, reads, now, gone_here)
+                                                if r.job_id != job_id]
             guard.upstream = up_rows
             outdated = None if force else outdated_by(row, up_rows)
             foreign = foreign_outputs(spec, tracker.list_jobs())
@@ -131,6 +142,10 @@ def describe_plan(spec: PipelineSpec, config: Config, date: dt.date, *, selector
                 verdict = f"a run would exit 2: {foreign[0]}"
             elif not_ready:
                 verdict = f"a run would exit 3: upstream {', '.join(not_ready)} not successful"
+            elif readers:
+                verdict = f"a run would exit 4: {run_line(readers[0])} reads this job's data"
+            elif running:
+                verdict = f"a run would exit 3: upstream job {run_line(running[0])} is being run"
             elif outdated:
                 guard.outdated_by = outdated  # the run recomputes every step, as with --force
                 verdict = f"a run would recompute every step: {outdated}"

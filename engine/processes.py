@@ -17,9 +17,21 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def _here(host: str | None, pid: int | None) -> bool:
+    """A holder this machine can judge: named by this host's name, with a real pid (0 and below are groups)."""
+    return bool(host) and host == socket.gethostname() and pid is not None and int(pid) > 0
+
+
 def gone_here(host: str | None, pid: int | None) -> bool:
     """True when ``host`` is this machine and process ``pid`` no longer runs on it (another host: unknown)."""
-    return bool(host) and host == socket.gethostname() and pid is not None and not pid_alive(int(pid))
+    return _here(host, pid) and not pid_alive(int(pid))  # type: ignore[arg-type]
+
+
+def alive_here(host: str | None, pid: int | None) -> bool:
+    """True when ``host`` is this machine and process ``pid`` still runs on it: a lock it holds belongs to a
+    working run (or to whatever reused its pid), so clearing it lets a second run start beside it. Another
+    host: False (unknown)."""
+    return _here(host, pid) and pid_alive(int(pid))  # type: ignore[arg-type]
 
 
 def descendants(pid: int | None = None) -> set[int]:

@@ -21,6 +21,8 @@ from typing import Any
 import jsonschema
 
 from engine.errors import RegistryError
+from engine.params import describe_schema
+from engine.suggest import did_you_mean
 
 ENTRY_POINT_GROUP = "tickflow.transforms"
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas" / "transforms"
@@ -54,13 +56,17 @@ class TransformDef:
         return len(self.outputs) > 1
 
 
-def _origin_of(func: Callable[..., Any]) -> str:
+def _place_of(func: Callable[..., Any]) -> str | None:
+    """``file:line`` of the function's definition (its decorator's line), or None when it has no source."""
     try:
-        src = inspect.getsourcefile(func) or "?"
-        line = inspect.getsourcelines(func)[1]
-        return f"{func.__module__}.{func.__qualname__} ({src}:{line})"
+        return f"{inspect.getsourcefile(func) or '?'}:{inspect.getsourcelines(func)[1]}"
     except (OSError, TypeError):
-        return f"{func.__module__}.{func.__qualname__}"
+        return None
+
+
+def _origin_of(func: Callable[..., Any]) -> str:
+    place = _place_of(func)
+    return f"{func.__module__}.{func.__qualname__}" + (f" ({place})" if place else "")
 
 
 def load_schema(schema: Mapping[str, Any] | str | None) -> Mapping[str, Any]:
@@ -141,14 +147,72 @@ def _source_files(module: str) -> list[Path] | None:
     return [origin]
 
 
-def check_params_schema(name: str, schema: Mapping[str, Any]) -> Mapping[str, Any]:
-    """A params schema that is not valid JSON Schema would crash validation of every spec using it."""
+JSON_TYPES = ("array", "boolean", "integer", "null", "number", "object", "string")
+
+
+def _schema_error(exc: jsonschema.SchemaError) -> str:
+    """What is wrong in a schema, in words (jsonschema's metaschema says 'not valid under any of the given schemas'
+    for a misspelt type)."""
+    path = list(exc.absolute_path)
+    at = "/".join(map(str, path)) or "(top level)"
+    if path and path[-1] == "type":
+        bad = [t for t in (exc.instance if isinstance(exc.instance, list) else [exc.instance]) if t not in JSON_TYPES]
+        if bad:
+            shown = bad[0] if isinstance(bad[0], str) else repr(bad[0])
+            return (f"invalid params schema at {at}: '{shown}' is not a JSON Schema type"
+                    f"{did_you_mean(str(shown), JSON_TYPES)}; expected one of {', '.join(JSON_TYPES)} (or a list of "
+                    "them)")
+    return f"invalid params schema at {at}: {exc.message}"
+
+
+def _default_problems(schema: Mapping[str, Any]) -> list[str]:
+    """Each top-level property whose ``default`` fails the property's own schema: a step that leaves the param out
+    would give the transform a value the schema refuses, and fail only once Spark runs it."""
+    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    validator = cls(schema)
+    out = []
+    for prop, sub in (schema.get("properties") or {}).items():
+        if not isinstance(sub, Mapping) or "default" not in sub:
+            continue
+        default = sub["default"]
+        if any(list(err.absolute_path)[:1] == [prop] for err in validator.iter_errors({prop: default})):
+            expected = describe_schema(sub)
+            out.append(f"default {json.dumps(default)} of '{prop}' does not match its own schema"
+                       + (f" (expected {expected})" if expected else ""))
+    return out
+
+
+def _transform_submodules(package: str) -> list[str] | None:
+    """The modules of ``package`` whose source uses ``@transform`` (None: ``package`` is not a package)."""
+    try:
+        spec = importlib.util.find_spec(package)
+    except Exception:  # a broken package: its import already said so
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    found = []
+    for info in pkgutil.iter_modules(list(spec.submodule_search_locations)):  # imports nothing
+        path = Path(getattr(info.module_finder, "path", "")) / f"{info.name}.py"
+        try:
+            if not info.ispkg and "@transform" in path.read_text(errors="replace"):
+                found.append(f"{package}.{info.name}")
+        except OSError:
+            continue
+    return sorted(found)
+
+
+def check_params_schema(name: str, schema: Mapping[str, Any], *, where: str | None = None) -> Mapping[str, Any]:
+    """A params schema that is not valid JSON Schema would crash validation of every spec using it, and a default
+    it refuses would reach the transform. ``where``: the decorated function's ``file:line``, named in the error."""
+    at = f" at {where}" if where else ""
     cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
     try:
         cls.check_schema(schema)
     except jsonschema.SchemaError as exc:
-        where = "/".join(map(str, exc.absolute_path)) or "(top level)"
-        raise RegistryError(f"transform '{name}': invalid params schema at {where}: {exc.message}") from None
+        raise RegistryError(f"transform '{name}'{at}: {_schema_error(exc)}") from None
+    problems = _default_problems(schema)
+    if problems:
+        raise RegistryError(f"transform '{name}'{at}: {'; '.join(problems)}")
     return schema
 
 
@@ -159,6 +223,8 @@ class Registry:
     # module -> why its import failed (a RegistryError was raised for it): the transforms it would have
     # registered are unknown for that reason, not because a spec misspells them
     failed_imports: dict[str, str] = field(default_factory=dict)
+    # module -> the transforms registered while it was imported (also those defined in other modules it imports)
+    _registered_by: dict[str, list[str]] = field(default_factory=dict)
 
     def register(self, tdef: TransformDef) -> None:
         old = self._defs.get(tdef.name)
@@ -176,6 +242,27 @@ class Registry:
 
     def all(self) -> list[TransformDef]:
         return [self._defs[n] for n in self.names()]
+
+    def transforms_of(self, module: str) -> list[str]:
+        """The transforms ``module`` (or a module below it) defines, or that registered while it was imported."""
+        homes = {n: str(getattr(d.func, "__module__", "")) for n, d in self._defs.items()}
+        own = {n for n, home in homes.items() if home == module or home.startswith(f"{module}.")}
+        return sorted(own | set(self._registered_by.get(module, ())))
+
+    def nothing_registered(self, module: str) -> str | None:
+        """Why a module a spec names is not a transform module (None: it registered transforms)."""
+        if self.transforms_of(module):
+            return None
+        candidates = _transform_submodules(module)
+        if candidates is None:
+            return f"module '{module}' registered no transforms (no @transform ran when it was imported)"
+        if len(candidates) == 1:
+            hint = f"; did you mean its module '{candidates[0]}'?"
+        elif candidates:
+            hint = f"; name the modules that define them, among: {', '.join(candidates)}"
+        else:
+            hint = "; name the module of the package that defines them"
+        return f"module '{module}' registered no transforms: it is a package, whose modules are not imported{hint}"
 
     def failed_import_for(self, name: str, modules: Iterable[str] | None = None) -> str | None:
         """The module whose failed import explains why transform ``name`` is unknown, or None.
@@ -208,6 +295,7 @@ class Registry:
         """Import a plugin module; whatever it raises becomes one RegistryError naming the module (exit 2)."""
         if module in self._loaded_modules:
             return
+        before = set(self._defs)
         try:
             importlib.import_module(module)
         except Exception as exc:  # a plugin may raise anything at import: SyntaxError, ZeroDivisionError...
@@ -217,6 +305,7 @@ class Registry:
             raise ModuleImportError(f"cannot import transform module '{module}'{suffix}: {why}", module) from exc
         self.failed_imports.pop(module, None)
         self._loaded_modules.add(module)
+        self._registered_by[module] = sorted(set(self._defs) - before)
 
     def load_package(self, package: str) -> None:
         """Import a package and every module below it, so their decorators run."""
@@ -282,6 +371,17 @@ def _check_signature(name: str, func: Callable[..., Any]) -> None:
                             f"params) ({exc}); its signature is {shown}") from None
 
 
+def _params_schema(name: str, schema: Mapping[str, Any] | str | None, func: Callable[..., Any]
+                   ) -> Mapping[str, Any]:
+    """The checked params schema of transform ``name``; a refusal names the plugin's line that declares it."""
+    place = _place_of(func)
+    try:
+        loaded = load_schema(schema)
+    except RegistryError as exc:
+        raise RegistryError(f"transform '{name}'" + (f" at {place}" if place else "") + f": {exc}") from None
+    return check_params_schema(name, loaded, where=place)
+
+
 def transform(
     name: str,
     *,
@@ -313,7 +413,7 @@ def transform(
                 name=name,
                 func=func,
                 description=description.strip().splitlines()[0] if description.strip() else "",
-                params_schema=check_params_schema(name, load_schema(params_schema)),
+                params_schema=_params_schema(name, params_schema, func),
                 inputs=ins,
                 outputs=outs,
                 origin=_origin_of(func),

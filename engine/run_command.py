@@ -32,9 +32,17 @@ from engine.tracker.base import Terminated
 log = logging.getLogger("tickflow.cli")  # the name these lines have carried in run logs since engine/cli.py
 
 
-def load_for_date(path: str, args: argparse.Namespace, config: Config, date: dt.date | None) -> PipelineSpec:
-    return load_spec(path, date=date or dt.date.today(), var_overrides=parse_var_overrides(args.var),
-                     config=config)
+def load_for_date(path: str, args: argparse.Namespace, config: Config, date: dt.date | None, *,
+                  warn: bool = False) -> PipelineSpec:
+    """The spec rendered for ``date``; with ``warn``, its warnings go to stderr (once per command: the first
+    date's load, not every date of a backfill)."""
+    warnings: list[str] = []
+    spec = load_spec(path, date=date or dt.date.today(), var_overrides=parse_var_overrides(args.var),
+                     config=config, warnings=warnings if warn else None)
+    console = ConsoleOut(sys.stderr, SecretMasker(config.secrets()))
+    for line in warnings:
+        print(f"warning: {line}", file=console)
+    return spec
 
 
 def cmd_plan(args: argparse.Namespace, config: Config, out: TextIO) -> int:
@@ -45,7 +53,7 @@ def cmd_plan(args: argparse.Namespace, config: Config, out: TextIO) -> int:
 
     check_date_args(args)
     start = args.date or getattr(args, "start", None)
-    probe = load_for_date(args.spec, args, config, start)
+    probe = load_for_date(args.spec, args, config, start, warn=True)
     check_selection(probe, args.select)
     raw_storage = open_storage(config.storage.raw_root, config)
     check_raw_root(args, probe, raw_storage)  # a wrong raw root is an error, not "nothing to do"
@@ -165,7 +173,7 @@ def _run_command(args: argparse.Namespace, config: Config, out: TextIO) -> int:
     if args.dry_run:
         return cmd_plan(args, config, out)
     check_date_args(args)
-    probe = load_for_date(args.spec, args, config, args.date or args.start)
+    probe = load_for_date(args.spec, args, config, args.date or args.start, warn=True)
     check_selection(probe, args.select)
     raw_storage = open_storage(config.storage.raw_root, config)
     check_raw_root(args, probe, raw_storage)  # a wrong raw root is an error, not "nothing to do"
@@ -222,8 +230,10 @@ def _run_command(args: argparse.Namespace, config: Config, out: TextIO) -> int:
 
 
 def aggregate_exit(outcomes: list[DateOutcome]) -> int:
+    """The most severe code of the dates: the errors someone must act on (a step failed; the tracker or the
+    storage failed, the lock was lost) before the refusals a later run clears by itself (4, then 3)."""
     codes = {o.exit_code for o in outcomes}
-    for code in (EXIT_STEP_FAILED, errors.EXIT_RUNNING, errors.EXIT_UPSTREAM, EXIT_USAGE):
+    for code in (EXIT_STEP_FAILED, EXIT_USAGE, errors.EXIT_RUNNING, errors.EXIT_UPSTREAM):
         if code in codes:
             return code
     return EXIT_OK
@@ -254,7 +264,8 @@ def run_one_date(args: argparse.Namespace, config: Config, date: dt.date, storag
                      reads_earlier=spec.reads_earlier_dates,
                      incomplete=None if args.force else incomplete_job(spec, date, tracker, storage, raw_storage),
                      upstream_incomplete=lambda job: incomplete_upstream(job, tracker.list_jobs(), storage,
-                                                                         raw_storage))
+                                                                         raw_storage),
+                     log_file=str(log_file) if log_file else None)
     def progress_factory(total: int, spark_context: Any) -> Any:
         from engine.progress import Progress
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from engine.dates import (
@@ -66,6 +67,41 @@ def check_raw_root(args: argparse.Namespace, spec: PipelineSpec, raw_storage: An
     folders = [str(f) for f in spec.catch_up.get("raw_folders") or []]
     if folders:
         check_raw_folders(spec.name, raw_storage, folders)
+    warn_undated_raw_folders(args, spec, raw_storage)
+
+
+SHOWN_UNDATED = 10  # folder names a warning lists at most
+
+
+def undated_raw_folders(raw_storage: Any, folders: Iterable[str]) -> list[str]:
+    """The sub-folders of the raw catch-up ``folders`` whose name is not a date (``csv/backup``,
+    ``json/2020-8-12``), which the catch-up's dates (engine.dates.raw_dates, same test) leave out; names starting
+    with ``_`` or ``.`` are hidden, as Spark has them."""
+    found = []
+    for folder in folders:
+        for name in raw_storage.list_dirs(folder):
+            if name.startswith(("_", ".")):
+                continue
+            try:
+                dt.date.fromisoformat(name)
+            except ValueError:
+                found.append(f"{folder.strip('/')}/{name}")
+    return found
+
+
+def warn_undated_raw_folders(args: argparse.Namespace, spec: PipelineSpec, raw_storage: Any) -> None:
+    """A catch-up or backfill that takes its dates from raw folders says, once, on stderr, which of their
+    sub-folders it skips because their name is no date: a delivery under ``2020-8-12`` would otherwise never be
+    processed, the run saying "nothing to do"."""
+    folders = raw_catch_up_folders(args, spec)
+    odd = undated_raw_folders(raw_storage, folders) if folders else []
+    if not odd:
+        return
+    shown = ", ".join(odd[:SHOWN_UNDATED]) + (f" and {len(odd) - SHOWN_UNDATED} more" if len(odd) > SHOWN_UNDATED
+                                               else "")
+    print(f"warning: {spec.name}: skipping raw folder(s) whose name is not a YYYY-MM-DD date: {shown} (under "
+          f"{raw_storage.describe()}); name a delivery's folder by its date (e.g. 2020-08-12), or move other folders "
+          "out of the raw root", file=sys.stderr)
 
 
 def nothing_to_do(args: argparse.Namespace, spec: PipelineSpec, done: Sequence[dt.date], raw_storage: Any,

@@ -30,6 +30,7 @@ from engine.error_lines import essential_line
 from engine.errors import StepFailed, TickflowError
 from engine.executor import compute_step
 from engine.expectations import ExpectationFailed
+from engine.failure_place import located
 from engine.logs import STEP_EVENT, mute_console
 from engine.partition_values import refuse_foreign_partition_values
 from engine.raw_inputs import stamp_folder
@@ -41,6 +42,7 @@ from engine.sql_check import syntax_errors
 from engine.step_message import step_figures, written_message
 from engine.step_reuse import StepReuse
 from engine.storage.base import Storage
+from engine.storage.local import LocalStorage
 from engine.tracker.base import stop_message
 from engine.writer import StagedOutput, abort_staged, commit_staged, stage_output
 
@@ -57,14 +59,28 @@ class RunOptions:
 
 
 
-def preflight(step: StepSpec, registry: Registry, date: dt.date | None, raw_storage: Storage) -> None:
-    """Runs the step's transform's check made for before Spark starts (if it has one); raises to refuse."""
+def written_paths(spec: PipelineSpec) -> tuple[str, ...]:
+    """The dataset paths the steps of ``spec`` write (whether or not this run computes them)."""
+    return tuple(out.path for step in spec.steps.values() for out in step.outputs.values())
+
+
+def preflight(step: StepSpec, registry: Registry, date: dt.date | None, raw_storage: Storage,
+              storage: Storage | None = None, written: tuple[str, ...] = ()) -> None:
+    """Runs the step's transform's check made for before Spark starts (if it has one); raises to refuse.
+
+    ``storage`` (the storage root) lets a check look at committed datasets without staging them; ``written``
+    names the datasets the spec's steps write, which need not exist before the run."""
     tdef = registry.get(step.transform) if step.transform else None
     if tdef is None or tdef.preflight is None:
         return
     ctx = PreflightContext(date=date, step=step.name, log=logging.getLogger(f"tickflow.step.{step.name}"),
                            _raw_exists=raw_storage.exists, raw_root=raw_storage.describe(),
-                           _raw_files=lambda rel: [f.name for f in raw_storage.list_files(rel)])
+                           _raw_files=lambda rel: [f.name for f in raw_storage.list_files(rel)],
+                           _dataset_exists=storage.exists if storage is not None else None,
+                           _dataset_dirs=storage.list_dirs if storage is not None else None,
+                           # a local folder is read in place; a remote store would have to download
+                           _dataset_folder=storage.read_uri if isinstance(storage, LocalStorage) else None,
+                           storage_root=storage.describe() if storage is not None else "", written_paths=written)
     tdef.preflight(ctx, dict(step.params))
 
 
@@ -259,12 +275,13 @@ class PipelineRunner:
         for name in to_run:
             step = self.spec.steps[name]
             try:
-                preflight(step, self.registry, self.date, self.raw_storage)
+                preflight(step, self.registry, self.date, self.raw_storage, self.storage, written_paths(self.spec))
             except TickflowError:
                 raise  # the raw storage itself failed (StorageError, exit 2): not the step's verdict
             except Exception as exc:
                 log.debug("step %s preflight detail", name, exc_info=True)
-                raise self._refused(record, name, essential_line(exc), "before Spark started") from exc
+                error = located(self.spec, step, exc, essential_line(exc))
+                raise self._refused(record, name, error, "before Spark started") from exc
 
     def _check_sql(self, spark: Any, record: RunRecord, to_run: list[str]) -> None:
         """Every SQL text of the steps that run parses (Spark's parser), before the first step computes: a typo
@@ -422,6 +439,7 @@ class PipelineRunner:
             self._mark(name, "running")
         spark.sparkContext.setJobGroup(f"{self.spec.name}.{name}", f"{self.spec.name}.{name}", True)
         ctx: TransformContext | None = None
+        in_sql = False
         try:
             inputs = {iname: self._resolve_input(spark, ref, results) for iname, ref in step.inputs.items()}
             for iname, ref in step.inputs.items():
@@ -434,7 +452,9 @@ class PipelineRunner:
                 _dataset_reader=self.storage.read_uri, _raw_reader=functools.partial(self._read_raw, raw_read),
                 raw_root=self.raw_storage.describe(),
             )
+            in_sql = True  # a failure now is the query's own (Spark analyses it at once), not its write's
             outs = compute_step(step, inputs, ctx, self.registry)
+            in_sql = False
             for oname, df in outs.items():
                 key = (name, self._canonical(step, oname))
                 results[key] = df
@@ -463,7 +483,8 @@ class PipelineRunner:
             srec.status = "failed"
             if ctx is not None:  # what the step recorded before it failed (the counts that made it fail)
                 srec.metrics.update(ctx.metrics)
-            srec.error = f"cancelled: {self._stopping}" if self._stopping else essential_line(exc)
+            srec.error = (f"cancelled: {self._stopping}" if self._stopping else
+                          located(self.spec, step, exc, essential_line(exc), in_sql=in_sql))
             # a failed check still reports the counts of every expectation of the step (ExpectationFailed.results)
             srec.expectations.extend(getattr(exc, "results", ()))
             srec.ended = dt.datetime.now()

@@ -23,12 +23,13 @@ from engine.params import params_problems, with_defaults
 from engine.registry import REGISTRY, ModuleImportError, Registry, TransformDef
 from engine.spec import DATASET_PREFIX, InputRef, OutputSpec, PipelineSpec, StepSpec, path_parts, paths_nest
 from engine.spec_problems import Problems, schema_problems
+from engine.spec_vars import render_vars
+from engine.spec_warnings import warn_unpartitioned
 from engine.sql_text import NOT_A_QUERY, SqlParseError, sql_names, sql_statement_problem
 from engine.suggest import closest, did_you_mean
 from engine.templating import (
     TemplateProblem,
     build_context,
-    failed_var,
     make_environment,
     public_env,
     render_tree,
@@ -68,7 +69,10 @@ def load_spec(
     config: Config | None = None,
     env: Mapping[str, str] | None = None,
     registry: Registry | None = None,
+    warnings: list[str] | None = None,
 ) -> PipelineSpec:
+    """The spec of ``path`` rendered for ``date``; SpecError lists every problem. ``warnings``, when given,
+    receives what a valid spec most likely does not mean (``file:line: key.path: why``), for the caller to show."""
     file = str(path)
     config = config or Config()
     registry = registry or REGISTRY
@@ -98,15 +102,7 @@ def load_spec(
     # again (its text would be the var's raw '{{ ... }}' and fail every later check a second time)
     seen_vars: dict[str, Any] = {}
     if isinstance(raw_vars, Mapping):
-        for key, value in raw_vars.items():
-            if key in overrides:  # before the later vars render: they see the overriding value
-                variables[key] = seen_vars[key] = overrides[key]
-                continue
-            ctx = {**base_ctx, "vars": dict(seen_vars)}
-            before = len(tproblems)
-            variables[key] = seen_vars[key] = render_tree(jenv, value, ctx, ("vars", key), tproblems)
-            if len(tproblems) > before:
-                seen_vars[key] = failed_var(str(key))
+        variables, seen_vars = render_vars(jenv, raw_vars, overrides, base_ctx, tproblems)
         for key in overrides:
             if key not in raw_vars:
                 declared = ", ".join(map(str, raw_vars)) or "none"
@@ -143,15 +139,23 @@ def load_spec(
         except RegistryError as exc:
             problems.add(("modules", i), str(exc))
             failed += [exc.module] if isinstance(exc, ModuleImportError) else []
+            continue
+        empty = registry.nothing_registered(module)
+        if empty:
+            problems.add(("modules", i), empty)
 
     steps_raw = rendered.get("steps")
     steps: dict[str, StepSpec] = {}
     if isinstance(steps_raw, Mapping):
         steps = _check_steps(steps_raw, registry, problems, failed)  # SQL steps get their implicit inputs here
+    unchecked = _unchecked_steps(steps_raw, steps, registry)
     _check_catch_up(rendered, problems)
-    _check_graph(steps, problems)
-    _check_extras(rendered, steps, problems)
+    _check_graph(steps, problems, unchecked)
+    _check_extras(rendered, steps, problems, unchecked)
     problems.raise_if_any()
+    warn_unpartitioned(jenv, data, rendered, steps, problems)
+    if warnings is not None:
+        warnings.extend(problems.warning_lines())
     return PipelineSpec(
         name=rendered["pipeline"],
         file=file,
@@ -181,6 +185,14 @@ def _read_spec_text(path: str | os.PathLike[str], file: str) -> str:
         line = data[:exc.start].count(b"\n") + 1
         raise SpecError([f"{file}:{line}: the spec is not UTF-8 text (byte 0x{data[exc.start]:02x}); save it as "
                          "UTF-8"]) from None
+
+
+def _unchecked_steps(steps_raw: Any, steps: Mapping[str, StepSpec], registry: Registry) -> set[str]:
+    """The steps whose outputs cannot be known, their own problem already reported: a step left out as broken
+    (both transform and sql) and a step of an unknown transform. A reference to one is not a second mistake."""
+    broken = {str(name) for name in steps_raw if name not in steps} if isinstance(steps_raw, Mapping) else set()
+    unknown = {name for name, step in steps.items() if step.transform and registry.get(step.transform) is None}
+    return broken | unknown
 
 
 def _check_catch_up(rendered: Mapping[str, Any], problems: Problems) -> None:
@@ -341,10 +353,9 @@ def _check_steps(steps_raw: Mapping[str, Any], registry: Registry, problems: Pro
             owned = dict(out.get("replace_partitions") or {})
             replace: tuple[str, ...] = ()
             if owned:
-                if set(owned) != set(part) or mode != "overwrite_partitions":
-                    problems.add((*base, "outputs", oname, "replace_partitions"),
-                                 f"needs mode overwrite_partitions and a value for each partition_by column "
-                                 f"({', '.join(part) or 'none'})")
+                why_not = _replace_partitions_problem(part, owned, mode)
+                if why_not:
+                    problems.add((*base, "outputs", oname, "replace_partitions"), why_not)
                 else:
                     replace = ("/".join(f"{c}={owned[c]}" for c in part),)
             why = dataset_path_problem(str(out["path"]), output=True)
@@ -357,7 +368,7 @@ def _check_steps(steps_raw: Mapping[str, Any], registry: Registry, problems: Pro
                 if oname not in declared:
                     problems.add((*base, "outputs", oname), f"transform '{tdef.name}' has no output '{oname}'; "
                                  f"its outputs are: {', '.join(declared)}")
-        elif len(outputs) > 1:
+        elif len(outputs) > 1 and (tdef is not None or has_s):  # an unknown transform's outputs are unknown too
             problems.add((*base, "outputs"), f"this step produces one DataFrame; declare at most one output "
                          f"(got {', '.join(outputs)})")
         deps = tuple(d for d in raw.get("depends_on") or () if isinstance(d, str))
@@ -370,6 +381,24 @@ def _check_steps(steps_raw: Mapping[str, Any], registry: Registry, problems: Pro
             dataset_params=read_params,
         )
     return steps
+
+
+def _replace_partitions_problem(part: tuple[str, ...], owned: Mapping[str, Any], mode: str) -> str | None:
+    """Why ``replace_partitions`` cannot name the partition an output's run owns (None: it can)."""
+    unknown = [str(c) for c in owned if c not in part]
+    if not part:
+        return (f"replace_partitions names {', '.join(unknown)}, but the output has no partition_by (add "
+                f"partition_by: [{', '.join(unknown)}])")
+    if unknown:
+        which = "which is" if len(unknown) == 1 else "which are"
+        return f"replace_partitions names {', '.join(unknown)}, {which} not in partition_by [{', '.join(part)}]"
+    missing = [c for c in part if c not in owned]
+    if missing:
+        return (f"replace_partitions needs a value for each partition_by column ({', '.join(part)}); it has none "
+                f"for {', '.join(missing)}")
+    if mode != "overwrite_partitions":
+        return f"replace_partitions needs mode overwrite_partitions (the output's mode is {mode})"
+    return None
 
 
 def _check_output_paths(steps: Mapping[str, StepSpec], problems: Problems) -> None:
@@ -398,7 +427,7 @@ def _check_output_paths(steps: Mapping[str, StepSpec], problems: Problems) -> No
             written.append((parts, step.name, out))
 
 
-def _check_graph(steps: Mapping[str, StepSpec], problems: Problems) -> None:
+def _check_graph(steps: Mapping[str, StepSpec], problems: Problems, unchecked: set[str]) -> None:
     before = len(problems.items)
     _check_output_paths(steps, problems)
     for step in steps.values():
@@ -408,6 +437,8 @@ def _check_graph(steps: Mapping[str, StepSpec], problems: Problems) -> None:
                 if not ref.dataset:
                     problems.add((*base, "inputs", iname), "empty dataset reference; expected dataset:<path>")
                 continue
+            if ref.step in unchecked and (ref.step not in steps or ref.output is not None):
+                continue  # the step's own problem is reported
             if ref.step not in steps:
                 problems.add((*base, "inputs", iname), f"input refers to '{ref}', which names no step"
                              f"{_suggest(str(ref.step), list(steps))}; expected a step name, step.output, "
@@ -418,7 +449,7 @@ def _check_graph(steps: Mapping[str, StepSpec], problems: Problems) -> None:
                 problems.add((*base, "inputs", iname), f"step '{ref.step}' has no output '{ref.output}'; "
                              f"its outputs are: {', '.join(steps[ref.step].output_names())}")
         for i, dep in enumerate(step.depends_on):
-            if dep not in steps:
+            if dep not in steps and dep not in unchecked:
                 problems.add((*base, "depends_on", i), f"depends on '{dep}', which names no step"
                              f"{_suggest(dep, list(steps))}")
     if len(problems.items) > before:
@@ -471,14 +502,15 @@ def _overwrites_input(path: str, parts: tuple[str, ...], read: str, read_parts: 
             f"'{reader.name}' instead)")
 
 
-def _check_extras(rendered: Mapping[str, Any], steps: Mapping[str, StepSpec], problems: Problems) -> None:
+def _check_extras(rendered: Mapping[str, Any], steps: Mapping[str, StepSpec], problems: Problems,
+                  unchecked: set[str]) -> None:
     """Expectations and charts are validated by their own modules; every bad item is reported at its line."""
     for step in steps.values():
         if step.expectations:
             _check_expectations(step, problems)
     charts = (rendered.get("report") or {}).get("charts") or []
     if charts:
-        _check_charts(list(charts), steps, problems)
+        _check_charts(list(charts), steps, problems, unchecked)
 
 
 def _item_name(item: Any, key: str) -> str | None:
@@ -522,7 +554,8 @@ def _check_expectations(step: StepSpec, problems: Problems) -> None:
                      f"step does not write{hint}; its outputs are: {', '.join(written)}")
 
 
-def _check_charts(charts: list[Any], steps: Mapping[str, StepSpec], problems: Problems) -> None:
+def _check_charts(charts: list[Any], steps: Mapping[str, StepSpec], problems: Problems, unchecked: set[str]
+                  ) -> None:
     """Every chart must parse and its source must resolve: a chart reading a step or output that is not
     there would only show up as a missing picture in the report of a finished run."""
     from engine.charts import chart_problems
@@ -531,8 +564,10 @@ def _check_charts(charts: list[Any], steps: Mapping[str, StepSpec], problems: Pr
     good, errors = chart_problems(charts)
     _item_problems(base, charts, errors, "chart", "title", problems)
     for i, chart in good:
-        if chart.source_kind == "dataset":
-            continue  # a committed dataset: it may be written by another pipeline; `plan` tells whether it exists
+        if chart.source_kind == "dataset" or chart.step in unchecked:
+            # a committed dataset may be written by another pipeline (`plan` tells whether it exists); an unchecked
+            # step has its own problem
+            continue
         where = (*base, i, "source")
         step = steps.get(str(chart.step))
         if step is None:

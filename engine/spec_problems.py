@@ -30,6 +30,8 @@ class Problems:
     # the spec as read (before templating) and the --var values: a value wrong because of a --var says so
     raw: Any = None
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    # what is allowed but most likely not meant (an unpartitioned output of a dated pipeline): said, not refused
+    warnings: list[tuple[int, str]] = field(default_factory=list)
 
     def is_unrendered(self, path: KeyPath) -> bool:
         return any(path[:len(bad)] == bad for bad in self.unrendered)
@@ -37,11 +39,20 @@ class Problems:
     def add(self, path: KeyPath, message: str, line: int | None = None) -> None:
         if self.is_unrendered(path):
             return
-        message += self._from_var(path)
+        self.items.append(self._located(path, message + self._from_var(path), line))
+
+    def warn(self, path: KeyPath, message: str) -> None:
+        """A warning, located and worded as a problem is."""
+        self.warnings.append(self._located(path, message, None))
+
+    def warning_lines(self) -> list[str]:
+        return [m for _, m in sorted(self.warnings, key=lambda item: item[0])]
+
+    def _located(self, path: KeyPath, message: str, line: int | None) -> tuple[int, str]:
         path = as_written(self.lines, path)
         line = line if line is not None else self.lines.line_of(path)
         where = f"{self.file}:{line}" if line else self.file
-        self.items.append((line or 0, f"{where}: {format_path(path)}: {message}"))
+        return line or 0, f"{where}: {format_path(path)}: {message}"
 
     def _from_var(self, path: KeyPath) -> str:
         """`` (the value comes from --var x=...)`` when the template at ``path`` uses a var given with --var:
@@ -120,6 +131,15 @@ def _schema_error_path(err: jsonschema.ValidationError) -> tuple[KeyPath, str]:
         return path, f"invalid name: {err.message}"
     if err.validator == "enum":
         return path, f"{err.instance!r} is not one of {err.validator_value}"
+    if err.validator == "type" and err.instance is None:
+        return path, _empty_value(path, err.validator_value)
     if err.validator == "type":
         return path, f"expected {err.validator_value}, got {type(err.instance).__name__} {err.instance!r}"
     return path, err.message
+
+
+def _empty_value(path: KeyPath, expected: Any) -> str:
+    """A key written with no value (YAML reads it as null): a step is most often one left empty while editing."""
+    if len(path) == 2 and path[0] == "steps":
+        return "the step is empty: a step needs 'transform' (a registered transform) or 'sql'"
+    return f"has no value (YAML reads an empty value as null); expected {expected}"

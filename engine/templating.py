@@ -16,6 +16,7 @@ from typing import Any
 
 import jinja2
 import yaml
+from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from engine.dates import previous_trading_day
@@ -44,23 +45,90 @@ def failed_var(name: str) -> jinja2.StrictUndefined:
     return jinja2.StrictUndefined(hint=f"vars.{name} failed to render", name=name, exc=_FailedVarUsed)
 
 
-def _shift(day: Any, days: int) -> str:
-    return (dt.date.fromisoformat(str(day)) + dt.timedelta(days=int(days))).isoformat()
+# the filters a spec computes other dates with: ``date`` and ``prev_date`` are text, so ``date + 1`` fails
+DATE_FILTERS = ("days_before(n)", "days_after(n)", "previous_days(n)")
+_DATE_NAMES = ("date", "prev_date")
+
+
+class FilterArgumentError(ValueError):
+    """A date filter given something that is not a whole number of days (often a var, e.g. ``--var n=x``)."""
+
+    def __init__(self, filter_name: str, value: Any):
+        self.value = value
+        super().__init__(f"{filter_name} needs a whole number of days, got {value!r}")
+
+
+def _days(filter_name: str, value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise FilterArgumentError(filter_name, value) from None
+
+
+def _shift(day: Any, days: int, filter_name: str = "days_after") -> str:
+    return (dt.date.fromisoformat(str(day)) + dt.timedelta(days=_days(filter_name, days))).isoformat()
 
 
 def _previous_days(day: Any, count: int) -> list[str]:
     """The ``count`` calendar days before ``day``, newest first (for reading a look-back of partitions)."""
     start = dt.date.fromisoformat(str(day))
-    return [(start - dt.timedelta(days=n)).isoformat() for n in range(1, int(count) + 1)]
+    return [(start - dt.timedelta(days=n)).isoformat() for n in range(1, _days("previous_days", count) + 1)]
 
 
 def make_environment() -> SandboxedEnvironment:
     """Filters: ``date | days_before(n)``, ``date | days_after(n)``, ``date | previous_days(n)`` (a list)."""
     env = SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
-    env.filters["days_before"] = lambda d, n: _shift(d, -int(n))
+    env.filters["days_before"] = lambda d, n: _shift(d, -_days("days_before", n), "days_before")
     env.filters["days_after"] = _shift
     env.filters["previous_days"] = _previous_days
     return env
+
+
+def _parsed(env: SandboxedEnvironment, text: str) -> nodes.Template | None:
+    """The template's syntax tree (None: not a template, or one whose syntax error rendering reports)."""
+    if "{{" not in text and "{%" not in text:
+        return None
+    try:
+        return env.parse(text)
+    except jinja2.TemplateSyntaxError:
+        return None
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def var_references(env: SandboxedEnvironment, value: Any) -> set[str]:
+    """The vars the templates below ``value`` use (``vars.x``, ``vars['x']``): what a var must be rendered after."""
+    found: set[str] = set()
+    for text in _strings(value):
+        tree = _parsed(env, text)
+        if tree is None:
+            continue
+        for node in tree.find_all(nodes.Getattr):
+            if isinstance(node.node, nodes.Name) and node.node.name == "vars":
+                found.add(node.attr)
+        for item in tree.find_all(nodes.Getitem):
+            if (isinstance(item.node, nodes.Name) and item.node.name == "vars" and isinstance(item.arg, nodes.Const)
+                    and isinstance(item.arg.value, str)):
+                found.add(item.arg.value)
+    return found
+
+
+def _uses_names(env: SandboxedEnvironment, text: str, names: Collection[str]) -> bool:
+    tree = _parsed(env, text)
+    return tree is not None and any(n.name in names for n in tree.find_all(nodes.Name))
+
+
+def uses_date(env: SandboxedEnvironment, value: Any) -> bool:
+    """Whether a template below ``value`` reads the processing date (``date`` or ``prev_date``)."""
+    return any(_uses_names(env, text, _DATE_NAMES) for text in _strings(value))
 
 
 # Environment variables that hold credentials by name; a spec renders into logs and reports, so it never sees them.
@@ -100,6 +168,12 @@ def render_value(env: SandboxedEnvironment, value: str, context: Mapping[str, An
         raise TemplateProblem(path, f"template syntax error: {exc.message}") from exc
     except jinja2.exceptions.SecurityError as exc:
         raise TemplateProblem(path, f"template not allowed in the sandbox: {exc}") from exc
+    except FilterArgumentError as exc:
+        raise TemplateProblem(path, f"template failed: {exc}{_vars_holding(env, value, context, exc.value)}") from exc
+    except TypeError as exc:  # ``date + 1``: date is text
+        hint = (f"; date and prev_date are text (YYYY-MM-DD): compute other dates with the filters "
+                f"{', '.join(f'date | {f}' for f in DATE_FILTERS)}" if _uses_names(env, value, _DATE_NAMES) else "")
+        raise TemplateProblem(path, f"template failed: {exc}{hint}") from exc
     except Exception as exc:  # a filter raising on bad input, division by zero...
         raise TemplateProblem(path, f"template failed: {exc}") from exc
     single = _SINGLE_EXPR.match(value)
@@ -114,6 +188,22 @@ def render_value(env: SandboxedEnvironment, value: str, context: Mapping[str, An
         if isinstance(parsed, _NATIVE):
             return parsed
     return rendered
+
+
+def _vars_holding(env: SandboxedEnvironment, template: str, context: Mapping[str, Any], value: Any) -> str:
+    """`` from vars.n`` naming the vars the template uses whose value is ``value`` (the mistake to fix)."""
+    known = context.get("vars")
+    if not isinstance(known, Mapping):
+        return ""
+    names = [n for n in sorted(var_references(env, template)) if n in known and _same(known[n], value)]
+    return f" from {' and '.join(f'vars.{n}' for n in names)}" if names else ""
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return type(a) is type(b) and bool(a == b)
+    except Exception:  # an Undefined marker compares by raising
+        return False
 
 
 def _undefined_name(template: str, message: str, context: Mapping[str, Any]) -> str | None:

@@ -82,17 +82,40 @@ def _walk(node: yaml.Node, path: KeyPath, lm: LineMap) -> None:
             _walk(item, (*path, i), lm)
 
 
+# PyYAML contexts that open a construct the parser then looks for the end of: a mistake in one (an unclosed quote,
+# a missing ``}``) shows only where the parser gave up, often the end of the file, far below the opening
+_OPENED = {"while scanning a quoted scalar": "quoted string", "while parsing a flow mapping": "'{' mapping",
+           "while parsing a flow sequence": "'[' list"}
+_STARTS = "while scanning a simple key"  # a key without its ':': the key's line is the one to edit
+
+
+def _at(mark: yaml.Mark) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
+def syntax_error(exc: yaml.MarkedYAMLError) -> YamlSyntaxError:
+    """The error at the line to edit: the start of an unclosed quote or bracket, with where the parser gave up."""
+    problem, context = exc.problem or str(exc), exc.context
+    start, gave_up = exc.context_mark, exc.problem_mark
+    if start is None or gave_up is None or (start.line, start.column) == (gave_up.line, gave_up.column):
+        mark = gave_up or start
+        return YamlSyntaxError(f"invalid YAML: {problem}" + (f" ({context})" if context else ""),
+                               mark.line + 1 if mark else None)
+    opened = _OPENED.get(str(context))
+    if opened:
+        return YamlSyntaxError(f"invalid YAML: the {opened} opened at {_at(start)} is not closed: {problem} at "
+                               f"{_at(gave_up)}, where the parser gave up", start.line + 1)
+    return YamlSyntaxError(f"invalid YAML: {problem} at {_at(gave_up)} ({context} that starts at {_at(start)})",
+                           (start if context == _STARTS else gave_up).line + 1)
+
+
 def load_with_lines(text: str) -> tuple[Any, LineMap]:
     """Parse with the safe loader; raise YamlSyntaxError carrying the line of the problem."""
     try:
         node = yaml.compose(text, Loader=SpecLoader)
         data = yaml.load(text, Loader=SpecLoader)  # noqa: S506 - a safe loader
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        problem = exc.problem or str(exc)
-        context = f" ({exc.context})" if exc.context else ""
-        raise YamlSyntaxError(f"invalid YAML: {problem}{context}", line) from exc
+        raise syntax_error(exc) from exc
     except yaml.YAMLError as exc:
         raise YamlSyntaxError(f"invalid YAML: {exc}", None) from exc
     lm = LineMap()

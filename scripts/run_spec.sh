@@ -8,6 +8,8 @@ PY="${TICKFLOW_PYTHON:-}"
 if [[ -z "$PY" ]]; then
   if [[ -x "$HERE/.venv/bin/python" ]]; then PY="$HERE/.venv/bin/python"; else PY=python3; fi
 fi
+# the CLI's help and usage errors then show ./<name>.sh's usage, without the SPEC passed here (engine/cli.py)
+export TICKFLOW_WRAPPER="./$NAME.sh"
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
   exec "$PY" "$HERE/run_pipeline.py" run --help
 fi

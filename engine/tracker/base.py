@@ -19,6 +19,7 @@ import socket
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from engine.errors import TrackerError
 
@@ -32,10 +33,10 @@ EXTRA_COLUMNS = (
     ("lease_expires", "TIMESTAMP"), ("holder_host", "VARCHAR"), ("holder_pid", "INTEGER"),
     ("run_id", "VARCHAR"), ("message", "TEXT"), ("started_time", "TIMESTAMP"),
     ("prev_lock_id", "UUID"), ("prev_holder_host", "VARCHAR"), ("prev_holder_pid", "INTEGER"),
-    ("prev_lease_expires", "TIMESTAMP"),
+    ("prev_lease_expires", "TIMESTAMP"), ("reads", "TEXT"), ("log_file", "TEXT"),
 )
 ROW_COLUMNS = ("job_id", "status", "updated_time", "lock_id", "lease_expires", "holder_host", "holder_pid",
-               "run_id", "message", "started_time")
+               "run_id", "message", "started_time", "reads", "log_file")
 LEASE_COLUMNS = ("lock_id", "lease_expires", "updated_time", "prev_lock_id", "prev_holder_host",
                  "prev_holder_pid", "prev_lease_expires")
 # The operator actions (unlock, forget) are recorded in ``<table>_audit``, in the same transaction as the change.
@@ -247,6 +248,8 @@ class JobRow:
     run_id: str | None = None
     message: str | None = None
     started_time: dt.datetime | None = None
+    reads: str | None = None  # what the run holding (or last holding) the lock reads: see ``Reads``
+    log_file: str | None = None  # the log of the run that holds (or last held) the lock
 
     @property
     def locked(self) -> bool:
@@ -267,7 +270,7 @@ def row_before(row: JobRow) -> dict[str, object]:
     return {"job_id": row.job_id, "status": row.status, "updated_time": iso_utc(row.updated_time),
             "lock_id": row.lock_id, "lease_expires": iso_utc(row.lease_expires), "holder_host": row.holder_host,
             "holder_pid": row.holder_pid, "run_id": row.run_id, "started_time": iso_utc(row.started_time),
-            "message": row.message}
+            "message": row.message, "reads": row.reads, "log_file": row.log_file}
 
 
 def audit_before(rows: Sequence[JobRow]) -> str:
@@ -320,6 +323,18 @@ class Lease:
                 f"{fmt_time(self.prev_lease_expires)}")
 
 
+class TrackerView(Protocol):
+    """The table as an admission check sees it (inside the admission's transaction)."""
+
+    def now(self) -> dt.datetime: ...
+
+    def get(self, job_id: str) -> JobRow | None: ...
+
+    def locked_jobs(self) -> list[JobRow]:
+        """The rows holding a lock (live or expired)."""
+        ...
+
+
 class Tracker(ABC):
     """A job tracker table: atomic locks with leases, statuses, and what operators need to see."""
 
@@ -361,11 +376,21 @@ class Tracker(ABC):
     def list_jobs(self) -> list[JobRow]:
         """Every row, ordered by job id."""
 
+    def locked_jobs(self) -> list[JobRow]:
+        """The rows holding a lock (live or expired), ordered by job id."""
+        return [r for r in self.list_jobs() if r.locked]
+
     @abstractmethod
     def acquire(self, job_id: str, *, lease_seconds: float, holder_host: str, holder_pid: int,
-                run_id: str | None = None, force: bool = False) -> Lease | None:
+                run_id: str | None = None, force: bool = False, reads: str | None = None,
+                log_file: str | None = None, admit: Callable[[TrackerView], None] | None = None) -> Lease | None:
         """One atomic statement: create the row if missing and lock it where it is unlocked or its lease
         expired (and, unless ``force``, not already 'success'). None when someone else holds it or it is done.
+        The row keeps ``reads`` (what the run reads, see engine.tracker.readers) and ``log_file``.
+
+        With ``admit``: first, in the same transaction and under a lock that serialises every admission on the
+        table, ``admit`` is shown the table (it raises to refuse the run). What one admission checks, the next
+        one sees: a decision that depends on other jobs' locks cannot miss a lock taken at the same moment.
         """
 
     @abstractmethod

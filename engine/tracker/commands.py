@@ -8,14 +8,19 @@ import argparse
 import datetime as dt
 import difflib
 import json
+import os
+import re
+import shutil
 import sys
+import textwrap
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import IO
 
 from engine.config import Config
 from engine.console_out import clip
 from engine.errors import EXIT_RUNNING, TickflowError
-from engine.processes import gone_here
+from engine.processes import alive_here, gone_here
 from engine.step_message import readable
 from engine.tracker.base import (
     AuditEntry,
@@ -39,6 +44,39 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
+_AGO = re.compile(r"^(\d+)\s*([mhdw])$")
+_AGO_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+@dataclass(frozen=True)
+class Since:
+    """``--since``: a moment (naive UTC, as the tracker keeps times) or an age counted back from the tracker's
+    clock, which the rows' times come from (not this machine's)."""
+
+    text: str
+    moment: dt.datetime | None = None
+    age: dt.timedelta | None = None
+
+    def resolve(self, now: dt.datetime) -> dt.datetime:
+        return self.moment if self.moment is not None else now - (self.age or dt.timedelta(0))
+
+
+def _since(text: str) -> Since:
+    """``2026-12-07``, ``2026-12-07T06:00`` (UTC unless it carries an offset) or ``30m``/``24h``/``2d``/``1w``."""
+    ago = _AGO.match(text.strip().lower())
+    if ago:
+        return Since(text, age=dt.timedelta(**{_AGO_UNITS[ago.group(2)]: int(ago.group(1))}))
+    try:
+        moment = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a time: {text!r} (YYYY-MM-DD, YYYY-MM-DDTHH:MM[:SS] in UTC, or an age such as 30m, 24h, 2d, "
+            "1w)") from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    return Since(text, moment=moment)
+
+
 def add_status_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pipeline", action="append", default=None,
                         help="only jobs of this pipeline (repeatable)")
@@ -46,11 +84,17 @@ def add_status_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only jobs of this processing date or later")
     parser.add_argument("--end", type=_date, default=None, metavar="YYYY-MM-DD",
                         help="only jobs of this processing date or earlier")
-    parser.add_argument("--steps", action="store_true", help="also show the rows of individual steps")
+    parser.add_argument("--since", type=_since, default=None, metavar="TIME",
+                        help="only rows started or updated at TIME or later: YYYY-MM-DD or YYYY-MM-DDTHH:MM "
+                        "(UTC unless an offset is given), or an age back from now: 30m, 24h, 2d, 1w (--start and "
+                        "--end filter on the processing date instead)")
+    parser.add_argument("--steps", action="store_true",
+                        help="also show the rows of individual steps, and each run's log file")
     parser.add_argument("--json", action="store_true", help="print JSON rows instead of a table")
     parser.add_argument("--audit", action="store_true",
                         help="list the audit trail instead: every unlock and forget (when, job, who, the rows "
-                        "before), oldest first; --pipeline/--start/--end and --json apply")
+                        "before), oldest first; --pipeline/--start/--end, --since (on the entry's time) and "
+                        "--json apply")
 
 
 def wanted(job_id: str, pipelines: Sequence[str] | None, start: dt.date | None, end: dt.date | None,
@@ -72,6 +116,11 @@ def select_rows(rows: Sequence[JobRow], pipelines: Sequence[str] | None, start: 
     return [row for row in rows if wanted(row.job_id, pipelines, start, end, steps)]
 
 
+def touched_since(row: JobRow, since: dt.datetime | None) -> bool:
+    """Whether the row started or changed at ``since`` or later ("what ran since yesterday morning")."""
+    return since is None or any(t is not None and t >= since for t in (row.started_time, row.updated_time))
+
+
 def _lock_state(row: JobRow, now: dt.datetime) -> str:
     if not row.locked:
         return "-"
@@ -81,26 +130,134 @@ def _lock_state(row: JobRow, now: dt.datetime) -> str:
     return "expired" if row.lease_expired(now) else f"held{gone}"
 
 
-def _as_json(row: JobRow, now: dt.datetime) -> dict[str, object]:
+def _run_key(job_id: str) -> object:
+    """The run a row belongs to: a step row shares its job's (pipeline, date); an id off the convention is its own."""
+    key = parse_job_id(job_id)
+    return job_id if key is None else (key.pipeline, key.date)
+
+
+def live_runs(rows: Sequence[JobRow], now: dt.datetime) -> set[object]:
+    """The runs (``_run_key``) whose lock is held, not expired and not by a process gone from this host: only
+    their rows at 'running' are still running, so only theirs get a duration "so far"."""
+    return {_run_key(r.job_id) for r in rows
+            if r.locked and not r.lease_expired(now) and not gone_here(r.holder_host, r.holder_pid)}
+
+
+_UNLOCKED = ("unlocked by ", "its run was unlocked by ")
+
+
+def duration(row: JobRow, now: dt.datetime, live: set[object]) -> tuple[float | None, bool]:
+    """(seconds, still running): a live run's time so far, a finished one's ``updated - started``. None where
+    the end is unknown: a run that died while 'running', a step turned stale by a later run, or a row an unlock
+    ended (their updated_time is when that happened, not when the work ended)."""
+    if row.started_time is None:
+        return None, False
+    if row.status == "running":
+        alive = _run_key(row.job_id) in live
+        return ((now - row.started_time).total_seconds(), True) if alive else (None, False)
+    key = parse_job_id(row.job_id)
+    if row.updated_time is None or (row.status == "stale" and key is not None and key.step is not None) \
+            or (row.message or "").startswith(_UNLOCKED):
+        return None, False
+    seconds = (row.updated_time - row.started_time).total_seconds()
+    return (seconds, False) if seconds >= 0 else (None, False)
+
+
+def fmt_duration(seconds: float) -> str:
+    """``8.4s``, ``45s``, ``12m 03s``, ``2h 05m``, ``3d 04h``: two units at most, for a column."""
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    whole = round(seconds)
+    if whole < 60:
+        return f"{whole}s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h {minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d {hours:02d}h"
+
+
+def _duration_cell(row: JobRow, now: dt.datetime, live: set[object]) -> str:
+    seconds, running = duration(row, now, live)
+    if seconds is None:
+        return "-"
+    return f"{fmt_duration(seconds)} so far" if running else fmt_duration(seconds)
+
+
+def _as_json(row: JobRow, now: dt.datetime, live: set[object]) -> dict[str, object]:
     """Times as ISO 8601 with their UTC offset, so scripts need not know the tracker keeps UTC."""
+    seconds, _ = duration(row, now, live)
     return {"job_id": row.job_id, "status": row.status, "updated_time": iso_utc(row.updated_time),
             "lock_id": row.lock_id, "lock": _lock_state(row, now), "lease_expires": iso_utc(row.lease_expires),
             "holder_host": row.holder_host, "holder_pid": row.holder_pid, "run_id": row.run_id,
-            "started_time": iso_utc(row.started_time), "message": row.message}
+            "started_time": iso_utc(row.started_time), "message": row.message,
+            "duration_seconds": None if seconds is None else round(seconds, 3), "log_file": row.log_file}
 
 
-def _table(rows: Sequence[JobRow], now: dt.datetime) -> str:
-    header = ("JOB_ID", "STATUS", "UPDATED (UTC)", "LOCK", "HOLDER", "LEASE EXPIRES (UTC)", "MESSAGE")
-    body = []
-    for r in rows:
-        held = r.locked
-        body.append((r.job_id, r.status or "-", fmt_time(r.updated_time).removesuffix(" UTC"),
-                     _lock_state(r, now), r.holder() if held else "-",
-                     fmt_time(r.lease_expires).removesuffix(" UTC") if held else "-",
-                     clip(readable(r.message) or r.message or "")))
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *body, strict=True)]
-    lines = ["  ".join(str(v).ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
-             for line in (header, *body)]
+HEADER = ("JOB_ID", "STATUS", "STARTED (UTC)", "DURATION", "UPDATED (UTC)", "LOCK", "HOLDER", "LEASE EXPIRES (UTC)",
+          "MESSAGE")
+MIN_MESSAGE = 30  # the MESSAGE column's least width on a narrow terminal (the line then overflows)
+
+
+def terminal_columns(out: IO[str]) -> int | None:
+    """The width to fit lines to: the terminal's when writing to one (``COLUMNS`` wins, as in
+    ``shutil.get_terminal_size``), else None, so a pipe or file gets every message whole."""
+    isatty = getattr(out, "isatty", None)
+    if not os.environ.get("COLUMNS") and not (callable(isatty) and isatty()):
+        return None
+    return shutil.get_terminal_size().columns
+
+
+def _cells(row: JobRow, now: dt.datetime, live: set[object]) -> tuple[str, ...]:
+    """Every column but MESSAGE."""
+    held = row.locked
+    return (row.job_id, row.status or "-", fmt_time(row.started_time).removesuffix(" UTC"),
+            _duration_cell(row, now, live), fmt_time(row.updated_time).removesuffix(" UTC"), _lock_state(row, now),
+            row.holder() if held else "-", fmt_time(row.lease_expires).removesuffix(" UTC") if held else "-")
+
+
+def _indented(text: str, columns: int | None) -> list[str]:
+    """A message in full under its row, wrapped to the terminal (a pipe gets its lines as they are)."""
+    lines = []
+    for line in text.splitlines():
+        if columns is None:
+            lines.append(f"    {line}".rstrip())
+        else:
+            lines.extend(textwrap.wrap(line, width=max(MIN_MESSAGE, columns - 4), initial_indent="    ",
+                                       subsequent_indent="    ", break_on_hyphens=False) or [""])
+    return lines
+
+
+def _is_step(row: JobRow) -> bool:
+    key = parse_job_id(row.job_id)
+    return key is not None and key.step is not None
+
+
+def _table(rows: Sequence[JobRow], now: dt.datetime, live: set[object], columns: int | None,
+           show_log: bool) -> str:
+    """One line per row, MESSAGE cut to the terminal's width; a failed row's message whole under it when cut
+    (the "why" must not need --json or the log), a step's too (what it read and the figures its transform
+    recorded: step rows show only with --steps, which asks for them), and with ``show_log`` its run's log file."""
+    body = [_cells(r, now, live) for r in rows]
+    widths = [max(len(x) for x in col) for col in zip(HEADER[:-1], *body, strict=True)]
+    room = None if columns is None else max(MIN_MESSAGE, columns - sum(widths) - 2 * len(widths))
+
+    def line(cells: Sequence[str], message: str) -> str:
+        return "  ".join([*(v.ljust(w) for v, w in zip(cells, widths, strict=True)), message]).rstrip()
+
+    lines = [line(HEADER[:-1], HEADER[-1])]
+    for row, cells in zip(rows, body, strict=True):
+        text = readable(row.message) or row.message or ""
+        first = text.splitlines()[0] if text else ""
+        shown = first if room is None else clip(first, room)
+        lines.append(line(cells, shown))
+        if (row.status == "failed" or _is_step(row)) and shown != text:
+            lines.extend(_indented(text, columns))
+        if show_log and row.log_file:
+            lines.append(f"    log: {row.log_file}")
     return "\n".join(lines)
 
 
@@ -143,8 +300,10 @@ def _audit_table(entries: Sequence[AuditEntry]) -> str:
 def _print_audit(args: argparse.Namespace, config: Config, out: IO[str]) -> int:
     """``status --audit``: the unlock and forget entries, oldest first (read-only, like status)."""
     with open_tracker(config, read_only=True) as tracker:
+        since = args.since.resolve(tracker.now()) if getattr(args, "since", None) else None
         entries = [e for e in tracker.audit_entries()
-                   if wanted(e.job_id, args.pipeline, args.start, args.end, steps=True)]
+                   if wanted(e.job_id, args.pipeline, args.start, args.end, steps=True)
+                   and (since is None or (e.audit_time is not None and e.audit_time >= since))]
         where = tracker.describe()
     if args.json:
         json.dump([_audit_as_json(e) for e in entries], out, indent=2)
@@ -167,9 +326,12 @@ def cmd_status(args: argparse.Namespace, config: Config, out: IO[str] = sys.stdo
         return _print_audit(args, config, out)
     with open_tracker(config, read_only=True) as tracker:
         every = tracker.list_jobs()
-        rows = select_rows(every, args.pipeline, args.start, args.end, args.steps)
         now = tracker.now()
+        since = args.since.resolve(now) if getattr(args, "since", None) else None
+        rows = [r for r in select_rows(every, args.pipeline, args.start, args.end, args.steps)
+                if touched_since(r, since)]
         where = tracker.describe()
+    live = live_runs(every, now)
     known = sorted({k.pipeline for r in every if (k := parse_job_id(r.job_id)) is not None})
     for name in args.pipeline or ():  # a pipeline one letter off a known one is a typo, not "no jobs"
         close = difflib.get_close_matches(name, known, n=1) if name not in known else []
@@ -177,18 +339,22 @@ def cmd_status(args: argparse.Namespace, config: Config, out: IO[str] = sys.stdo
             raise TickflowError(f"no job of pipeline '{name}' in {where}; did you mean '{close[0]}'? (pipelines "
                                 f"there: {', '.join(known)})")
     if args.json:
-        json.dump([_as_json(r, now) for r in rows], out, indent=2)
+        json.dump([_as_json(r, now, live) for r in rows], out, indent=2)
         out.write("\n")
     elif not rows:
-        out.write(f"no jobs in {where}\n")
+        out.write(f"no jobs in {where}{'' if since is None else f' since {fmt_time(since)}'}\n")
     else:
-        out.write(_table(rows, now) + "\n")
+        out.write(_table(rows, now, live, terminal_columns(out), show_log=args.steps) + "\n")
     return 0
 
 
 def add_unlock_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("job_id", metavar="JOB_ID", help="e.g. preprocess_2020-08-06")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    parser.add_argument("--force", action="store_true",
+                        help="also clear a lock whose process is running on this host (a live run: another run "
+                        "could then start beside it); without it --yes refuses such a lock and the question asks "
+                        "for the pid")
 
 
 def _running_steps(tracker: Tracker, key: JobKey | None) -> list[JobRow]:
@@ -201,10 +367,45 @@ def _running_steps(tracker: Tracker, key: JobKey | None) -> list[JobRow]:
             and (k.pipeline, k.date) == (key.pipeline, key.date) and r.status == "running"]
 
 
+def _holder_process(row: JobRow, alive: bool) -> str:
+    """What this host can tell of the holder's process (nothing for another host's)."""
+    if alive:
+        return (f"; its process (pid {row.holder_pid}) is running on this host: unlocking will let another run "
+                "start beside it")
+    if gone_here(row.holder_host, row.holder_pid):
+        return "; its process is not running on this host any more (crashed or killed): safe to unlock"
+    return ""
+
+
+def _confirmed(args: argparse.Namespace, row: JobRow, alive: bool, out: IO[str], inp: IO[str]) -> bool:
+    """--yes answers the question. A holder alive on this host also needs --force, or its pid typed at the
+    question: neither a script nor a reflexive 'y' should put a second run beside a working one."""
+    if alive and not args.force:
+        if args.yes:
+            out.write(f"not unlocked: its process (pid {row.holder_pid}) is running; --yes does not clear a live "
+                      "run's lock, add --force to clear it anyway\n")
+            return False
+        out.write(f"Clear the lock of this live run? Type its pid ({row.holder_pid}) to confirm: ")
+        out.flush()
+        if inp.readline().strip() != str(row.holder_pid):
+            out.write("not unlocked\n")
+            return False
+        return True
+    if args.yes:
+        return True
+    out.write("Clear this lock? A run still alive would lose it. [y/N] ")
+    out.flush()
+    if inp.readline().strip().lower() not in ("y", "yes"):
+        out.write("not unlocked\n")
+        return False
+    return True
+
+
 def cmd_unlock(args: argparse.Namespace, config: Config, out: IO[str] = sys.stdout,
                inp: IO[str] = sys.stdin) -> int:
     """Clear a job's lock after confirmation; its step rows still 'running' become 'failed' with it. 0 done or
-    nothing to do, 1 declined (or the lock changed meanwhile), 2 unknown job or a step's id (never locked)."""
+    nothing to do, 1 declined (or the lock changed meanwhile, or a live holder here without --force), 2 unknown
+    job or a step's id (never locked)."""
     key = parse_job_id(args.job_id)
     if key is not None and key.step is not None:
         job = pipeline_job_id(key.pipeline, key.date)
@@ -223,21 +424,16 @@ def cmd_unlock(args: argparse.Namespace, config: Config, out: IO[str] = sys.stdo
         now = tracker.now()
         state = ("none (an older version's lock: it never expires by itself)" if row.lease_expires is None
                  else "EXPIRED" if row.lease_expired(now) else "still valid")
-        gone = ("; its process is not running on this host any more (crashed or killed): safe to unlock"
-                if gone_here(row.holder_host, row.holder_pid) else "")
+        alive = alive_here(row.holder_host, row.holder_pid)
+        gone = _holder_process(row, alive)
         out.write(f"job {row.job_id} is locked by {row.holder()} since "
                   f"{fmt_time(row.started_time or row.updated_time)}; lease {state}"
                   f"{'' if row.lease_expires is None else f' (expires {fmt_time(row.lease_expires)})'}{gone}\n")
         if steps:
             out.write(f"its step row(s) still running, to be marked failed with it: "
                       f"{', '.join(r.job_id for r in steps)}\n")
-        if not args.yes:
-            out.write("Clear this lock? A run still alive would lose it. [y/N] ")
-            out.flush()
-            answer = inp.readline().strip().lower()
-            if answer not in ("y", "yes"):
-                out.write("not unlocked\n")
-                return 1
+        if not _confirmed(args, row, alive, out, inp):
+            return 1
         who = operator()
         message = (f"unlocked by {who} at {fmt_time(now)}; was held by {row.holder()} "
                    f"(run {row.run_id or '?'})")

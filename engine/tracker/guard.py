@@ -40,6 +40,7 @@ from engine.tracker.base import (
     LeaseLost,
     Terminated,
     Tracker,
+    TrackerView,
     fmt_time,
     outdated_by,
     pipeline_job_id,
@@ -49,8 +50,18 @@ from engine.tracker.base import (
     upstream_rows,
     validate_status,
 )
+from engine.tracker.readers import readers_of, reads_of, run_line, running_upstream
 
 _ACQUIRE_ATTEMPTS = 3
+
+
+class _NotAdmitted(Exception):
+    """The admission found the upstream data this run reads not ready (the guard waits, or exits 3)."""
+
+    def __init__(self, what: str):
+        super().__init__(what)
+        self.what = what
+
 _BACKOFF_START_S = 0.5
 _BACKOFF_MAX_S = 10.0
 
@@ -134,7 +145,7 @@ class JobGuard:
                  force: bool = False, wait_for_upstream: float = 0.0, lease_seconds: int = 180,
                  log: logging.Logger | None = None, run_id: str | None = None, secrets: Sequence[str] = (),
                  reads_earlier: bool = False, incomplete: str | None = None,
-                 upstream_incomplete: Callable[[str], str | None] | None = None):
+                 upstream_incomplete: Callable[[str], str | None] | None = None, log_file: str | None = None):
         if lease_seconds <= 0:
             raise ValueError("lease_seconds must be positive")
         self.tracker = tracker
@@ -142,6 +153,8 @@ class JobGuard:
         self.date = date
         self.requires = tuple(requires)
         self.reads_earlier = reads_earlier  # earlier dates' upstream jobs outdate this one too
+        self.reads = reads_of(self.requires, date, reads_earlier)  # kept in the locked row (tracker.readers)
+        self.log_file = log_file
         self.force = force
         self.wait_for_upstream = max(0.0, float(wait_for_upstream))
         self.lease_seconds = lease_seconds
@@ -172,16 +185,28 @@ class JobGuard:
 
     # -- enter ---------------------------------------------------------------------------------------------
     def __enter__(self) -> JobGuard:
-        self._check_upstream()
-        outdated = self._outdated()
-        self.outdated_by = None if self.force else outdated
+        self._deadline = time.monotonic() + self.wait_for_upstream
+        self._delay = _BACKOFF_START_S
+        announced = False
+        while True:
+            self._check_upstream()
+            outdated = self._outdated()
+            self.outdated_by = None if self.force else outdated
+            try:
+                lease = self._acquire()
+            except _NotAdmitted as refused:  # an upstream job is being run: wait, or exit 3
+                if not announced and time.monotonic() < self._deadline:
+                    self.log.info("waiting up to %g s: %s", self.wait_for_upstream, refused.what)
+                    announced = True
+                self._wait_or_refuse(refused.what)
+                continue
+            break
         if self.outdated_by:
-            self.log.info("job %s succeeded before, but %s: running it again, every step", self.job_id,
-                          self.outdated_by)
+            self.log.info("job %s succeeded before, but %s: running it again (no step of it is reused)",
+                          self.job_id, self.outdated_by)
         elif self.incomplete:
             self.log.warning("job %s succeeded before, but %s: running it again (steps whose outputs are intact "
                              "are reused)", self.job_id, self.incomplete)
-        lease = self._acquire()
         if lease is None:
             return self  # already_succeeded
         self.lease = lease
@@ -219,8 +244,6 @@ class JobGuard:
     def _check_upstream(self) -> None:
         if not self.requires:
             return
-        deadline = time.monotonic() + self.wait_for_upstream
-        delay = _BACKOFF_START_S
         announced = False
         while True:
             missing = self._upstream_status()
@@ -229,25 +252,27 @@ class JobGuard:
                     self.log.info("upstream jobs of %s are now successful", self.job_id)
                 return
             what = ", ".join(f"{jid} (status: {status})" for jid, status in missing)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                waited = f" after waiting {self.wait_for_upstream:g} s" if self.wait_for_upstream else ""
-                hint = "" if self.wait_for_upstream else " (or use --wait-for-upstream SECONDS)"
-                failed = [jid for jid, status in missing if status == "failed"]
-                forget = (f"; if {failed[0]} should never have run (a date without input, a mistyped date), "
-                          f"remove it with 'run_pipeline.py forget {failed[0]}'" if failed else "")
-                # a job with no row at all: perhaps this run uses another tracker than the upstream's runs did (a
-                # SQLite file of another working directory), so the message says which one it looked in
-                where = (f" (looked in {self.tracker.describe()})"
-                         if any(status == "missing" for _jid, status in missing) else "")
-                raise UpstreamNotReady(
-                    f"cannot run {self.job_id}: upstream job {what} is not successful{waited}; "
-                    f"run it first{hint}{forget}{where}")
-            if not announced:
+            failed = [jid for jid, status in missing if status == "failed"]
+            forget = (f"; if {failed[0]} should never have run (a date without input, a mistyped date), "
+                      f"remove it with 'run_pipeline.py forget {failed[0]}'" if failed else "")
+            # a job with no row at all: perhaps this run uses another tracker than the upstream's runs did (a
+            # SQLite file of another working directory), so the message says which one it looked in
+            where = (f" (looked in {self.tracker.describe()})"
+                     if any(status == "missing" for _jid, status in missing) else "")
+            if not announced and time.monotonic() < self._deadline:
                 self.log.info("waiting up to %g s for upstream job %s", self.wait_for_upstream, what)
                 announced = True
-            time.sleep(min(delay, remaining))
-            delay = min(delay * 1.5, _BACKOFF_MAX_S)
+            self._wait_or_refuse(f"upstream job {what} is not successful", forget + where)
+
+    def _wait_or_refuse(self, what: str, after: str = "") -> None:
+        """Sleep a little (backing off) while the --wait-for-upstream time lasts, else UpstreamNotReady."""
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            waited = f" after waiting {self.wait_for_upstream:g} s" if self.wait_for_upstream else ""
+            hint = "" if self.wait_for_upstream else " (or use --wait-for-upstream SECONDS)"
+            raise UpstreamNotReady(f"cannot run {self.job_id}: {what}{waited}; run it first{hint}{after}")
+        time.sleep(min(self._delay, remaining))
+        self._delay = min(self._delay * 1.5, _BACKOFF_MAX_S)
 
     def _outdated(self) -> str | None:
         """Why this job's earlier success no longer stands (see tracker.base.outdated_by), or None. Remembers the
@@ -267,7 +292,9 @@ class JobGuard:
         rerun = self.force or self.outdated_by is not None or self.incomplete is not None
         for _ in range(_ACQUIRE_ATTEMPTS):
             lease = self.tracker.acquire(self.job_id, lease_seconds=self.lease_seconds, holder_host=self.host,
-                                         holder_pid=self.pid, run_id=self.run_id, force=rerun)
+                                         holder_pid=self.pid, run_id=self.run_id, force=rerun,
+                                         reads=None if self.reads is None else self.reads.text(),
+                                         log_file=self.log_file, admit=self._admit)
             if lease is not None:
                 return lease
             row = self.tracker.get(self.job_id)
@@ -282,6 +309,31 @@ class JobGuard:
                 break
             # unlocked (holder just released) or the lease just expired: try again
         raise AlreadyRunning(self._running_message(row))
+
+    def _admit(self, view: TrackerView) -> None:
+        """Refuses the run, under the tracker's admission lock, where it would overlap a related run:
+        AlreadyRunning while a live run of another job reads this job's data (this run would rewrite it under
+        that one); _NotAdmitted while the upstream data this run reads is being rewritten (or, taken since the
+        check before, is no longer 'success')."""
+        now = view.now()
+        locked = view.locked_jobs()
+        readers = readers_of(locked, self.job_id, now, gone_here)
+        if readers:
+            more = f" (and {len(readers) - 1} more)" if len(readers) > 1 else ""
+            raise AlreadyRunning(
+                f"job {self.job_id} is not run now: {run_line(readers[0])}{more} reads its data, which this run "
+                f"would replace under it; run it again once that run has ended")
+        if self.reads is None:
+            return
+        running = [row for row in running_upstream(locked, self.reads, now, gone_here) if row.job_id != self.job_id]
+        if running:
+            raise _NotAdmitted(f"upstream job {run_line(running[0])} is being run: this run reads "
+                               f"{self.reads.describe()}")
+        for upstream in self.requires:
+            row = view.get(jid := pipeline_job_id(upstream, self.date))
+            if row is None or row.status != "success":
+                status = "missing" if row is None else row.status
+                raise _NotAdmitted(f"upstream job {jid} (status: {status}) is not successful")
 
     def _running_message(self, row: JobRow | None) -> str:
         """Why the job is refused (exit 4). A holder that is a process of this host that no longer runs (killed

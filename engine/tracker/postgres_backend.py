@@ -46,6 +46,7 @@ from engine.tracker.base import (
     LeaseLost,
     Tracker,
     TrackerUnreachable,
+    TrackerView,
     audit_before,
     audit_table_name,
     clip_message,
@@ -62,6 +63,25 @@ _HAVE_COLUMNS = ("SELECT column_name FROM information_schema.columns "
 _AUDIT_DDL = ("CREATE TABLE IF NOT EXISTS {a} (id BIGSERIAL PRIMARY KEY, audit_time TIMESTAMP NOT NULL, "
               "job_id VARCHAR NOT NULL, action VARCHAR(10) NOT NULL, actor VARCHAR, rows_before TEXT)")
 T = TypeVar("T")
+# Create the row if missing and lock it where it is unlocked or its lease expired (and, unless forced, not done).
+_ACQUIRE = (
+    "INSERT INTO {t} AS t (job_id, status, updated_time, lock_id, lease_expires, holder_host, "
+    "holder_pid, run_id, message, started_time, prev_lock_id, prev_holder_host, prev_holder_pid, "
+    "prev_lease_expires, reads, log_file) "
+    f"VALUES (%(job)s, 'running', {_NOW}, %(lock)s, {_LEASE}, %(host)s, %(pid)s, %(run)s, '', {_NOW}, "
+    "NULL, NULL, NULL, NULL, %(reads)s, %(log)s) "
+    "ON CONFLICT (job_id) DO UPDATE SET status = 'running', updated_time = EXCLUDED.updated_time, "
+    "lock_id = EXCLUDED.lock_id, lease_expires = EXCLUDED.lease_expires, "
+    "holder_host = EXCLUDED.holder_host, holder_pid = EXCLUDED.holder_pid, run_id = EXCLUDED.run_id, "
+    "message = '', started_time = EXCLUDED.started_time, prev_lock_id = t.lock_id, "
+    "prev_holder_host = CASE WHEN t.lock_id IS NULL THEN NULL ELSE t.holder_host END, "
+    "prev_holder_pid = CASE WHEN t.lock_id IS NULL THEN NULL ELSE t.holder_pid END, "
+    "prev_lease_expires = CASE WHEN t.lock_id IS NULL THEN NULL ELSE t.lease_expires END, "
+    "reads = EXCLUDED.reads, log_file = EXCLUDED.log_file "
+    "WHERE (t.lock_id IS NULL OR t.lease_expires < EXCLUDED.updated_time) "
+    "AND (%(force)s OR t.status IS DISTINCT FROM 'success') "
+    f"RETURNING {', '.join(LEASE_COLUMNS)}"
+)
 
 
 def _first_line(exc: BaseException, secret: str) -> str:
@@ -169,6 +189,29 @@ def _install_bounded_wait() -> None:
         if current is not _bounded_wait:
             _other_wait = current
             psycopg2.extensions.set_wait_callback(_bounded_wait)
+
+
+class _CursorView:
+    """The table as an admission sees it: read through the admission transaction's cursor."""
+
+    def __init__(self, tracker: PostgresTracker, cur: Any):
+        self._tracker = tracker
+        self._cur = cur
+
+    def _rows(self, where: str, params: dict[str, Any]) -> list[JobRow]:
+        self._cur.execute(self._tracker._compose(f"SELECT {self._tracker._select} FROM {{t}} {where}"), params)
+        return [self._tracker._row(r) for r in self._cur.fetchall()]
+
+    def now(self) -> dt.datetime:
+        self._cur.execute(f"SELECT {_NOW}")
+        return self._cur.fetchone()[0]
+
+    def get(self, job_id: str) -> JobRow | None:
+        rows = self._rows("WHERE job_id = %(job)s", {"job": job_id})
+        return rows[0] if rows else None
+
+    def locked_jobs(self) -> list[JobRow]:
+        return self._rows("WHERE lock_id IS NOT NULL ORDER BY job_id", {})
 
 
 class PostgresTracker(Tracker):
@@ -341,28 +384,23 @@ class PostgresTracker(Tracker):
         return [self._row(r) for r in self._exec(f"SELECT {self._select} FROM {{t}} ORDER BY job_id")]
 
     def acquire(self, job_id: str, *, lease_seconds: float, holder_host: str, holder_pid: int,
-                run_id: str | None = None, force: bool = False) -> Lease | None:
+                run_id: str | None = None, force: bool = False, reads: str | None = None,
+                log_file: str | None = None, admit: Callable[[TrackerView], None] | None = None) -> Lease | None:
         self._writable()
         lock_id = str(uuid.uuid4())
-        query = (
-            "INSERT INTO {t} AS t (job_id, status, updated_time, lock_id, lease_expires, holder_host, "
-            "holder_pid, run_id, message, started_time, prev_lock_id, prev_holder_host, prev_holder_pid, "
-            "prev_lease_expires) "
-            f"VALUES (%(job)s, 'running', {_NOW}, %(lock)s, {_LEASE}, %(host)s, %(pid)s, %(run)s, '', {_NOW}, "
-            "NULL, NULL, NULL, NULL) "
-            "ON CONFLICT (job_id) DO UPDATE SET status = 'running', updated_time = EXCLUDED.updated_time, "
-            "lock_id = EXCLUDED.lock_id, lease_expires = EXCLUDED.lease_expires, "
-            "holder_host = EXCLUDED.holder_host, holder_pid = EXCLUDED.holder_pid, run_id = EXCLUDED.run_id, "
-            "message = '', started_time = EXCLUDED.started_time, prev_lock_id = t.lock_id, "
-            "prev_holder_host = CASE WHEN t.lock_id IS NULL THEN NULL ELSE t.holder_host END, "
-            "prev_holder_pid = CASE WHEN t.lock_id IS NULL THEN NULL ELSE t.holder_pid END, "
-            "prev_lease_expires = CASE WHEN t.lock_id IS NULL THEN NULL ELSE t.lease_expires END "
-            "WHERE (t.lock_id IS NULL OR t.lease_expires < EXCLUDED.updated_time) "
-            "AND (%(force)s OR t.status IS DISTINCT FROM 'success') "
-            f"RETURNING {', '.join(LEASE_COLUMNS)}"
-        )
-        rows = self._exec(query, {"job": job_id, "lock": lock_id, "lease": float(lease_seconds),
-                                  "host": holder_host, "pid": holder_pid, "run": run_id, "force": bool(force)})
+        composed = self._compose(_ACQUIRE)
+        params = {"job": job_id, "lock": lock_id, "lease": float(lease_seconds), "host": holder_host,
+                  "pid": holder_pid, "run": run_id, "force": bool(force), "reads": reads, "log": log_file}
+        if admit is None:
+            rows = self._retrying(lambda: self._fetch(composed, params))
+        else:
+            def body(cur: Any) -> list[tuple[Any, ...]]:
+                cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("tickflow.admission." + self.table,))
+                admit(_CursorView(self, cur))
+                cur.execute(composed, params)
+                return cur.fetchall()
+
+            rows = self._transaction(body)
         if not rows or str(rows[0][0]) != lock_id:
             return None
         got = dict(zip(LEASE_COLUMNS, rows[0], strict=True))

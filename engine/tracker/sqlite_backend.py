@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from engine.tracker.base import (
     Lease,
     LeaseLost,
     Tracker,
+    TrackerView,
     audit_before,
     audit_table_name,
     clip_message,
@@ -158,29 +159,31 @@ class SqliteTracker(Tracker):
         return [self._row(r) for r in rows]
 
     def acquire(self, job_id: str, *, lease_seconds: float, holder_host: str, holder_pid: int,
-                run_id: str | None = None, force: bool = False) -> Lease | None:
+                run_id: str | None = None, force: bool = False, reads: str | None = None,
+                log_file: str | None = None, admit: Callable[[TrackerView], None] | None = None) -> Lease | None:
         self._writable()
         lock_id = str(uuid.uuid4())
         sql = (
             f"INSERT INTO {self._q} AS t (job_id, status, updated_time, lock_id, lease_expires, holder_host, "
             "holder_pid, run_id, message, started_time, prev_lock_id, prev_holder_host, prev_holder_pid, "
-            "prev_lease_expires) "
+            "prev_lease_expires, reads, log_file) "
             f"VALUES (:job, 'running', {_NOW}, :lock, {_LEASE}, :host, :pid, :run, '', {_NOW}, "
-            "NULL, NULL, NULL, NULL) "
+            "NULL, NULL, NULL, NULL, :reads, :log) "
             "ON CONFLICT (job_id) DO UPDATE SET status = 'running', updated_time = excluded.updated_time, "
             "lock_id = excluded.lock_id, lease_expires = excluded.lease_expires, "
             "holder_host = excluded.holder_host, holder_pid = excluded.holder_pid, run_id = excluded.run_id, "
             "message = '', started_time = excluded.started_time, prev_lock_id = t.lock_id, "
             "prev_holder_host = CASE WHEN t.lock_id IS NULL THEN NULL ELSE t.holder_host END, "
             "prev_holder_pid = CASE WHEN t.lock_id IS NULL THEN NULL ELSE t.holder_pid END, "
-            "prev_lease_expires = CASE WHEN t.lock_id IS NULL THEN NULL ELSE t.lease_expires END "
+            "prev_lease_expires = CASE WHEN t.lock_id IS NULL THEN NULL ELSE t.lease_expires END, "
+            "reads = excluded.reads, log_file = excluded.log_file "
             "WHERE (t.lock_id IS NULL OR t.lease_expires < excluded.updated_time) "
             "AND (:force OR t.status IS NOT 'success') "
             f"RETURNING {', '.join(LEASE_COLUMNS)}"
         )
         params = {"job": job_id, "lock": lock_id, "lease": _lease_modifier(lease_seconds), "host": holder_host,
-                  "pid": holder_pid, "run": run_id, "force": 1 if force else 0}
-        r = self._one(sql, params)
+                  "pid": holder_pid, "run": run_id, "force": 1 if force else 0, "reads": reads, "log": log_file}
+        r = self._one(sql, params) if admit is None else self._admitted(admit, sql, params)
         if r is None or r[0] != lock_id:
             return None
         got = dict(zip(LEASE_COLUMNS, r, strict=True))
@@ -188,6 +191,30 @@ class SqliteTracker(Tracker):
                      acquired_at=_ts(got["updated_time"]),  # type: ignore[arg-type]
                      prev_lock_id=got["prev_lock_id"], prev_holder_host=got["prev_holder_host"],
                      prev_holder_pid=got["prev_holder_pid"], prev_lease_expires=_ts(got["prev_lease_expires"]))
+
+    def _admitted(self, admit: Callable[[TrackerView], None], sql: str,
+                  params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """``admit`` then the acquire, in one write transaction: SQLite lets one writer in at a time, so
+        admissions are serialised by the database itself."""
+        with self._errors():
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                admit(self)
+                r = self._conn.execute(sql, params).fetchone()
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return r
+
+    def locked_jobs(self) -> list[JobRow]:
+        """The rows holding a lock (live or expired)."""
+        if not self._has_table:
+            return []
+        with self._errors():
+            rows = self._conn.execute(
+                f"SELECT {self._select} FROM {self._q} WHERE lock_id IS NOT NULL ORDER BY job_id").fetchall()
+        return [self._row(r) for r in rows]
 
     def renew(self, lease: Lease, lease_seconds: float) -> dt.datetime | None:
         self._writable()

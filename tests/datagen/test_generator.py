@@ -140,3 +140,23 @@ def test_cli_help_and_run(tmp_path):
 def test_invalid_config_rejected(tmp_path, kwargs):
     with pytest.raises(ValueError):
         GenConfig(out=tmp_path, **kwargs)
+
+
+def test_out_may_be_a_str(tmp_path, monkeypatch):
+    """README: ``generate(GenConfig(out=path, ...))``; a str failed deep inside (``'str' / 'str'``)."""
+    monkeypatch.chdir(tmp_path)
+    cfg = GenConfig(out="g5", days=1, events=200, symbols=2, parts=1)
+    assert cfg.out == Path("g5")
+    stats = generate(cfg)
+    assert stats.files > 0 and (tmp_path / "g5" / "csv" / "2020-08-05").is_dir()
+
+
+def test_cli_help_shows_every_default():
+    """--help hid the defaults of --seed, --start, --events, --symbols and --trade-share."""
+    from datagen.cli import build_parser
+
+    helptext = " ".join(build_parser().format_help().split())
+    for default in ("(default: raw)", "(default: 42)", "(default: 2020-08-05)", "(default: 2)",
+                    "(default: 20000)", "(default: 8)", "(default: 3)", "(default: 0.002)", "(default: 0.01)",
+                    "(default: 0.35)", "(default: NYSE:csv"):
+        assert default in helptext, default

@@ -13,9 +13,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from engine.builtins import read_dataset
-from engine.context import TransformContext
+from engine.builtins import ParamProblem, read_dataset, read_dataset_preflight
+from engine.context import PreflightContext, TransformContext
 from engine.errors import TransformError
+from engine.storage.local import LocalStorage
 
 D4, D5 = dt.date(2024, 1, 4), dt.date(2024, 1, 5)
 ROWS = [("A", 10.5, 100, D4), ("B", 11.0, 200, D4), ("A", 12.25, 50, D5), ("B", 11.5, 70, D5)]
@@ -185,3 +186,48 @@ def test_a_file_that_is_not_parquet_is_refused(warehouse):
     (trade / f"trade_dt={D5}" / "notes.txt").write_text("moved day by hand\n")
     with pytest.raises(TransformError, match=rf"dataset 'trade': file trade_dt={D5}/notes.txt is not a Parquet file"):
         read(ctx, partitions={"trade_dt": str(D5)})
+
+
+def preflight_ctx(root: Path, written: tuple[str, ...] = ()) -> PreflightContext:
+    """What the runner gives read_dataset's preflight over a local storage root (no Spark)."""
+    store = LocalStorage(root)
+    return PreflightContext(date=D5, step="quotes", log=logging.getLogger("test"), _raw_exists=lambda rel: False,
+                            _dataset_exists=store.exists, _dataset_dirs=store.list_dirs,
+                            _dataset_folder=store.read_uri, storage_root=store.describe(), written_paths=written)
+
+
+def test_a_mistyped_path_is_refused_before_spark_with_the_close_dataset_name(tmp_path):
+    (tmp_path / "quote").mkdir()
+    (tmp_path / "analytics" / "bars_1m").mkdir(parents=True)
+    ctx = preflight_ctx(tmp_path, written=("analytics/vwap",))
+    with pytest.raises(ParamProblem) as info:
+        read_dataset_preflight(ctx, {"path": "quotes"})
+    assert info.value.step_key == ("params", "path")
+    assert str(info.value) == (f"dataset 'quotes' does not exist under the storage root (local folder {tmp_path}) "
+                               "and no step of this pipeline writes it (did you mean 'quote'?)")
+    with pytest.raises(ParamProblem, match=r"\(did you mean 'analytics/bars_1m'\?\)$"):
+        read_dataset_preflight(ctx, {"path": "analytics/bars_1n"})
+    read_dataset_preflight(ctx, {"path": "analytics/vwap"})  # an earlier step of the run writes it: not refused
+    read_dataset_preflight(ctx, {"path": "quote/"})
+
+
+def test_a_column_the_dataset_lacks_is_refused_before_spark_from_one_footer(tmp_path):
+    folder = tmp_path / "quote" / "trade_dt=2024-01-05"
+    folder.mkdir(parents=True)
+    pq.write_table(pa.table({"symbol": ["A"], "bid_pr": [1.0], "ask_pr": [1.5]}), folder / "part-0.parquet")
+    ctx = preflight_ctx(tmp_path)
+    read_dataset_preflight(ctx, {"path": "quote", "columns": ["trade_dt", "SYMBOL", "ask_pr", "`odd name`"]})
+    with pytest.raises(ParamProblem) as info:
+        read_dataset_preflight(ctx, {"path": "quote", "columns": ["symbol", "ask_price"]})
+    assert info.value.step_key == ("params", "columns", 1)
+    assert str(info.value) == "'ask_price' is not a column of dataset 'quote' (did you mean 'ask_pr'?)"
+    with pytest.raises(ParamProblem, match="'size' is not a column of dataset 'quote'; its columns are: symbol, "
+                                           "bid_pr, ask_pr, trade_dt$"):
+        read_dataset_preflight(ctx, {"path": "quote", "columns": ["size"]})
+
+
+def test_a_where_spark_cannot_resolve_names_the_param(warehouse):
+    ctx, _ = warehouse
+    with pytest.raises(ParamProblem, match=r"^AnalysisException: \[UNRESOLVED_COLUMN") as info:
+        read(ctx, where="trade_price > 0")
+    assert info.value.step_key == ("params", "where")

@@ -194,3 +194,13 @@ def test_prices_near_the_float_limit_render_without_warnings():
         warnings.simplefilter("error")
         (chart,) = render_all([spec], lambda _spec: huge)
     assert chart.note == "" and "not drawn" not in chart.svg, chart.note
+
+
+@pytest.mark.parametrize("value,what", [(3, "is an int (3)"), (["a", 1], "is a list (['a', 1])")])
+def test_a_metric_that_is_not_a_mapping_is_named_with_what_it_is(value, what):
+    """A step recorded one value (ctx.record('keys', 3)): the warning says so, not "'int' object has no 'loc'"."""
+    [spec] = parse_charts([{"title": "Imbalance", "source": "metrics:imbalance.keys", "kind": "bar"}])
+    with pytest.raises(ChartError) as info:
+        render_chart(spec, value)
+    assert str(info.value) == (f"chart 'Imbalance': metrics imbalance.keys {what}; a metrics chart needs a "
+                               "{label: number} mapping, e.g. ctx.record('keys', {'a': 1, 'b': 2})")

@@ -21,6 +21,18 @@ def test_essential_line_takes_the_java_exception_of_a_py4j_error():
     assert essential_line(ValueError("bad value\nsecond line")) == "ValueError: bad value"
 
 
+def test_essential_line_takes_the_py4j_exception_of_a_call_py4j_could_not_make():
+    """A Py4JError (a transform passed a str where Java wants an int) starts with "... Trace:": the line after it
+    says what went wrong."""
+
+    class Py4JError(Exception):
+        pass
+
+    error = Py4JError("An error occurred while calling o98.limit. Trace:\npy4j.Py4JException: Method "
+                      "limit([class java.lang.String]) does not exist\n\tat py4j.reflection.ReflectionEngine.x\n")
+    assert essential_line(error) == "Py4JException: Method limit([class java.lang.String]) does not exist"
+
+
 def test_essential_line_adds_an_operating_system_cause_from_deep_in_the_chain():
     """A full disk surfaces as Spark's "[TASK_WRITE_FAILED] Task failed while writing rows"; the reason sits in
     a cause several levels down (PySpark keeps converted JVM causes in ``_cause``, their text in ``_desc``)."""

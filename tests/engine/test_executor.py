@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from engine.context import TransformContext
-from engine.executor import NotAQueryError, StepContractError, compute_step, run_sql
+from engine.executor import NotAQueryError, StepContractError, TransformRaised, compute_step, run_sql
 from engine.registry import Registry, transform
 from engine.spec import OutputSpec, StepSpec
 
@@ -63,7 +63,8 @@ def test_a_pandas_frame_is_named_by_its_full_type(spark):
     with pytest.raises(StepContractError, match=r"^transform 't_x' must return one pyspark\.sql\.DataFrame, got "
                                                 r"pandas\.core\.frame\.DataFrame$"):
         run_transform_step(spark, lambda s: s.range(2).toPandas())
-    with pytest.raises(StepContractError, match=r"must return one pyspark\.sql\.DataFrame, got NoneType$"):
+    with pytest.raises(StepContractError, match=r"must return one pyspark\.sql\.DataFrame, got None \(did the "
+                                               r"function forget to return its result\?\)$"):
         run_transform_step(spark, lambda s: None)
 
 
@@ -88,3 +89,38 @@ def test_each_value_of_a_multi_output_dict_must_be_a_spark_dataframe(spark):
                            outputs=("small", "big"))
     outs = run_transform_step(spark, lambda s: {"big": s.range(2), "small": s.range(1)}, outputs=("small", "big"))
     assert {k: v.count() for k, v in outs.items()} == {"small": 1, "big": 2}
+
+
+def failing_step(func: Any, inputs: dict[str, Any]) -> str:
+    """The message compute_step raises for a transform ``func`` (no Spark: it fails before using any)."""
+    reg = Registry()
+    transform("t_fails", description="x", registry=reg)(func)
+    step = StepSpec(name="mine", transform="t_fails", sql=None, inputs={}, params={}, outputs={}, depends_on=())
+    ctx = TransformContext(spark=None, date=None, step="mine", log=logging.getLogger("t"),
+                           _dataset_reader=lambda *_a: None, _raw_reader=lambda _r: None)
+    with pytest.raises(TransformRaised) as info:
+        compute_step(step, inputs, ctx, reg)
+    return str(info.value)
+
+
+def test_an_error_raised_in_a_transform_names_the_plugin_line_that_raised_it():
+    """Only the log had the trace: the line now ends with the innermost frame inside the plugin's own files (here
+    the test's module), not json's, which raised."""
+    import json
+
+    def parses(ctx, inputs, params):
+        return json.loads("{")
+
+    line = parses.__code__.co_firstlineno + 1
+    assert failing_step(parses, {}).startswith("JSONDecodeError: Expecting property name")
+    assert failing_step(parses, {}).endswith(f" at {__file__}:{line}")
+
+
+def test_an_unknown_input_name_says_which_inputs_the_step_has():
+    def wrong_input(ctx, inputs, params):
+        return inputs["trade"]
+
+    line = wrong_input.__code__.co_firstlineno + 1
+    assert failing_step(wrong_input, {"trades": "df", "quotes": "df"}) == (
+        f"KeyError: 'trade' at {__file__}:{line}: step 'mine' has no input 'trade' (did you mean 'trades'?); "
+        "its inputs: trades, quotes")

@@ -96,3 +96,31 @@ def test_a_secret_in_a_spark_line_is_masked_on_the_console_and_in_the_file(tmp_p
     assert "auth failed for key ***" in console.getvalue() and "s3cr3t" not in console.getvalue()
     text = log_file.read_text()
     assert "spark AzureFS: auth failed for key ***" in text and "s3cr3t" not in text
+
+
+def test_a_failing_tasks_records_go_to_the_file_only(tmp_path) -> None:
+    """About 20 lines per failed task reached the console even with --quiet; the step's verdict sums them up.
+    What is not a task's record, or not the trace of one, is still shown."""
+    console = io.StringIO()
+    log_file = setup_logging(tmp_path, "task", quiet=True, secrets=[], stream=console)
+    task = [b"ERROR spark Utils: Aborting task\n",
+            b"org.apache.spark.SparkRuntimeException: [USER_RAISED_EXCEPTION] size must be negative\n",
+            b"\tat org.apache.spark.sql.errors.QueryExecutionErrors$.raiseError(QueryExecutionErrors.scala:3082)\n",
+            b"WARN spark FileOutputCommitter: Could not delete file:/wh/_temporary/0/_temporary/attempt_1\n",
+            b"ERROR spark FileFormatWriter: Job: job_1, Task: task_1, Task attempt attempt_1 aborted.\n",
+            b"ERROR spark Executor: Exception in task 1.0 in stage 5.0 (TID 7)\n",
+            b"ERROR spark TaskSetManager: Task 0 in stage 5.0 failed 1 times; aborting job\n"]
+    shown = [b"JVM says this on its own\n", b"ERROR spark Utils: Service 'sparkDriver' could not bind\n",
+             b"java.net.BindException: Address already in use\n"]
+    emit = jvm_stderr.LogLines()
+    try:
+        for line in [*task, *shown]:
+            emit(line)
+    finally:
+        close_logging()
+    assert [line.split(None, 2)[2] for line in console.getvalue().splitlines()] == [
+        "JVM says this on its own", "spark Utils: Service 'sparkDriver' could not bind",
+        "java.net.BindException: Address already in use"]
+    text = log_file.read_text()
+    assert "spark Utils: Aborting task" in text and "QueryExecutionErrors.scala:3082" in text
+    assert "spark TaskSetManager: Task 0 in stage 5.0 failed 1 times" in text

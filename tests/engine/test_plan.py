@@ -122,3 +122,55 @@ def test_the_steps_of_a_job_that_already_succeeded_follow_the_verdict(write_spec
                             "new_metric": "run"}
     assert states(describe_plan(spec, config, DATE, force=True)) == dict.fromkeys(("base", "old_metric",
                                                                                     "new_metric"), "run")
+
+
+def test_a_read_dataset_path_that_nothing_provides_is_a_plan_note_with_the_spec_line(write_spec, config, tmp_path):
+    """Only a run, after Spark's start, refused it; a path an earlier step of the run writes is not refused."""
+    (tmp_path / "wh" / "trade").mkdir(parents=True)
+    path = write_spec("""
+        pipeline: rd
+        steps:
+          made:
+            sql: SELECT 1 AS x
+            outputs: {o: {path: rd/made}}
+          again:
+            transform: read_dataset
+            params: {path: rd/made}
+            depends_on: [made]
+          trades:
+            transform: read_dataset
+            params:
+              path: trades
+        """)
+    plan = describe_plan(load_spec(path, date=DATE), config, DATE)
+    why = (f"{path}:13: steps.trades.params.path: dataset 'trades' does not exist under the storage root (local "
+           f"folder {tmp_path / 'wh'}) and no step of this pipeline writes it (did you mean 'trade'?)")
+    assert notes(plan) == [f"note   would fail before Spark starts: {why}"]
+    assert f"verdict:  a run would exit 1 before Spark starts: step trades: {why}" in plan.splitlines()
+
+
+def test_plan_shows_the_refusals_of_runs_that_would_overlap_a_reader(write_spec, config):
+    """As the run's admission decides: a job whose data a live run reads would exit 4, and a run reading a
+    job that is being run would exit 3."""
+    from engine.tracker.factory import open_tracker
+    from engine.tracker.readers import Reads
+
+    upstream = load_spec(write_spec("pipeline: up\nsteps:\n  a: {sql: SELECT 1 AS x, outputs: {o: {path: up}}}\n"),
+                         date=DATE)
+    reader = load_spec(write_spec("pipeline: rd\nrequires: [up]\nreads_earlier_dates: true\nsteps:\n"
+                                  "  b: {sql: SELECT 1 AS x, outputs: {o: {path: rd}}}\n"), date=DATE)
+    earlier = DATE - dt.timedelta(days=1)
+    tracker = open_tracker(config)
+    for day in (earlier, DATE):
+        tracker.set_status(f"up_{day}", "success")
+    assert tracker.acquire(f"rd_{DATE}", lease_seconds=600, holder_host="host-b", holder_pid=7,
+                           reads=Reads(("up",), DATE, earlier=True).text()) is not None
+    assert f"verdict:  a run would exit 4: rd_{DATE} (running on host-b (pid 7) since " in describe_plan(
+        upstream, config, earlier)
+    later = DATE + dt.timedelta(days=1)
+    tracker.set_status(f"up_{later}", "success")
+    assert tracker.acquire(f"up_{DATE}", lease_seconds=600, holder_host="host-b", holder_pid=8,
+                           force=True) is not None
+    text = describe_plan(reader, config, later)
+    assert f"verdict:  a run would exit 3: upstream job up_{DATE} (running on host-b (pid 8) since " in text
+    tracker.close()

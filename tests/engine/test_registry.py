@@ -76,14 +76,62 @@ def test_a_module_raising_at_import_is_a_registry_error(tmp_path, monkeypatch, s
 
 
 @pytest.mark.parametrize("schema,words", [
-    ({"type": "object", "properties": {"n": {"type": "integr"}}}, "at properties/n/type: 'integr' is not valid"),
+    ({"type": "object", "properties": {"n": {"type": "integr"}}},
+     "at properties/n/type: 'integr' is not a JSON Schema type (did you mean 'integer'?); expected one of array, "
+     "boolean, integer, null, number, object, string (or a list of them)"),
+    ({"type": "object", "properties": {"n": {"type": ["string", "nul"]}}},
+     "at properties/n/type: 'nul' is not a JSON Schema type (did you mean 'null'?)"),
     ({"type": "object", "properties": {"s": {"type": "string", "pattern": "("}}}, "at properties/s/pattern: '('"),
     ({"type": "object", "required": "n"}, "at required: 'n' is not of type 'array'"),
 ])
-def test_an_invalid_params_schema_is_refused_when_registered(schema, words):
-    """Else every validate of a spec using the transform crashes inside jsonschema (UnknownType...)."""
-    with pytest.raises(RegistryError, match=re.escape(f"transform 'x_bad_schema': invalid params schema {words}")):
-        transform("x_bad_schema", description="x", params_schema=schema, registry=Registry())(lambda *a: None)
+def test_an_invalid_params_schema_is_refused_when_registered_naming_the_plugins_line(schema, words):
+    """Else every validate of a spec using the transform crashes inside jsonschema (UnknownType...); the plugin's
+    file and line say where to fix it, and a misspelt type is named with the allowed ones."""
+    def plugin(ctx, inputs, params):
+        return None
+
+    line = plugin.__code__.co_firstlineno
+    with pytest.raises(RegistryError) as info:
+        transform("x_bad_schema", description="x", params_schema=schema, registry=Registry())(plugin)
+    assert str(info.value).startswith(f"transform 'x_bad_schema' at {__file__}:{line}: invalid params schema {words}")
+
+
+def test_a_schema_file_that_cannot_be_read_is_named_with_the_plugins_line(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"type": "object", "properties": {n: 1}}')
+
+    def plugin(ctx, inputs, params):
+        return None
+
+    with pytest.raises(RegistryError) as info:
+        transform("x_bad_file", description="x", params_schema=str(bad), registry=Registry())(plugin)
+    assert str(info.value).startswith(f"transform 'x_bad_file' at {__file__}:{plugin.__code__.co_firstlineno}: "
+                                      f"cannot load params schema {bad}: Expecting property name")
+
+
+@pytest.mark.parametrize("prop,words", [
+    ({"type": "integer", "minimum": 1, "default": "five"},
+     "default \"five\" of 'n' does not match its own schema (expected an integer >= 1)"),
+    ({"type": "integer", "minimum": 1, "default": 0}, "default 0 of 'n' does not match its own schema (expected an "
+                                                     "integer >= 1)"),
+    ({"type": "string", "enum": ["a", "b"], "default": "c"},
+     "default \"c\" of 'n' does not match its own schema (expected one of 'a', 'b')"),
+])
+def test_a_default_its_own_property_schema_refuses_is_refused_when_registered(prop, words):
+    """Else a step leaving the param out hands the transform a value the schema refuses, found only inside Spark."""
+    schema = {"type": "object", "additionalProperties": False, "required": ["other"],
+              "properties": {"n": prop, "other": {"type": "string"}}}
+    with pytest.raises(RegistryError) as info:
+        transform("x_bad_default", description="x", params_schema=schema, registry=Registry())(lambda *a: None)
+    assert str(info.value).endswith(f": {words}")
+
+
+def test_defaults_that_match_their_schema_register():
+    schema = {"type": "object", "required": ["other"],
+              "properties": {"n": {"type": "integer", "minimum": 1, "default": 5}, "other": {"type": "string"},
+                             "k": {"type": ["string", "null"], "default": None}}}
+    transform("x_good_default", description="x", params_schema=schema, registry=(reg := Registry()))(lambda *a: None)
+    assert reg.get("x_good_default") is not None
 
 
 def test_discovery_from_entry_point_of_installed_package(tmp_path):

@@ -481,7 +481,9 @@ BROKEN_MODULES = {
                          "@transform('t_broken_schema', description='x',\n"
                          "           params_schema={'type': 'object', 'properties': {'n': {'type': 'integr'}}})\n"
                          "def t(ctx, inputs, params):\n    return None\n",
-                         "transform 't_broken_schema': invalid params schema at properties/n/type"),
+                         "transform 't_broken_schema' at {file}:3: invalid params schema at properties/n/type: "
+                         "'integr' is not a JSON Schema type (did you mean 'integer'?); expected one of array, "
+                         "boolean, integer, null, number, object, string"),
 }
 
 
@@ -677,7 +679,7 @@ steps:
 """
     path = write_spec(text)
     assert problems_of(path) == [f"{path}:4: vars.a: template refers to something undefined: vars.nope "
-                                 "(the spec's vars are: none)"]
+                                 "(the spec's vars are: a, b)"]
 
 
 # -- SQL steps read other steps by name --------------------------------------------------------------------
@@ -994,3 +996,176 @@ def test_a_name_yaml_reads_as_a_boolean_null_or_number_is_an_error_at_its_line(w
         f"{path}:6: steps.2: a name YAML reads as int 2, not as text; quote it, and {step}",
         f"{path}:9: steps.2.outputs.on: a name YAML reads as bool True, not as text; quote it, and {other}",
         f"{path}:10: steps.2.inputs.1.5: a name YAML reads as float 1.5, not as text; quote it, and {other}"]
+
+
+# -- follow-on problems that are not mistakes of their own ------------------------------------------------------
+
+def test_a_step_with_both_sql_and_transform_still_names_a_step_for_inputs_depends_on_and_charts(write_spec):
+    path = write_spec("""
+pipeline: demo
+steps:
+  both:
+    sql: SELECT 1 AS x
+    transform: read_dataset
+  reader:
+    sql: SELECT * FROM both
+    depends_on: [both]
+    inputs: {both: both.out}
+    outputs: {o: {path: out/reader}}
+report:
+  charts:
+    - {title: Both, source: both, x: x, y: x}
+""")
+    assert problems_of(path) == [f"{path}:3: steps.both: a step needs exactly one of 'transform' (a registered "
+                                 "transform) or 'sql'"]
+
+
+def test_a_step_of_an_unknown_transform_gets_no_problem_about_its_outputs(write_spec):
+    path = write_spec("""
+pipeline: demo
+steps:
+  imbalance:
+    transform: trade_imbalanse
+    outputs:
+      imbalance: {path: out/imbalance}
+      signed: {path: out/signed}
+  reader:
+    sql: SELECT * FROM signed
+    inputs: {signed: imbalance.signed}
+""")
+    [problem] = problems_of(path)
+    assert problem.startswith(f"{path}:4: steps.imbalance.transform: unknown transform 'trade_imbalanse'")
+
+
+def test_a_module_that_registers_no_transform_is_named_with_the_module_that_would(write_spec, tmp_path, monkeypatch):
+    """The usual slip: the package named instead of its module (modules: [my_metrics], not my_metrics.transforms)."""
+    package = tmp_path / "plugins" / "tf_pkg_metrics"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text('"""Metrics."""\n')
+    (package / "helpers.py").write_text("X = 1\n")
+    (package / "transforms.py").write_text("from engine.registry import transform\n\n"
+                                           "@transform('t_pkg_metric', description='x')\n"
+                                           "def t(ctx, inputs, params):\n    return None\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "plugins"))
+    path = write_spec("pipeline: demo\nmodules: [tf_pkg_metrics]\nsteps:\n  a: {sql: SELECT 1}\n")
+    assert problems_of(path) == [f"{path}:2: modules[0]: module 'tf_pkg_metrics' registered no transforms: it is a "
+                                 "package, whose modules are not imported; did you mean its module "
+                                 "'tf_pkg_metrics.transforms'?"]
+    load(write_spec("pipeline: demo\nmodules: [tf_pkg_metrics.transforms]\nsteps:\n  a: {sql: SELECT 1}\n"))
+
+
+# -- vars ---------------------------------------------------------------------------------------------------
+
+def test_vars_that_refer_to_each_other_are_a_cycle_reported_once(write_spec):
+    path = write_spec("""
+pipeline: demo
+vars:
+  short_window: 5 minutes
+  big_size: "{{ vars.other }}"
+  other: "{{ vars.big_size }}"
+  own: "{{ vars.own }}"
+  uses_cycle: "{{ vars.other }}-x"
+steps:
+  a: {sql: "SELECT {{ vars.big_size }} AS x, '{{ vars.uses_cycle }}' AS y"}
+""")
+    assert problems_of(path) == [
+        f"{path}:4: vars.big_size: vars.big_size and vars.other refer to each other (big_size -> other -> big_size)",
+        f"{path}:6: vars.own: vars.own refers to itself (own -> own)"]
+
+
+def test_a_var_may_use_a_var_declared_after_it(write_spec):
+    spec = load(write_spec('pipeline: demo\nvars:\n  start: "{{ date | days_before(vars.lookback) }}"\n'
+                           '  lookback: 3\nsteps:\n  a: {sql: "SELECT \'{{ vars.start }}\' AS d"}\n'))
+    assert spec.variables == {"start": "2024-01-02", "lookback": 3}
+    assert list(spec.variables) == ["start", "lookback"]  # in the file's order
+
+
+def test_a_non_integer_var_given_to_a_date_filter_is_named(write_spec):
+    path = write_spec('pipeline: demo\nvars:\n  lookback: 3\n  start: "{{ date | days_before(vars.lookback) }}"\n'
+                      'steps:\n  a: {sql: "SELECT \'{{ vars.start }}\' AS d"}\n')
+    assert problems_of(path, var_overrides=parse_var_overrides(["lookback=x"])) == [
+        f"{path}:4: vars.start: template failed: days_before needs a whole number of days, got 'x' from "
+        "vars.lookback (the value comes from --var lookback=x)"]
+
+
+def test_date_arithmetic_gets_the_date_filters_as_a_hint(write_spec):
+    path = write_spec('pipeline: demo\nsteps:\n  a: {sql: "SELECT {{ date + 1 }} AS d"}\n')
+    assert problems_of(path) == [
+        f"{path}:3: steps.a.sql: template failed: can only concatenate str (not \"int\") to str; date and prev_date "
+        "are text (YYYY-MM-DD): compute other dates with the filters date | days_before(n), date | days_after(n), "
+        "date | previous_days(n)"]
+
+
+# -- outputs ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("output,words", [
+    ("{path: p, partition_by: [trade_date], replace_partitions: {trade_dt: x}}",
+     "replace_partitions names trade_dt, which is not in partition_by [trade_date]"),
+    ("{path: p, replace_partitions: {trade_dt: x}}",
+     "replace_partitions names trade_dt, but the output has no partition_by (add partition_by: [trade_dt])"),
+    ("{path: p, partition_by: [day], mode: append, replace_partitions: {day: x}}",
+     "replace_partitions needs mode overwrite_partitions (the output's mode is append)"),
+])
+def test_a_replace_partitions_mistake_says_which_column_or_mode(write_spec, output, words):
+    path = write_spec(f"pipeline: demo\nsteps:\n  a:\n    sql: SELECT 1 AS x\n    outputs:\n      o: {output}\n")
+    assert problems_of(path) == [f"{path}:6: steps.a.outputs.o.replace_partitions: {words}"]
+
+
+def test_an_absolute_output_path_is_named_as_such_not_by_the_pattern(write_spec):
+    path = write_spec("pipeline: demo\nsteps:\n  a:\n    sql: SELECT 1 AS x\n    outputs:\n"
+                      "      o: {path: /tmp/elsewhere}\n")
+    assert problems_of(path) == [f"{path}:6: steps.a.outputs.o.path: '/tmp/elsewhere' is an absolute path; a "
+                                 "dataset path is relative to the storage root"]
+
+
+def test_an_empty_step_says_what_a_step_needs(write_spec):
+    path = write_spec("pipeline: demo\nsteps:\n  a: {sql: SELECT 1 AS x}\n  empty_step:\n")
+    assert problems_of(path) == [f"{path}:4: steps.empty_step: the step is empty: a step needs 'transform' (a "
+                                 "registered transform) or 'sql'"]
+
+
+DATED = """
+pipeline: demo
+{extra}
+steps:
+  a:
+    sql: SELECT '{date}' AS trade_dt
+    outputs:
+      kept: {{path: out/kept, partition_by: [trade_dt], replace_partitions: {{trade_dt: "{date}"}}}}
+  b:
+    sql: SELECT 1 AS x
+    outputs:
+      snapshot: {{path: out/snapshot{mode}}}
+"""
+
+
+def warnings_of(path: Path) -> list[str]:
+    found: list[str] = []
+    load(path, warnings=found)
+    return found
+
+
+def test_an_unpartitioned_output_of_a_dated_pipeline_is_warned_of(write_spec):
+    """Each date's run would replace the whole dataset: after a backfill only the last date's rows remain."""
+    path = write_spec(DATED.format(extra="", date="{{ date }}", mode=""))
+    assert warnings_of(path) == [
+        f"{path}:11: steps.b.outputs.snapshot: no partition_by in a pipeline run per date (its templates use the "
+        "date): each date's run replaces the whole dataset 'out/snapshot', and only the last date's rows remain; "
+        "partition it by the date (partition_by: [trade_dt], replace_partitions: {trade_dt: '{{ date }}'}), or "
+        "state mode: overwrite if one dataset of the latest run is meant"]
+    required = write_spec(DATED.format(extra="requires: [preprocess]", date="2024-01-05", mode=""), "required.yaml")
+    [warning] = warnings_of(required)
+    assert "(it requires preprocess for the same date)" in warning
+
+
+@pytest.mark.parametrize("extra,date,mode", [
+    ("", "{{ date }}", ", mode: overwrite"),  # stated: one dataset of the latest run is meant
+    ("", "2024-01-05", ""),                   # nothing in the spec depends on the date
+])
+def test_no_warning_for_a_stated_overwrite_or_a_pipeline_that_does_not_use_the_date(write_spec, extra, date, mode):
+    assert warnings_of(write_spec(DATED.format(extra=extra, date=date, mode=mode))) == []
+
+
+@pytest.mark.parametrize("spec", ["analyze.yaml", "preprocess.yaml"])
+def test_the_product_pipelines_load_without_warnings(repo_root, spec):
+    assert warnings_of(repo_root / "pipelines" / spec) == []

@@ -4,7 +4,15 @@ import datetime as dt
 
 import pytest
 
-from engine.templating import TemplateProblem, build_context, make_environment, public_env, render_value
+from engine.templating import (
+    TemplateProblem,
+    build_context,
+    make_environment,
+    public_env,
+    render_value,
+    uses_date,
+    var_references,
+)
 
 CONTEXT = build_context(dt.date(2020, 8, 10), {"small": 1e-07, "big": 1e20, "n": 7, "flag": False,
                                                "ratio": 0.05, "name": "SYMA"},
@@ -62,3 +70,22 @@ def test_public_env_leaves_out_credentials() -> None:
            "DB_PWD": "i", "PWD": "/work", "KEYS_DIR": "/k", "SASL_MECHANISM": "plain"}
     assert public_env(env, ["configured"]) == {"HOME": "/root", "KEYBOARD": "us", "KEYS_DIR": "/k", "PWD": "/work",
                                                "SASL_MECHANISM": "plain"}
+
+
+def test_var_references_are_what_a_var_must_render_after() -> None:
+    value = {"a": "{{ vars.x }}-{{ vars['y'] }}", "b": ["{% if vars.z %}1{% endif %}", "{{ date }}"], "c": 3}
+    assert var_references(make_environment(), value) == {"x", "y", "z"}
+
+
+def test_uses_date_sees_date_and_prev_date_only_inside_templates() -> None:
+    env = make_environment()
+    assert uses_date(env, {"w": "trade_dt = '{{ prev_date }}'"})
+    assert uses_date(env, ["{{ date | days_before(2) }}"])
+    assert not uses_date(env, {"date": "date", "w": "{{ vars.date_col }}"})
+
+
+def test_a_date_filter_given_text_names_the_var_it_came_from() -> None:
+    context = build_context(dt.date(2020, 8, 10), {"lookback": "x"}, {}, {})
+    with pytest.raises(TemplateProblem) as info:
+        render_value(make_environment(), "{{ date | days_before(vars.lookback) }}", context, ("vars", "start"))
+    assert str(info.value) == "template failed: days_before needs a whole number of days, got 'x' from vars.lookback"

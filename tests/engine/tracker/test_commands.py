@@ -6,15 +6,22 @@ import argparse
 import datetime as dt
 import io
 import json
+import re
+
+import pytest
 
 from engine.step_message import written_message
+from engine.tracker.base import JobRow
 from engine.tracker.commands import (
+    MIN_MESSAGE,
     add_forget_arguments,
     add_status_arguments,
     add_unlock_arguments,
     cmd_forget,
     cmd_status,
     cmd_unlock,
+    duration,
+    fmt_duration,
     operator,
 )
 from tests.engine.tracker.conftest import Backend
@@ -281,3 +288,213 @@ def test_status_refuses_filters_that_can_never_match(backend: Backend) -> None:
         cmd_status(p.parse_args(["--start", "2024-01-12", "--end", "2024-01-11"]), backend.config(),
                    out=io.StringIO())
     assert "analyze_2024-01-05" in status(backend, "--pipeline", "analyze")
+
+
+def cells(table: str) -> dict[str, dict[str, str]]:
+    """The table's rows by job id, each {header: cell}, cut at the header's column starts (MESSAGE to the end);
+    the lines under a row (a failed row's whole message, its log) are left out."""
+    header, *lines = table.rstrip("\n").splitlines()
+    names = re.split(" {2,}", header.strip())
+    starts = [header.index(n) for n in names]
+    rows = {}
+    for line in lines:
+        if line.startswith(" "):
+            continue
+        bounds = [*starts[1:], None]
+        row = {n: line[s:e].strip() for n, s, e in zip(names, starts, bounds, strict=True)}
+        rows[row["JOB_ID"]] = row
+    return rows
+
+
+def set_times(backend: Backend, job: str, started: str | None, updated: str) -> None:
+    backend.execute(f"UPDATE {backend.table} SET started_time = ?, updated_time = ? WHERE job_id = ?",
+                    (started, updated, job))
+
+
+def test_status_shows_when_each_job_started_and_how_long_it_ran(backend: Backend) -> None:
+    """The table had no start time and no duration; a failed or terminated run's duration was nowhere."""
+    t = backend.tracker()
+    t.set_status("preprocess_2020-08-06", "success", "success in 83.2s")
+    set_times(backend, "preprocess_2020-08-06", "2026-12-07 06:00:00", "2026-12-07 06:01:23.400")
+    t.set_status("analyze_2020-08-06", "failed", "terminated by SIGTERM")
+    set_times(backend, "analyze_2020-08-06", "2026-12-07 06:02:00", "2026-12-07 08:07:30")
+    t.set_status("analyze.trade_ma_2020-08-06", "stale", "its input step trades was recomputed")  # marked later
+    set_times(backend, "analyze.trade_ma_2020-08-06", "2026-12-07 06:02:00", "2026-12-08 09:00:00")
+    t.set_status("analyze_2020-08-05", "success")  # a row from before start times were kept
+    set_times(backend, "analyze_2020-08-05", None, "2026-12-06 06:00:00")
+    started = (t.now() - dt.timedelta(minutes=10, seconds=30)).strftime("%Y-%m-%d %H:%M:%S")
+    assert t.acquire("analyze_2020-08-07", lease_seconds=600, holder_host="worker-3", holder_pid=77)
+    assert t.acquire("analyze_2020-08-08", lease_seconds=600, holder_host="worker-3", holder_pid=78)
+    backend.execute(f"UPDATE {backend.table} SET started_time = ? WHERE job_id IN (?, ?)",
+                    (started, "analyze_2020-08-07", "analyze_2020-08-08"))
+    backend.execute(f"UPDATE {backend.table} SET lease_expires = ? WHERE job_id = ?",  # its run died
+                    ("2026-01-01 00:00:00", "analyze_2020-08-08"))
+    t.set_status("analyze.quotes_2020-08-07", "running")
+    backend.execute(f"UPDATE {backend.table} SET started_time = ? WHERE job_id = ?",
+                    (started, "analyze.quotes_2020-08-07"))
+    table = status(backend, "--steps")
+    assert re.split(" {2,}", table.splitlines()[0])[:4] == ["JOB_ID", "STATUS", "STARTED (UTC)", "DURATION"]
+    rows = cells(table)
+    shown = {job: (r["STARTED (UTC)"], r["DURATION"]) for job, r in rows.items()}
+    assert shown["preprocess_2020-08-06"] == ("2026-12-07 06:00:00", "1m 23s")
+    assert shown["analyze_2020-08-06"] == ("2026-12-07 06:02:00", "2h 05m")  # failed runs too
+    assert shown["analyze.trade_ma_2020-08-06"][1] == "-"  # its end is not when it was marked stale
+    assert shown["analyze_2020-08-05"] == ("-", "-")
+    for job in ("analyze_2020-08-07", "analyze.quotes_2020-08-07"):  # elapsed so far, under a live lock
+        assert shown[job][1].startswith("10m 3") and shown[job][1].endswith(" so far"), shown[job]
+    assert shown["analyze_2020-08-08"][1] == "-"  # 'running' with an expired lease: nobody knows when it ended
+    by_id = {r["job_id"]: r for r in json.loads(status(backend, "--json"))}
+    assert by_id["analyze_2020-08-06"]["duration_seconds"] == 7530
+    assert by_id["preprocess_2020-08-06"]["duration_seconds"] == pytest.approx(83.4)
+    assert by_id["analyze_2020-08-05"]["duration_seconds"] is None
+    assert 629 <= by_id["analyze_2020-08-07"]["duration_seconds"] < 700
+
+
+def test_unlock_ends_a_row_at_no_known_time() -> None:
+    """An unlock sets updated_time to its own moment: the dead run's duration is not until then."""
+    started, unlocked = dt.datetime(2026, 12, 7, 6), dt.datetime(2026, 12, 9, 10)
+    row = JobRow("analyze_2020-08-06", "failed", unlocked, None, started_time=started,
+                 message=f"unlocked by {operator()} at 2026-12-09 10:00:00 UTC; was held by worker-3 (pid 77)")
+    assert duration(row, unlocked, set()) == (None, False)
+    assert fmt_duration(7530) == "2h 05m" and fmt_duration(3.25) == "3.2s" and fmt_duration(90061) == "1d 01h"
+
+
+LONG_WHY = ("step 'quotes' (read_dataset) failed: dataset 'quote': file trade_dt=2020-08-06/part-00003-4f1c.snappy"
+            ".parquet is not a Parquet file (magic number b'PAR0' at its end); move it out of the dataset")
+
+
+def test_status_fits_the_message_to_the_terminal_and_prints_a_failed_rows_whole(
+        backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The message was cut at 80 characters whatever the terminal (COLUMNS=250 changed nothing), so why a run
+    failed was only in --json or the log."""
+    t = backend.tracker()
+    t.set_status("analyze_2020-08-06", "failed", LONG_WHY)
+    t.set_status("preprocess_2020-08-06", "success", "success in 83.2s; " + "x" * 200)
+    t.set_status("preprocess_2020-08-07", "failed", "step ingest failed: no raw input\nsecond line of it")
+    monkeypatch.delenv("COLUMNS", raising=False)
+    piped = status(backend)  # not a terminal: whole lines, for grep and files
+    assert cells(piped)["analyze_2020-08-06"]["MESSAGE"] == LONG_WHY
+    assert "    second line of it" in piped.splitlines()
+    assert LONG_WHY not in piped.replace(cells(piped)["analyze_2020-08-06"]["MESSAGE"], "", 1)  # not twice
+    monkeypatch.setenv("COLUMNS", "250")
+    wide = status(backend)
+    lines = wide.splitlines()
+    assert max(len(ln) for ln in lines) <= 250
+    cut = cells(wide)["analyze_2020-08-06"]["MESSAGE"]
+    assert cut.endswith("…") and len(cut) > 80 and LONG_WHY.startswith(cut[:-1])
+    row = lines.index(next(ln for ln in lines if ln.startswith("analyze_2020-08-06 ")))
+    under = []
+    for ln in lines[row + 1:]:
+        if not ln.startswith("    "):
+            break
+        under.append(ln.strip())
+    assert " ".join(under) == LONG_WHY  # the whole reason, wrapped under its row
+    after = lines[lines.index(next(ln for ln in lines if ln.startswith("preprocess_2020-08-06 "))) + 1]
+    assert not after.startswith(" ")  # a success's long message stays cut
+    monkeypatch.setenv("COLUMNS", "100")  # narrower than the other columns: the message keeps a least width
+    assert len(cells(status(backend))["analyze_2020-08-06"]["MESSAGE"]) == MIN_MESSAGE
+
+
+def test_status_since_filters_on_when_rows_started_or_changed(backend: Backend) -> None:
+    """--start/--end filter processing dates; "what ran since yesterday morning" could not be asked."""
+    t = backend.tracker()
+    for job in ("analyze_2020-08-03", "analyze_2020-08-04", "analyze_2020-08-05", "analyze_2020-08-06"):
+        t.set_status(job, "success")
+    set_times(backend, "analyze_2020-08-03", "2026-12-05 06:00:00", "2026-12-05 06:10:00")
+    set_times(backend, "analyze_2020-08-04", "2026-12-06 23:50:00", "2026-12-07 06:10:00")  # ended after
+    set_times(backend, "analyze_2020-08-05", "2026-12-07 06:00:00", "2026-12-07 06:10:00")
+    assert list(cells(status(backend, "--since", "2026-12-07"))) == ["analyze_2020-08-04", "analyze_2020-08-05",
+                                                                     "analyze_2020-08-06"]
+    assert list(cells(status(backend, "--since", "2026-12-07T06:05"))) == [
+        "analyze_2020-08-04", "analyze_2020-08-05", "analyze_2020-08-06"]
+    assert list(cells(status(backend, "--since", "2026-12-07T08:05+02:00"))) == [  # 06:05 UTC
+        "analyze_2020-08-04", "analyze_2020-08-05", "analyze_2020-08-06"]
+    assert list(cells(status(backend, "--since", "2026-12-07T06:10:01"))) == ["analyze_2020-08-06"]
+    assert list(cells(status(backend, "--since", "2h"))) == ["analyze_2020-08-06"]  # back from the tracker's clock
+    assert [r["job_id"] for r in json.loads(status(backend, "--since", "2026-12-06", "--end", "2020-08-04",
+                                                   "--json"))] == ["analyze_2020-08-04"]
+    assert "no jobs in " in status(backend, "--since", "2099-01-01")
+    p = argparse.ArgumentParser()
+    add_status_arguments(p)
+    with pytest.raises(SystemExit):
+        p.parse_args(["--since", "yesterday"])
+
+
+def test_status_audit_since(backend: Backend) -> None:
+    seed(backend)
+    assert unlock(backend, "", "analyze_2020-08-07", "--yes")[0] == 0
+    assert "analyze_2020-08-07" in status(backend, "--audit", "--since", "1h")
+    assert status(backend, "--audit", "--since", "2099-01-01").startswith("no unlock or forget recorded")
+
+
+def test_status_steps_and_json_show_the_runs_log_file(backend: Backend) -> None:
+    """A run's log had to be found by name in log_dir."""
+    seed(backend)
+    log = "/var/log/tickflow/analyze_2020-08-06_20261207T215114_ab12.log"
+    backend.execute(f"UPDATE {backend.table} SET log_file = ? WHERE job_id = ?", (log, "analyze_2020-08-06"))
+    lines = status(backend, "--steps").splitlines()
+    row = next(i for i, ln in enumerate(lines) if ln.startswith("analyze_2020-08-06 "))
+    assert lines[row + 1] == f"    log: {log}"
+    assert sum("log:" in ln for ln in lines) == 1  # rows without one show none
+    assert "log:" not in status(backend)
+    rows = {r["job_id"]: r for r in json.loads(status(backend, "--json"))}
+    assert rows["analyze_2020-08-06"]["log_file"] == log and rows["analyze_2020-08-07"]["log_file"] is None
+
+
+def test_unlock_of_a_live_holder_on_this_host_says_so_and_needs_force(backend: Backend) -> None:
+    """It said "lease still valid" and the generic "a run still alive would lose it" of a process it could see
+    running, and --yes cleared it."""
+    import os
+    import socket
+
+    job, pid = "preprocess_2020-08-07", os.getpid()  # this test's process: alive on this host
+    t = backend.tracker()
+
+    def lock() -> None:
+        assert t.acquire(job, lease_seconds=600, holder_host=socket.gethostname(), holder_pid=pid)
+
+    lock()
+    said = (f"its process (pid {pid}) is running on this host: unlocking will let another run start beside it")
+    code, text = unlock(backend, "", job, "--yes")
+    assert code == 1 and said in text and "add --force" in text, text
+    assert t.get(job).locked  # type: ignore[union-attr]
+    code, text = unlock(backend, "y\n", job)  # a reflexive yes is not enough
+    assert code == 1 and f"Type its pid ({pid}) to confirm" in text and t.get(job).locked  # type: ignore[union-attr]
+    code, text = unlock(backend, f"{pid}\n", job)
+    assert code == 0 and not t.get(job).locked, text  # type: ignore[union-attr]
+    lock()
+    code, text = unlock(backend, "", job, "--yes", "--force")  # scripts: both flags
+    assert code == 0 and said in text and not t.get(job).locked, text  # type: ignore[union-attr]
+    lock()
+    code, text = unlock(backend, "y\n", job, "--force")
+    assert code == 0 and "[y/N]" in text, text
+    assert t.acquire("preprocess_2020-08-10", lease_seconds=600, holder_host="worker-3", holder_pid=pid)
+    code, text = unlock(backend, "", "preprocess_2020-08-10", "--yes")  # another host: it cannot tell
+    assert code == 0 and "running on this host" not in text, text
+
+
+def test_status_steps_on_a_terminal_shows_a_steps_whole_message_under_it(
+        backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A succeeded step's row (what it read, the figures its transform recorded) was cut to the terminal's width,
+    so the figures the README documents never showed on a terminal; a job's own success stays cut."""
+    t = backend.tracker()
+    figures = {"lines_read": 20200, "valid": 20166, "bad": 34, "bad_by_reason": {"broken_json": 1, "bad_date": 3},
+               "files": 12}
+    raw = {f"csv/2020-08-06/part-{i:05d}.txt": "x" * 40 for i in range(3)}
+    message = written_message({"quarantine": ["trade_dt=2020-08-06"]}, {"quarantine": 34},
+                              {"quarantine": "quarantine"}, raw, figures=figures)
+    t.set_status("preprocess.ingest_2020-08-06", "success", message)
+    t.set_status("preprocess_2020-08-06", "success", "preprocess 2020-08-06: success in 26.8s; " + "x" * 300)
+    monkeypatch.setenv("COLUMNS", "200")
+    lines = status(backend, "--steps").splitlines()
+    assert max(len(ln) for ln in lines) <= 200
+    row = next(i for i, ln in enumerate(lines) if ln.startswith("preprocess.ingest_2020-08-06 "))
+    under = []
+    for ln in lines[row + 1:]:
+        if not ln.startswith("    "):
+            break
+        under.append(ln.strip())
+    whole = " ".join(under)
+    assert "lines_read 20,200" in whole and "files 12" in whole and whole.startswith("wrote quarantine 34 rows")
+    job = next(i for i, ln in enumerate(lines) if ln.startswith("preprocess_2020-08-06 "))
+    assert job + 1 == len(lines) or not lines[job + 1].startswith("    ")  # a job's success stays cut

@@ -14,6 +14,8 @@ import pytest
 
 from engine.errors import AlreadyRunning, UpstreamNotReady
 from engine.tracker import JobGuard, LeaseLost, Terminated
+from engine.tracker.base import fmt_time
+from engine.tracker.readers import Reads
 from tests.engine.tracker.conftest import Backend
 from tests.engine.tracker.test_contract import wait_until
 
@@ -344,7 +346,7 @@ def test_a_job_whose_upstream_succeeded_again_after_it_runs_again(backend: Backe
         assert not g.already_succeeded and g.lease is not None
         assert g.outdated_by and g.outdated_by.startswith(f"upstream job {UP} succeeded again at ")
         assert t.get(JOB).status == "running"  # type: ignore[union-attr]
-    assert any("running it again, every step" in line for line in rec.lines)
+    assert any("running it again (no step of it is reused)" in line for line in rec.lines)
     with JobGuard(t, "analyze", DATE, ["preprocess"]) as g:
         assert g.already_succeeded and g.outdated_by is None  # recomputed after the upstream: up to date again
 
@@ -418,3 +420,65 @@ def test_a_lock_left_by_a_dead_process_of_this_host_is_refused_as_such(backend: 
     with pytest.raises(AlreadyRunning) as err, JobGuard(t, "analyze", DATE, force=True):
         pytest.fail("must not run")
     assert str(err.value).startswith(f"job {JOB} is already running on {socket.gethostname()} (pid {os.getpid()})")
+
+
+def test_a_run_is_refused_while_a_live_run_reads_its_data(backend: Backend) -> None:
+    """preprocess --force of a date analyze is reading (its own, or an earlier one it looks back at) would
+    replace the data under it: refused (exit 4) without touching its row, until the reader has ended."""
+    t = backend.tracker()
+    earlier = "preprocess_2020-08-05"
+    for job in (earlier, UP):
+        t.set_status(job, "success")
+    before = {job: t.get(job) for job in (earlier, UP)}
+    with JobGuard(t, "analyze", DATE, ["preprocess"], reads_earlier=True, log_file="/logs/a.log") as reader:
+        assert reader.lease is not None
+        row = t.get(JOB)
+        assert row is not None and row.log_file == "/logs/a.log"
+        assert Reads.parse(row.reads) == Reads(("preprocess",), DATE, earlier=True)
+        for day in (DATE, DATE - dt.timedelta(days=1)):
+            with pytest.raises(AlreadyRunning) as err, JobGuard(t, "preprocess", day, force=True):
+                pytest.fail("must not run")
+            msg = str(err.value)
+            assert msg.startswith(f"job preprocess_{day.isoformat()} is not run now: {JOB} (running on ")
+            assert "reads its data, which this run would replace under it" in msg
+        assert {job: t.get(job) for job in (earlier, UP)} == before  # refused before its lock: rows unchanged
+        with JobGuard(t, "preprocess", DATE + dt.timedelta(days=1)) as later:
+            assert later.lease is not None  # a later date is not read
+    with JobGuard(t, "preprocess", DATE, force=True) as rerun:
+        assert rerun.lease is not None  # the reader has ended
+
+
+def test_a_reader_waits_for_an_upstream_run_of_a_date_it_reads(backend: Backend, rec: Recorder) -> None:
+    """analyze of the 6th, which reads earlier dates' closes, does not start while preprocess of the 5th is
+    being rerun elsewhere: exit 3, or with --wait-for-upstream it starts once that run has ended."""
+    t, elsewhere = backend.tracker(), backend.tracker()
+    earlier = "preprocess_2020-08-05"
+    for job in (earlier, UP):
+        t.set_status(job, "success")
+    restating = elsewhere.acquire(earlier, lease_seconds=60, holder_host="host-b", holder_pid=4242, force=True)
+    assert restating is not None
+    with pytest.raises(UpstreamNotReady) as err, JobGuard(t, "analyze", DATE, ["preprocess"], reads_earlier=True):
+        pytest.fail("must not run")
+    assert str(err.value) == (
+        f"cannot run {JOB}: upstream job {earlier} (running on host-b (pid 4242) since "
+        f"{fmt_time(t.get(earlier).started_time)}; its lease expires at "  # type: ignore[union-attr]
+        f"{fmt_time(restating.expires)}) is being run: this run reads the data of preprocess for 2020-08-06 and "
+        f"every earlier date; run it first (or use --wait-for-upstream SECONDS)")
+    assert t.get(JOB) is None  # refused before its lock
+    with JobGuard(t, "analyze", DATE, ["preprocess"]) as same_date_only:
+        assert same_date_only.lease is not None  # a job not reading earlier dates is not held up
+    started: list[JobGuard] = []
+    inner = backend.tracker()
+
+    def run() -> None:
+        with JobGuard(inner, "analyze", DATE, ["preprocess"], reads_earlier=True, force=True,
+                      wait_for_upstream=60, log=logger(rec)) as g:
+            started.append(g)
+
+    waiter = threading.Thread(target=run)
+    waiter.start()
+    rec.wait_for(f"waiting up to 60 s: upstream job {earlier} (running on host-b", 30)
+    assert not started
+    elsewhere.release(restating, "success")
+    waiter.join(60)
+    assert len(started) == 1 and started[0].lease is not None

@@ -70,6 +70,38 @@ def test_race_of_twenty_processes_lets_exactly_one_run(backend: Backend, clean_e
                                                                                  winner.proc.pid)
 
 
+def test_a_rerun_of_upstream_data_and_a_run_reading_it_started_together_never_both_run(
+        backend: Backend, clean_env: dict[str, str], tmp_path: Path) -> None:
+    """preprocess --force of a date and analyze of that date (which reads it), started at the same moment: the
+    tracker's admission lets exactly one of them run. (Each locks its own row, so without it both saw the other
+    unlocked and both ran, the rerun replacing the data the analyze run read.)"""
+    ini = backend.ini()
+    tracker = backend.tracker()
+    per_side = 3
+    for n in range(4):
+        date = (DATE + dt.timedelta(days=n)).isoformat()
+        tracker.set_status(f"preprocess_{date}", "success")
+        out, hold = tmp_path / f"ran-{n}.txt", tmp_path / f"hold-{n}"
+        start_at = time.time() + 1.0
+        common = ("--date", date, "--out", str(out), "--hold-until", str(hold), "--start-at", f"{start_at:.3f}")
+        reruns = [Driver(ini, clean_env, tmp_path, "--pipeline", "preprocess", "--force", *common)
+                  for _ in range(per_side)]
+        readers = [Driver(ini, clean_env, tmp_path, "--pipeline", "analyze", "--requires", "preprocess", *common)
+                   for _ in range(per_side)]
+        racers = reruns + readers
+        wait_until(lambda r=racers: sum(d.proc.poll() is not None for d in r) >= len(r) - 1, 30,
+                   "all racers but one to exit")
+        hold.touch()
+        codes = [d.wait() for d in racers]
+        outcome = [(c, d.stderr.strip().splitlines()[-1:]) for c, d in zip(codes, racers, strict=True)]
+        assert codes.count(0) == 1 and len(out.read_text().splitlines()) == 1, outcome
+        if 0 in codes[:per_side]:  # the rerun went first: every reader waits for it (exit 3)
+            assert codes[per_side:] == [3] * per_side, outcome
+        else:  # a reader went first: the reruns are refused while it reads (exit 4)
+            assert codes[:per_side] == [4] * per_side, outcome
+            assert all("reads its data" in d.stderr for d in reruns), outcome
+
+
 def test_sigkilled_holder_blocks_until_its_lease_expires_then_is_taken_over(
         backend: Backend, clean_env: dict[str, str], tmp_path: Path) -> None:
     ini = backend.ini(lease_seconds=3)

@@ -245,8 +245,9 @@ def test_an_old_schema_table_is_listed_unchanged(backend: Backend, tmp_path: Pat
     table = status(backend.config())
     lines = table.splitlines()
     assert lines[0].split()[:2] == ["JOB_ID", "STATUS"]
-    assert lines[1].split()[:4] == ["ro_2024-01-04", "success", "2024-01-04", "23:00:00"]
-    assert lines[2].split()[:6] == ["ro_2024-01-05", "running", "2024-01-05", "22:00:00", "held", "(no"]
+    # no start time kept: STARTED and DURATION are '-'
+    assert lines[1].split()[:6] == ["ro_2024-01-04", "success", "-", "-", "2024-01-04", "23:00:00"]
+    assert lines[2].split()[:8] == ["ro_2024-01-05", "running", "-", "-", "2024-01-05", "22:00:00", "held", "(no"]
     rows = json.loads(status(backend.config(), "--json"))
     assert [(r["job_id"], r["status"], r["lock_id"], r["lock"]) for r in rows] == [
         ("ro_2024-01-04", "success", None, "-"), ("ro_2024-01-05", "running", LEGACY_LOCK, "held (no lease)")]
@@ -283,4 +284,4 @@ def test_run_and_unlock_still_upgrade_an_old_schema_table(backend: Backend) -> N
     seed_legacy_table(backend)
     with open_tracker(backend.config()) as t:
         assert t.unlock("ro_2024-01-05", "ops") is True
-    assert len(columns(backend)) == 14  # the seed columns and the ten this version adds
+    assert len(columns(backend)) == 16  # the seed columns and the twelve this version adds
