@@ -29,7 +29,7 @@ if __name__ == "__main__":
 sys.path.insert(0, str(HERE))
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
-from engine.cli import main  # noqa: E402
+from engine.cli import leave, main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    leave(main())

@@ -10,10 +10,11 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from engine.config import Config, load_config
 from engine.console_out import ConsoleOut
@@ -126,7 +127,8 @@ def build_parser(wrapper: str | None = None) -> argparse.ArgumentParser:
     _range_options(run)
     run.add_argument("--select", action="append", default=[], metavar="SEL",
                      help="run only these steps: 'step' (its upstream steps feed it without writing), "
-                     "'+step' (with its upstream steps), 'step+' (with its downstream steps); repeatable")
+                     "'+step' (with its upstream steps), 'step+' (with its downstream steps), '+step+' (both); "
+                     "repeatable")
     run.add_argument("--force", action="store_true",
                      help="run even if the job already succeeded, and recompute steps that succeeded before")
     run.add_argument("--wait-for-upstream", type=_seconds, default=0.0, metavar="SECONDS",
@@ -217,6 +219,20 @@ def build_parser(wrapper: str | None = None) -> argparse.ArgumentParser:
     if wrapper:  # argparse reports a run's unrecognized arguments with the top parser's usage
         parser.prog, parser.usage = wrapper, run.format_usage().removeprefix("usage: ").rstrip("\n")
     return parser
+
+
+def leave(code: int) -> NoReturn:
+    """``sys.exit(code)``, except after a stop that gave up on steps still running their own code (a plugin
+    waiting on something; engine.runner ABANDONED): the interpreter would wait for their threads for ever, so the
+    process ends at once, its logs flushed (the JVM has stopped and the job's lock was released before)."""
+    from engine.runner import ABANDONED
+
+    if ABANDONED:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
 
 
 def command_typo(argv: Sequence[str]) -> str | None:

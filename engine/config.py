@@ -9,8 +9,10 @@ unused for that many days are removed; default 7);
 alias), used when there is no [postgres];
 [pipeline] modules (extra transform modules, comma separated), log_dir, log_keep_days (run logs older than
 that are removed when a run starts; default 30, 0 keeps them all), parallel_steps (how many steps that do not
-depend on each other may run at once; default 2, 1 runs them one after another), holidays (exchange holidays,
-comma-separated YYYY-MM-DD: not trading days for ``prev_date`` and for --start/--end without a catch-up source).
+depend on each other may run at once; default 2, 1 runs them one after another), stop_grace_seconds (after
+Ctrl-C or SIGTERM, how long a step still running its own non-Spark code is waited for; default 30), holidays
+(exchange holidays, comma-separated YYYY-MM-DD: not trading days for ``prev_date`` and for --start/--end without
+a catch-up source).
 
 Environment: ``TICKFLOW_<SECTION>_<KEY>`` overrides any value (e.g. TICKFLOW_POSTGRES_PASSWORD) and
 ``TICKFLOW_CONFIG`` names the file when ``--config`` is not given. Without any config, everything is local:
@@ -130,6 +132,7 @@ class Config:
     log_dir: str = ".tickflow/logs"
     log_keep_days: int = 30
     parallel_steps: int = 2
+    stop_grace_seconds: int = 30  # after Ctrl-C/SIGTERM, how long a step's own (non-Spark) code may run on
     holidays: tuple[dt.date, ...] = ()  # exchange holidays: not trading days (prev_date, --start/--end)
     source: str = "(embedded defaults)"
     base_dir: Path = field(default_factory=Path.cwd)
@@ -487,7 +490,8 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
     if tracker.lease_seconds < 2:
         raise ConfigError(f"{where('tracker', 'lease_seconds')}: [tracker] lease_seconds must be at least 2")
     pl = sections.get("pipeline", {})
-    reject_unknown("pipeline", pl, {"modules", "log_dir", "log_keep_days", "parallel_steps", "holidays"})
+    reject_unknown("pipeline", pl, {"modules", "log_dir", "log_keep_days", "parallel_steps", "stop_grace_seconds",
+                                    "holidays"})
     log_keep_days = _int("pipeline", "log_keep_days", pl.get("log_keep_days", str(Config.log_keep_days)), where)
     if log_keep_days < 0:
         raise ConfigError(f"{where('pipeline', 'log_keep_days')}: [pipeline] log_keep_days must be 0 (keep every "
@@ -496,10 +500,16 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
     if parallel_steps < 1:
         raise ConfigError(f"{where('pipeline', 'parallel_steps')}: [pipeline] parallel_steps must be at least 1, "
                           f"got {parallel_steps}")
+    grace = _int("pipeline", "stop_grace_seconds", pl.get("stop_grace_seconds", str(Config.stop_grace_seconds)),
+                 where)
+    if grace < 0:
+        raise ConfigError(f"{where('pipeline', 'stop_grace_seconds')}: [pipeline] stop_grace_seconds must be 0 or "
+                          f"more, got {grace}")
     return Config(
         postgres=pg, azure=az, spark=SparkConfig(master=master, conf=conf), storage=storage,
         tracker=tracker, modules=_split_list(pl.get("modules", "")),
         log_dir=pl.get("log_dir", ".tickflow/logs"), log_keep_days=log_keep_days, parallel_steps=parallel_steps,
+        stop_grace_seconds=grace,
         holidays=_dates("pipeline", "holidays", pl.get("holidays", ""), where), source=source,
         base_dir=Path.cwd(),
     )

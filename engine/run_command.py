@@ -125,11 +125,18 @@ class Session:
 
 
 def check_selection(spec: PipelineSpec, selectors: Sequence[str]) -> None:
-    """A --select naming no step is a usage error, found before anything starts."""
+    """A --select naming no step, or only steps that write nothing (a run would compute them and keep nothing),
+    is a usage error, found before anything starts."""
     if selectors:
-        from engine.selection import parse_selectors, select
+        from engine.selection import SelectionError, parse_selectors, select
 
-        select(dag_of(spec.steps), parse_selectors(tuple(selectors)))
+        chosen = select(dag_of(spec.steps), parse_selectors(tuple(selectors))).selected
+        if not any(spec.steps[name].outputs for name in chosen):
+            names = ", ".join(sorted(chosen))
+            first = sorted(chosen)[0]
+            raise SelectionError(f"--select {' '.join(selectors)} picks only steps that write nothing ({names}): a "
+                                 f"run would compute them and keep nothing; select the steps that use them, e.g. "
+                                 f"{first}+")
 
 
 def refuse_foreign_outputs(spec: PipelineSpec, tracker: Any) -> None:
@@ -256,7 +263,8 @@ def run_one_date(args: argparse.Namespace, config: Config, date: dt.date, storag
     spec = load_for_date(args.spec, args, config, date)
     options = RunOptions(selectors=tuple(args.select), force=args.force,
                          wait_for_upstream=args.wait_for_upstream,
-                         parallel_steps=args.parallel_steps or config.parallel_steps)
+                         parallel_steps=args.parallel_steps or config.parallel_steps,
+                         stop_grace_s=float(config.stop_grace_seconds))
     log_file = _start_logging(args, config, spec.name, date, options.run_id)
     guard = JobGuard(tracker, spec.name, date, spec.requires, force=args.force,
                      wait_for_upstream=args.wait_for_upstream, lease_seconds=config.tracker.lease_seconds,

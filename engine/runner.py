@@ -47,6 +47,8 @@ from engine.tracker.base import stop_message
 from engine.writer import StagedOutput, abort_staged, commit_staged, stage_output
 
 log = logging.getLogger("tickflow.runner")
+# steps given up on after a stop (their threads still run their own code): the process must not wait for them
+ABANDONED: list[str] = []
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class RunOptions:
     force: bool = False
     wait_for_upstream: float = 0.0
     parallel_steps: int = 2  # steps run at once when neither needs the other's output (1: one by one)
+    stop_grace_s: float = 30.0  # after an interrupt, how long a step whose own code (not Spark) runs is waited for
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
 
 
@@ -144,6 +147,7 @@ class PipelineRunner:
         self._lock = threading.Lock()  # use counts and persisted frames, shared by concurrent steps
         self._guard_lock = threading.Lock()  # one tracker connection: one call at a time
         self._stopping: str | None = None  # why the run is stopping (an interrupt): its steps are cancelled
+        self.abandoned: list[str] = []  # steps still running their own code after the stop's grace period
 
     # -- planning -----------------------------------------------------------------------------------------
     def new_record(self) -> RunRecord:
@@ -322,7 +326,8 @@ class PipelineRunner:
         running: dict[Future[None], str] = {}
         failure: BaseException | None = None
         started = 0
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="step") as pool:
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="step")
+        try:
             try:
                 while pending or running:
                     while failure is None and len(running) < workers:
@@ -346,18 +351,43 @@ class PipelineRunner:
                         for other in pending:
                             waiting[other].discard(name)
             except BaseException as exc:
-                # interrupted: cancel the running steps' Spark jobs until every step has ended (a step may be
-                # between two jobs, or just submitting one, when a cancel arrives)
                 self._stop(exc)
-                while running:
-                    with contextlib.suppress(Exception):  # a JVM killed with us (a process-group SIGTERM) has
-                        spark.sparkContext.cancelAllJobs()  # no jobs to cancel: the interrupt must still win
-                    done, _ = wait(running, timeout=0.5)
-                    for fut in done:
-                        running.pop(fut)
+                with contextlib.suppress(BaseException):  # a second interrupt: stop waiting
+                    self._wait_for_steps(spark, running)
+                if running:
+                    self._abandon(record, sorted(running.values()))
                 raise
+        finally:
+            pool.shutdown(wait=not self.abandoned, cancel_futures=True)
         if failure is not None:
             raise failure
+
+    def _wait_for_steps(self, spark: Any, running: dict[Future[None], str]) -> None:
+        """Interrupted: cancel the running steps' Spark jobs until every step has ended (a step may be between two
+        jobs, or just submitting one, when a cancel arrives), for at most ``stop_grace_s`` seconds."""
+        deadline = time.monotonic() + self.options.stop_grace_s
+        while running and time.monotonic() < deadline:
+            with contextlib.suppress(Exception):  # a JVM killed with us (a process-group SIGTERM) has
+                spark.sparkContext.cancelAllJobs()  # no jobs to cancel: the interrupt must still win
+            done, _ = wait(running, timeout=min(0.5, max(deadline - time.monotonic(), 0.01)))
+            for fut in done:
+                running.pop(fut)
+
+    def _abandon(self, record: RunRecord, names: list[str]) -> None:
+        """Steps still running after the grace period run their own code, not a Spark job (a plugin waiting on
+        something): a thread cannot be stopped, so the run ends without them. They commit nothing (each step
+        checks before it commits), and the process exits without waiting for their threads (engine.cli)."""
+        self.abandoned = names
+        ABANDONED.extend(names)
+        why = (f"cancelled: {self._stopping} (its own code, not a Spark job, still ran "
+               f"{self.options.stop_grace_s:g} s after)")
+        for name in names:
+            srec = record.step(name)
+            srec.status, srec.error = "failed", why
+            with contextlib.suppress(Exception):
+                self._mark(name, "failed", why)
+        log.error("step(s) %s did not end within %g s of the stop: their own code (not a Spark job) is running; the "
+                  "run ends without them, and they commit nothing", ", ".join(names), self.options.stop_grace_s)
 
     def _stop(self, exc: BaseException) -> None:
         """The run is being stopped: the steps still running end as cancelled, and what Spark logs about the
@@ -551,6 +581,8 @@ class PipelineRunner:
                     wait(futures.values())
                 for fut in futures.values():
                     fut.result()  # the first failure in declared order
+            if self._stopping:  # the run was stopped while this step's own code ran on: it publishes nothing
+                raise RuntimeError(f"not committed: {self._stopping}")
             check = getattr(self.guard, "assert_lock", None)
             if check is not None:
                 check()  # our lock is still ours: the last thing before publishing anything

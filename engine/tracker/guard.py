@@ -33,6 +33,7 @@ from typing import Any
 from engine.errors import AlreadyRunning, TrackerError, UpstreamNotReady
 from engine.logs import SecretMasker
 from engine.processes import gone_here
+from engine.suggest import did_you_mean
 from engine.tracker.base import (
     STALE,
     JobRow,
@@ -43,6 +44,7 @@ from engine.tracker.base import (
     TrackerView,
     fmt_time,
     outdated_by,
+    parse_job_id,
     pipeline_job_id,
     step_job_id,
     stop_message,
@@ -235,11 +237,21 @@ class JobGuard:
                 # waiting cannot help: the run holding it died; only a rerun of it (or an unlock) moves it on
                 status += (f", but its run's process on this host is gone: rerun it (it takes the job over "
                            f"once the lease expires) or 'run_pipeline.py unlock {jid}'")
+            if row is None:
+                status += self._unknown_pipeline(upstream)
             if status != "success":
                 missing.append((jid, status))
             elif self.upstream_incomplete is not None and (why := self.upstream_incomplete(jid)):
                 missing.append((jid, f"success, but {why}"))
         return missing
+
+    def _unknown_pipeline(self, upstream: str) -> str:
+        """``; the tracker has no job of pipeline 'x' at all (did you mean 'y'?)``: a `requires:` typo would
+        otherwise read as "run it first" (and --wait-for-upstream would wait for nothing). Asked on refusal only."""
+        pipelines = {key.pipeline for r in self.tracker.list_jobs() if (key := parse_job_id(r.job_id)) is not None}
+        if upstream in pipelines:
+            return ""
+        return f"; the tracker has no job of pipeline '{upstream}' at all{did_you_mean(upstream, sorted(pipelines))}"
 
     def _check_upstream(self) -> None:
         if not self.requires:
@@ -258,7 +270,7 @@ class JobGuard:
             # a job with no row at all: perhaps this run uses another tracker than the upstream's runs did (a
             # SQLite file of another working directory), so the message says which one it looked in
             where = (f" (looked in {self.tracker.describe()})"
-                     if any(status == "missing" for _jid, status in missing) else "")
+                     if any(status.startswith("missing") for _jid, status in missing) else "")
             if not announced and time.monotonic() < self._deadline:
                 self.log.info("waiting up to %g s for upstream job %s", self.wait_for_upstream, what)
                 announced = True
@@ -398,13 +410,16 @@ class JobGuard:
         return succeeded_since(row, self.upstream)
 
     def steps_not_succeeded(self, steps: Iterable[str]) -> list[tuple[str, str]]:
-        """(step, status) of each of ``steps`` whose row is not 'success' ('missing' without a row): a run that
-        leaves such steps behind has not brought the job up to date."""
+        """(step, status) of each of ``steps`` whose row is not 'success' ('missing' without a row), or is but
+        was computed before an upstream job's data changed: a run that leaves such steps behind (a --select run)
+        has not brought the job up to date."""
         out = []
         for step in steps:
             with self._db:
                 row = self.tracker.get(step_job_id(self.pipeline, step, self.date))
             status = "missing" if row is None else (row.status or "unknown")
+            if status == "success" and not succeeded_since(row, self.upstream):
+                status = "computed before its upstream data changed"
             if status != "success":
                 out.append((step, status))
         return out

@@ -17,6 +17,8 @@ def test_defaults_are_local(tmp_path):
     assert cfg.parallel_steps == 2 and cfg.storage.cache_keep_days == 7
     assert load_config(None, env={"TICKFLOW_STORAGE_CACHE_KEEP_DAYS": "3"}).storage.cache_keep_days == 3
     assert load_config(None, env={"TICKFLOW_PIPELINE_PARALLEL_STEPS": "1"}).parallel_steps == 1
+    assert cfg.stop_grace_seconds == 30
+    assert load_config(None, env={"TICKFLOW_PIPELINE_STOP_GRACE_SECONDS": "5"}).stop_grace_seconds == 5
     assert cfg.log_keep_days == 30
     assert load_config(None, env={"TICKFLOW_PIPELINE_LOG_KEEP_DAYS": "0"}).log_keep_days == 0
     assert cfg.holidays == ()
@@ -74,6 +76,7 @@ def test_spark_keys_keep_their_case_and_own_keys_do_not_care(tmp_path):
     ("[pipeline]\nparallel_steps = many\n", "parallel_steps must be an integer"),
     ("[storage]\ncache_keep_days = 0\n", "cache_keep_days must be at least 1"),
     ("[pipeline]\nlog_keep_days = -1\n", "log_keep_days must be 0 (keep every log) or more, got -1"),
+    ("[pipeline]\nstop_grace_seconds = -1\n", "stop_grace_seconds must be 0 or more, got -1"),
     ("[pipeline]\nholidays = 2024-12-25, Christmas\n", "[pipeline] holidays: 'Christmas' is not a YYYY-MM-DD date"),
     ("[storage]\ncache_keep_days = week\n", "cache_keep_days must be an integer"),
     ("[postgres]\nhostname = x\n", "unknown key(s) hostname"),

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from engine.run_command import DateOutcome, aggregate_exit
+import pytest
+
+from engine.run_command import DateOutcome, aggregate_exit, check_selection
+from engine.selection import SelectionError
+from engine.spec_loader import load_spec
 
 
 def outcomes(*codes: int) -> list[DateOutcome]:
@@ -18,3 +22,20 @@ def test_a_backfill_exits_with_the_code_to_act_on_first() -> None:
     assert aggregate_exit(outcomes(3, 4, 0)) == 4
     assert aggregate_exit(outcomes(0, 3)) == 3
     assert aggregate_exit(outcomes(0, 0)) == 0 and aggregate_exit([]) == 0
+
+
+def test_a_selection_of_steps_that_write_nothing_is_refused_before_anything_starts(write_spec) -> None:
+    """`--select quotes` (a read_dataset step without outputs) started Spark, wrote nothing and recorded success."""
+    spec = load_spec(write_spec("""
+        pipeline: sel
+        steps:
+          base: {sql: "SELECT 1 AS x"}
+          out: {sql: "SELECT x FROM base", outputs: {o: {path: sel/out}}}
+        """), date=dt.date(2024, 1, 5))
+    with pytest.raises(SelectionError) as err:
+        check_selection(spec, ["base"])
+    assert str(err.value) == ("--select base picks only steps that write nothing (base): a run would compute them "
+                              "and keep nothing; select the steps that use them, e.g. base+")
+    assert err.value.exit_code == 2
+    check_selection(spec, ["base+"])
+    check_selection(spec, ["out"])

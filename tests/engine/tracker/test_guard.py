@@ -65,6 +65,20 @@ def test_missing_upstream_is_refused_fast_naming_the_job(backend: Backend) -> No
     assert t.get(JOB) is None  # nothing written for the refused job
 
 
+def test_a_required_pipeline_the_tracker_has_never_seen_is_named_as_a_likely_typo(backend: Backend) -> None:
+    """`requires: [preprocesss]` said "run it first", and --wait-for-upstream would have waited for nothing."""
+    t = backend.tracker()
+    t.set_status("preprocess_2020-08-05", "success")
+    with pytest.raises(UpstreamNotReady) as err, JobGuard(t, "analyze", DATE, ["preprocesss"]):
+        pytest.fail("must not run")
+    assert ("upstream job preprocesss_2020-08-06 (status: missing; the tracker has no job of pipeline "
+            "'preprocesss' at all (did you mean 'preprocess'?)) is not successful") in str(err.value)
+    assert f"(looked in {t.describe()})" in str(err.value)
+    with pytest.raises(UpstreamNotReady) as err, JobGuard(t, "analyze", DATE, ["preprocess"]):
+        pytest.fail("must not run")
+    assert f"{UP} (status: missing) is not successful" in str(err.value)  # a date not run yet: no hint
+
+
 @pytest.mark.parametrize("status", ["failed", "running"])
 def test_unsuccessful_upstream_names_its_status(backend: Backend, status: str) -> None:
     t = backend.tracker()
@@ -332,6 +346,23 @@ def _succeed_after(t, job: str, other: str) -> None:
         t.set_status(job, "success", "again")
         if t.get(job).updated_time > t.get(other).updated_time:  # type: ignore[union-attr, operator]
             return
+
+
+def test_steps_computed_before_the_upstream_data_changed_are_not_up_to_date(backend: Backend) -> None:
+    """A --select run of a job whose upstream job succeeded again recomputes the selected steps only: the others'
+    rows still say 'success', yet the job is not up to date, and the run's summary names every such step."""
+    t = backend.tracker()
+    t.set_status(UP, "success")
+    with JobGuard(t, "analyze", DATE, ["preprocess"]) as g:
+        for step in ("bars", "vwap"):
+            g.mark_step(step, "success")
+    _succeed_after(t, UP, "analyze.vwap_2020-08-06")  # preprocess reran for the date
+    with JobGuard(t, "analyze", DATE, ["preprocess"]) as g:
+        g.mark_step("bars", "running")  # the selected step, recomputed
+        g.mark_step("bars", "success")
+        assert g.steps_not_succeeded(["bars", "vwap", "never"]) == [
+            ("vwap", "computed before its upstream data changed"), ("never", "missing")]
+        g.finish("stale")
 
 
 def test_a_job_whose_upstream_succeeded_again_after_it_runs_again(backend: Backend, rec: Recorder) -> None:

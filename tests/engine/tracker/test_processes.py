@@ -89,10 +89,12 @@ def test_a_rerun_of_upstream_data_and_a_run_reading_it_started_together_never_bo
         readers = [Driver(ini, clean_env, tmp_path, "--pipeline", "analyze", "--requires", "preprocess", *common)
                    for _ in range(per_side)]
         racers = reruns + readers
-        wait_until(lambda r=racers: sum(d.proc.poll() is not None for d in r) >= len(r) - 1, 30,
-                   "all racers but one to exit")
-        hold.touch()
-        codes = [d.wait() for d in racers]
+        try:
+            wait_until(lambda r=racers: sum(d.proc.poll() is not None for d in r) >= len(r) - 1, 30,
+                       "all racers but one to exit")
+        finally:
+            hold.touch()  # the winner (or, were the admission broken, the winners) may end
+            codes = [d.wait() for d in racers]
         outcome = [(c, d.stderr.strip().splitlines()[-1:]) for c, d in zip(codes, racers, strict=True)]
         assert codes.count(0) == 1 and len(out.read_text().splitlines()) == 1, outcome
         if 0 in codes[:per_side]:  # the rerun went first: every reader waits for it (exit 3)
