@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 import traceback
 from collections.abc import Callable, Mapping
@@ -12,7 +11,7 @@ from typing import Any
 from engine.context import TransformContext
 from engine.error_lines import essential_line
 from engine.errors import TickflowError, TransformError
-from engine.registry import Registry, TransformDef
+from engine.registry import Registry, TransformDef, inside, module_files
 from engine.spec import StepSpec
 from engine.sql_text import QUERY_KEYWORDS, first_sql_keyword
 from engine.suggest import did_you_mean
@@ -131,23 +130,7 @@ LINE_WIDTH = 400  # error_lines.essential_line's cut: the location must survive 
 def _own_places(func: Callable[..., Any]) -> list[Path]:
     """The files of the plugin ``func`` comes from: its top-level package's folders, or its one module file.
     The engine's own transforms have none: a line of the engine tells the spec's author nothing."""
-    top = func.__module__.split(".")[0]
-    module = sys.modules.get(top)
-    if module is None or top == "engine":
-        return []
-    folders = getattr(module, "__path__", None)
-    if folders:
-        return [Path(f).resolve() for f in folders]
-    file = getattr(module, "__file__", None)
-    return [Path(file).resolve()] if file else []
-
-
-def _inside(filename: str, places: list[Path]) -> bool:
-    try:
-        path = Path(filename).resolve()
-    except (OSError, ValueError):
-        return False
-    return any(path == place or place in path.parents for place in places)
+    return [] if func.__module__.split(".")[0] == "engine" else module_files(func.__module__)
 
 
 def raised_at(exc: BaseException, func: Callable[..., Any]) -> str | None:
@@ -156,7 +139,7 @@ def raised_at(exc: BaseException, func: Callable[..., Any]) -> str | None:
     places = _own_places(func)
     if not places:
         return None
-    mine = [f for f in traceback.extract_tb(exc.__traceback__) if _inside(f.filename, places)]
+    mine = [f for f in traceback.extract_tb(exc.__traceback__) if inside(f.filename, places)]
     return f"{mine[-1].filename}:{mine[-1].lineno}" if mine else None
 
 

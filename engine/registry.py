@@ -84,7 +84,7 @@ def load_schema(schema: Mapping[str, Any] | str | None) -> Mapping[str, Any]:
         raise RegistryError(f"cannot load params schema {path}: {exc}") from exc
 
 
-def _module_files(module: str) -> list[Path]:
+def module_files(module: str) -> list[Path]:
     """The files of the plugin ``module`` belongs to: its top-level package's folders, or its single file.
 
     Found without importing anything but the top-level package's parents (none): [] when it cannot be told.
@@ -101,7 +101,8 @@ def _module_files(module: str) -> list[Path]:
     return [Path(spec.origin).resolve()] if spec.origin and spec.has_location else []
 
 
-def _inside(filename: str, places: list[Path]) -> bool:
+def inside(filename: str, places: list[Path]) -> bool:
+    """The file is one of ``places`` or inside one of them (folders)."""
     try:
         path = Path(filename).resolve()
     except (OSError, ValueError):
@@ -124,8 +125,8 @@ def _import_failure(exc: Exception, module: str = "") -> str:
                                          or module.startswith(f"{exc.name}.")):
         return str(exc)  # the module itself (or its package) is not there: no line of it to show
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if not f.filename.startswith("<frozen ")]
-    own = _module_files(module) if module else []
-    mine = [f for f in frames if _inside(f.filename, own)]
+    own = module_files(module) if module else []
+    mine = [f for f in frames if inside(f.filename, own)]
     frame = mine[-1] if mine else frames[-1] if frames else None
     at = f" at {frame.filename}:{frame.lineno}" if frame else ""
     if isinstance(exc, ImportError):  # e.g. a package the plugin needs is not installed in this Python
