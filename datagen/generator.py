@@ -49,6 +49,10 @@ class GenConfig:
         for name, fmt in self.exchanges:
             if fmt not in ("csv", "json") or not name or "/" in name:
                 raise ValueError(f"bad exchange '{name}:{fmt}': expected NAME:csv or NAME:json")
+        names = [name for name, _fmt in self.exchanges]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:  # one exchange's files would overwrite the other's, or its events repeat the other's keys
+            raise ValueError(f"exchange {', '.join(twice)} given more than once: each exchange has one format")
         for what, rate in (("bad_rate", self.bad_rate), ("correction_rate", self.correction_rate),
                            ("trade_share", self.trade_share)):
             if not 0 <= rate <= 1:

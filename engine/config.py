@@ -443,9 +443,11 @@ def load_config(path: str | os.PathLike[str] | None = None, env: Mapping[str, st
             statement_timeout=_int("postgres", "statement_timeout",
                                    s.get("statement_timeout", str(PostgresConfig.statement_timeout)), where),
         )
-        if pg.statement_timeout < 1:
-            raise ConfigError(f"{where('postgres', 'statement_timeout')}: [postgres] statement_timeout must be at "
-                              f"least 1 (seconds), got {pg.statement_timeout}")
+        # libpq reads a connect_timeout of 0 as "wait for ever": a tracker that does not answer would hang the run
+        for key, seconds in (("connect_timeout", pg.connect_timeout), ("statement_timeout", pg.statement_timeout)):
+            if seconds < 1:
+                raise ConfigError(f"{where('postgres', key)}: [postgres] {key} must be at least 1 (seconds), "
+                                  f"got {seconds}")
         for key in ("host", "database", "dbname", "user"):
             value = s.get(key, "")
             # the driver passes it on as a plain name, which never connects; PostgreSQL then echoes it cut to 63

@@ -408,18 +408,20 @@ def test_postgres_statement_timeout_defaults_to_30_seconds_and_can_be_set(tmp_pa
     assert cfg.postgres is not None and cfg.postgres.statement_timeout == 45
 
 
+@pytest.mark.parametrize("key", ["statement_timeout", "connect_timeout"])
 @pytest.mark.parametrize("value,words", [
-    ("soon", "[postgres] statement_timeout must be an integer, got 'soon'"),
-    ("2.5", "[postgres] statement_timeout must be an integer, got '2.5'"),
-    ("0", "[postgres] statement_timeout must be at least 1 (seconds), got 0"),
-    ("-5", "[postgres] statement_timeout must be at least 1 (seconds), got -5"),
+    ("soon", "[postgres] {key} must be an integer, got 'soon'"),
+    ("2.5", "[postgres] {key} must be an integer, got '2.5'"),
+    ("0", "[postgres] {key} must be at least 1 (seconds), got 0"),
+    ("-5", "[postgres] {key} must be at least 1 (seconds), got -5"),
 ])
-def test_a_bad_postgres_statement_timeout_is_refused_naming_the_key(tmp_path, value, words):
+def test_a_bad_postgres_timeout_is_refused_naming_the_key(tmp_path, key, value, words):
+    words = words.format(key=key)
     ini = tmp_path / "c.ini"
-    ini.write_text(f"[postgres]\npassword = hunter2-Secret\nstatement_timeout = {value}\n")
+    ini.write_text(f"[postgres]\npassword = hunter2-Secret\n{key} = {value}\n")
     with pytest.raises(ConfigError) as info:
         load_config(ini, env={})
     assert str(info.value) == f"{ini}: {words}" and "hunter2" not in str(info.value)
     with pytest.raises(ConfigError) as info:
-        load_config(None, env={"TICKFLOW_POSTGRES_STATEMENT_TIMEOUT": value})
-    assert str(info.value) == f"environment TICKFLOW_POSTGRES_STATEMENT_TIMEOUT: {words}"
+        load_config(None, env={f"TICKFLOW_POSTGRES_{key.upper()}": value})
+    assert str(info.value) == f"environment TICKFLOW_POSTGRES_{key.upper()}: {words}"

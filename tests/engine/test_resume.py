@@ -351,68 +351,6 @@ def test_a_selected_upstream_step_leaves_its_unselected_downstream_steps_and_the
     assert row("chain_2024-01-05")[0] == "success"
 
 
-DIAMOND = """
-pipeline: diamond
-modules: [{mod}]
-steps:
-  base:
-    transform: t_numbers
-    outputs: {{base: {{path: d/base, partition_by: [day]}}}}
-  view:
-    sql: SELECT * FROM base
-    inputs: {{base: base}}
-  left:
-    sql: SELECT * FROM view
-    inputs: {{view: view}}
-    outputs: {{left: {{path: d/left, partition_by: [day]}}}}
-  right:
-    sql: SELECT * FROM base
-    inputs: {{base: base}}
-    outputs: {{right: {{path: d/right, partition_by: [day]}}}}
-"""
-
-
-@pytest.fixture
-def plan_resume(tmp_path, write_spec, test_transforms_module):
-    """``plan(marks)``: what a rerun would skip and reload, given step rows of the tracker (no Spark)."""
-    spec_path = write_spec(DIAMOND.format(mod=test_transforms_module))
-    config = Config(storage=StorageConfig(root=str(tmp_path / "wh")),
-                    tracker=TrackerConfig(sqlite_path=str(tmp_path / "t.sqlite")), base_dir=tmp_path)
-    storage = LocalStorage(tmp_path / "wh")
-    for rel in ("d/base/day=2024-01-05", "d/left/day=2024-01-05", "d/right/day=2024-01-05"):
-        (tmp_path / "wh" / rel).mkdir(parents=True)
-    written = '{"partitions":{"base":["day=2024-01-05"]},"rows":{"base":10}}'
-
-    def plan(marks: dict[str, str], reloadable: bool = True) -> tuple[set[str], set[str]]:
-        spec = load_spec(spec_path, date=DATE, config=config)
-        with open_tracker(config) as tracker:
-            for step, status in marks.items():
-                message = written if step == "base" and reloadable else ""
-                tracker.set_status(f"diamond.{step}_{DATE.isoformat()}", status, message)
-            runner = PipelineRunner(spec, config, date=DATE, storage=storage, raw_storage=storage,
-                                    registry=REGISTRY, spark_provider=lambda: None,
-                                    guard=JobGuard(tracker, spec.name, DATE))
-            skip, reload = runner.resumable()
-        return skip, set(reload)
-
-    return plan
-
-
-def test_a_step_is_not_reused_while_a_step_upstream_of_it_reruns(plan_resume):
-    # all fresh: nothing runs (the output-less view is needed by no running step)
-    assert plan_resume({"base": "success", "left": "success", "right": "success"}) == (
-        {"base", "view", "left", "right"}, set())
-    # left reruns and reads base through view: base is reloaded from its committed partition, right reused
-    assert plan_resume({"base": "success", "left": "failed", "right": "success"}) == ({"right"}, {"base"})
-    # base failed (or was left 'running' by a killed run of an older version): whatever marks its downstream
-    # steps have, they were computed from base's old outputs, and view passes that on to left
-    assert plan_resume({"base": "running", "left": "success", "right": "success"}) == (set(), set())
-    # base is fresh but cannot be reloaded (no record of the partitions it wrote), so left's rerun recomputes
-    # and rewrites it: right, fresh by its own mark, reruns as well
-    assert plan_resume({"base": "success", "left": "failed", "right": "success"}, reloadable=False) == (
-        set(), set())
-
-
 # -- a run whose lock was taken away commits nothing ------------------------------------------------------------
 GRAB_MODULE = '''
 import sqlite3

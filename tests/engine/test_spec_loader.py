@@ -11,8 +11,7 @@ import pytest
 from engine.config import Config, PostgresConfig
 from engine.errors import SpecError
 from engine.spec_loader import load_spec, parse_var_overrides
-
-DATE = dt.date(2024, 1, 5)
+from tests.engine.spec_helpers import DATE, VARS, load, problems_of
 
 GOOD = """
 pipeline: demo
@@ -32,10 +31,6 @@ steps:
     inputs: {{odd: split.odd}}
     outputs: {{odd: {{path: out/odd}}}}
 """
-
-
-def load(path, **kw):
-    return load_spec(path, date=DATE, **kw)
 
 
 def test_good_spec_loads_with_rendered_params_and_defaults(write_spec, test_transforms_module):
@@ -192,40 +187,6 @@ def test_a_small_threshold_reaches_a_number_param_as_a_number(tmp_path, value):
     assert load_spec(tmp_path / "p.yaml", date=DATE).steps["ingest"].params["max_bad_share"] == float(value)
 
 
-def test_a_value_made_wrong_by_a_var_names_the_var() -> None:
-    """The line the error names holds a correct template: the wrong value came from the command line."""
-    root = Path(__file__).resolve().parents[2]
-    with pytest.raises(SpecError) as info:
-        load_spec(root / "pipelines" / "analyze.yaml", date=DATE, var_overrides=parse_var_overrides(["ma_window=abc"]))
-    message = str(info.value)
-    assert "steps.trade_ma.params.window: 'abc' does not match" in message
-    assert message.endswith("(the value comes from --var ma_window=abc)")
-    with pytest.raises(SpecError) as info:  # a value wrong in the file itself names no var
-        load_spec(root / "pipelines" / "analyze.yaml", date=DATE, var_overrides=parse_var_overrides(["nope=1"]))
-    assert "--var nope: the spec declares no such variable" in str(info.value)
-    assert "the value comes from" not in str(info.value)
-
-
-VARS = """
-pipeline: demo
-modules: [{mod}]
-vars:
-  base: 4
-  n: "{{{{ vars.base * 2 }}}}"
-steps:
-  nums:
-    transform: t_numbers
-    params: {{n: "{{{{ vars.n }}}}"}}
-"""
-
-
-def test_an_overridden_var_reaches_the_vars_built_from_it(write_spec, test_transforms_module):
-    path = write_spec(VARS.format(mod=test_transforms_module))
-    assert load(path).steps["nums"].params["n"] == 8
-    assert load(path, var_overrides=parse_var_overrides(["base=5"])).steps["nums"].params["n"] == 10
-    assert load(path, var_overrides=parse_var_overrides(["n=3"])).steps["nums"].params["n"] == 3
-
-
 def test_overriding_a_var_the_spec_does_not_declare_is_an_error(write_spec, test_transforms_module):
     path = write_spec(VARS.format(mod=test_transforms_module))
     with pytest.raises(SpecError) as info:
@@ -243,12 +204,6 @@ def test_templates_do_not_see_credentials_in_the_environment(write_spec, test_tr
                  "HOLDS_SECRET_VALUE"):
         with pytest.raises(SpecError, match=f"undefined: env.{name}$"):  # once: not again at the param using it
             load(write_spec(text % name), env=env, config=config)
-
-
-def problems_of(path: Path, **kw: object) -> list[str]:
-    with pytest.raises(SpecError) as info:
-        load(path, **kw)
-    return info.value.problems
 
 
 def two_writers(first: str, second: str, mode: str = "overwrite") -> str:
@@ -973,31 +928,6 @@ def test_a_spec_that_is_not_utf8_is_named(tmp_path, encoding, line, byte):
     assert problems_of(path) == [f"{path}:{line}: the spec is not UTF-8 text (byte {byte}); save it as UTF-8"]
 
 
-def test_every_unknown_key_of_a_mapping_is_reported_with_the_closest_allowed_name(write_spec):
-    """Only the first unknown key of a mapping was named: fixing it revealed the next, one run at a time."""
-    path = write_spec("pipeline: demo\nsteps:\n  a:\n    sql: SELECT 1 AS x\n    inptus: {}\n    dependson: []\n"
-                      "    colour: red\n")
-    expected = "expected one of: cache, depends_on, description, expectations, inputs, outputs, params, sql, transform"
-    assert problems_of(path) == [
-        f"{path}:5: steps.a.inptus: unknown key 'inptus' (did you mean 'inputs'?); {expected}",
-        f"{path}:6: steps.a.dependson: unknown key 'dependson' (did you mean 'depends_on'?); {expected}",
-        f"{path}:7: steps.a.colour: unknown key 'colour'; {expected}"]
-
-
-def test_a_name_yaml_reads_as_a_boolean_null_or_number_is_an_error_at_its_line(write_spec):
-    """`yes:`, `~:` and `2:` are not text to YAML: such steps passed validate under the names True, None, 2."""
-    path = write_spec("pipeline: demo\nsteps:\n  a: {sql: SELECT 1 AS x}\n  yes: {sql: SELECT 2 AS y}\n"
-                      "  ~: {sql: SELECT 3 AS z}\n  2:\n    sql: SELECT * FROM a\n    outputs:\n      on: {path: p}\n"
-                      "    inputs: {1.5: a}\n")
-    step, other = "names must match ^[a-z_][a-z0-9_]*$", "names must match ^[A-Za-z_][A-Za-z0-9_]*$"
-    assert problems_of(path) == [
-        f"{path}:4: steps.yes: a name YAML reads as bool True, not as text; quote it, and {step}",
-        f"{path}:5: steps.~: a name YAML reads as null None, not as text; quote it, and {step}",
-        f"{path}:6: steps.2: a name YAML reads as int 2, not as text; quote it, and {step}",
-        f"{path}:9: steps.2.outputs.on: a name YAML reads as bool True, not as text; quote it, and {other}",
-        f"{path}:10: steps.2.inputs.1.5: a name YAML reads as float 1.5, not as text; quote it, and {other}"]
-
-
 # -- follow-on problems that are not mistakes of their own ------------------------------------------------------
 
 def test_a_step_with_both_sql_and_transform_still_names_a_step_for_inputs_depends_on_and_charts(write_spec):
@@ -1056,30 +986,6 @@ def test_a_module_that_registers_no_transform_is_named_with_the_module_that_woul
 
 # -- vars ---------------------------------------------------------------------------------------------------
 
-def test_vars_that_refer_to_each_other_are_a_cycle_reported_once(write_spec):
-    path = write_spec("""
-pipeline: demo
-vars:
-  short_window: 5 minutes
-  big_size: "{{ vars.other }}"
-  other: "{{ vars.big_size }}"
-  own: "{{ vars.own }}"
-  uses_cycle: "{{ vars.other }}-x"
-steps:
-  a: {sql: "SELECT {{ vars.big_size }} AS x, '{{ vars.uses_cycle }}' AS y"}
-""")
-    assert problems_of(path) == [
-        f"{path}:4: vars.big_size: vars.big_size and vars.other refer to each other (big_size -> other -> big_size)",
-        f"{path}:6: vars.own: vars.own refers to itself (own -> own)"]
-
-
-def test_a_var_may_use_a_var_declared_after_it(write_spec):
-    spec = load(write_spec('pipeline: demo\nvars:\n  start: "{{ date | days_before(vars.lookback) }}"\n'
-                           '  lookback: 3\nsteps:\n  a: {sql: "SELECT \'{{ vars.start }}\' AS d"}\n'))
-    assert spec.variables == {"start": "2024-01-02", "lookback": 3}
-    assert list(spec.variables) == ["start", "lookback"]  # in the file's order
-
-
 def test_a_non_integer_var_given_to_a_date_filter_is_named(write_spec):
     path = write_spec('pipeline: demo\nvars:\n  lookback: 3\n  start: "{{ date | days_before(vars.lookback) }}"\n'
                       'steps:\n  a: {sql: "SELECT \'{{ vars.start }}\' AS d"}\n')
@@ -1116,56 +1022,3 @@ def test_an_absolute_output_path_is_named_as_such_not_by_the_pattern(write_spec)
                       "      o: {path: /tmp/elsewhere}\n")
     assert problems_of(path) == [f"{path}:6: steps.a.outputs.o.path: '/tmp/elsewhere' is an absolute path; a "
                                  "dataset path is relative to the storage root"]
-
-
-def test_an_empty_step_says_what_a_step_needs(write_spec):
-    path = write_spec("pipeline: demo\nsteps:\n  a: {sql: SELECT 1 AS x}\n  empty_step:\n")
-    assert problems_of(path) == [f"{path}:4: steps.empty_step: the step is empty: a step needs 'transform' (a "
-                                 "registered transform) or 'sql'"]
-
-
-DATED = """
-pipeline: demo
-{extra}
-steps:
-  a:
-    sql: SELECT '{date}' AS trade_dt
-    outputs:
-      kept: {{path: out/kept, partition_by: [trade_dt], replace_partitions: {{trade_dt: "{date}"}}}}
-  b:
-    sql: SELECT 1 AS x
-    outputs:
-      snapshot: {{path: out/snapshot{mode}}}
-"""
-
-
-def warnings_of(path: Path) -> list[str]:
-    found: list[str] = []
-    load(path, warnings=found)
-    return found
-
-
-def test_an_unpartitioned_output_of_a_dated_pipeline_is_warned_of(write_spec):
-    """Each date's run would replace the whole dataset: after a backfill only the last date's rows remain."""
-    path = write_spec(DATED.format(extra="", date="{{ date }}", mode=""))
-    assert warnings_of(path) == [
-        f"{path}:11: steps.b.outputs.snapshot: no partition_by in a pipeline run per date (its templates use the "
-        "date): each date's run replaces the whole dataset 'out/snapshot', and only the last date's rows remain; "
-        "partition it by the date (partition_by: [trade_dt], replace_partitions: {trade_dt: '{{ date }}'}), or "
-        "state mode: overwrite if one dataset of the latest run is meant"]
-    required = write_spec(DATED.format(extra="requires: [preprocess]", date="2024-01-05", mode=""), "required.yaml")
-    [warning] = warnings_of(required)
-    assert "(it requires preprocess for the same date)" in warning
-
-
-@pytest.mark.parametrize("extra,date,mode", [
-    ("", "{{ date }}", ", mode: overwrite"),  # stated: one dataset of the latest run is meant
-    ("", "2024-01-05", ""),                   # nothing in the spec depends on the date
-])
-def test_no_warning_for_a_stated_overwrite_or_a_pipeline_that_does_not_use_the_date(write_spec, extra, date, mode):
-    assert warnings_of(write_spec(DATED.format(extra=extra, date=date, mode=mode))) == []
-
-
-@pytest.mark.parametrize("spec", ["analyze.yaml", "preprocess.yaml"])
-def test_the_product_pipelines_load_without_warnings(repo_root, spec):
-    assert warnings_of(repo_root / "pipelines" / spec) == []

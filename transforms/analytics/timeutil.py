@@ -31,6 +31,7 @@ _UNITS_US: dict[str, int] = {
 }
 DURATION_RE = re.compile(r"^\s*(\d+)\s*([a-z]+)\s*$", re.IGNORECASE)
 _EPOCH = "TIMESTAMP_NTZ'1970-01-01 00:00:00'"
+_EPOCH_DAY = "DATE'1970-01-01'"
 
 
 def parse_duration_us(text: str, *, what: str = "duration") -> int:
@@ -51,9 +52,15 @@ def parse_duration_us(text: str, *, what: str = "duration") -> int:
 
 
 def epoch_us(col: str | Column) -> Column:
-    """Microseconds between the zone-less epoch and a TIMESTAMP_NTZ column (no time zone involved)."""
+    """Microseconds between the zone-less epoch and a TIMESTAMP_NTZ column, from its date and clock fields.
+
+    Not ``timestamp_diff``: Spark computes it through the session time zone, so with a zone that has summer
+    time a wall-clock time the switch skips (02:30 on the spring-forward day) came out an hour late."""
     c = F.col(col) if isinstance(col, str) else col
-    return F.timestamp_diff("MICROSECOND", F.expr(_EPOCH), c)
+    days = F.date_diff(F.to_date(c), F.expr(_EPOCH_DAY)).cast("long")
+    clock_s = (F.hour(c) * 3600 + F.minute(c) * 60).cast("long")
+    second_us = (F.date_part(F.lit("SECOND"), c) * 1_000_000).cast("long")  # seconds with 6 decimals: exact
+    return days * 86_400_000_000 + clock_s * 1_000_000 + second_us
 
 
 def from_epoch_us(col: Column) -> Column:

@@ -5,12 +5,10 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
-import json
 import logging
 import os
 import subprocess
 import sys
-import time
 import traceback
 from pathlib import Path
 
@@ -21,13 +19,9 @@ from engine.storage.azure_access import RetrySettings
 from engine.storage.azure_blob import AzureBlobStorage
 from engine.storage.azure_manifest import MANIFEST_NAME, RUNS_DIR
 from tests.azurite import ACCOUNT, ACCOUNT_KEY
+from tests.engine.storage.blob_helpers import _storage, _tree
 
 FAST_RETRY = RetrySettings(total=1, initial_backoff=0.05, increment_base=0.05, jitter=0.0, connection_timeout=2)
-
-
-def _storage(azure_config, container: str, root: str = "", **options) -> AzureBlobStorage:
-    options.setdefault("cleanup_grace_seconds", 0.0)
-    return AzureBlobStorage.from_config(root or f"az://{container}/wh", azure_config(container), **options)
 
 
 def _write_files(folder: Path, files: dict[str, str]) -> None:
@@ -35,11 +29,6 @@ def _write_files(folder: Path, files: dict[str, str]) -> None:
         path = folder / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-
-
-def _tree(folder: str | Path) -> dict[str, str]:
-    root = Path(folder)
-    return {p.relative_to(root).as_posix(): p.read_text() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def _commit(storage: AzureBlobStorage, rel: str, files: dict[str, str], mode: str = "overwrite_partitions",
@@ -403,85 +392,6 @@ def test_manifest_is_the_commit_point(azure_config, container) -> None:
     _commit(storage, "ds", {"d=2/b.parquet": "2"})
     assert _tree(storage.read_uri("ds")) == {"d=2/b.parquet": "2"}
     assert storage.access.blob_exists(f"wh/ds/{MANIFEST_NAME}")
-
-
-def _age_cache(storage: AzureBlobStorage, prefix: str, days: float) -> None:
-    """Make the cached copies under ``prefix`` and the views of that dataset look unused for ``days``."""
-    cache = storage.cache
-    then = time.time() - days * 86400
-    index = json.loads((cache.root / "index.json").read_text())
-    for name, entry in index.items():
-        if name.startswith(prefix):
-            index[name] = [*entry[:2], then]
-    (cache.root / "index.json").write_text(json.dumps(index))
-    for key_dir in (cache.root / "views").iterdir():
-        if any(p.as_posix().endswith(prefix.rstrip("/")) for p in key_dir.rglob("*") if p.is_dir()):
-            os.utime(key_dir, (then, then))
-
-
-def test_cache_prune_removes_what_was_unused_for_keep_days(azure_config, container, tmp_path, caplog) -> None:
-    root = f"az://{container}/raw"
-    first = _storage(azure_config, container, root=root, cache_keep_days=2)
-    days = {"2020-08-05": {"NYSE/part-00000.txt": "a\n", "NYSE/part-00001.txt": "bb\n"},
-            "2020-08-06": {"NYSE/part-00000.txt": "c\n", "NASDAQ/part-00000.txt": "d\n"}}
-    for day, files in days.items():
-        for rel, text in files.items():
-            src = tmp_path / "src" / day / rel
-            src.parent.mkdir(parents=True, exist_ok=True)
-            src.write_text(text)
-            first.put_file(f"csv/{day}/{rel}", str(src))
-    views = {day: first.read_uri(f"csv/{day}") for day in days}
-    old_copies = [p for p in first.cache.blobs.rglob("*") if p.is_file() and "2020-08-05" in p.as_posix()]
-    assert len(old_copies) == 2 and all(p.stat().st_nlink == 2 for p in old_copies)  # store + view
-
-    # a day unused for 3 days, another for 1: a new run (storage object) prunes only the first
-    _age_cache(first, "raw/csv/2020-08-05/", 3)
-    _age_cache(first, "raw/csv/2020-08-06/", 1)
-    # files no index entry names (a download killed before its entry was saved): removed once as old
-    orphans = [first.cache.blobs / "raw" / "csv" / f".part-{age}.tmp" for age in ("old", "new")]
-    for orphan in orphans:
-        orphan.write_text("xyz")
-    os.utime(orphans[0], (time.time() - 3 * 86400,) * 2)
-    later = _storage(azure_config, container, root=root, cache_keep_days=2)
-    with caplog.at_level(logging.INFO, logger="engine.storage.azure_blob"):
-        assert _tree(later.read_uri("csv/2020-08-06")) == days["2020-08-06"]
-    assert later.stats.downloaded == 0
-    assert not any(p.exists() for p in old_copies)
-    assert not Path(views["2020-08-05"]).exists() and Path(views["2020-08-06"]).exists()
-    # the removed view's lock file goes with it; the kept view's stays
-    view_locks = sorted(p.name for p in (later.cache.root / "locks").glob("view-*.lock"))
-    assert view_locks == [f"view-{Path(views['2020-08-06']).relative_to(later.cache.root / 'views').parts[0]}.lock"]
-    index = json.loads((later.cache.root / "index.json").read_text())
-    assert sorted(index) == sorted(f"raw/csv/2020-08-06/{rel}" for rel in days["2020-08-06"])
-    assert "removed 3 cached file(s)" in caplog.text and "1 view(s)" in caplog.text
-    assert not orphans[0].exists() and orphans[1].exists()
-    assert not (later.cache.blobs / "raw" / "csv" / "2020-08-05").exists()  # empty folders go too
-
-    # the pruned day is simply downloaded again when read
-    assert _tree(later.read_uri("csv/2020-08-05")) == days["2020-08-05"]
-    assert later.stats.downloaded == 2
-
-
-def test_cache_prune_skips_while_another_process_stages(azure_config, container, tmp_path) -> None:
-    root = f"az://{container}/raw"
-    first = _storage(azure_config, container, root=root, cache_keep_days=1)
-    src = tmp_path / "a.txt"
-    src.write_text("a\n")
-    first.put_file("csv/2020-08-05/NYSE/part-00000.txt", str(src))
-    first.read_uri("csv/2020-08-05")
-    _age_cache(first, "raw/csv/2020-08-05/", 5)
-    # another process holds the staging lock (shared) while it downloads: prune neither waits nor removes
-    holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl, sys; fh = open(sys.argv[1], 'a'); fcntl.flock(fh, fcntl.LOCK_SH); "
-         "print('held', flush=True); sys.stdin.read()", str(first.cache.root / "locks" / "cache.lock")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
-        assert first.cache.prune(86400.0) is None
-        assert len([p for p in first.cache.blobs.rglob("*") if p.is_file()]) == 1
-    finally:
-        holder.communicate("")
-    assert first.cache.prune(86400.0) == (1, 2, 1)
 
 
 def test_a_view_another_run_is_reading_never_changes_under_it(azure_config, container, tmp_path) -> None:

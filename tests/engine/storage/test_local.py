@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from engine.errors import StorageError
-from engine.storage.base import is_owned, owner_tag
 from engine.storage.local import FOREIGN_ABANDONED_SECONDS, JOURNAL_MARK, STAGING, TRASH, LocalStorage
 
 
@@ -194,15 +193,6 @@ def test_an_owned_append_replaces_its_owners_files_and_keeps_everyone_elses(tmp_
     assert _contents(q) == {"trade_dt=D1": ["b1", "ingest"]}
     assert not (q / "trade_dt=D2").exists()  # no empty partition folder stays
     assert not (tmp_path / STAGING).exists() and not (tmp_path / TRASH).exists()
-
-
-def test_owner_tags_never_collide_and_need_append(tmp_path):
-    assert owner_tag("demo/a") != owner_tag("demo_a") and owner_tag("demo/a").startswith("demo_a.")
-    assert is_owned("demo/a", owner_tag("demo/a") + "part-0.parquet")
-    assert not is_owned("demo/a", owner_tag("demo/ab") + "part-0.parquet")
-    assert not is_owned("a", "part-0.parquet") and not owner_tag("_x").startswith(("_", "."))
-    with pytest.raises(StorageError, match="mode append"):
-        LocalStorage(tmp_path).begin_write("quarantine", "r1", "overwrite_partitions", ("trade_dt",), owner="x")
 
 
 def test_cleanup_leaves_other_hosts_runs_alone_until_they_are_a_day_old(tmp_path):

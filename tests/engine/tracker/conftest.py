@@ -106,6 +106,26 @@ class Backend:
             t.close()
 
 
+@pytest.fixture
+def fresh_pg_database(pg_server: PgServer) -> Iterator[str]:
+    """A database of its own, so "no job_tracker table" really means nothing created it."""
+    name = create_database(pg_server)
+    try:
+        yield name
+    finally:
+        drop_database(pg_server, name)
+
+
+def pg_table_exists(server: PgServer, database: str, table: str = "job_tracker") -> bool:
+    conn = server.connect(database)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
+            return bool(cur.fetchone()[0])
+    finally:
+        conn.close()
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     if request.param == "postgres":

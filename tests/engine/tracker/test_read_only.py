@@ -2,7 +2,9 @@
 
 They open it with ``open_tracker(config, read_only=True)``: no CREATE/ALTER, no SQLite file or folder; a
 missing file or table reads as "no jobs recorded yet", a table of an older version reads with its missing
-columns as NULL, and an unusable PostgreSQL is still one clear error line (exit 2).
+columns as NULL, and an unusable PostgreSQL is still one clear error line (exit 2). That each backend's read-only
+open is read-only in the database too (SQLite's mode=ro, PostgreSQL's read-only session) is tested with the backend:
+test_sqlite_backend, test_postgres_backend.
 """
 
 from __future__ import annotations
@@ -12,11 +14,9 @@ import io
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-import psycopg2
 import pytest
 
 from engine import cli
@@ -24,8 +24,8 @@ from engine.config import Config, TrackerConfig
 from engine.errors import TrackerError
 from engine.tracker import open_tracker
 from engine.tracker.commands import add_status_arguments, cmd_status
-from tests.engine.tracker.conftest import Backend
-from tests.pg import PgServer, create_database, drop_database, free_port
+from tests.engine.tracker.conftest import Backend, pg_table_exists
+from tests.pg import PgServer, free_port
 
 SEED_DDL = ("CREATE TABLE {t} (job_id VARCHAR PRIMARY KEY, status VARCHAR(10), updated_time TIMESTAMP, "
             "lock_id UUID DEFAULT NULL)")
@@ -44,16 +44,6 @@ def no_env_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("TICKFLOW_"):
             monkeypatch.delenv(name)
-
-
-@pytest.fixture
-def fresh_pg_database(pg_server: PgServer) -> Iterator[str]:
-    """A database of its own, so "no job_tracker table" really means nothing created it."""
-    name = create_database(pg_server)
-    try:
-        yield name
-    finally:
-        drop_database(pg_server, name)
 
 
 def status(config: Config, *argv: str) -> str:
@@ -92,16 +82,6 @@ def plan_invocations(spec: Path, ini: Path) -> list[list[str | Path]]:
     return [["plan", spec, "--date", "2024-01-04", "--config", ini],
             ["plan", spec, "--start", "2024-01-04", "--end", "2024-01-05", "--config", ini],
             [spec, "--dry-run", "--start", "2024-01-04", "--end", "2024-01-05", "--config", ini]]
-
-
-def pg_table_exists(server: PgServer, database: str, table: str = "job_tracker") -> bool:
-    conn = server.connect(database)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT to_regclass(%s) IS NOT NULL", (table,))
-            return bool(cur.fetchone()[0])
-    finally:
-        conn.close()
 
 
 def columns(backend: Backend) -> list[str]:
@@ -144,30 +124,6 @@ def test_plan_and_dry_run_on_a_missing_sqlite_file_create_nothing(tmp_path: Path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ro.ini", "ro.yaml"]  # no warehouse either
 
 
-def test_read_only_sqlite_refuses_writes_and_leaves_the_file_alone(tmp_path: Path) -> None:
-    config = Config(tracker=TrackerConfig(sqlite_path="t.sqlite"), base_dir=tmp_path)
-    with open_tracker(config) as writer:
-        writer.set_status("ro_2024-01-04", "success", "done")
-    before = (tmp_path / "t.sqlite").read_bytes()
-    with open_tracker(config, read_only=True) as reader:
-        assert [r.job_id for r in reader.list_jobs()] == ["ro_2024-01-04"]
-        with pytest.raises(TrackerError, match="read-only"):
-            reader.set_status("ro_2024-01-05", "success")
-        with pytest.raises(TrackerError, match="read-only"):
-            reader.acquire("ro_2024-01-05", lease_seconds=60, holder_host="h", holder_pid=1)
-        # the file is open read-only too (mode=ro), not only guarded in Python
-        conn = reader._conn  # type: ignore[attr-defined]
-        with pytest.raises(sqlite3.OperationalError, match="readonly"):
-            conn.execute("CREATE TABLE sneaky (x)")
-    assert (tmp_path / "t.sqlite").read_bytes() == before
-    with open_tracker(Config(tracker=TrackerConfig(sqlite_path="none.sqlite"), base_dir=tmp_path),
-                      read_only=True) as empty:
-        assert empty.list_jobs() == [] and empty.get("ro_2024-01-04") is None
-        with pytest.raises(TrackerError, match="read-only"):
-            empty.set_status("ro_2024-01-04", "success")
-    assert not (tmp_path / "none.sqlite").exists()
-
-
 def test_an_existing_sqlite_file_without_the_table_reads_as_empty(tmp_path: Path) -> None:
     sqlite3.connect(tmp_path / "other.sqlite").execute("CREATE TABLE unrelated (x)").connection.close()
     config = Config(tracker=TrackerConfig(sqlite_path="other.sqlite"), base_dir=tmp_path)
@@ -195,20 +151,6 @@ def test_status_and_plan_on_a_fresh_postgres_database_create_no_table(
         assert "job:      ro_2024-01-04: no record" in text and "tracker unavailable" not in text
     code, _ = run_cli("status", "--config", ini)
     assert code == 0
-    assert not pg_table_exists(pg_server, fresh_pg_database)
-
-
-def test_read_only_postgres_refuses_writes(pg_server: PgServer, fresh_pg_database: str) -> None:
-    with open_tracker(Config(postgres=pg_server.config(fresh_pg_database)), read_only=True) as reader:
-        assert reader.list_jobs() == [] and reader.get("ro_2024-01-04") is None
-        with pytest.raises(TrackerError, match="read-only"):
-            reader.set_status("ro_2024-01-04", "success")
-        with pytest.raises(TrackerError, match="read-only"):
-            reader.unlock("ro_2024-01-04", "ops")
-        # the session is read-only too, not only guarded in Python
-        conn = reader._conn  # type: ignore[attr-defined]
-        with pytest.raises(psycopg2.errors.ReadOnlySqlTransaction), conn.cursor() as cur:
-            cur.execute("CREATE TABLE job_tracker (job_id VARCHAR PRIMARY KEY)")
     assert not pg_table_exists(pg_server, fresh_pg_database)
 
 

@@ -1,4 +1,5 @@
-"""Test helpers: a TransformContext for direct calls, schema defaults, and tolerant row comparison."""
+"""Test helpers: a TransformContext for direct calls, schema defaults, tolerant row comparison, and the analyze DAG
+for one date of the generated market (the builder's three dates)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,19 @@ from typing import Any
 import jsonschema
 
 from engine.context import TransformContext
+from tests.transforms.analytics.builder import DATES
+from transforms.analytics.bars import bars
+from transforms.analytics.daily_metrics import daily_metrics
+from transforms.analytics.moving_average import moving_average
+from transforms.analytics.prior_close import prior_close
+from transforms.analytics.quote_enrichment import quote_enrichment
 
 SCHEMAS = Path(__file__).resolve().parents[3] / "schemas" / "transforms"
 REL = 1e-9
+
+THU, FRI, MON = DATES
+TRADE_KEY = ["trade_dt", "symbol", "exchange", "event_tm", "event_seq_nb"]
+WINDOW = dt.timedelta(minutes=30)
 
 
 def ctx(spark: Any, date: dt.date | None, step: str = "x") -> TransformContext:
@@ -54,3 +65,21 @@ def keyed(df: Any, keys: list[str]) -> dict[tuple, dict]:
     out = {tuple(r[k] for k in keys): r for r in rows}
     assert len(out) == len(rows), f"duplicate keys {keys} in output"
     return out
+
+
+def day(df: Any, date: dt.date) -> Any:
+    return df.where(df.trade_dt == date)
+
+
+def pipeline_day(spark: Any, frames: tuple[Any, Any], date: dt.date) -> dict[str, Any]:
+    """The analyze DAG for one date, by direct calls: what analyze.yaml wires."""
+    trades, quotes = day(frames[0], date), day(frames[1], date)
+    c = ctx(spark, date)
+    ma = moving_average(c, {"trades": trades}, params("moving_average"))
+    closes = prior_close(c, {"history": frames[0]}, params("prior_close"))
+    sym_closes = prior_close(c, {"history": frames[0]}, params("prior_close", by=["symbol"]))
+    bars_1m = bars(c, {"trades": trades}, params("bars"))
+    daily = daily_metrics(c, {"bars": bars_1m, "quotes": quotes, "closes": sym_closes}, params("daily_metrics"))
+    return {"ma": ma, "closes": closes, "sym_closes": sym_closes, "bars": bars_1m, "daily": daily,
+            "enriched": quote_enrichment(c, {"quotes": quotes, "trades": ma, "closes": closes},
+                                         params("quote_enrichment"))}
